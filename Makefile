@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+
+export PIPENV_PIPFILE := $(CURDIR)/Pipfile
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_IGNORE_VIRTUALENVS := 1
+export PIPENV_NOSPIN := 1
+export PIPENV_YES := 1
+export PIPENV_VERBOSITY := -1
+# The Pipfile names its index through this variable; by default it is pip's own default index.
+export PIPENV_INDEX_URL ?= $(shell $(PYTHON) -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)')
+
+PIPENV := $(PYTHON) -m pipenv
+RUN := cd code && $(PIPENV) run
+COVERED := api/*,spycloud/*,ctim/*
+
+.PHONY: install lint test coverage demo clean
+
+.venv/.installed: Pipfile Pipfile.lock
+	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
+	$(PIPENV) install --dev --deploy
+	@touch $@
+
+install: .venv/.installed
+
+lint: install
+	$(RUN) flake8 .
+
+test: lint
+	$(RUN) coverage erase
+	$(RUN) coverage run -m pytest
+	$(RUN) coverage report --include='$(COVERED)' --fail-under=90
+
+demo: install
+	$(RUN) python demo.py
+
+clean:
+	rm -rf .venv code/.coverage code/.pytest_cache

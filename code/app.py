@@ -1,0 +1,99 @@
+"""The WSGI application: ``app:app`` for gunicorn, ``create_app()`` for tests."""
+import logging
+import re
+import uuid
+
+from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException
+
+from api.auth import TokenVerifier
+from api.enrich import enrich_api
+from api.envelope import error_response
+from api.errors import InternalServerError, InvalidArgumentError, RelayError, RouteError
+from api.health import health_api
+from api.services import EXTENSION, Services
+from api.version import version_api
+from api.watchdog import watchdog_api
+from config import Settings
+from spycloud.client import SpyCloudClient
+
+log = logging.getLogger('relay')
+REQUEST_ID = re.compile(r'^[A-Za-z0-9._-]{1,64}$')
+
+
+class RequestIdFilter(logging.Filter):
+    """Every log line names its request, so no line needs the token or key to be traced."""
+
+    def filter(self, record):
+        try:
+            record.request_id = g.get('request_id', '-')
+        except RuntimeError:
+            record.request_id = '-'
+        return True
+
+
+def configure_logging(level):
+    root = logging.getLogger()
+    if not any(getattr(h, 'relay_handler', False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.relay_handler = True
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(logging.Formatter(
+            '%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s'))
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def create_app(settings=None, spycloud=None, verifier=None):
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+
+    app = Flask(__name__)
+    app.url_map.strict_slashes = False
+    app.json.sort_keys = False
+    app.extensions[EXTENSION] = Services(
+        settings=settings,
+        verifier=verifier or TokenVerifier(settings),
+        spycloud=spycloud or SpyCloudClient(settings),
+    )
+    for blueprint in (health_api, enrich_api, version_api, watchdog_api):
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    def assign_request_id():
+        offered = request.headers.get('X-Request-Id', '')
+        g.request_id = offered if REQUEST_ID.match(offered) else uuid.uuid4().hex[:16]
+
+    @app.after_request
+    def echo_request_id(response):
+        response.headers['X-Request-Id'] = g.get('request_id', '')
+        return response
+
+    @app.errorhandler(RelayError)
+    def relay_error(error):
+        log.info('answered %s: %s', error.code, error.message)
+        return error_response([error])
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        if error.code in (404, 405):
+            return error_response([RouteError(error.name.lower(), error.description)],
+                                  status=error.code)
+        return error_response([InvalidArgumentError(f'{error.name}: {error.description}')])
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error):
+        log.exception('unexpected error (%s)', type(error).__name__)
+        return error_response([InternalServerError(
+            f'The relay failed unexpectedly; quote request id {g.get("request_id", "-")} '
+            'to its operator.')])
+
+    return app
+
+
+def __getattr__(name):
+    """Build ``app`` on first access, so importing this module for tests has no side effects."""
+    if name == 'app':
+        globals()['app'] = create_app()
+        return globals()['app']
+    raise AttributeError(name)

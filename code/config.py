@@ -1,0 +1,88 @@
+"""Settings: every environment variable the relay reads, read once at start-up.
+
+A bad value stops the process with a message naming the variable, instead of
+surfacing later as a confusing error in the middle of an investigation.
+"""
+import os
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+VERSION = '1.0.0'
+
+XDR_JWKS_HOSTS = (
+    'visibility.amp.cisco.com',
+    'visibility.eu.amp.cisco.com',
+    'visibility.apjc.amp.cisco.com',
+)
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the relay cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide configuration; per-request settings live in ModuleSettings."""
+
+    spycloud_api_url: str = 'https://api.spycloud.io/enterprise-v2/'
+    spycloud_ui_url: str = 'https://portal.spycloud.com/breach/catalog/{uuid}'
+    allowed_jwks_hosts: tuple = XDR_JWKS_HOSTS
+    jwt_audience: str = ''
+    lookup_deadline_s: float = 25.0
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    spycloud_retries: int = 3
+    spycloud_backoff_s: float = 0.5
+    spycloud_max_workers: int = 16
+    catalog_cache_size: int = 10000
+    catalog_cache_ttl_s: float = 3600.0
+    jwks_cache_ttl_s: float = 600.0
+    jwks_refresh_min_interval_s: float = 60.0
+    jwks_timeout_s: float = 5.0
+    log_level: str = 'INFO'
+
+    def __post_init__(self):
+        url = self.spycloud_api_url.strip()
+        if not url.startswith(('http://', 'https://')):
+            raise ConfigError(
+                f'SPYCLOUD_API_URL must be an http(s) URL, got {self.spycloud_api_url!r}')
+        object.__setattr__(self, 'spycloud_api_url', url.rstrip('/') + '/')
+        hosts = tuple(h.strip().lower() for h in self.allowed_jwks_hosts if h.strip())
+        if not hosts:
+            raise ConfigError('ALLOWED_JWKS_HOSTS must name at least one host')
+        object.__setattr__(self, 'allowed_jwks_hosts', hosts)
+        object.__setattr__(self, 'jwt_audience', self.jwt_audience.strip().rstrip('/'))
+        for name in ('lookup_deadline_s', 'connect_timeout_s', 'read_timeout_s',
+                     'jwks_timeout_s', 'spycloud_max_workers', 'catalog_cache_size'):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f'{name.upper()} must be greater than 0')
+        for name in ('spycloud_retries', 'spycloud_backoff_s', 'catalog_cache_ttl_s',
+                     'jwks_cache_ttl_s', 'jwks_refresh_min_interval_s'):
+            if getattr(self, name) < 0:
+                raise ConfigError(f'{name.upper()} must not be negative')
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = None) -> 'Settings':
+        """Build settings from environment variables named like the fields, upper-cased."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in fields(cls):
+            raw = environ.get(field.name.upper())
+            if raw is None or raw.strip() == '':
+                continue
+            values[field.name] = _parse(field.name, raw, field.default)
+        return cls(**values)
+
+
+def _parse(name, raw, default):
+    if isinstance(default, tuple):
+        return tuple(part for part in raw.split(','))
+    if isinstance(default, str):
+        return raw
+    kind = type(default)
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        raise ConfigError(
+            f'{name.upper()} must be {"an integer" if kind is int else "a number"}, '
+            f'got {raw!r}') from None

@@ -1,0 +1,26 @@
+"""The observe answer: CTIM documents grouped by plural type, in the order found.
+
+XDR's bundle schema wants unique docs per list, so a document seen twice (the
+same breach source behind two observables) is kept once.
+"""
+
+
+class Bundle:
+    def __init__(self):
+        self._docs = {}
+
+    def add(self, *docs):
+        for doc in docs:
+            plural = doc['type'] + 's'
+            self._docs.setdefault(plural, {}).setdefault(doc['id'], doc)
+
+    def extend(self, docs):
+        self.add(*docs)
+
+    def __bool__(self):
+        return any(self._docs.values())
+
+    def data(self):
+        """``{"sightings": {"count", "docs"}, ...}``; empty lists are left out."""
+        return {plural: {'count': len(docs), 'docs': list(docs.values())}
+                for plural, docs in self._docs.items() if docs}

@@ -1,0 +1,256 @@
+"""SpyCloud records and catalogs → CTIM documents. Pure functions, no I/O.
+
+Ids are deterministic (uuid5 of SpyCloud's own ids), so the same breach is the
+same entity in every answer and XDR can merge and de-duplicate it.
+"""
+import json
+import re
+from dataclasses import dataclass
+from uuid import NAMESPACE_X500, uuid5
+
+SCHEMA_VERSION = '1.0.17'
+SOURCE = 'SpyCloud'
+RELATION_ORIGIN = 'SpyCloud Breach Module'
+SIGHTING_TITLE = 'Reported to SpyCloud'
+UNKNOWN_SOURCE_TITLE = 'an undisclosed breach source'
+
+# Fields already shown elsewhere in the sighting, or ids that mean nothing to an analyst.
+HIDDEN_FIELDS = frozenset({
+    'sighting', 'infected_machine_id', 'email_domain', 'domain', 'email_username',
+    'document_id', 'source_id', 'spycloud_publish_date', 'severity',
+})
+# Values an analyst must not see by default: credentials, their salts, session cookies,
+# and the card and bank numbers SpyCloud carries as PII.
+SECRET_FIELD = re.compile(
+    r'(passw|passwd|pwd|salt|secret|token|cookie_value|session_id|cc_number|cc_code|cvv'
+    r'|bank_number|account_number|ssn|social_security|national_id|passport|pin_code)',
+    re.IGNORECASE)
+SECRET_KINDS = {'password': None, 'password_plaintext': 'plaintext', 'salt': 'salt'}
+
+DOMAIN = re.compile(
+    r'^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$')
+
+CONFIDENCE = {1: 'High', 2: 'Medium', 3: 'Low'}
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    show_passwords: bool = False
+    ui_url: str = 'https://portal.spycloud.com/breach/catalog/{uuid}'
+
+
+def transient_id(kind, seed):
+    return f'transient:{kind}-{uuid5(NAMESPACE_X500, str(seed))}'
+
+
+def ctim_time(moment):
+    """CTIM's preferred form: ``2020-01-09T00:00:00.000Z``."""
+    return moment.strftime('%Y-%m-%dT%H:%M:%S.') + f'{moment.microsecond // 1000:03d}Z'
+
+
+def severity(record, catalog):
+    """SpyCloud severity → CTIM; a combo list is Medium whatever the record says."""
+    if catalog is not None and catalog.is_combo_list:
+        return 'Medium'
+    score = record.severity
+    if score is None:
+        return 'Unknown'
+    if score <= 2:
+        return 'Low'
+    if score <= 5:
+        return 'Medium'
+    if score < 25:
+        return 'High'
+    return 'Critical'
+
+
+def confidence(catalog):
+    raw = catalog.get('confidence')
+    if isinstance(raw, bool):
+        return 'Low'
+    return CONFIDENCE.get(raw, 'Low')
+
+
+def breached_domain(catalog):
+    """The catalog's site when it is a real domain (not "n/a", a URL or an address)."""
+    if catalog is None:
+        return None
+    site = catalog.text('site')
+    if not site:
+        return None
+    site = site.lower().rstrip('.')
+    return site if DOMAIN.match(site) else None
+
+
+def mask(value, kind=None):
+    """``t*****3 (plaintext, 7 chars)``: enough to compare with a known value, not to use it."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if text and set(text) == {'*'}:
+        return text  # SpyCloud masked it already
+    length = len(text)
+    shown = f'{text[0]}*****{text[-1]}' if length >= 6 else '*****'
+    details = f'{kind}, {length} chars' if kind else f'{length} chars'
+    return f'{shown} ({details})'
+
+
+def is_secret(name):
+    return bool(SECRET_FIELD.search(name))
+
+
+def cell(value):
+    """A data-table cell: strings as they are, lists joined, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ', '.join(value)
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def data_table(record, options):
+    columns, row = [], []
+    for name, value in record.fields.items():
+        if not isinstance(name, str) or name in HIDDEN_FIELDS or value is None:
+            continue
+        if is_secret(name) and not options.show_passwords:
+            kind = SECRET_KINDS.get(name, None)
+            if name == 'password':
+                kind = _text(record.get('password_type'))
+            shown = mask(value, kind)
+        else:
+            shown = cell(value)
+        columns.append({'name': name, 'type': 'string'})
+        row.append(shown)
+    return {'columns': columns, 'rows': [row] if columns else []}
+
+
+def external_ids(record):
+    ids = [record.document_id]
+    if record.source_id is not None:
+        ids.append(str(record.source_id))
+    machine = _text(record.get('infected_machine_id'))
+    if machine:
+        ids.append(machine)
+    return ids
+
+
+def leaked_from(account, catalog):
+    """``account Leaked_From site``: the graph edge XDR draws between a person and a breach."""
+    domain = breached_domain(catalog)
+    if not domain:
+        return []
+    return [{
+        'origin': RELATION_ORIGIN,
+        'relation': 'Leaked_From',
+        'source': account,
+        'related': {'type': 'domain', 'value': domain},
+    }]
+
+
+def sighting(observable, record, catalog, options):
+    observed = {'start_time': ctim_time(record.published), 'end_time': ctim_time(record.published)}
+    title = catalog.text('title') if catalog is not None else None
+    count = record.get('sighting')
+    doc = {
+        'id': transient_id('sighting', record.document_id),
+        'type': 'sighting',
+        'schema_version': SCHEMA_VERSION,
+        'source': SOURCE,
+        'title': SIGHTING_TITLE,
+        'description': f'Present in {title or UNKNOWN_SOURCE_TITLE}',
+        'confidence': 'High',
+        'internal': False,
+        'count': count if isinstance(count, int) and not isinstance(count, bool)
+        and count > 0 else 1,
+        'severity': severity(record, catalog),
+        'observed_time': observed,
+        'observables': [observable],
+        'targets': [{'type': 'email', 'observables': [observable], 'observed_time': observed}],
+        'relations': leaked_from(observable, catalog),
+        'external_ids': external_ids(record),
+        'data': data_table(record, options),
+    }
+    uuid = catalog.text('uuid') if catalog is not None else None
+    if uuid:
+        doc['source_uri'] = options.ui_url.format(uuid=uuid)
+    return doc
+
+
+def indicator(catalog, options):
+    title = catalog.text('title') or f'SpyCloud breach source {catalog.id}'
+    doc = {
+        'id': transient_id('indicator', catalog.id),
+        'type': 'indicator',
+        'schema_version': SCHEMA_VERSION,
+        'producer': SOURCE,
+        'source': SOURCE,
+        'title': title,
+        'short_description': title,
+        'description': catalog.text('description') or title,
+        'confidence': confidence(catalog),
+        'valid_time': {},
+        'external_ids': [str(catalog.id)],
+        'external_references': external_references(catalog, options),
+        'tags': catalog_tags(catalog),
+    }
+    published = catalog.published
+    if published:
+        doc['valid_time'] = {'start_time': ctim_time(published)}
+    uuid = catalog.text('uuid')
+    if uuid:
+        doc['external_ids'].append(uuid)
+        doc['source_uri'] = options.ui_url.format(uuid=uuid)
+    tlp = catalog.text('tlp')
+    if tlp and tlp.lower() in ('white', 'green', 'amber', 'red'):
+        doc['tlp'] = tlp.lower()
+    return doc
+
+
+def external_references(catalog, options):
+    references = []
+    domain = breached_domain(catalog)
+    site_description = catalog.text('site_description')
+    if domain and site_description:
+        references.append({'source_name': SOURCE, 'description': site_description,
+                           'url': f'https://{domain}'})
+    uuid, description = catalog.text('uuid'), catalog.text('description')
+    if uuid and description:
+        references.append({'source_name': SOURCE, 'description': description,
+                           'url': options.ui_url.format(uuid=uuid), 'external_id': uuid})
+    return references
+
+
+def catalog_tags(catalog):
+    assets = catalog.get('assets')
+    tags = [name for name in assets if isinstance(name, str)] if isinstance(assets, dict) else []
+    return tags
+
+
+def relationship(sighting_doc, indicator_doc):
+    return {
+        'id': transient_id('relationship', f'{sighting_doc["id"]}|{indicator_doc["id"]}'),
+        'type': 'relationship',
+        'schema_version': SCHEMA_VERSION,
+        'source': SOURCE,
+        'relationship_type': 'sighting-of',
+        'source_ref': sighting_doc['id'],
+        'target_ref': indicator_doc['id'],
+    }
+
+
+def _text(value):
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def exposure_entities(exposure, options):
+    """Sightings (newest first), one Indicator per breach source, and the links between them."""
+    sightings, indicators, relationships = [], {}, []
+    for record in exposure.records:
+        catalog = exposure.catalogs.get(record.source_id)
+        doc = sighting(exposure.observable, record, catalog, options)
+        sightings.append(doc)
+        if catalog is None:
+            continue
+        if catalog.id not in indicators:
+            indicators[catalog.id] = indicator(catalog, options)
+        relationships.append(relationship(doc, indicators[catalog.id]))
+    return sightings, list(indicators.values()), relationships

@@ -1,0 +1,508 @@
+"""A local SpyCloud Enterprise API v2 (``/enterprise-v2/``) over real HTTP(S).
+
+The relay's client code (sessions, keep-alive, timeouts, retries, paging, error mapping) is the
+thing under test, so this is a socket server rather than a ``requests`` mock. Behaviour follows
+/work/shared/spec/spycloud-api.md; knobs and fault injection let tests provoke every documented
+failure on demand.
+"""
+
+import datetime
+import functools
+import json
+import re
+import threading
+import time
+import uuid
+from urllib.parse import parse_qs, unquote
+
+from . import data
+from ._http import BackgroundServer, BaseHandler, reason, tls_server_context
+
+__all__ = ["SpyCloudSimulator", "Fault", "FAULT_MODES", "ENDPOINTS"]
+
+PREFIX = "/enterprise-v2/"
+ENDPOINTS = ("emails", "domains", "ips", "usernames", "catalog", "watchlist", "other")
+FAULT_MODES = ("status", "reset", "hang", "truncated", "incomplete", "html")
+_DOMAIN_TYPES = ("corporate", "infected", "email_domain", "target_domain")
+
+
+class _BadRequest(Exception):
+    def __init__(self, name, detail):
+        super().__init__(name)
+        self.body = {
+            "errorType": "BadRequest",
+            "errorMessage": "[BadRequest] Invalid parameter: '%s'. %s" % (name, detail),
+        }
+
+
+@functools.lru_cache(maxsize=64)
+def _records(kind, value):
+    # Handlers only read these dicts, so one shared copy per observable is safe and makes a
+    # 100k-record bench query cost its generation once, not once per page.
+    return tuple(data.records_for(kind, value))
+
+
+def _route(raw_path):
+    """(endpoint, args) for a raw request path; endpoint "other" when nothing matches."""
+    if not raw_path.startswith(PREFIX):
+        return "other", None
+    parts = [unquote(p) for p in raw_path[len(PREFIX):].split("/")]
+    if len(parts) == 4 and parts[:2] == ["breach", "data"] and parts[2] in data.KINDS:
+        if parts[3]:
+            return parts[2], parts[3]
+    elif len(parts) == 3 and parts[:2] == ["breach", "catalog"] and parts[2]:
+        return "catalog", parts[2]
+    elif len(parts) == 2 and parts[0] == "watchlist" and parts[1]:
+        return "watchlist", parts[1]
+    return "other", None
+
+
+def _first(query, name):
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def _int_list(query, name):
+    raw = _first(query, name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return {int(item) for item in raw.split(",")}
+    except ValueError:
+        raise _BadRequest(name, "Must be an integer or a comma-separated list of integers.")
+
+
+def _date(query, name):
+    raw = _first(query, name)
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    try:
+        if len(raw) == 10:
+            return datetime.datetime.combine(datetime.date.fromisoformat(raw), datetime.time())
+        moment = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise _BadRequest(name, "Expected YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[Z].")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def _publish_moment(record):
+    return datetime.datetime.strptime(record["spycloud_publish_date"], "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _filter(records, query):
+    severities = _int_list(query, "severity")
+    sources = _int_list(query, "source_id")
+    since = _date(query, "since")
+    until = _date(query, "until")
+    rtype = _first(query, "type")
+    if rtype is not None and rtype.strip() and rtype not in _DOMAIN_TYPES:
+        raise _BadRequest("type", "Must be one of %s." % ", ".join(_DOMAIN_TYPES))
+    out = []
+    for record in records:
+        if severities is not None and record["severity"] not in severities:
+            continue
+        if sources is not None and record["source_id"] not in sources:
+            continue
+        if rtype == "infected" and record["severity"] != 25:
+            continue
+        if since is not None or until is not None:
+            moment = _publish_moment(record)
+            if since is not None and moment < since:
+                continue
+            # Publish dates are midnight stamps, so a date-only ``until`` includes that day.
+            if until is not None and moment > until:
+                continue
+        out.append(record)
+    return out
+
+
+class Fault:
+    """One injected misbehaviour; returned by ``SpyCloudSimulator.add_fault``."""
+
+    def __init__(self, mode, status, match, times, headers, body, delay):
+        if mode not in FAULT_MODES:
+            raise ValueError("mode must be one of %s" % ", ".join(FAULT_MODES))
+        self.mode = mode
+        self.status = status
+        self.match = match
+        self.pattern = re.compile(match) if match is not None else None
+        self.remaining = times
+        self.headers = dict(headers or {})
+        self.body = body
+        self.delay = delay
+        self.hits = 0
+
+    @property
+    def exhausted(self):
+        return self.remaining is not None and self.remaining <= 0
+
+    def matches(self, raw_path):
+        if self.pattern is None:
+            return True
+        return bool(self.pattern.search(raw_path) or self.pattern.search(unquote(raw_path)))
+
+    def __repr__(self):
+        return "Fault(mode=%r, status=%r, match=%r, remaining=%r, hits=%d)" % (
+            self.mode, self.status, self.match, self.remaining, self.hits)
+
+
+class _Cursor:
+    __slots__ = ("api_key", "results", "offset", "issued")
+
+    def __init__(self, api_key, results, offset):
+        self.api_key = api_key
+        self.results = results
+        self.offset = offset
+        self.issued = time.monotonic()
+
+
+class _Handler(BaseHandler):
+    sim_entry = None  # the request_log entry of the exchange in progress
+
+    def send_response(self, code, message=None):
+        # Book the request as finished (status, in_flight) before the client can see the
+        # answer, so a test reading stats() right after its response sees settled numbers.
+        self.server.owner._finish(self, code)
+        super().send_response(code, message)
+
+    def do_GET(self):
+        self.server.owner._serve(self)
+
+    def do_HEAD(self):
+        self.server.owner._serve(self)
+
+    def do_POST(self):
+        self.discard_body()
+        self.server.owner._serve(self)
+
+    do_PUT = do_PATCH = do_DELETE = do_POST
+
+
+class SpyCloudSimulator:
+    """SpyCloud Enterprise API v2 on 127.0.0.1; attributes below may be changed at any time.
+
+    ``page_size``, ``latency`` (s), ``api_keys`` (set), ``missing_catalogs`` (set of ids),
+    ``cursor_ttl`` (s), ``rate_limit`` (None or (rps, burst) per key), ``retry_after``
+    (None or seconds, on throttling 429s), ``monthly_quota`` (None or accepted requests per key).
+    """
+
+    def __init__(self, host="127.0.0.1", port=0, api_keys=(data.DEFAULT_API_KEY,),
+                 page_size=1000, latency=0.0, tls=None):
+        self.host = host
+        self.page_size = page_size
+        self.latency = latency
+        self.api_keys = set(api_keys)
+        self.missing_catalogs = set()
+        self.cursor_ttl = 120.0
+        self.rate_limit = None
+        self.retry_after = None
+        self.monthly_quota = None
+        self.tls = tls
+        self._lock = threading.Lock()
+        self._faults = []
+        self._cursors = {}
+        self._buckets = {}
+        self._quota_used = {}
+        self._log = []
+        self._requests = 0
+        self._by_endpoint = dict.fromkeys(ENDPOINTS, 0)
+        self._in_flight = 0
+        self._max_in_flight = 0
+        ctx = tls_server_context(*tls) if tls else None
+        self._server = BackgroundServer(host, port, _Handler, self, ctx)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self):
+        self._server.start()
+        return self
+
+    def stop(self):
+        self._server.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._server.port
+
+    @property
+    def url(self):
+        scheme = "https" if self.tls else "http"
+        return "%s://%s:%d%s" % (scheme, self.host, self.port, PREFIX)
+
+    # -- fault injection -------------------------------------------------------------------
+
+    def add_fault(self, status=None, *, match=None, times=None, headers=None, body=None,
+                  mode="status", delay=0.0):
+        """Queue a misbehaviour; faults are tried in order before auth and normal handling."""
+        fault = Fault(mode, status, match, times, headers, body, delay)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def remove_fault(self, fault):
+        with self._lock:
+            if fault in self._faults:
+                self._faults.remove(fault)
+
+    def clear_faults(self):
+        with self._lock:
+            self._faults.clear()
+
+    def throttle(self, times=1, *, match=None, retry_after=None):
+        """429 as API Gateway sends it when the per-key rate is exceeded."""
+        headers = {"x-amzn-ErrorType": "TooManyRequestsException"}
+        retry_after = self.retry_after if retry_after is None else retry_after
+        if retry_after is not None:
+            headers["Retry-After"] = _header_number(retry_after)
+        return self.add_fault(429, match=match, times=times, headers=headers,
+                              body={"message": "Too Many Requests"})
+
+    def quota_exhausted(self, times=None, *, match=None):
+        """429 for a used-up monthly quota: clients must not retry this one."""
+        return self.add_fault(429, match=match, times=times,
+                              headers={"x-amzn-ErrorType": "LimitExceededException"},
+                              body={"message": "Limit Exceeded"})
+
+    def forbidden_ip(self, times=None, *, match=None):
+        """403 for a caller outside the key's IP allow-list."""
+        return self.add_fault(403, match=match, times=times,
+                              headers={"SpyCloud-Error": "Invalid IP 1.2.3.4"},
+                              body={"message": "Forbidden"})
+
+    def _take_fault(self, raw_path):
+        with self._lock:
+            for fault in self._faults:
+                if fault.exhausted or not fault.matches(raw_path):
+                    continue
+                fault.hits += 1
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                return fault
+        return None
+
+    # -- cursors and quota -----------------------------------------------------------------
+
+    def expire_cursors(self):
+        """Forget every cursor, as if the TTL had passed for all of them."""
+        with self._lock:
+            self._cursors.clear()
+
+    def reset_quota(self):
+        with self._lock:
+            self._quota_used.clear()
+            self._buckets.clear()
+
+    # -- observability ---------------------------------------------------------------------
+
+    def stats(self):
+        with self._lock:
+            return {
+                "requests": self._requests,
+                "by_endpoint": dict(self._by_endpoint),
+                "max_in_flight": self._max_in_flight,
+                "in_flight": self._in_flight,
+                "quota_used": dict(self._quota_used),
+                "open_cursors": len(self._cursors),
+            }
+
+    def reset_stats(self):
+        with self._lock:
+            self._requests = 0
+            self._by_endpoint = dict.fromkeys(ENDPOINTS, 0)
+            self._max_in_flight = self._in_flight
+            self._log = []
+
+    @property
+    def request_log(self):
+        """Snapshot of the requests seen so far, in arrival order."""
+        with self._lock:
+            return list(self._log)
+
+    # -- request handling ------------------------------------------------------------------
+
+    def _serve(self, handler):
+        raw_path, _, raw_query = handler.path.partition("?")
+        endpoint, arg = _route(raw_path)
+        query = parse_qs(raw_query, keep_blank_values=True)
+        api_key = None
+        for name, value in handler.headers.items():
+            if name.lower() == "x-api-key":
+                api_key = value.strip()
+                break
+        entry = {"method": handler.command, "path": raw_path, "endpoint": endpoint,
+                 "query": query, "api_key": api_key, "status": None, "time": time.time()}
+        handler.sim_entry = entry
+        with self._lock:
+            self._requests += 1
+            self._by_endpoint[endpoint] += 1
+            self._log.append(entry)
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+        try:
+            latency = self.latency
+            if latency and handler.stop_event.wait(latency):
+                handler.drop_connection()
+                return
+            fault = self._take_fault(handler.path)
+            if fault is not None:
+                entry["fault"] = fault.mode
+                self._apply_fault(handler, fault)
+                return
+            status, body, headers = self._respond(handler.command, endpoint, arg, query,
+                                                  api_key)
+            handler.send_json(status, body, headers)
+        finally:
+            self._finish(handler, None)
+
+    def _finish(self, handler, status):
+        """Record the outcome once per request: at the status line, or at the end if none."""
+        entry = getattr(handler, "sim_entry", None)
+        if entry is None:
+            return
+        handler.sim_entry = None
+        with self._lock:
+            entry["status"] = status
+            self._in_flight -= 1
+
+    def _apply_fault(self, handler, fault):
+        mode = fault.mode
+        if mode == "reset":
+            handler.drop_connection(reset=True)
+            return
+        if mode == "hang":
+            handler.wait_for_client_or_stop(fault.delay)
+            handler.drop_connection()
+            return
+        if fault.delay:
+            if handler.stop_event.wait(fault.delay):
+                handler.drop_connection()
+                return
+        if mode in ("truncated", "incomplete"):
+            payload = fault.body if fault.body is not None else {
+                "cursor": "", "hits": 1, "results": list(_records(
+                    "emails", "r3c2@truncated.example"))}
+            full = json.dumps(payload).encode("utf-8")
+            cut = full[:max(1, len(full) // 2)]
+            status = fault.status or 200
+            if mode == "truncated":
+                # A complete HTTP message whose JSON is cut short: a parse error for the client.
+                handler.send_bytes(status, cut, "application/json", fault.headers, close=True)
+            else:
+                # Content-Length promises the whole body, then the connection drops mid-way.
+                handler.send_response(status)
+                handler.send_header("Content-Type", "application/json")
+                handler.send_header("Content-Length", str(len(full)))
+                for name, value in fault.headers.items():
+                    handler.send_header(name, str(value))
+                handler.send_header("Connection", "close")
+                handler.end_headers()
+                handler.wfile.write(cut)
+                handler.close_connection = True
+            return
+        if mode == "html":
+            status = fault.status or 502
+            page = fault.body if isinstance(fault.body, str) else (
+                "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d %s"
+                "</h1></center>\r\n</body>\r\n</html>\r\n" % (
+                    status, reason(status), status, reason(status)))
+            handler.send_bytes(status, page.encode("utf-8"), "text/html", fault.headers)
+            return
+        status = fault.status or 500
+        body = fault.body if fault.body is not None else {"message": reason(status)}
+        handler.send_json(status, body, fault.headers)
+
+    def _respond(self, method, endpoint, arg, query, api_key):
+        if endpoint == "other" or method not in ("GET", "HEAD"):
+            return 404, {"message": "Not Found"}, {}
+        if not api_key:
+            return 401, {"message": "Unauthorized"}, {}
+        if api_key not in self.api_keys:
+            return 403, {"message": "Forbidden"}, {"SpyCloud-Error": "Invalid API key"}
+        refused = self._admit(api_key)
+        if refused is not None:
+            return refused
+        try:
+            if endpoint == "catalog":
+                return 200, self._catalogs(arg), {}
+            if endpoint == "watchlist":
+                item = data.watchlist_item(arg)
+                return 200, {"cursor": "", "hits": 1, "results": [item]}, {}
+            return 200, self._breach_page(endpoint, arg, query, api_key), {}
+        except _BadRequest as exc:
+            return 400, exc.body, {}
+
+    def _admit(self, api_key):
+        """Token bucket, then monthly quota; None when the request may proceed."""
+        now = time.monotonic()
+        with self._lock:
+            limit = self.rate_limit
+            if limit is not None:
+                rps, burst = limit
+                tokens, stamp, config = self._buckets.get(api_key, (burst, now, limit))
+                if config != limit:
+                    tokens, stamp = burst, now
+                tokens = min(float(burst), tokens + (now - stamp) * rps)
+                if tokens < 1:
+                    self._buckets[api_key] = (tokens, now, limit)
+                    headers = {"x-amzn-ErrorType": "TooManyRequestsException"}
+                    if self.retry_after is not None:
+                        headers["Retry-After"] = _header_number(self.retry_after)
+                    return 429, {"message": "Too Many Requests"}, headers
+                self._buckets[api_key] = (tokens - 1, now, limit)
+            quota = self.monthly_quota
+            used = self._quota_used.get(api_key, 0)
+            if quota is not None and used >= quota:
+                return (429, {"message": "Limit Exceeded"},
+                        {"x-amzn-ErrorType": "LimitExceededException"})
+            self._quota_used[api_key] = used + 1
+        return None
+
+    def _catalogs(self, arg):
+        ids = []
+        for item in arg.split(","):
+            item = item.strip()
+            if not item.isdigit():
+                raise _BadRequest("id", "Must be an integer or a comma-separated list of "
+                                        "integers.")
+            if int(item) not in ids:
+                ids.append(int(item))
+        missing = self.missing_catalogs
+        found = [data.catalog(i) for i in ids if i >= 1 and i not in missing]
+        return {"cursor": "", "hits": len(found), "results": found}
+
+    def _breach_page(self, kind, value, query, api_key):
+        token = _first(query, "cursor")
+        now = time.monotonic()
+        if token is not None and token.strip():
+            with self._lock:
+                cursor = self._cursors.get(token.strip())
+                ttl = self.cursor_ttl
+            if cursor is None or cursor.api_key != api_key or now - cursor.issued > ttl:
+                raise _BadRequest("cursor", "Cursor not found.")
+            results, offset = cursor.results, cursor.offset
+        else:
+            results, offset = _filter(_records(kind, value), query), 0
+        size = max(1, int(self.page_size))
+        page = results[offset:offset + size]
+        following = ""
+        if offset + size < len(results):
+            following = str(uuid.uuid4())
+            with self._lock:
+                ttl = self.cursor_ttl
+                for key in [k for k, c in self._cursors.items() if now - c.issued > ttl]:
+                    del self._cursors[key]
+                self._cursors[following] = _Cursor(api_key, results, offset + size)
+        return {"cursor": following, "hits": len(results), "results": page}
+
+
+def _header_number(value):
+    return str(int(value)) if float(value).is_integer() else str(value)

@@ -1,0 +1,119 @@
+"""SpyCloud's data as the relay understands it.
+
+SpyCloud guarantees only ``document_id``, ``source_id`` and
+``spycloud_publish_date`` on a record; everything else is optional and sparse.
+These types check the few fields the relay relies on and keep the rest as
+SpyCloud sent it, so the mapping can show it without guessing.
+"""
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Mapping, Optional
+
+
+class MalformedData(ValueError):
+    """SpyCloud sent a record or catalog the relay cannot use."""
+
+
+def parse_time(value) -> Optional[datetime]:
+    """SpyCloud's ISO dates (``2020-01-09T00:00:00Z``, older ``2020-01-09 00:00:00``)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.endswith(('Z', 'z')):
+        text = text[:-1] + '+00:00'
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _int(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip('-').isdigit():
+        return int(value.strip())
+    return None
+
+
+@dataclass(frozen=True)
+class BreachRecord:
+    """One exposed credential or persona, from one breach source."""
+    document_id: str
+    source_id: Optional[int]
+    published: datetime
+    severity: Optional[int]
+    fields: Mapping = field(repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, raw):
+        if not isinstance(raw, Mapping):
+            raise MalformedData('a breach record is not an object')
+        document_id = raw.get('document_id')
+        if not isinstance(document_id, str) or not document_id.strip():
+            raise MalformedData('a breach record has no document_id')
+        published = parse_time(raw.get('spycloud_publish_date'))
+        if published is None:
+            raise MalformedData('a breach record has no usable spycloud_publish_date')
+        return cls(
+            document_id=document_id,
+            source_id=_int(raw.get('source_id')),
+            published=published,
+            severity=_int(raw.get('severity')),
+            fields=raw,
+        )
+
+    def get(self, name, default=None):
+        return self.fields.get(name, default)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A breach source: the site, the leak, when SpyCloud published it."""
+    id: int
+    fields: Mapping = field(repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, raw):
+        if not isinstance(raw, Mapping):
+            raise MalformedData('a catalog is not an object')
+        catalog_id = _int(raw.get('id'))
+        if catalog_id is None:
+            raise MalformedData('a catalog has no id')
+        return cls(id=catalog_id, fields=raw)
+
+    def get(self, name, default=None):
+        return self.fields.get(name, default)
+
+    def text(self, name):
+        """A string field, or None when absent or of another type."""
+        value = self.fields.get(name)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    @property
+    def published(self):
+        return parse_time(self.fields.get('spycloud_publish_date'))
+
+    @property
+    def is_combo_list(self):
+        flag = self.fields.get('combo_list_flag')
+        if isinstance(flag, str):
+            return flag.strip().upper() in ('YES', 'TRUE', 'Y', '1')
+        return flag is True
+
+
+@dataclass
+class Exposure:
+    """What SpyCloud knows about one observable: its newest records and their sources."""
+    observable: dict
+    records: list
+    hits: int
+    catalogs: dict
+    warnings: list = field(default_factory=list)

@@ -1,0 +1,61 @@
+import pytest
+
+from api.module_settings import ModuleSettings, entities_limit, flag
+from config import XDR_JWKS_HOSTS, ConfigError, Settings
+
+
+def test_defaults():
+    settings = Settings.from_env({})
+    assert settings.spycloud_api_url == 'https://api.spycloud.io/enterprise-v2/'
+    assert settings.allowed_jwks_hosts == XDR_JWKS_HOSTS
+    assert settings.lookup_deadline_s == 25
+    assert settings.jwt_audience == ''
+
+
+def test_environment_is_parsed():
+    settings = Settings.from_env({
+        'SPYCLOUD_API_URL': 'http://127.0.0.1:1/enterprise-v2',
+        'ALLOWED_JWKS_HOSTS': 'Visibility.amp.cisco.com, 127.0.0.1:8443,',
+        'JWT_AUDIENCE': 'https://relay.example/',
+        'LOOKUP_DEADLINE_S': '3.5', 'SPYCLOUD_RETRIES': '0', 'LOG_LEVEL': 'debug',
+        'CATALOG_CACHE_SIZE': ' ',
+    })
+    assert settings.spycloud_api_url == 'http://127.0.0.1:1/enterprise-v2/'
+    assert settings.allowed_jwks_hosts == ('visibility.amp.cisco.com', '127.0.0.1:8443')
+    assert settings.jwt_audience == 'https://relay.example'
+    assert settings.lookup_deadline_s == 3.5
+    assert settings.spycloud_retries == 0
+    assert settings.catalog_cache_size == Settings().catalog_cache_size
+
+
+@pytest.mark.parametrize('env, fragment', [
+    ({'SPYCLOUD_API_URL': 'ftp://x'}, 'SPYCLOUD_API_URL'),
+    ({'SPYCLOUD_RETRIES': 'many'}, 'SPYCLOUD_RETRIES must be an integer'),
+    ({'LOOKUP_DEADLINE_S': 'soon'}, 'LOOKUP_DEADLINE_S must be a number'),
+    ({'LOOKUP_DEADLINE_S': '0'}, 'LOOKUP_DEADLINE_S must be greater than 0'),
+    ({'SPYCLOUD_RETRIES': '-1'}, 'SPYCLOUD_RETRIES must not be negative'),
+    ({'ALLOWED_JWKS_HOSTS': ' , '}, 'ALLOWED_JWKS_HOSTS'),
+])
+def test_bad_values_name_the_variable(env, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize('raw, limit', [(1, 1), ('250', 250), (1000, 1000), (1001, 1000),
+                                        (0, 100), (-5, 100), ('x', 100), (None, 100),
+                                        (True, 100), (12.7, 12), ('  40 ', 40)])
+def test_entities_limit(raw, limit):
+    assert entities_limit(raw) == limit
+
+
+@pytest.mark.parametrize('raw, value', [(True, True), (False, False), ('true', True),
+                                        ('YES', True), ('0', False), ('off', False),
+                                        ('maybe', None), (None, None), (1, None)])
+def test_flag(raw, value):
+    assert flag(raw, default=None) is value
+
+
+def test_module_settings_from_claims():
+    settings = ModuleSettings.from_claims({'key': ' k ', 'CTR_ENTITIES_LIMIT': '5',
+                                           'show_passwords': 'true'})
+    assert settings == ModuleSettings(api_key='k', entities_limit=5, show_passwords=True)

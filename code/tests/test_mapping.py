@@ -1,0 +1,156 @@
+"""The pure mapping functions, edge by edge."""
+from datetime import datetime, timezone
+
+import pytest
+
+from ctim import mapping
+from ctim.bundle import Bundle
+from spycloud.models import BreachRecord, Catalog, MalformedData, parse_time
+
+RECORD = {'document_id': 'd-1', 'source_id': 7, 'spycloud_publish_date': '2024-02-03T00:00:00Z',
+          'severity': 20, 'email': 'a@b.example', 'password': 'hunter22',
+          'password_type': 'plaintext', 'password_plaintext': 'hunter22', 'salt': 'pepper-salt'}
+CATALOG = {'id': 7, 'uuid': 'u-7', 'title': 'Big Leak', 'site': 'big-leak.example',
+           'description': 'desc', 'site_description': 'a site', 'confidence': 2,
+           'spycloud_publish_date': '2024-01-01T00:00:00Z', 'assets': {'email': 1}, 'tlp': 'amber'}
+OPTIONS = mapping.MappingOptions()
+
+
+def record(**changes):
+    return BreachRecord.from_api({**RECORD, **changes})
+
+
+def catalog(**changes):
+    return Catalog.from_api({**CATALOG, **changes})
+
+
+@pytest.mark.parametrize('score, name', [(1, 'Low'), (2, 'Low'), (3, 'Medium'), (5, 'Medium'),
+                                         (6, 'High'), (20, 'High'), (24, 'High'),
+                                         (25, 'Critical'), (26, 'Critical'), (30, 'Critical'),
+                                         (None, 'Unknown')])
+def test_severity_scale(score, name):
+    assert mapping.severity(record(severity=score), catalog()) == name
+
+
+@pytest.mark.parametrize('flag, combo', [('YES', True), ('yes', True), ('NO', False),
+                                         ('', False), (None, False), (True, True)])
+def test_combo_list_flag_is_read_not_just_tested_for_truth(flag, combo):
+    got = mapping.severity(record(severity=25), catalog(combo_list_flag=flag))
+    assert got == ('Medium' if combo else 'Critical')
+
+
+@pytest.mark.parametrize('site, domain', [('big-leak.example', 'big-leak.example'),
+                                          ('Big-Leak.Example.', 'big-leak.example'),
+                                          ('n/a', None), ('', None), (None, None),
+                                          ('127.0.0.1:8000', None), ('10.0.0.1', None),
+                                          ('https://x.example/login', None), (42, None)])
+def test_breached_domain(site, domain):
+    assert mapping.breached_domain(catalog(site=site)) == domain
+
+
+@pytest.mark.parametrize('value, kind, shown', [
+    ('tiger31', 'plaintext', 't*****1 (plaintext, 7 chars)'),
+    ('abc', 'plaintext', '***** (plaintext, 3 chars)'),
+    ('********', 'plaintext', '********'),
+    ('5f4dcc3b5aa765d61d8327deb882cf99', 'md5', '5*****9 (md5, 32 chars)'),
+    ('somesalt', None, 's*****t (8 chars)'),
+])
+def test_mask(value, kind, shown):
+    assert mapping.mask(value, kind) == shown
+
+
+def test_data_table_masks_every_secret_field():
+    doc = mapping.data_table(record(cookie_value='sess-secret-value', cc_number='4111111111111111'),
+                             OPTIONS)
+    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0]))
+    assert row['password'] == 'h*****2 (plaintext, 8 chars)'
+    assert row['password_plaintext'] == 'h*****2 (plaintext, 8 chars)'
+    assert row['salt'] == 'p*****t (salt, 11 chars)'
+    assert 'sess-secret-value' not in str(row) and '4111111111111111' not in str(row)
+    assert row['email'] == 'a@b.example'
+    assert all(c['type'] == 'string' for c in doc['columns'])
+
+
+def test_data_table_shows_secrets_when_asked():
+    doc = mapping.data_table(record(), mapping.MappingOptions(show_passwords=True))
+    assert 'hunter22' in doc['rows'][0]
+
+
+def test_data_table_cells():
+    doc = mapping.data_table(record(ip_addresses=['1.2.3.4', '::1'], nested={'a': 1},
+                                    nothing=None), OPTIONS)
+    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0]))
+    assert row['ip_addresses'] == '1.2.3.4, ::1'
+    assert row['nested'] == '{"a": 1}'
+    assert 'nothing' not in row
+
+
+def test_sighting_without_catalog():
+    doc = mapping.sighting({'type': 'email', 'value': 'a@b.example'}, record(), None, OPTIONS)
+    assert doc['description'] == 'Present in an undisclosed breach source'
+    assert 'source_uri' not in doc and doc['relations'] == []
+    assert doc['observed_time']['start_time'] == '2024-02-03T00:00:00.000Z'
+
+
+def test_sighting_count_falls_back_to_one():
+    observable = {'type': 'email', 'value': 'a@b.example'}
+    for bad in (0, -1, 'many', True):
+        assert mapping.sighting(observable, record(sighting=bad), None, OPTIONS)['count'] == 1
+    assert mapping.sighting(observable, record(sighting=4), None, OPTIONS)['count'] == 4
+
+
+def test_indicator_fields():
+    doc = mapping.indicator(catalog(), OPTIONS)
+    assert doc['confidence'] == 'Medium'
+    assert doc['tlp'] == 'amber'
+    assert doc['external_references'] == [
+        {'source_name': 'SpyCloud', 'description': 'a site', 'url': 'https://big-leak.example'},
+        {'source_name': 'SpyCloud', 'description': 'desc',
+         'url': 'https://portal.spycloud.com/breach/catalog/u-7', 'external_id': 'u-7'}]
+
+
+def test_indicator_of_a_sparse_catalog():
+    doc = mapping.indicator(Catalog.from_api({'id': 9}), OPTIONS)
+    assert doc['title'] == 'SpyCloud breach source 9'
+    assert doc['valid_time'] == {} and doc['tags'] == [] and doc['confidence'] == 'Low'
+    assert doc['external_references'] == [] and 'tlp' not in doc
+
+
+def test_ids_are_deterministic():
+    assert mapping.transient_id('sighting', 'x') == mapping.transient_id('sighting', 'x')
+    assert mapping.transient_id('sighting', 'x') != mapping.transient_id('sighting', 'y')
+
+
+@pytest.mark.parametrize('raw', [None, [], {'source_id': 1}, {'document_id': ''},
+                                 {'document_id': 'x'}, {'document_id': 'x',
+                                                        'spycloud_publish_date': 'yesterday'}])
+def test_malformed_records_are_refused(raw):
+    with pytest.raises(MalformedData):
+        BreachRecord.from_api(raw)
+
+
+@pytest.mark.parametrize('raw', [None, {}, {'id': 'abc'}, {'id': True}])
+def test_malformed_catalogs_are_refused(raw):
+    with pytest.raises(MalformedData):
+        Catalog.from_api(raw)
+
+
+@pytest.mark.parametrize('text, moment', [
+    ('2020-01-09T00:00:00Z', datetime(2020, 1, 9, tzinfo=timezone.utc)),
+    ('2020-01-09 10:11:12', datetime(2020, 1, 9, 10, 11, 12, tzinfo=timezone.utc)),
+    ('2020-01-09T02:00:00+02:00', datetime(2020, 1, 9, tzinfo=timezone.utc)),
+    ('2020-01-09', datetime(2020, 1, 9, tzinfo=timezone.utc)),
+    ('garbage', None), (None, None), (20200109, None)])
+def test_parse_time(text, moment):
+    assert parse_time(text) == moment
+
+
+def test_bundle_keeps_order_and_unique_docs():
+    bundle = Bundle()
+    assert not bundle and bundle.data() == {}
+    bundle.add({'type': 'sighting', 'id': 's1'}, {'type': 'indicator', 'id': 'i1'})
+    bundle.extend([{'type': 'sighting', 'id': 's2'}, {'type': 'indicator', 'id': 'i1'}])
+    assert bundle.data() == {
+        'sightings': {'count': 2, 'docs': [{'type': 'sighting', 'id': 's1'},
+                                           {'type': 'sighting', 'id': 's2'}]},
+        'indicators': {'count': 1, 'docs': [{'type': 'indicator', 'id': 'i1'}]}}

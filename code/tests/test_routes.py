@@ -1,0 +1,63 @@
+"""The small endpoints, served over HTTP."""
+import requests
+
+from config import VERSION
+from support import HEALTH
+
+
+def test_version_answers_semver_unwrapped(relay):
+    response = requests.post(relay.url + '/version', timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {'version': VERSION}
+    assert VERSION.count('.') == 2
+
+
+def test_watchdog_echoes_health_check_header(relay):
+    response = requests.get(relay.url + '/watchdog', headers={'Health-Check': 'probe-1'}, timeout=5)
+    assert response.json() == {'data': 'probe-1'}
+
+
+def test_watchdog_without_header_fails_in_envelope(relay):
+    response = requests.get(relay.url + '/watchdog', timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {'errors': [{'type': 'fatal', 'code': 'health check failed',
+                                           'message': 'Invalid Health Check'}]}
+
+
+def test_routes_ignore_trailing_slash(relay):
+    assert requests.post(relay.url + '/version/', timeout=5).json() == {'version': VERSION}
+    response = requests.get(relay.url + '/watchdog/', headers={'Health-Check': 'x'}, timeout=5)
+    assert response.json() == {'data': 'x'}
+    assert relay.post('/health/').json() == {'data': {'status': 'ok'}}
+
+
+def test_unknown_route_and_wrong_method_keep_their_status(relay):
+    missing = requests.post(relay.url + '/respond/observables', timeout=5)
+    assert missing.status_code == 404
+    assert missing.json()['errors'][0]['code'] == 'not found'
+    wrong = requests.get(relay.url + '/observe/observables', timeout=5)
+    assert wrong.status_code == 405
+    assert wrong.json()['errors'][0]['code'] == 'method not allowed'
+
+
+def test_health_makes_one_authenticated_spycloud_call(relay, spycloud):
+    body = relay.health()
+    assert body == {'data': {'status': 'ok'}}
+    HEALTH.validate(body['data'])
+    log = spycloud.request_log
+    assert len(log) == 1
+    assert log[0]['api_key'] == 'spycloud-sim-key'
+
+
+def test_health_reports_a_rejected_api_key(relay, spycloud):
+    body = relay.health(key='not-a-key')
+    assert body['errors'][0]['code'] == 'authorization error'
+    assert 'Forbidden' in body['errors'][0]['message']
+    assert 'Invalid API key' in body['errors'][0]['message']
+
+
+def test_request_id_is_echoed_or_made(relay):
+    mine = requests.post(relay.url + '/version', headers={'X-Request-Id': 'abc-123'}, timeout=5)
+    assert mine.headers['X-Request-Id'] == 'abc-123'
+    made = requests.post(relay.url + '/version', headers={'X-Request-Id': 'bad id!'}, timeout=5)
+    assert made.headers['X-Request-Id'] not in ('', 'bad id!')

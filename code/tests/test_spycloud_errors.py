@@ -1,0 +1,147 @@
+"""How each SpyCloud failure reaches XDR, through the relay's HTTP port."""
+import socket
+
+import pytest
+import trustme
+
+from simulator import SpyCloudSimulator
+from support import email
+
+LOOKUP = [email('r3c1@errors.example')]
+
+
+def only_error(body):
+    (error,) = body['errors']
+    assert 'data' not in body
+    return error
+
+
+def test_401_is_an_authorization_error_with_spycloud_words(relay, spycloud):
+    spycloud.add_fault(401, body={'message': 'Unauthorized'})
+    error = only_error(relay.observe(LOOKUP))
+    assert error == {'type': 'fatal', 'code': 'authorization error',
+                     'message': 'Authorization failed: Unauthorized'}
+
+
+def test_403_names_the_spycloud_error_header(relay, spycloud):
+    spycloud.forbidden_ip()
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'authorization error'
+    assert error['message'] == 'Authorization failed: Forbidden (Invalid IP 1.2.3.4)'
+
+
+def test_unknown_key_is_refused_by_spycloud(relay):
+    error = only_error(relay.observe(LOOKUP, key='wrong-key'))
+    assert error['message'] == 'Authorization failed: Forbidden (Invalid API key)'
+
+
+def test_400_means_no_records(relay, spycloud):
+    spycloud.add_fault(400, match='emails', body={
+        'errorType': 'BadRequest', 'errorMessage': "[BadRequest] Invalid parameter: 'email'."})
+    assert relay.observe(LOOKUP) == {'data': {}}
+
+
+def test_404_is_not_found(relay, spycloud):
+    spycloud.add_fault(404)
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'not found'
+    assert 'SPYCLOUD_API_URL' in error['message']
+
+
+def test_429_throttling_is_retried_then_succeeds(relay, spycloud):
+    spycloud.throttle(times=2)
+    body = relay.observe(LOOKUP)
+    assert body['data']['sightings']['count'] == 3
+    assert 'errors' not in body
+
+
+def test_429_that_persists_is_too_many_requests(relay, spycloud):
+    spycloud.throttle(times=None)
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'too many requests'
+    assert 'try again later' in error['message']
+    assert spycloud.stats()['requests'] == 4  # the first try and three retries
+
+
+def test_429_quota_is_not_retried_and_says_so(relay, spycloud):
+    spycloud.quota_exhausted()
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'too many requests'
+    assert 'monthly quota' in error['message']
+    assert spycloud.stats()['requests'] == 1
+
+
+def test_500_is_an_internal_error(relay, spycloud):
+    spycloud.add_fault(500, body={'errorMessage': 'boom'})
+    error = only_error(relay.observe(LOOKUP))
+    assert error == {'type': 'fatal', 'code': 'internal error',
+                     'message': 'The SpyCloud internal error: boom'}
+
+
+@pytest.mark.parametrize('status', [502, 503, 504])
+def test_gateway_errors_are_retried_then_unknown(relay, spycloud, status):
+    spycloud.add_fault(status)
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'unknown'
+    assert f'HTTP {status}' in error['message']
+    assert spycloud.stats()['requests'] == 4
+
+
+def test_gateway_error_once_is_absorbed(relay, spycloud):
+    spycloud.add_fault(503, times=1)
+    assert relay.observe(LOOKUP)['data']['sightings']['count'] == 3
+
+
+def test_html_error_page_is_read_as_a_reason(relay, spycloud):
+    spycloud.add_fault(500, mode='html')
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'internal error'
+    assert '<' not in error['message']
+
+
+def test_invalid_json_is_unknown(relay, spycloud):
+    spycloud.add_fault(mode='truncated')
+    error = only_error(relay.observe(LOOKUP))
+    assert error == {'type': 'fatal', 'code': 'unknown',
+                     'message': 'SpyCloud sent an answer that is not valid JSON.'}
+
+
+def test_untrusted_certificate(make_relay, tmp_path):
+    other_ca = trustme.CA()  # not in the relay's CA bundle
+    cert = other_ca.issue_cert('127.0.0.1')
+    cert_file, key_file = tmp_path / 'cert.pem', tmp_path / 'key.pem'
+    cert.cert_chain_pems[0].write_to_path(cert_file)
+    cert.private_key_pem.write_to_path(key_file)
+    with SpyCloudSimulator(tls=(str(cert_file), str(key_file))) as tls_sim:
+        relay = make_relay(spycloud_api_url=tls_sim.url)
+        error = only_error(relay.observe(LOOKUP))
+        assert tls_sim.stats()['by_endpoint']['emails'] == 0
+    assert error['code'] == 'unknown'
+    assert error['message'].startswith('Unable to verify SSL certificate: ')
+    assert 'CERTIFICATE_VERIFY_FAILED' in error['message']
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def test_connection_refused(make_relay):
+    relay = make_relay(spycloud_api_url=f'http://127.0.0.1:{free_port()}/enterprise-v2/')
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'unknown'
+    assert error['message'].startswith('Unable to connect to SpyCloud at 127.0.0.1:')
+
+
+def test_timeout(make_relay, spycloud):
+    relay = make_relay(read_timeout_s=0.3, spycloud_retries=0)
+    spycloud.add_fault(mode='hang', delay=3)
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'unknown'
+    assert 'did not answer in time' in error['message']
+
+
+def test_health_maps_errors_too(relay, spycloud):
+    spycloud.add_fault(500)
+    assert only_error(relay.health())['code'] == 'internal error'
