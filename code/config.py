@@ -39,6 +39,13 @@ class Settings:
     jwks_cache_ttl_s: float = 600.0
     jwks_refresh_min_interval_s: float = 60.0
     jwks_timeout_s: float = 5.0
+    spycloud_rate_limit: float = 10.0
+    spycloud_burst: int = 20
+    max_content_length: int = 1024 * 1024
+    max_observables: int = 100
+    max_value_length: int = 1024
+    openapi_enabled: bool = False
+    metrics_enabled: bool = False
     log_level: str = 'INFO'
 
     def __post_init__(self):
@@ -53,11 +60,13 @@ class Settings:
         object.__setattr__(self, 'allowed_jwks_hosts', hosts)
         object.__setattr__(self, 'jwt_audience', self.jwt_audience.strip().rstrip('/'))
         for name in ('lookup_deadline_s', 'connect_timeout_s', 'read_timeout_s',
-                     'jwks_timeout_s', 'spycloud_max_workers', 'catalog_cache_size'):
+                     'jwks_timeout_s', 'spycloud_max_workers', 'catalog_cache_size',
+                     'max_content_length', 'max_observables', 'max_value_length'):
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name.upper()} must be greater than 0')
         for name in ('spycloud_retries', 'spycloud_backoff_s', 'catalog_cache_ttl_s',
-                     'jwks_cache_ttl_s', 'jwks_refresh_min_interval_s'):
+                     'jwks_cache_ttl_s', 'jwks_refresh_min_interval_s', 'spycloud_rate_limit',
+                     'spycloud_burst'):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name.upper()} must not be negative')
 
@@ -77,6 +86,13 @@ class Settings:
 def _parse(name, raw, default):
     if isinstance(default, tuple):
         return tuple(part for part in raw.split(','))
+    if isinstance(default, bool):
+        text = raw.strip().lower()
+        if text in ('1', 'true', 'yes', 'on'):
+            return True
+        if text in ('0', 'false', 'no', 'off'):
+            return False
+        raise ConfigError(f'{name.upper()} must be true or false, got {raw!r}')
     if isinstance(default, str):
         return raw
     kind = type(default)

@@ -35,6 +35,9 @@ def test_environment_is_parsed():
     ({'LOOKUP_DEADLINE_S': '0'}, 'LOOKUP_DEADLINE_S must be greater than 0'),
     ({'SPYCLOUD_RETRIES': '-1'}, 'SPYCLOUD_RETRIES must not be negative'),
     ({'ALLOWED_JWKS_HOSTS': ' , '}, 'ALLOWED_JWKS_HOSTS'),
+    ({'OPENAPI_ENABLED': 'perhaps'}, 'OPENAPI_ENABLED must be true or false'),
+    ({'MAX_OBSERVABLES': '0'}, 'MAX_OBSERVABLES must be greater than 0'),
+    ({'SPYCLOUD_RATE_LIMIT': '-1'}, 'SPYCLOUD_RATE_LIMIT must not be negative'),
 ])
 def test_bad_values_name_the_variable(env, fragment):
     with pytest.raises(ConfigError, match=fragment):
@@ -59,3 +62,9 @@ def test_module_settings_from_claims():
     settings = ModuleSettings.from_claims({'key': ' k ', 'CTR_ENTITIES_LIMIT': '5',
                                            'show_passwords': 'true'})
     assert settings == ModuleSettings(api_key='k', entities_limit=5, show_passwords=True)
+
+
+@pytest.mark.parametrize('raw, value', [('true', True), ('ON', True), ('0', False),
+                                        ('no', False)])
+def test_boolean_settings(raw, value):
+    assert Settings.from_env({'METRICS_ENABLED': raw}).metrics_enabled is value
