@@ -22,15 +22,15 @@ def observe_observables():
 
     options = MappingOptions(show_passwords=module.show_passwords,
                              ui_url=relay.settings.spycloud_ui_url)
-    bundle, warnings = Bundle(), []
-    for observable in observables:
-        try:
-            exposure = relay.spycloud.exposure(module.api_key, observable,
-                                               module.entities_limit)
-        except RelayError as error:
-            # What the earlier observables found still reaches the analyst.
-            return error_response([error, *warnings], data=bundle.data())
-        for docs in exposure_entities(exposure, options):
+    bundle, warnings, fatal = Bundle(), [], []
+    for result in relay.spycloud.exposures(module.api_key, observables, module.entities_limit):
+        if isinstance(result, RelayError):
+            fatal.append(result)
+            continue
+        for docs in exposure_entities(result, options):
             bundle.extend(docs)
-        warnings.extend(exposure.warnings)
+        warnings.extend(result.warnings)
+    if fatal:
+        # What the other observables found still reaches the analyst.
+        return error_response([*fatal, *warnings], data=bundle.data())
     return data_response(bundle.data(), warnings)

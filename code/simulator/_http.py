@@ -40,6 +40,7 @@ class _Server(ThreadingHTTPServer):
         self.ssl_context = ssl_context
         self._conns = set()
         self._conns_lock = threading.Lock()
+        self.accepted = 0  # TCP connections accepted: keep-alive reuse keeps this low
         super().__init__(address, handler)
 
     def server_bind(self):
@@ -52,6 +53,7 @@ class _Server(ThreadingHTTPServer):
     def track(self, sock):
         with self._conns_lock:
             self._conns.add(sock)
+            self.accepted += 1
 
     def untrack(self, sock):
         with self._conns_lock:
@@ -212,6 +214,10 @@ class BackgroundServer:
     @property
     def running(self):
         return self._server is not None
+
+    @property
+    def accepted(self):
+        return self._server.accepted if self._server is not None else 0
 
     @property
     def port(self):

@@ -211,6 +211,7 @@ class SpyCloudSimulator:
         self._by_endpoint = dict.fromkeys(ENDPOINTS, 0)
         self._in_flight = 0
         self._max_in_flight = 0
+        self._connections_base = 0
         ctx = tls_server_context(*tls) if tls else None
         self._server = BackgroundServer(host, port, _Handler, self, ctx)
 
@@ -312,11 +313,13 @@ class SpyCloudSimulator:
                 "in_flight": self._in_flight,
                 "quota_used": dict(self._quota_used),
                 "open_cursors": len(self._cursors),
+                "connections": self._server.accepted - self._connections_base,
             }
 
     def reset_stats(self):
         with self._lock:
             self._requests = 0
+            self._connections_base = self._server.accepted
             self._by_endpoint = dict.fromkeys(ENDPOINTS, 0)
             self._max_in_flight = self._in_flight
             self._log = []

@@ -1,0 +1,253 @@
+"""HTTP to SpyCloud: one pooled Session per process, urllib3 Retry, errors → RelayErrors.
+
+Retries follow urllib3's rules (exponential backoff with jitter, Retry-After
+honoured) with two additions: a 429 for an exhausted monthly quota is final,
+and no retry is started that would end past the lookup's deadline.
+"""
+import hashlib
+import logging
+import threading
+import time
+from contextlib import contextmanager
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3 import exceptions as urllib3_exceptions
+from urllib3.exceptions import MaxRetryError
+from urllib3.util.retry import Retry
+
+from api.errors import (AuthorizationError, InternalServerError, NotFoundError,
+                        TooManyRequestsError, UnknownError)
+from config import VERSION
+from spycloud.deadline import Deadline, DeadlineReached
+from spycloud.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f'SpyCloud-XDR-Relay/{VERSION}'
+QUOTA_ERROR_TYPE = 'LimitExceededException'
+MAX_MESSAGE_CHARS = 300
+
+
+def is_quota_exhausted(headers):
+    return QUOTA_ERROR_TYPE.lower() in headers.get('x-amzn-ErrorType', '').lower()
+
+
+def key_fingerprint(api_key):
+    """Caches and buckets are keyed by a hash of the API key, never the key itself."""
+    return hashlib.sha256(api_key.encode('utf-8')).hexdigest()[:32]
+
+
+# urllib3 runs retries inside session.get, out of reach of arguments: the call being made
+# tells its Retry about its deadline and API key through this thread-local.
+_call = threading.local()
+
+
+@contextmanager
+def _calling(deadline, key):
+    _call.deadline, _call.key = deadline, key
+    try:
+        yield
+    finally:
+        _call.deadline = _call.key = None
+
+
+class SpyCloudRetry(Retry):
+    """urllib3's Retry, bounded by the calling thread's deadline and paced by its limiter."""
+
+    limiter = None  # set by build_session
+
+    def new(self, **kw):
+        retry = super().new(**kw)
+        retry.limiter = self.limiter
+        return retry
+
+    def increment(self, method=None, url=None, response=None, error=None,
+                  _pool=None, _stacktrace=None):
+        if response is not None and response.status == 429 \
+                and is_quota_exhausted(response.headers):
+            raise MaxRetryError(_pool, url, 'monthly quota exhausted')
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        deadline = getattr(_call, 'deadline', None)
+        if deadline is not None:
+            pause = retry.get_retry_after(response) if response is not None else None
+            pause = retry.get_backoff_time() if pause is None else pause
+            if pause >= deadline.remaining():
+                raise MaxRetryError(_pool, url, error or 'lookup deadline reached')
+        return retry
+
+    def sleep(self, response=None):
+        super().sleep(response)
+        deadline = getattr(_call, 'deadline', None)
+        if self.limiter is not None and deadline is not None:
+            self.limiter.acquire(_call.key, deadline)
+
+
+def build_session(settings, limiter=None):
+    retry = SpyCloudRetry(
+        total=settings.spycloud_retries,
+        connect=settings.spycloud_retries,
+        read=min(1, settings.spycloud_retries),
+        status=settings.spycloud_retries,
+        other=0,
+        allowed_methods=frozenset({'GET'}),
+        status_forcelist=(429, 502, 503, 504),
+        backoff_factor=settings.spycloud_backoff_s,
+        backoff_jitter=settings.spycloud_backoff_s / 2,
+        backoff_max=max(settings.spycloud_backoff_s * 8, 1.0),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+    retry.limiter = limiter
+    # Lookups and catalog fetches run on two pools of spycloud_max_workers threads each.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=2 * settings.spycloud_max_workers + 8,
+                          max_retries=retry)
+    session = requests.Session()
+    session.mount('https://', adapter)
+    session.mount('http://', adapter)
+    session.headers.update({'Accept': 'application/json', 'User-Agent': USER_AGENT})
+    return session
+
+
+def upstream_message(response):
+    """SpyCloud's own words for an error, trimmed; falls back to the HTTP reason."""
+    message = ''
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for name in ('message', 'errorMessage', 'error'):
+            if isinstance(body.get(name), str) and body[name].strip():
+                message = body[name].strip()
+                break
+    message = message or response.reason or f'HTTP {response.status_code}'
+    detail = response.headers.get('SpyCloud-Error', '').strip()
+    if detail and detail.lower() not in message.lower():
+        message = f'{message} ({detail})'
+    return ' '.join(message.split())[:MAX_MESSAGE_CHARS]
+
+
+def error_for(response):
+    """The RelayError for a non-2xx answer."""
+    status = response.status_code
+    if status in (401, 403):
+        return AuthorizationError(upstream_message(response))
+    if status == 404:
+        return NotFoundError('The SpyCloud API answered 404 Not Found: '
+                             'check SPYCLOUD_API_URL.')
+    if status == 429:
+        if is_quota_exhausted(response.headers):
+            return TooManyRequestsError(
+                'The SpyCloud monthly quota of this API key is exhausted; '
+                'SpyCloud support can raise it.')
+        return TooManyRequestsError('Too many requests have been made to SpyCloud. '
+                                    'Please, try again later.')
+    if status == 500:
+        return InternalServerError(f'The SpyCloud internal error: {upstream_message(response)}')
+    return UnknownError(f'SpyCloud answered HTTP {status}: {upstream_message(response)}')
+
+
+class BadRequest(Exception):
+    """SpyCloud's 400: the relay reads it as 'no data' for the selector."""
+
+
+class Transport:
+    """GETs JSON from SpyCloud within a deadline, paced per key, mapped to RelayErrors."""
+
+    def __init__(self, settings, session=None):
+        self._base = settings.spycloud_api_url
+        self._host = self._base.split('/')[2]
+        self._connect_timeout = settings.connect_timeout_s
+        self._read_timeout = settings.read_timeout_s
+        self._default_budget = settings.lookup_deadline_s
+        self.limiter = RateLimiter(settings.spycloud_rate_limit, settings.spycloud_burst)
+        self._session = session or build_session(settings, self.limiter)
+        self._active = 0
+        self._active_lock = threading.Lock()
+
+    @property
+    def in_flight(self):
+        """Calls under way now: zero soon after every answer, or a thread was left busy."""
+        return self._active
+
+    def close(self):
+        self._session.close()
+
+    @contextmanager
+    def _counted(self):
+        with self._active_lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._active_lock:
+                self._active -= 1
+
+    def get(self, api_key, path, params=None, deadline=None):
+        """The JSON object SpyCloud answers; raises RelayError, BadRequest or DeadlineReached."""
+        try:
+            api_key.encode('latin-1')
+        except UnicodeEncodeError:
+            raise AuthorizationError('Unauthorized') from None
+        deadline = deadline or Deadline(self._default_budget)
+        deadline.check()
+        key = key_fingerprint(api_key)
+        self.limiter.acquire(key, deadline)
+        timeout = (deadline.cap(self._connect_timeout), deadline.cap(self._read_timeout))
+        started = time.monotonic()
+        try:
+            with _calling(deadline, key), self._counted():
+                response = self._session.get(self._base + path, params=params, timeout=timeout,
+                                             headers={'X-API-Key': api_key})
+        except requests.exceptions.SSLError as error:
+            raise UnknownError(f'Unable to verify SSL certificate: {_reason(error)}') from None
+        except requests.exceptions.ConnectionError as error:
+            if deadline.expired:
+                raise DeadlineReached() from None
+            if _timed_out(error):
+                raise UnknownError(f'SpyCloud did not answer in time ({self._host}).') from None
+            raise UnknownError(f'Unable to connect to SpyCloud at {self._host}: '
+                               f'{_reason(error)}') from None
+        except requests.RequestException as error:
+            raise UnknownError(f'The request to SpyCloud failed: {_reason(error)}') from None
+        log.debug('GET %s -> %s in %.0f ms', path.split('/')[0:3], response.status_code,
+                  (time.monotonic() - started) * 1000)
+        with response:
+            if response.status_code == 400:
+                raise BadRequest(upstream_message(response))
+            if not response.ok:
+                raise error_for(response)
+            try:
+                body = response.json()
+            except ValueError:
+                raise UnknownError('SpyCloud sent an answer that is not valid JSON.') from None
+        if not isinstance(body, dict):
+            raise UnknownError('SpyCloud sent an answer of an unexpected shape.')
+        return body
+
+
+def _timed_out(error):
+    """requests reports a read timeout that used up the retries as a ConnectionError."""
+    if isinstance(error, requests.exceptions.Timeout):
+        return True
+    reason = _innermost(error)
+    if isinstance(reason, urllib3_exceptions.NewConnectionError):  # a subclass of the timeout
+        return False
+    return isinstance(reason, (urllib3_exceptions.TimeoutError, TimeoutError))
+
+
+def _innermost(error):
+    reason = error
+    for _ in range(6):
+        inner = getattr(reason, 'reason', None) or (reason.args[0] if reason.args else None)
+        if not isinstance(inner, BaseException):
+            break
+        reason = inner
+    return reason
+
+
+def _reason(error):
+    """The innermost reason of a requests/urllib3 error, without URLs or headers."""
+    text = str(_innermost(error))
+    return ' '.join(text.split())[:MAX_MESSAGE_CHARS]
