@@ -15,7 +15,7 @@ PIPENV := $(PYTHON) -m pipenv
 RUN := cd code && $(PIPENV) run
 COVERED := api/*,spycloud/*,ctim/*
 
-.PHONY: install lint test coverage demo clean
+.PHONY: install lint test coverage demo bench clean
 
 .venv/.installed: Pipfile Pipfile.lock
 	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
@@ -34,6 +34,10 @@ test: lint
 
 demo: install
 	$(RUN) python demo.py
+
+# make bench BENCH_ARGS='--latency-ms 100 --clients 32'
+bench: install
+	$(RUN) python ../bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv code/.coverage code/.pytest_cache

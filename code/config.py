@@ -34,6 +34,7 @@ class Settings:
     spycloud_retries: int = 3
     spycloud_backoff_s: float = 0.5
     spycloud_max_workers: int = 16
+    spycloud_catalog_batch: int = 10
     catalog_cache_size: int = 10000
     catalog_cache_ttl_s: float = 3600.0
     jwks_cache_ttl_s: float = 600.0
@@ -60,7 +61,8 @@ class Settings:
         object.__setattr__(self, 'allowed_jwks_hosts', hosts)
         object.__setattr__(self, 'jwt_audience', self.jwt_audience.strip().rstrip('/'))
         for name in ('lookup_deadline_s', 'connect_timeout_s', 'read_timeout_s',
-                     'jwks_timeout_s', 'spycloud_max_workers', 'catalog_cache_size',
+                     'jwks_timeout_s', 'spycloud_max_workers', 'spycloud_catalog_batch',
+                     'catalog_cache_size',
                      'max_content_length', 'max_observables', 'max_value_length'):
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name.upper()} must be greater than 0')

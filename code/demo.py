@@ -7,9 +7,6 @@ No SpyCloud account and no network beyond loopback are needed.
 """
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -17,26 +14,12 @@ from pathlib import Path
 
 import requests
 
+from localrelay import gunicorn_relay
 from simulator import JwksIssuer, SpyCloudSimulator
 from spycloud.client import PAGE_ENDPOINTS
 
 HERE = Path(__file__).resolve().parent
 OBSERVABLES = HERE.parent / 'observables.json'
-
-
-def wait_until_up(url, process, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f'gunicorn exited with code {process.returncode}; see its log above')
-        try:
-            if requests.get(url + '/watchdog', headers={'Health-Check': 'demo'},
-                            timeout=1).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f'the relay did not come up at {url} within {seconds} s')
 
 
 def summary(observables, body):
@@ -77,40 +60,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
     observables = json.loads(args.observables.read_text())
 
-    with JwksIssuer() as issuer, SpyCloudSimulator() as spycloud:
-        relay_url = f'http://127.0.0.1:{args.port}'
-        env = dict(os.environ,
-                   SPYCLOUD_API_URL=spycloud.url,
-                   ALLOWED_JWKS_HOSTS=issuer.jwks_host,
-                   REQUESTS_CA_BUNDLE=issuer.ca_pem_path,
-                   GUNICORN_BIND=f'127.0.0.1:{args.port}',
-                   WEB_CONCURRENCY='1', LOG_LEVEL='warning')
+    with JwksIssuer() as issuer, SpyCloudSimulator() as spycloud, \
+            gunicorn_relay(spycloud, issuer, port=args.port, WEB_CONCURRENCY=1,
+                           LOG_LEVEL='warning') as relay_url:
         print(f'SpyCloud simulator: {spycloud.url}\nJWKS issuer:        https://{issuer.jwks_host}'
               f'\nRelay (gunicorn):   {relay_url}\n', flush=True)
-        gunicorn = subprocess.Popen(
-            [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py', 'app:app'],
-            cwd=HERE, env=env)
-        try:
-            wait_until_up(relay_url, gunicorn)
-            token = issuer.mint(relay_url)
-            started = time.monotonic()
-            response = requests.post(relay_url + '/observe/observables', json=observables,
-                                     headers={'Authorization': f'Bearer {token}'}, timeout=60)
-            elapsed = time.monotonic() - started
-            body = response.json()
-            print(f'POST /observe/observables with {args.observables.name}: '
-                  f'HTTP {response.status_code} in {elapsed * 1000:.0f} ms, '
-                  f'{spycloud.stats()["requests"]} SpyCloud calls')
-            print(summary(observables, body))
-            if not args.quiet_json:
-                print(json.dumps(body, indent=2))
-            return 0 if response.status_code == 200 and 'data' in body else 1
-        finally:
-            gunicorn.send_signal(signal.SIGTERM)
-            try:
-                gunicorn.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                gunicorn.kill()
+        token = issuer.mint(relay_url)
+        started = time.monotonic()
+        response = requests.post(relay_url + '/observe/observables', json=observables,
+                                 headers={'Authorization': f'Bearer {token}'}, timeout=60)
+        elapsed = time.monotonic() - started
+        body = response.json()
+        print(f'POST /observe/observables with {args.observables.name}: '
+              f'HTTP {response.status_code} in {elapsed * 1000:.0f} ms, '
+              f'{spycloud.stats()["requests"]} SpyCloud calls')
+        print(summary(observables, body))
+        if not args.quiet_json:
+            print(json.dumps(body, indent=2))
+        return 0 if response.status_code == 200 and 'data' in body else 1
 
 
 if __name__ == '__main__':

@@ -17,13 +17,37 @@ def timed(call):
     return result, time.monotonic() - started
 
 
-def test_catalogs_are_fetched_concurrently(relay, spycloud):
+def test_catalogs_are_fetched_concurrently(make_relay, spycloud):
+    relay = make_relay(spycloud_catalog_batch=1)
     spycloud.latency = 0.15
     body, elapsed = timed(lambda: relay.observe([email('r20c10@wide.example')]))
     assert body['data']['indicators']['count'] == 10
     assert spycloud.stats()['by_endpoint']['catalog'] == 10
     assert spycloud.stats()['max_in_flight'] >= 5
     assert elapsed < 10 * 0.15  # serial would be 1 page + 10 catalogs = 1.65 s
+
+
+def test_catalogs_are_batched_ten_per_call(relay, spycloud):
+    spycloud.latency = 0.1
+    value = 'r50c25@batch.example'
+    body = relay.observe([email(value)])
+    assert body['data']['indicators']['count'] == 25
+    calls = [c['path'].rsplit('/', 1)[1] for c in spycloud.request_log
+             if c['endpoint'] == 'catalog']
+    assert sorted(len(call.split(',')) for call in calls) == [5, 10, 10]
+    fetched = sorted(int(i) for call in calls for i in call.split(','))
+    assert fetched == sorted(data.catalog_ids_for('emails', value))
+    assert spycloud.stats()['max_in_flight'] == 3  # the three batches at once
+
+
+def test_a_refused_batch_falls_back_to_single_ids(relay, spycloud):
+    spycloud.add_fault(400, match=r'catalog/\d+,', body={
+        'errorType': 'BadRequest', 'errorMessage': "[BadRequest] Invalid parameter: 'id'."})
+    value = 'r6c3@fallback.example'
+    body = relay.observe([email(value)])
+    assert body['data']['indicators']['count'] == 3
+    assert 'errors' not in body
+    assert spycloud.stats()['by_endpoint']['catalog'] == 1 + 3
 
 
 def test_observables_are_looked_up_concurrently(relay, spycloud):
@@ -38,10 +62,10 @@ def test_observables_are_looked_up_concurrently(relay, spycloud):
 
 def test_cold_lookup_calls_pages_plus_catalogs_warm_only_pages(relay, spycloud):
     spycloud.page_size = 10
-    value = 'r25c6@calls.example'
+    value = 'r25c16@calls.example'
     relay.observe([email(value)])
     assert spycloud.stats()['by_endpoint'] == {**spycloud.stats()['by_endpoint'],
-                                               'emails': 3, 'catalog': 6}
+                                               'emails': 3, 'catalog': 2}
     spycloud.reset_stats()
     relay.observe([email(value)])
     assert spycloud.stats()['requests'] == 3
@@ -60,7 +84,8 @@ def test_rate_limiter_keeps_lookups_under_spycloud_limit(make_relay, spycloud):
     spycloud.rate_limit = (20, 5)
     # 80% of SpyCloud's limit leaves room for jitter in when calls arrive; retries are off here
     # so that any 429 would show.
-    relay = make_relay(spycloud_rate_limit=16, spycloud_burst=4, spycloud_retries=0)
+    relay = make_relay(spycloud_rate_limit=16, spycloud_burst=4, spycloud_retries=0,
+                       spycloud_catalog_batch=1)
     body = relay.observe([email('r30c15@paced.example')])
     assert 'errors' not in body
     assert body['data']['indicators']['count'] == 15
@@ -69,7 +94,7 @@ def test_rate_limiter_keeps_lookups_under_spycloud_limit(make_relay, spycloud):
 
 def test_without_the_limiter_the_same_burst_is_throttled(make_relay, spycloud):
     spycloud.rate_limit = (20, 5)
-    relay = make_relay(spycloud_rate_limit=0, spycloud_retries=0)
+    relay = make_relay(spycloud_rate_limit=0, spycloud_retries=0, spycloud_catalog_batch=1)
     body = relay.observe([email('r30c15@unpaced.example')])
     assert 429 in {c['status'] for c in spycloud.request_log}
     assert body['errors']  # some catalogs were refused
@@ -152,7 +177,7 @@ def test_deadline_between_pages_keeps_earlier_pages(make_relay, spycloud):
 
 
 def test_catalog_cache_expires(make_relay, spycloud):
-    relay = make_relay(catalog_cache_ttl_s=0.3)
+    relay = make_relay(catalog_cache_ttl_s=0.3, spycloud_catalog_batch=1)
     relay.observe([email('r3c3@ttl.example')])
     relay.observe([email('r3c3@ttl.example')])
     assert spycloud.stats()['by_endpoint']['catalog'] == 3
@@ -161,7 +186,8 @@ def test_catalog_cache_expires(make_relay, spycloud):
     assert spycloud.stats()['by_endpoint']['catalog'] == 6
 
 
-def test_catalog_cache_is_per_api_key(relay, spycloud):
+def test_catalog_cache_is_per_api_key(make_relay, spycloud):
+    relay = make_relay(spycloud_catalog_batch=1)
     spycloud.api_keys.add('second-key')
     try:
         relay.observe([email('r2c2@keys.example')])
@@ -182,7 +208,8 @@ def test_jwks_cache_expires(make_relay, jwks):
     assert jwks.requests == 2
 
 
-def test_catalog_errors_become_warnings(relay, spycloud):
+def test_catalog_errors_become_warnings(make_relay, spycloud):
+    relay = make_relay(spycloud_catalog_batch=1)
     value = 'r4c2@flaky.example'
     broken = data.catalog_ids_for('emails', value)[0]
     spycloud.add_fault(500, match=f'catalog/{broken}$', body={'errorMessage': 'db down'})
@@ -207,9 +234,9 @@ def test_connections_are_kept_alive_and_reused(relay, spycloud):
     assert len(results) == 8
     assert all(r['data']['sightings']['count'] == 2 for r in results)
     calls = spycloud.stats()['requests']
-    assert calls == 8 * 3 and spycloud.stats()['connections'] < calls
+    assert calls == 8 * 2 and spycloud.stats()['connections'] < calls
     spycloud.reset_stats()
     for n in range(5):
         relay.observe([email(f'r2c2-again-{n}@pool.example')])
-    assert spycloud.stats()['requests'] == 15
+    assert spycloud.stats()['requests'] == 10
     assert spycloud.stats()['connections'] == 0  # every call reused a pooled connection

@@ -196,11 +196,17 @@ def test_paging_stops_once_the_limit_is_reached(relay, spycloud):
     assert spycloud.stats()['by_endpoint']['emails'] == 2
 
 
-def test_one_catalog_call_per_distinct_source(relay, spycloud):
+def test_one_catalog_call_per_distinct_source(make_relay, spycloud):
+    relay = make_relay(spycloud_catalog_batch=1)
     relay.observe([email('r40c5@calls.example')])
     assert spycloud.stats()['by_endpoint']['catalog'] == 5
     relay.observe([email('r40c5@calls.example')])
     assert spycloud.stats()['by_endpoint']['catalog'] == 5  # cached
+
+
+def test_sources_are_fetched_in_one_batched_call(relay, spycloud):
+    relay.observe([email('r40c5@batched.example')])
+    assert spycloud.stats()['by_endpoint']['catalog'] == 1
 
 
 def test_duplicates_and_unsupported_types_are_dropped(relay, spycloud):

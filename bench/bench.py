@@ -1,0 +1,243 @@
+"""``make bench``: how fast the relay answers, measured against the SpyCloud simulator.
+
+Runs the relay with gunicorn as in production (gunicorn.conf.py) and the
+simulator with a settable latency, then prints a table and writes JSON:
+
+1. cold and warm latency (median) for e-mails of 1/10/100/500 records over 1/5/20/60 sources,
+   and the same cold lookup through the serial path (one catalog per call, one call at a
+   time, no cache: Cisco's way minus its 250 ms floor), as a ratio measured in the same run;
+2. SpyCloud calls per observe, cold and warm, from the simulator's counters;
+3. throughput and p50/p95/p99 latency with N concurrent clients over a mix of sizes;
+4. the relay's own time per request at 0 ms simulator latency;
+5. the same mix against a simulator that enforces a rate limit: how many answers are complete.
+
+The machine is shared and noisy: compare ratios from one run, not absolute figures across runs.
+"""
+import argparse
+import itertools
+import json
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'code'))
+
+from localrelay import gunicorn_relay  # noqa: E402
+from simulator import JwksIssuer, SpyCloudSimulator  # noqa: E402
+
+SIZES = [(1, 1), (10, 5), (100, 20), (500, 60)]
+MIX = [((1, 1), 50), ((10, 5), 30), ((100, 20), 15), ((500, 60), 5)]
+_unique = itertools.count()
+
+
+def address(records, catalogs, tag):
+    """A fresh simulator address: new records and new catalog ids, so nothing is cached."""
+    return f'r{records}c{catalogs}-{tag}{next(_unique)}@bench.example'
+
+
+class Client:
+    def __init__(self, url, token):
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers['Authorization'] = f'Bearer {token}'
+
+    def observe(self, value, parse=True):
+        """(seconds, status, body); with parse=False only an answer with errors is parsed,
+        so the load generator spends the machine's two cores on the relay, not on JSON."""
+        started = time.perf_counter()
+        response = self.session.post(self.url + '/observe/observables',
+                                     json=[{'type': 'email', 'value': value}], timeout=60)
+        elapsed = time.perf_counter() - started
+        if parse or b'"errors"' in response.content:
+            return elapsed, response.status_code, response.json()
+        return elapsed, response.status_code, {'data': '(not parsed)'}
+
+
+def percentile(values, pct):
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def latency_table(url, token, spycloud, repeat):
+    """Cold = a never-seen address; warm = the same address again (catalogs cached)."""
+    rows = []
+    client = Client(url, token)  # one keep-alive connection: one worker, whose cache warms
+    for records, catalogs in SIZES:
+        cold, warm, cold_calls, warm_calls = [], [], [], []
+        for _ in range(repeat):
+            value = address(records, catalogs, 'lat')
+            spycloud.reset_stats()
+            elapsed, status, body = client.observe(value)
+            assert status == 200 and 'data' in body, body
+            cold.append(elapsed)
+            cold_calls.append(spycloud.stats()['requests'])
+            spycloud.reset_stats()
+            elapsed, status, body = client.observe(value)
+            warm.append(elapsed)
+            warm_calls.append(spycloud.stats()['requests'])
+        rows.append({'records': records, 'catalogs': catalogs,
+                     'cold_ms': statistics.median(cold) * 1000,
+                     'warm_ms': statistics.median(warm) * 1000,
+                     'calls_cold': statistics.median(cold_calls),
+                     'calls_warm': statistics.median(warm_calls),
+                     'sightings': min(records, 100)})
+    return rows
+
+
+def serial_cold(url, token, repeat, records=100, catalogs=20):
+    client = Client(url, token)
+    times = []
+    for _ in range(repeat):
+        elapsed, status, body = client.observe(address(records, catalogs, 'serial'))
+        assert status == 200 and 'data' in body, body
+        times.append(elapsed)
+    return statistics.median(times) * 1000
+
+
+def load(url, token, clients, seconds, pool_size=200, seed=7):
+    """N clients, each with its own connection, looping over a mix of addresses for a while."""
+    rng = random.Random(seed)
+    sizes = [size for size, weight in MIX for _ in range(weight)]
+    pool = [address(*rng.choice(sizes), 'mix') for _ in range(pool_size)]
+    latencies, outcomes, lock = [], {'ok': 0, 'partial': 0, 'failed': 0}, threading.Lock()
+    errors = {}
+    stop_at = time.monotonic() + seconds
+
+    def run(n):
+        client, local = Client(url, token), random.Random(seed + n)
+        while time.monotonic() < stop_at:
+            try:
+                elapsed, status, body = client.observe(local.choice(pool), parse=False)
+            except requests.RequestException as error:
+                with lock:
+                    outcomes['failed'] += 1
+                    errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+                continue
+            kinds = {(e['type'], e['code']) for e in body.get('errors', [])}
+            kinds.discard(('warning', 'too many records'))  # the limit at work, not a failure
+            with lock:
+                latencies.append(elapsed)
+                if status != 200 or any(kind == 'fatal' for kind, _ in kinds):
+                    outcomes['failed'] += 1
+                elif kinds:
+                    outcomes['partial'] += 1
+                else:
+                    outcomes['ok'] += 1
+                for kind, code in kinds:
+                    errors[code] = errors.get(code, 0) + 1
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - started
+    return {'clients': clients, 'seconds': round(wall, 2), 'requests': len(latencies),
+            'throughput_rps': len(latencies) / wall,
+            'p50_ms': percentile(latencies, 50) * 1000, 'p95_ms': percentile(latencies, 95) * 1000,
+            'p99_ms': percentile(latencies, 99) * 1000, **outcomes, 'errors': errors}
+
+
+def overhead(url, token, repeat):
+    """Warm lookups of 100 sightings at 0 ms simulator latency: the relay's own time."""
+    client = Client(url, token)
+    value = address(100, 20, 'ovh')
+    for _ in range(3):
+        client.observe(value)
+    times = [client.observe(value)[0] for _ in range(max(repeat, 20))]
+    return {'median_ms': statistics.median(times) * 1000, 'p95_ms': percentile(times, 95) * 1000}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--latency-ms', type=float, default=50, help='simulator latency (50)')
+    parser.add_argument('--repeat', type=int, default=5, help='samples per median (5)')
+    parser.add_argument('--clients', type=int, default=16, help='concurrent clients (16)')
+    parser.add_argument('--seconds', type=float, default=10, help='load duration (10)')
+    parser.add_argument('--rate-limit', type=float, default=10,
+                        help="the simulator's per-key limit in scenario 5, requests/s (10)")
+    parser.add_argument('--out', type=Path, default=ROOT / 'bench' / 'results' / 'bench.json')
+    parser.add_argument('--quick', action='store_true', help='a short smoke run (CI)')
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat, args.seconds, args.clients = 3, 2, 4
+    latency = args.latency_ms / 1000
+    results = {'latency_ms': args.latency_ms, 'repeat': args.repeat}
+
+    with JwksIssuer() as issuer, SpyCloudSimulator(latency=latency) as spycloud:
+        quiet = {'LOG_LEVEL': 'warning', 'SPYCLOUD_RATE_LIMIT': 0}
+        with gunicorn_relay(spycloud, issuer, **quiet) as url:
+            token = issuer.mint(url)
+            print(f'latency table ({args.latency_ms:g} ms simulator latency) ...', flush=True)
+            results['latency'] = latency_table(url, token, spycloud, args.repeat)
+            print(f'load: {args.clients} clients for {args.seconds:g} s ...', flush=True)
+            results['load'] = load(url, token, args.clients, args.seconds)
+        serial = dict(SPYCLOUD_MAX_WORKERS=1, SPYCLOUD_CATALOG_BATCH=1, CATALOG_CACHE_SIZE=1,
+                      CATALOG_CACHE_TTL_S=0)  # one catalog per call, one call at a time
+        with gunicorn_relay(spycloud, issuer, **serial, **quiet) as url:
+            print('serial path ...', flush=True)
+            results['serial_cold_100_20_ms'] = serial_cold(url, issuer.mint(url), args.repeat)
+
+        spycloud.latency = 0.0
+        with gunicorn_relay(spycloud, issuer, **quiet) as url:
+            print('overhead at 0 ms ...', flush=True)
+            results['overhead_0ms_100_sightings'] = overhead(url, issuer.mint(url), args.repeat)
+
+        spycloud.latency = latency
+        spycloud.rate_limit = (args.rate_limit, 2 * args.rate_limit)
+        workers = 2  # gunicorn.conf.py's default WEB_CONCURRENCY; each worker has its own bucket
+        per_worker = args.rate_limit * 0.8 / workers
+        with gunicorn_relay(spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=workers,
+                            SPYCLOUD_RATE_LIMIT=per_worker,
+                            SPYCLOUD_BURST=max(1, int(per_worker))) as url:
+            print(f'rate-limited mix (simulator {args.rate_limit:g} rps) ...', flush=True)
+            limited = load(url, issuer.mint(url), args.clients, args.seconds)
+            limited['simulator_429s'] = sum(1 for c in spycloud.request_log if c['status'] == 429)
+            limited['relay_rate_limit_per_worker'] = per_worker
+            results['rate_limited'] = limited
+
+    report(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + '\n')
+    print(f'\nJSON written to {args.out}')
+    return 0
+
+
+def report(results):
+    print(f'\n1-2. /observe/observables, one e-mail, simulator latency {results["latency_ms"]:g} ms'
+          f' (median of {results["repeat"]})')
+    print(f'{"records":>8} {"sources":>8} {"cold ms":>9} {"warm ms":>9} '
+          f'{"calls cold":>11} {"calls warm":>11}')
+    for row in results['latency']:
+        print(f'{row["records"]:>8} {row["catalogs"]:>8} {row["cold_ms"]:>9.1f} '
+              f'{row["warm_ms"]:>9.1f} {row["calls_cold"]:>11g} {row["calls_warm"]:>11g}')
+    target = next(r for r in results['latency'] if r['records'] == 100)
+    serial = results['serial_cold_100_20_ms']
+    print(f'serial path, cold 100/20: {serial:.1f} ms = {serial / target["cold_ms"]:.1f}x the '
+          f'concurrent cold lookup ({target["cold_ms"]:.1f} ms)')
+    for name, title in (('load', '3. load over the mix'),
+                        ('rate_limited', '5. the same mix, simulator rate-limited')):
+        run = results[name]
+        print(f'\n{title}: {run["clients"]} clients, {run["seconds"]} s: '
+              f'{run["requests"]} answers, {run["throughput_rps"]:.1f}/s, '
+              f'p50 {run["p50_ms"]:.0f} ms, p95 {run["p95_ms"]:.0f} ms, p99 {run["p99_ms"]:.0f} ms')
+        print(f'   complete {run["ok"]}, partial {run["partial"]}, failed {run["failed"]}'
+              + (f', errors {run["errors"]}' if run['errors'] else '')
+              + (f', simulator 429s {run["simulator_429s"]}' if 'simulator_429s' in run else ''))
+    over = results['overhead_0ms_100_sightings']
+    print(f'\n4. relay time at 0 ms simulator latency, 100 sightings (warm): '
+          f'median {over["median_ms"]:.1f} ms, p95 {over["p95_ms"]:.1f} ms')
+
+
+if __name__ == '__main__':
+    sys.exit(main())

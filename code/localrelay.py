@@ -1,0 +1,56 @@
+"""Run the relay under gunicorn on loopback, as in production, for the demo and the benchmarks."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(url, process, seconds=20):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f'gunicorn exited with code {process.returncode}; see its log above')
+        try:
+            if requests.get(url + '/watchdog', headers={'Health-Check': 'up'}, timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f'the relay did not come up at {url} within {seconds} s')
+
+
+@contextmanager
+def gunicorn_relay(spycloud, issuer, port=None, **env):
+    """The relay at ``http://127.0.0.1:<port>``, pointed at a simulator and a JWKS issuer."""
+    port = port or free_port()
+    url = f'http://127.0.0.1:{port}'
+    settings = dict(SPYCLOUD_API_URL=spycloud.url, ALLOWED_JWKS_HOSTS=issuer.jwks_host,
+                    REQUESTS_CA_BUNDLE=issuer.ca_pem_path, GUNICORN_BIND=f'127.0.0.1:{port}')
+    settings.update({name: str(value) for name, value in env.items()})
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py', 'app:app'],
+        cwd=HERE, env={**os.environ, **settings})
+    try:
+        wait_until_up(url, process)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
