@@ -22,8 +22,10 @@ def observe_observables():
 
     options = MappingOptions(show_passwords=module.show_passwords,
                              ui_url=relay.settings.spycloud_ui_url)
-    bundle, warnings, fatal = Bundle(), [], []
-    for result in relay.spycloud.exposures(module.api_key, observables, module.entities_limit):
+    bundle, warnings, fatal = Bundle(), list(module.warnings), []
+    results = relay.spycloud.exposures(module.api_key, observables, module.entities_limit,
+                                       query=module.query())
+    for result in results:
         if isinstance(result, RelayError):
             fatal.append(result)
             continue

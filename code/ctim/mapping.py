@@ -146,12 +146,43 @@ def leaked_from(account, catalog):
     }]
 
 
+def sighting_id(observable, record):
+    """One sighting per record and observable: a domain lookup and an e-mail lookup in one
+    request may find the same record, and each is a sighting of its own observable."""
+    if observable['type'] == 'email':
+        return transient_id('sighting', record.document_id)
+    return transient_id('sighting', f'{record.document_id}|{observable["type"]}|'
+                                    f'{observable["value"]}')
+
+
+def exposed_accounts(observable, record):
+    """Who is exposed: the queried e-mail itself, or the record's e-mail and username when the
+    lookup was by domain, IP or username."""
+    if observable['type'] == 'email':
+        return [observable]
+    accounts = []
+    email = _text(record.get('email'))
+    if email and '@' in email:
+        accounts.append({'type': 'email', 'value': email.lower()})
+    username = _text(record.get('username'))
+    if username:
+        accounts.append({'type': 'user', 'value': username})
+    return accounts
+
+
+def targets(observable, record, observed):
+    accounts = exposed_accounts(observable, record)
+    if not accounts:
+        return []
+    return [{'type': accounts[0]['type'], 'observables': accounts, 'observed_time': observed}]
+
+
 def sighting(observable, record, catalog, options):
     observed = {'start_time': ctim_time(record.published), 'end_time': ctim_time(record.published)}
     title = catalog.text('title') if catalog is not None else None
     count = record.get('sighting')
     doc = {
-        'id': transient_id('sighting', record.document_id),
+        'id': sighting_id(observable, record),
         'type': 'sighting',
         'schema_version': SCHEMA_VERSION,
         'source': SOURCE,
@@ -164,8 +195,9 @@ def sighting(observable, record, catalog, options):
         'severity': severity(record, catalog),
         'observed_time': observed,
         'observables': [observable],
-        'targets': [{'type': 'email', 'observables': [observable], 'observed_time': observed}],
-        'relations': leaked_from(observable, catalog),
+        'targets': targets(observable, record, observed),
+        'relations': [relation for account in exposed_accounts(observable, record)
+                      for relation in leaked_from(account, catalog)],
         'external_ids': external_ids(record),
         'data': data_table(record, options),
     }

@@ -17,13 +17,18 @@ from cachetools import TTLCache
 from api.errors import AuthorizationError, RelayError, RelayWarning, catalog_missing
 from spycloud.deadline import Deadline, DeadlineReached
 from spycloud.models import BreachRecord, Catalog, Exposure, MalformedData
-from spycloud.transport import BadRequest, Transport, key_fingerprint
+from spycloud.transport import BadRequest, Refused, Transport, key_fingerprint
 
 log = logging.getLogger(__name__)
 
 PAGE_ENDPOINTS = {
     'email': 'breach/data/emails/',
+    'domain': 'breach/data/domains/',
+    'ip': 'breach/data/ips/',
+    'ipv6': 'breach/data/ips/',
+    'user': 'breach/data/usernames/',
 }
+CURSOR_EXPIRED = 'cursor'  # SpyCloud's 400 for a stale cursor names the parameter
 HEALTH_ENDPOINT = 'breach/catalog/1'
 
 
@@ -33,6 +38,14 @@ def more_records(observable, shown, hits):
         f'Showing the newest {shown} of {hits} SpyCloud records for {observable["value"]}. '
         'Raise the module\'s Entities Limit (up to 1000) to see more, or open the '
         'SpyCloud portal for the full list.')
+
+
+def refused(observable, error):
+    return RelayWarning(
+        'permission denied',
+        f'SpyCloud refused to look up {observable["value"]} with this API key '
+        f'({error.message.removeprefix("Authorization failed: ")}). It searches only the '
+        'identifiers on the verified watchlist of the key\'s account.')
 
 
 def cut_short(deadline, what):
@@ -78,10 +91,13 @@ class SpyCloudClient:
         except (BadRequest, DeadlineReached):
             pass  # SpyCloud accepted the key; only the probe's answer was odd or slow
 
-    def exposures(self, api_key, observables, limit, deadline=None):
-        """Exposure (or the RelayError that stopped it) per observable, in order, concurrently."""
+    def exposures(self, api_key, observables, limit, deadline=None, query=None):
+        """Exposure (or the RelayError that stopped it) per observable, in order, concurrently.
+
+        ``query`` holds the filters every records call carries (``severity``, ``since``).
+        """
         deadline = deadline or self.new_deadline()
-        futures = [self._lookups.submit(self.exposure, api_key, o, limit, deadline)
+        futures = [self._lookups.submit(self.exposure, api_key, o, limit, deadline, query)
                    for o in observables]
         wait(futures, timeout=deadline.remaining() + 1.0)
         results = []
@@ -96,10 +112,14 @@ class SpyCloudClient:
                 results.append(future.result())
         return results
 
-    def exposure(self, api_key, observable, limit, deadline=None):
+    def exposure(self, api_key, observable, limit, deadline=None, query=None):
         """The newest ``limit`` records of an observable, with their breach sources."""
         deadline = deadline or self.new_deadline()
-        records, hits, warnings = self.breach_records(api_key, observable, limit, deadline)
+        try:
+            records, hits, warnings = self.breach_records(api_key, observable, limit, deadline,
+                                                          query)
+        except Refused as error:
+            return Exposure(observable, [], 0, {}, [refused(observable, error)])
         ids = list(dict.fromkeys(r.source_id for r in records if r.source_id is not None))
         catalogs, missing_reasons = self.catalogs(api_key, ids, deadline)
         unanswered = [i for i in ids if i not in catalogs and i not in missing_reasons]
@@ -115,18 +135,25 @@ class SpyCloudClient:
         return Exposure(observable=observable, records=records, hits=hits,
                         catalogs=catalogs, warnings=warnings)
 
-    def breach_records(self, api_key, observable, limit, deadline=None):
+    def breach_records(self, api_key, observable, limit, deadline=None, query=None):
         """Follows ``cursor`` until ``limit`` records are collected or SpyCloud has no more."""
         deadline = deadline or self.new_deadline()
         path = PAGE_ENDPOINTS[observable['type']] + quote(observable['value'], safe='@')
         records, seen, warnings = [], set(), []
         hits, cursor, skipped, pages = 0, None, 0, 0
         while True:
+            params = dict(query or {})
+            if cursor:
+                params['cursor'] = cursor  # the filters go along: some SpyCloud clients rely on it
             try:
-                page = self._transport.get(api_key, path, {'cursor': cursor} if cursor else None,
-                                           deadline)
-            except BadRequest:
-                break  # SpyCloud's 400 means no data for this selector
+                page = self._transport.get(api_key, path, params or None, deadline)
+            except BadRequest as error:
+                if cursor and CURSOR_EXPIRED in str(error).lower():
+                    warnings.append(RelayWarning(
+                        'incomplete', f'SpyCloud\'s paging cursor for {observable["value"]} '
+                                      f'expired after {pages} page(s); the records fetched '
+                                      'so far are shown.'))
+                break  # otherwise SpyCloud's 400 means no data for this selector
             except DeadlineReached:
                 warnings.append(cut_short(deadline, f'the breach records of {observable["value"]}'
                                                     f' after {pages} page(s)'))

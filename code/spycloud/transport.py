@@ -128,9 +128,21 @@ def upstream_message(response):
     return ' '.join(message.split())[:MAX_MESSAGE_CHARS]
 
 
+class Refused(AuthorizationError):
+    """A 403 that is not about the key or the caller's IP: this selector is not for this key
+    (SpyCloud searches only the identifiers on the customer's verified watchlist)."""
+
+
+KEY_PROBLEMS = ('invalid api key', 'invalid ip', 'api key')
+
+
 def error_for(response):
     """The RelayError for a non-2xx answer."""
     status = response.status_code
+    if status == 403:
+        detail = response.headers.get('SpyCloud-Error', '').lower()
+        if not any(problem in detail for problem in KEY_PROBLEMS):
+            return Refused(upstream_message(response))
     if status in (401, 403):
         return AuthorizationError(upstream_message(response))
     if status == 404:

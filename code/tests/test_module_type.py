@@ -31,13 +31,17 @@ def test_configuration_spec_fields_are_well_formed():
     assert by_key['custom_key']['type'] == 'api_key' and by_key['custom_key']['required'] is True
     assert by_key['custom_CTR_ENTITIES_LIMIT']['type'] == 'integer'
     assert by_key['custom_show_passwords']['type'] == 'boolean'
+    severity = by_key['custom_min_severity']
+    assert severity['type'] == 'options'
+    assert [o['value'] for o in severity['options']] == ['2', '5', '20', '25']
+    assert by_key['custom_lookback_days']['type'] == 'integer'
 
 
 def test_every_form_field_reaches_module_settings():
     """XDR strips custom_; each field must change ModuleSettings, or it would be ignored."""
     claims = {'key': 'k'}
     baseline = ModuleSettings.from_claims(claims)
-    samples = {'integer': 7, 'boolean': True, 'api_key': 'other-key'}
+    samples = {'integer': 7, 'boolean': True, 'api_key': 'other-key', 'options': '20'}
     for field in MODULE_TYPE['configuration_spec']:
         name = field['key'][len('custom_'):]
         changed = ModuleSettings.from_claims({**claims, name: samples[field['type']]})

@@ -212,20 +212,21 @@ def test_sources_are_fetched_in_one_batched_call(relay, spycloud):
 def test_duplicates_and_unsupported_types_are_dropped(relay, spycloud):
     value = 'r2c1@dup.example'
     body = relay.observe([email(value), {'type': 'EMAIL', 'value': value},
-                          {'type': 'ip', 'value': '10.0.0.1'}, {'type': 'sha256', 'value': 'ab'},
+                          {'type': 'url', 'value': 'https://x.example/'},
+                          {'type': 'sha256', 'value': 'ab'},
                           email(value)])
     assert body['data']['sightings']['count'] == 2
     assert spycloud.stats()['by_endpoint']['emails'] == 1
 
 
 def test_nothing_supported_answers_empty_data_without_spycloud(relay, spycloud):
-    assert relay.observe([{'type': 'ip', 'value': '10.0.0.1'}]) == {'data': {}}
+    assert relay.observe([{'type': 'sha1', 'value': 'a' * 40}]) == {'data': {}}
     assert relay.observe([]) == {'data': {}}
     assert spycloud.stats()['requests'] == 0
 
 
 def test_nothing_supported_still_needs_a_valid_token(relay):
-    response = relay.post('/observe/observables', [{'type': 'ip', 'value': '1.1.1.1'}],
+    response = relay.post('/observe/observables', [{'type': 'url', 'value': 'https://a.b/'}],
                           token='garbage')
     assert response.json()['errors'][0]['code'] == 'authorization error'
 
