@@ -26,7 +26,7 @@ RUN (getent group relay || groupadd --system relay 2>/dev/null || addgroup -S re
     (id relay || useradd --system --gid relay --no-create-home relay 2>/dev/null \
       || adduser -S -G relay relay) >/dev/null
 COPY --from=dependencies /opt/relay /opt/relay
-COPY code/app.py code/config.py code/gunicorn.conf.py /app/
+COPY code/app.py code/config.py code/gunicorn.conf.py code/logs.py code/metrics.py /app/
 COPY code/api /app/api
 COPY code/spycloud /app/spycloud
 COPY code/ctim /app/ctim

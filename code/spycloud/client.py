@@ -15,6 +15,7 @@ from urllib.parse import quote
 from cachetools import TTLCache
 
 from api.errors import AuthorizationError, RelayError, RelayWarning, catalog_missing
+from metrics import cache_lookup
 from spycloud.deadline import Deadline, DeadlineReached
 from spycloud.models import BreachRecord, Catalog, Exposure, MalformedData
 from spycloud.transport import BadRequest, Refused, Transport, key_fingerprint
@@ -79,15 +80,15 @@ class SpyCloudClient:
             pool.shutdown(wait=False, cancel_futures=True)
         self._transport.close()
 
-    def new_deadline(self):
-        return Deadline(self._settings.lookup_deadline_s)
+    def new_deadline(self, stats=None):
+        return Deadline(self._settings.lookup_deadline_s, stats)
 
     # -- the calls -------------------------------------------------------------
 
-    def check(self, api_key):
+    def check(self, api_key, deadline=None):
         """One cheap authenticated call, for /health."""
         try:
-            self._transport.get(api_key, HEALTH_ENDPOINT, deadline=self.new_deadline())
+            self._transport.get(api_key, HEALTH_ENDPOINT, deadline=deadline or self.new_deadline())
         except (BadRequest, DeadlineReached):
             pass  # SpyCloud accepted the key; only the probe's answer was odd or slow
 
@@ -196,6 +197,8 @@ class SpyCloudClient:
                     found[catalog_id] = cached
                 else:
                     todo.append(catalog_id)
+        cache_lookup('catalog', hits=len(found), misses=len(todo))
+        deadline.stats.add(cache_hits=len(found), cache_misses=len(todo))
         if not todo:
             return found, reasons
         batch = self._settings.spycloud_catalog_batch

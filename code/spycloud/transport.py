@@ -19,6 +19,7 @@ from urllib3.util.retry import Retry
 from api.errors import (AuthorizationError, InternalServerError, NotFoundError,
                         TooManyRequestsError, UnknownError)
 from config import VERSION
+from metrics import LIMITER_WAIT_SECONDS, SPYCLOUD_CALLS, SPYCLOUD_RETRIES, endpoint_label
 from spycloud.deadline import Deadline, DeadlineReached
 from spycloud.ratelimit import RateLimiter
 
@@ -204,27 +205,26 @@ class Transport:
             raise AuthorizationError('Unauthorized') from None
         deadline = deadline or Deadline(self._default_budget)
         deadline.check()
-        key = key_fingerprint(api_key)
-        self.limiter.acquire(key, deadline)
+        key, endpoint = key_fingerprint(api_key), endpoint_label(path)
+        waited = self.limiter.acquire(key, deadline)
+        LIMITER_WAIT_SECONDS.observe(waited)
+        deadline.stats.add(spycloud_calls=1, limiter_wait_s=waited)
         timeout = (deadline.cap(self._connect_timeout), deadline.cap(self._read_timeout))
         started = time.monotonic()
         try:
             with _calling(deadline, key), self._counted():
                 response = self._session.get(self._base + path, params=params, timeout=timeout,
                                              headers={'X-API-Key': api_key})
-        except requests.exceptions.SSLError as error:
-            raise UnknownError(f'Unable to verify SSL certificate: {_reason(error)}') from None
-        except requests.exceptions.ConnectionError as error:
-            if deadline.expired:
-                raise DeadlineReached() from None
-            if _timed_out(error):
-                raise UnknownError(f'SpyCloud did not answer in time ({self._host}).') from None
-            raise UnknownError(f'Unable to connect to SpyCloud at {self._host}: '
-                               f'{_reason(error)}') from None
         except requests.RequestException as error:
-            raise UnknownError(f'The request to SpyCloud failed: {_reason(error)}') from None
-        log.debug('GET %s -> %s in %.0f ms', path.split('/')[0:3], response.status_code,
-                  (time.monotonic() - started) * 1000)
+            SPYCLOUD_CALLS.labels(endpoint, type(error).__name__).inc()
+            raise self._relay_error(error, deadline) from None
+        SPYCLOUD_CALLS.labels(endpoint, str(response.status_code)).inc()
+        retries = len(getattr(getattr(response.raw, 'retries', None), 'history', ()) or ())
+        if retries:
+            SPYCLOUD_RETRIES.labels(endpoint).inc(retries)
+            deadline.stats.add(retries=retries)
+        log.debug('GET %s -> %s in %.0f ms (%d retries)', endpoint, response.status_code,
+                  (time.monotonic() - started) * 1000, retries)
         with response:
             if response.status_code == 400:
                 raise BadRequest(upstream_message(response))
@@ -237,6 +237,18 @@ class Transport:
         if not isinstance(body, dict):
             raise UnknownError('SpyCloud sent an answer of an unexpected shape.')
         return body
+
+    def _relay_error(self, error, deadline):
+        """What a requests exception means for the caller."""
+        if isinstance(error, requests.exceptions.SSLError):
+            return UnknownError(f'Unable to verify SSL certificate: {_reason(error)}')
+        if isinstance(error, requests.exceptions.ConnectionError):
+            if deadline.expired:
+                return DeadlineReached()
+            if _timed_out(error):
+                return UnknownError(f'SpyCloud did not answer in time ({self._host}).')
+            return UnknownError(f'Unable to connect to SpyCloud at {self._host}: {_reason(error)}')
+        return UnknownError(f'The request to SpyCloud failed: {_reason(error)}')
 
 
 def _timed_out(error):

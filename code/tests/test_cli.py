@@ -1,0 +1,135 @@
+"""The `relay` command line: lookups, key checks, tokens and the standalone simulator."""
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import pytest
+from click.testing import CliRunner
+
+import cli
+from simulator import DEFAULT_API_KEY, JwksIssuer, data
+from support import BUNDLE
+
+CODE = Path(__file__).resolve().parents[1]
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(cli.cli, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.mark.parametrize('value, kind', [('a@b.example', 'email'), ('192.0.2.1', 'ip'),
+                                         ('2001:db8::1', 'ipv6'), ('acme.example', 'domain'),
+                                         ('jdoe', 'user')])
+def test_guess_type(value, kind):
+    assert cli.guess_type(value) == kind
+
+
+def test_lookup_prints_a_masked_table_newest_first():
+    value = 'r5c2@cli.example'
+    result = run('lookup', '--simulator', value)
+    assert result.exit_code == 0, result.output
+    assert f'email {value}: 5 of 5 SpyCloud records' in result.output
+    records = data.records_for('emails', value)
+    for record in records:
+        assert record['spycloud_publish_date'][:10] in result.output
+        if record.get('password_plaintext'):
+            assert record['password_plaintext'] not in result.output
+    dates = [r['spycloud_publish_date'][:10] for r in records]
+    positions = [result.output.index(d) for d in dates]
+    assert positions == sorted(positions)
+
+
+def test_lookup_can_show_passwords():
+    value = 'r4c2@cli.example'
+    result = run('lookup', '--simulator', '--show-passwords', value)
+    plain = [r['password'] for r in data.records_for('emails', value)
+             if r.get('password_type') == 'plaintext']
+    assert plain and all(p in result.output for p in plain)
+
+
+def test_lookup_json_is_the_ctim_bundle():
+    result = run('lookup', '--simulator', '--json', '--limit', '3', 'r6c3@cli.example',
+                 'r2c1.cli.example')
+    assert result.exit_code == 0
+    body = json.loads(result.output)
+    BUNDLE.validate(body['data'])
+    assert body['data']['sightings']['count'] == 3 + 2
+    assert any(e['code'] == 'too many records' for e in body['errors'])
+
+
+def test_lookup_against_an_api_url_with_a_key_from_the_environment(spycloud):
+    result = run('lookup', '--api-url', spycloud.url, '--api-key-env', 'MY_KEY', '--type', 'user',
+                 'r2c1', env={'MY_KEY': DEFAULT_API_KEY})
+    assert result.exit_code == 0, result.output
+    assert spycloud.request_log[0]['endpoint'] == 'usernames'
+    assert spycloud.request_log[0]['api_key'] == DEFAULT_API_KEY
+
+
+def test_lookup_with_filters(spycloud):
+    result = run('lookup', '--api-url', spycloud.url, '--min-severity', '20',
+                 '--lookback-days', '90', 'r3c1@f.example', env={'SPYCLOUD_API_KEY': 'x'})
+    assert result.exit_code == 1
+    assert 'authorization error' in result.output and 'Invalid API key' in result.output
+    assert spycloud.request_log[0]['query']['severity'] == ['20,25,26,30']
+    assert 'since' in spycloud.request_log[0]['query']
+
+
+def test_lookup_without_a_key_says_how_to_give_one():
+    result = run('lookup', 'a@b.example', env={'SPYCLOUD_API_KEY': ''})
+    assert result.exit_code == cli.EXIT_CONFIG
+    assert 'SPYCLOUD_API_KEY' in result.output and '--simulator' in result.output
+
+
+def test_bad_configuration_exits_3():
+    result = run('check', '--simulator', env={'LOOKUP_DEADLINE_S': 'soon'})
+    assert result.exit_code == cli.EXIT_CONFIG
+    assert 'LOOKUP_DEADLINE_S must be a number' in result.output
+
+
+def test_bad_usage_exits_2():
+    assert run('lookup', '--limit', '0', 'a@b.example').exit_code == 2
+    assert run('lookup').exit_code == 2
+
+
+def test_check(spycloud):
+    assert run('check', '--simulator').output.startswith('ok: SpyCloud at http://127.0.0.1:')
+    bad = run('check', '--api-url', spycloud.url, env={'SPYCLOUD_API_KEY': 'wrong'})
+    assert bad.exit_code == cli.EXIT_LOOKUP
+    assert 'Forbidden (Invalid API key)' in bad.output
+
+
+def test_token_is_signed_by_the_local_issuer(tmp_path):
+    with JwksIssuer(state_dir=str(tmp_path)) as issuer:
+        result = run('token', '--state-dir', str(tmp_path), '--aud', 'http://127.0.0.1:9',
+                     '--limit', '7', '--min-severity', '20')
+        assert result.exit_code == 0, result.output
+        token = result.output.strip()
+        key = jwt.PyJWK(issuer.jwks()['keys'][0]).key
+        claims = jwt.decode(token, key, algorithms=['RS256'], audience='http://127.0.0.1:9')
+        assert claims['jwks_host'] == issuer.jwks_host
+    assert claims['key'] == DEFAULT_API_KEY
+    assert claims['CTR_ENTITIES_LIMIT'] == 7 and claims['min_severity'] == '20'
+
+
+def test_token_without_a_running_simulator(tmp_path):
+    result = run('token', '--state-dir', str(tmp_path / 'none'))
+    assert result.exit_code == cli.EXIT_CONFIG
+    assert 'start `relay simulator` first' in result.output
+
+
+def test_module_entry_point_and_simulator_command(tmp_path):
+    assert subprocess.run([sys.executable, '-m', 'cli', '--help'], cwd=CODE, timeout=30,
+                          capture_output=True).returncode == 0
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'cli', 'simulator', '--spycloud-port', '0', '--jwks-port', '0',
+         '--state-dir', str(tmp_path)], cwd=CODE, stdout=subprocess.PIPE, text=True)
+    try:
+        first = process.stdout.readline()
+        assert first.startswith('SpyCloud simulator  http://127.0.0.1:')
+        assert (tmp_path / 'state.json').exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0

@@ -1,0 +1,96 @@
+"""The files in deploy/ agree with the Dockerfile and with the settings the relay reads."""
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from config import VERSION, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = (ROOT / 'Dockerfile').read_text()
+IMAGE = f'spycloud-xdr-relay:{VERSION}'
+GUNICORN_ENV = {'PORT', 'GUNICORN_BIND', 'WEB_CONCURRENCY', 'GUNICORN_THREADS',
+                'GUNICORN_TIMEOUT', 'REQUESTS_CA_BUNDLE', 'PROMETHEUS_MULTIPROC_DIR'}
+KNOWN_ENV = {f.name.upper() for f in fields(Settings)} | GUNICORN_ENV
+
+
+def load(path):
+    return list(yaml.safe_load_all((ROOT / path).read_text()))
+
+
+def exposed_port():
+    (port,) = re.findall(r'^EXPOSE\s+(\d+)', DOCKERFILE, re.MULTILINE)
+    return int(port)
+
+
+def healthcheck_probe():
+    """The HEALTHCHECK instruction, plus the source of any script it runs that is COPY'd in."""
+    instruction = re.search(r'^HEALTHCHECK (?:.*\\\n)*.*$', DOCKERFILE, re.MULTILINE).group(0)
+    texts = [instruction]
+    for source, target in re.findall(r'^COPY (?:--\S+ )*(\S+) (\S+)$', DOCKERFILE, re.MULTILINE):
+        if target in instruction:
+            texts.append((ROOT / source).read_text())
+    return '\n'.join(texts)
+
+
+def test_dockerfile_runs_as_non_root_with_a_watchdog_healthcheck():
+    users = re.findall(r'^USER\s+(\S+)', DOCKERFILE, re.MULTILINE)
+    assert users and users[-1].split(':')[0] not in ('root', '0')
+    probe = healthcheck_probe()
+    assert '/watchdog' in probe and 'Health-Check' in probe
+
+
+@pytest.mark.parametrize('path', sorted(str(p.relative_to(ROOT))
+                                        for p in (ROOT / 'deploy').rglob('*.y*ml')))
+def test_every_file_is_valid_yaml(path):
+    documents = load(path)
+    assert documents and all(isinstance(d, dict) for d in documents)
+
+
+def test_kubernetes_deployment_matches_the_image():
+    (deployment,) = load('deploy/kubernetes/deployment.yaml')
+    assert deployment['kind'] == 'Deployment'
+    spec = deployment['spec']['template']['spec']
+    (container,) = spec['containers']
+    assert container['image'] == IMAGE
+    ports = {p['name']: p['containerPort'] for p in container['ports']}
+    assert ports == {'http': exposed_port()}
+    for probe in ('readinessProbe', 'livenessProbe'):
+        check = container[probe]['httpGet']
+        assert check['path'] == '/watchdog' and check['port'] == 'http'
+        assert [h['name'] for h in check['httpHeaders']] == ['Health-Check']
+    assert spec['securityContext']['runAsNonRoot'] is True
+    assert {e['name'] for e in container['env']} <= KNOWN_ENV
+    labels = deployment['spec']['template']['metadata']['labels']
+    assert deployment['spec']['selector']['matchLabels'] == labels
+
+
+def test_service_and_autoscaler_point_at_the_deployment():
+    (deployment,) = load('deploy/kubernetes/deployment.yaml')
+    (service,) = load('deploy/kubernetes/service.yaml')
+    (hpa,) = load('deploy/kubernetes/hpa.yaml')
+    labels = deployment['spec']['template']['metadata']['labels']
+    assert service['spec']['selector'] == labels
+    assert [p['targetPort'] for p in service['spec']['ports']] == ['http']
+    target = hpa['spec']['scaleTargetRef']
+    assert (target['kind'], target['name']) == ('Deployment', deployment['metadata']['name'])
+    assert 1 <= hpa['spec']['minReplicas'] <= hpa['spec']['maxReplicas']
+
+
+def test_compose_runs_the_relay_image_against_the_simulator():
+    (compose,) = load('deploy/compose/docker-compose.yml')
+    relay, simulator = compose['services']['relay'], compose['services']['simulator']
+    assert relay['image'] == IMAGE
+    assert relay['build']['context'] == '../..'
+    env = relay['environment']
+    assert set(env) <= KNOWN_ENV
+    assert int(env['PORT']) == exposed_port()
+    spycloud_port = env['SPYCLOUD_API_URL'].split(':')[2].split('/')[0]
+    assert ['--spycloud-port', spycloud_port] == simulator['command'][3:5]
+    assert env['ALLOWED_JWKS_HOSTS'] == '127.0.0.1:' + simulator['command'][6]
+    assert '/watchdog' in ' '.join(relay['healthcheck']['test'])
+    sim_dockerfile = (ROOT / 'deploy' / 'compose' / simulator['build']['dockerfile']
+                      .split('/')[-1]).read_text()
+    assert 'COPY code/simulator' in sim_dockerfile

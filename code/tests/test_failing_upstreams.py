@@ -1,0 +1,154 @@
+"""SpyCloud misbehaving in every way the simulator knows: the right answer, in time, and the
+relay serves the next request normally."""
+import time
+
+import pytest
+
+from support import email
+
+DEADLINE = 2.0
+GOOD = [email('r3c2@healthy.example')]
+LOOKUP = [email('r3c2@faulty.example')]
+
+
+@pytest.fixture
+def relay(make_relay):
+    return make_relay(lookup_deadline_s=DEADLINE, read_timeout_s=DEADLINE)
+
+
+def observe_in_time(relay, observables=LOOKUP):
+    started = time.monotonic()
+    body = relay.observe(observables)
+    assert time.monotonic() - started < DEADLINE + 1.0
+    return body
+
+
+def then_healthy(relay, spycloud):
+    spycloud.clear_faults()
+    body = relay.observe(GOOD)
+    assert body['data']['sightings']['count'] == 3 and 'errors' not in body
+
+
+def fatal(body):
+    (error,) = [e for e in body['errors'] if e['type'] == 'fatal']
+    return error
+
+
+def test_429_storm(relay, spycloud):
+    spycloud.throttle(times=None)
+    assert fatal(observe_in_time(relay))['code'] == 'too many requests'
+    then_healthy(relay, spycloud)
+
+
+def test_429_burst_is_absorbed(relay, spycloud):
+    spycloud.throttle(times=2)
+    assert observe_in_time(relay)['data']['sightings']['count'] == 3
+
+
+@pytest.mark.parametrize('status, code', [(500, 'internal error'), (502, 'unknown'),
+                                          (503, 'unknown'), (504, 'unknown')])
+def test_5xx_storm(relay, spycloud, status, code):
+    spycloud.add_fault(status)
+    assert fatal(observe_in_time(relay))['code'] == code
+    then_healthy(relay, spycloud)
+
+
+@pytest.mark.parametrize('status', [502, 503, 504])
+def test_5xx_burst_is_absorbed(relay, spycloud, status):
+    spycloud.add_fault(status, times=2)
+    body = observe_in_time(relay)
+    assert body['data']['sightings']['count'] == 3 and 'errors' not in body
+
+
+def test_connection_resets(relay, spycloud):
+    spycloud.add_fault(mode='reset')
+    error = fatal(observe_in_time(relay))
+    assert error['code'] == 'unknown'
+    assert error['message'].startswith('Unable to connect to SpyCloud at 127.0.0.1:')
+    then_healthy(relay, spycloud)
+
+
+def test_a_server_that_never_answers(relay, spycloud):
+    spycloud.add_fault(mode='hang', delay=30)
+    body = observe_in_time(relay)
+    assert body['errors'][0]['code'] == 'deadline exceeded'
+    assert body['errors'][0]['type'] == 'warning'
+    then_healthy(relay, spycloud)
+
+
+def test_catalogs_that_never_answer_still_give_sightings(relay, spycloud):
+    spycloud.add_fault(mode='hang', delay=30, match='catalog')
+    body = observe_in_time(relay)
+    assert body['data']['sightings']['count'] == 3
+    assert [e['code'] for e in body['errors']] == ['deadline exceeded']
+    then_healthy(relay, spycloud)
+
+
+def test_truncated_json(relay, spycloud):
+    spycloud.add_fault(mode='truncated')
+    assert fatal(observe_in_time(relay))['message'] == \
+        'SpyCloud sent an answer that is not valid JSON.'
+    then_healthy(relay, spycloud)
+
+
+def test_body_cut_off_mid_transfer(relay, spycloud):
+    spycloud.add_fault(mode='incomplete')
+    error = fatal(observe_in_time(relay))
+    assert error['code'] == 'unknown'
+    assert error['message'].startswith('The request to SpyCloud failed')
+    then_healthy(relay, spycloud)
+
+
+def test_html_error_page(relay, spycloud):
+    spycloud.add_fault(502, mode='html')
+    error = fatal(observe_in_time(relay))
+    assert error['code'] == 'unknown' and 'HTTP 502' in error['message']
+    assert '<' not in error['message'] and len(error['message']) <= 400
+    then_healthy(relay, spycloud)
+
+
+def test_html_with_a_200(relay, spycloud):
+    spycloud.add_fault(200, mode='html')
+    assert fatal(observe_in_time(relay))['message'] == \
+        'SpyCloud sent an answer that is not valid JSON.'
+
+
+def test_json_under_a_wrong_content_type_is_still_read(relay, spycloud):
+    spycloud.add_fault(200, match='emails', headers={'Content-Type': 'text/plain'},
+                       body={'cursor': '', 'hits': 0, 'results': []})
+    assert observe_in_time(relay) == {'data': {}}
+
+
+def test_json_of_the_wrong_shape(relay, spycloud):
+    spycloud.add_fault(200, match='emails', body=['not', 'an', 'object'])
+    assert fatal(observe_in_time(relay))['message'] == \
+        'SpyCloud sent an answer of an unexpected shape.'
+    spycloud.clear_faults()
+    spycloud.add_fault(200, match='emails', body={'hits': 'many', 'results': 'none'})
+    assert observe_in_time(relay) == {'data': {}}
+
+
+def test_expired_cursor(relay, spycloud):
+    spycloud.page_size = 2
+    spycloud.add_fault(400, match='cursor=', body={
+        'errorType': 'BadRequest',
+        'errorMessage': "[BadRequest] Invalid parameter: 'cursor'. Cursor not found."})
+    body = observe_in_time(relay)
+    assert body['data']['sightings']['count'] == 2
+    assert body['errors'][0]['code'] == 'incomplete'
+    spycloud.page_size = 1000
+    then_healthy(relay, spycloud)
+
+
+def test_forbidden_ip(relay, spycloud):
+    spycloud.forbidden_ip()
+    error = fatal(observe_in_time(relay))
+    assert error == {'type': 'fatal', 'code': 'authorization error',
+                     'message': 'Authorization failed: Forbidden (Invalid IP 1.2.3.4)'}
+    then_healthy(relay, spycloud)
+
+
+def test_upstream_message_is_trimmed(relay, spycloud):
+    spycloud.add_fault(500, body={'errorMessage': 'x' * 5000})
+    error = fatal(observe_in_time(relay))
+    assert len(error['message']) < 400
