@@ -15,7 +15,7 @@ PIPENV := $(PYTHON) -m pipenv
 RUN := cd code && $(PIPENV) run
 COVERED := api/*,spycloud/*,ctim/*
 
-.PHONY: install lint test coverage demo bench clean
+.PHONY: install lint test coverage demo bench soak clean docker-test docker-daemon docker-daemon-stop
 
 .venv/.installed: Pipfile Pipfile.lock
 	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
@@ -39,5 +39,23 @@ demo: install
 bench: install
 	$(RUN) python ../bench/bench.py $(BENCH_ARGS)
 
+# make soak SOAK_ARGS='--seconds 120': mixed load with SpyCloud faults; fails on a surprise
+soak: install
+	$(RUN) python ../bench/soak.py $(SOAK_ARGS)
+
 clean:
 	rm -rf .venv code/.coverage code/.pytest_cache
+
+# Docker (kept out of `make test`). docker-test builds the image from ./Dockerfile, runs it
+# against the simulator and the local JWKS issuer, and removes all it started; it uses a
+# running Docker daemon, or installs and starts one of its own (root, Debian). See README.
+docker-test: install
+	bash docker/docker-test.sh </dev/null
+
+# Helpers: a lasting dockerd on the default socket (with a base image), so that repeated
+# `make docker-test` runs skip starting a daemon and making a base image; and its stop.
+docker-daemon:
+	bash docker/engine.sh start </dev/null
+
+docker-daemon-stop:
+	bash docker/engine.sh stop

@@ -58,6 +58,10 @@ def configure_logging(level):
         root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger('werkzeug').setLevel(logging.WARNING)
+    # urllib3 logs each retry with the URL, which holds the looked-up address; retries are
+    # counted in the request's log line and in the metrics instead.
+    logging.getLogger('urllib3').setLevel(logging.DEBUG if level.upper() == 'DEBUG'
+                                          else logging.ERROR)
 
 
 class JsonAccessLogger(GunicornLogger):
