@@ -4,13 +4,14 @@ import re
 import uuid
 
 from flask import Flask, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from api.auth import TokenVerifier
 from api.enrich import enrich_api
 from api.envelope import error_response
 from api.errors import InternalServerError, InvalidArgumentError, RelayError, RouteError
 from api.health import health_api
+from api.openapi import openapi_api
 from api.services import EXTENSION, Services
 from api.version import version_api
 from api.watchdog import watchdog_api
@@ -58,6 +59,10 @@ def create_app(settings=None, spycloud=None, verifier=None):
     )
     for blueprint in (health_api, enrich_api, version_api, watchdog_api):
         app.register_blueprint(blueprint)
+    if settings.openapi_enabled:
+        app.register_blueprint(openapi_api)
+    # Bodies over the limit are refused as they are read (413, answered below in the envelope).
+    app.config['MAX_CONTENT_LENGTH'] = settings.max_content_length
 
     @app.before_request
     def assign_request_id():
@@ -73,6 +78,19 @@ def create_app(settings=None, spycloud=None, verifier=None):
     def relay_error(error):
         log.info('answered %s: %s', error.code, error.message)
         return error_response([error])
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def body_too_large(error):
+        return error_response([InvalidArgumentError(
+            f'Request body too large: the limit is {settings.max_content_length} bytes '
+            '(MAX_CONTENT_LENGTH).')])
+
+    @app.errorhandler(MethodNotAllowed)
+    def method_not_allowed(error):
+        response = error_response([RouteError('method not allowed', error.description)],
+                                  status=405)
+        response.headers['Allow'] = ', '.join(sorted(error.valid_methods or ()))
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error):

@@ -2,8 +2,10 @@
 import json
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import InvalidArgumentError
+from api.services import services
 
 NOT_BLANK = validate.Length(min=1, error='Field may not be blank.')
 
@@ -17,11 +19,20 @@ class ObservableSchema(Schema):
 
 
 OBSERVABLES = ObservableSchema(many=True)
+MAX_ERRORS_SHOWN = 10
 
 
-def parse_observables(request, supported_types):
-    """Lower-cased types, supported ones only, duplicates removed, order kept."""
-    payload = request.get_json(force=True, silent=True, cache=False)
+def parse_observables(request, supported_types, limits=None):
+    """Lower-cased types, supported ones only, duplicates removed, order kept.
+
+    The limits (``Settings``, by default the app's) apply to what the relay would look up:
+    observables of unsupported types are dropped first, so a long URL or a hundred hashes in
+    an investigation do not fail the e-mail lookups beside them. The count is of distinct
+    observables, after de-duplication; a value's length is counted in characters, after
+    surrounding white space is removed.
+    """
+    limits = limits or services().settings
+    payload = read_json(request, limits.max_content_length)
     if payload is None:
         raise InvalidArgumentError('Invalid JSON payload received. '
                                    'The body must be a JSON array of observables.')
@@ -29,11 +40,49 @@ def parse_observables(request, supported_types):
         observables = OBSERVABLES.load(payload)
     except ValidationError as error:
         raise InvalidArgumentError(
-            f'Invalid JSON payload received. {json.dumps(error.messages, default=str)}.'
-        ) from None
+            f'Invalid JSON payload received. {describe(error.messages)}.') from None
     unique = {}
-    for observable in observables:
+    for index, observable in enumerate(observables):
         kind, value = observable['type'].strip().lower(), observable['value'].strip()
-        if kind in supported_types and value:
-            unique.setdefault((kind, value), {'type': kind, 'value': value})
+        if kind not in supported_types or not value:
+            continue
+        if len(value) > limits.max_value_length:
+            raise InvalidArgumentError(
+                f'Invalid JSON payload received. Observable {index} ({kind}) has a value of '
+                f'{len(value)} characters; the limit is {limits.max_value_length} '
+                '(MAX_VALUE_LENGTH).')
+        unique.setdefault((kind, value), {'type': kind, 'value': value})
+    if len(unique) > limits.max_observables:
+        raise InvalidArgumentError(
+            f'Invalid JSON payload received. Too many observables: {len(unique)} distinct '
+            f'observables to look up; the limit is {limits.max_observables} per request '
+            '(MAX_OBSERVABLES).')
     return list(unique.values())
+
+
+def read_json(request, limit):
+    """The body as JSON (whatever its Content-Type), or None when it is not JSON.
+
+    A body over ``limit`` bytes raises RequestEntityTooLarge (answered as ``invalid
+    argument``), a streamed one too. werkzeug stops reading a stream at the request's limit
+    and hands over what it read (which could parse as a shorter, valid list), unable to tell
+    a body of exactly the limit from a longer one: reading up to one byte past it can.
+    """
+    request.max_content_length = limit + 1  # this request only; MAX_CONTENT_LENGTH stays
+    data = request.get_data(cache=False)
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        return None
+
+
+def describe(messages):
+    """marshmallow's field errors as JSON, the first few only: a body of 100,000 bad items
+    must not come back as a 10 MB error message."""
+    if isinstance(messages, dict) and len(messages) > MAX_ERRORS_SHOWN:
+        shown = dict(list(messages.items())[:MAX_ERRORS_SHOWN])
+        more = len(messages) - MAX_ERRORS_SHOWN
+        return f'{json.dumps(shown, default=str)} (and {more} more items with errors)'
+    return json.dumps(messages, default=str)

@@ -31,6 +31,7 @@ DOMAIN = re.compile(
     r'^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$')
 
 CONFIDENCE = {1: 'High', 2: 'Medium', 3: 'Low'}
+MAX_COUNT = 2 ** 63 - 1  # CTIM's count is an int64
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,10 @@ def transient_id(kind, seed):
 
 
 def ctim_time(moment):
-    """CTIM's preferred form: ``2020-01-09T00:00:00.000Z``."""
-    return moment.strftime('%Y-%m-%dT%H:%M:%S.') + f'{moment.microsecond // 1000:03d}Z'
+    """CTIM's preferred form: ``2020-01-09T00:00:00.000Z``, years below 1000 included (the
+    C library's ``%Y`` writes year 999 as ``999``, which is not a date-time)."""
+    return (f'{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:'
+            f'{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z')
 
 
 def severity(record, catalog):
@@ -66,8 +69,8 @@ def severity(record, catalog):
 
 def confidence(catalog):
     raw = catalog.get('confidence')
-    if isinstance(raw, bool):
-        return 'Low'
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return 'Low'  # a list or an object would not even be a key to look up
     return CONFIDENCE.get(raw, 'Low')
 
 
@@ -177,10 +180,16 @@ def targets(observable, record, observed):
     return [{'type': accounts[0]['type'], 'observables': accounts, 'observed_time': observed}]
 
 
+def sighting_count(raw):
+    """The record's ``sighting`` when it is a count CTIM can hold (int64), else 1."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw <= MAX_COUNT:
+        return raw
+    return 1
+
+
 def sighting(observable, record, catalog, options):
     observed = {'start_time': ctim_time(record.published), 'end_time': ctim_time(record.published)}
     title = catalog.text('title') if catalog is not None else None
-    count = record.get('sighting')
     doc = {
         'id': sighting_id(observable, record),
         'type': 'sighting',
@@ -190,8 +199,7 @@ def sighting(observable, record, catalog, options):
         'description': f'Present in {title or UNKNOWN_SOURCE_TITLE}',
         'confidence': 'High',
         'internal': False,
-        'count': count if isinstance(count, int) and not isinstance(count, bool)
-        and count > 0 else 1,
+        'count': sighting_count(record.get('sighting')),
         'severity': severity(record, catalog),
         'observed_time': observed,
         'observables': [observable],

@@ -5,6 +5,7 @@ SpyCloud guarantees only ``document_id``, ``source_id`` and
 These types check the few fields the relay relies on and keep the rest as
 SpyCloud sent it, so the mapping can show it without guessing.
 """
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping, Optional
@@ -33,13 +34,21 @@ def parse_time(value) -> Optional[datetime]:
         return None
 
 
+INTEGER = re.compile(r'-?[0-9]+')
+
+
 def _int(value):
+    """An int, or a string of ASCII digits; anything else (``'²'``, ``'--5'``, 5000 digits,
+    which ``int()`` refuses or str.isdigit() lets through) is None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip('-').isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and INTEGER.fullmatch(value.strip()):
+        try:
+            return int(value.strip())
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return None
     return None
 
 

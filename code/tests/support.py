@@ -80,3 +80,150 @@ class RelayServer:
 
 def email(value):
     return {'type': 'email', 'value': value}
+
+
+class Canary:
+    """A loopback HTTPS server that counts every connection and byte, trusted like the issuer.
+
+    It presents the JWKS issuer's certificate (127.0.0.1 and localhost, signed by the CA the
+    relay trusts), so a relay that was tricked into fetching keys from it would succeed: a
+    connection count of 0 is the proof that nothing was sent. ``mode`` picks the behaviour:
+    ``jwks`` (a 200 with ``document``: by default the issuer's real keys, padded to ``size``
+    bytes when given; bytes are sent as they are), ``huge`` (a valid JWKS padded to ``size``
+    bytes, sent as fast as the client reads), ``drip-headers`` / ``drip-body`` (one byte every
+    ``interval`` seconds, so no single read ever times out), ``gzip-bomb`` (a small gzip body
+    that inflates to ``size`` bytes of valid JSON), ``redirect`` (a 302 to ``location``) and
+    ``silent`` (no answer).
+    """
+
+    def __init__(self, issuer, mode='jwks', *, size=None, interval=0.2, location=None,
+                 document=None):
+        import socket
+        import ssl
+
+        self.issuer, self.mode, self.size = issuer, mode, size
+        self.interval, self.location, self.document = interval, location, document
+        self.connections = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._open = set()
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(*issuer.server_cert_paths)
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self._listener.settimeout(0.05)
+        self.port = self._listener.getsockname()[1]
+        self.host = f'127.0.0.1:{self.port}'
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        import socket
+
+        self._stop.set()
+        self._thread.join(5)
+        self._listener.close()
+        with self._lock:
+            conns = list(self._open)
+        for conn in conns:
+            try:
+                socket.socket.shutdown(conn, socket.SHUT_RDWR)
+            except (OSError, ValueError):
+                pass
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            with self._lock:
+                self.connections += 1
+                self._open.add(conn)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, raw):
+        conn = raw
+        try:
+            raw.settimeout(10)
+            conn = self._context.wrap_socket(raw, server_side=True)  # detaches ``raw``
+            with self._lock:
+                self._open.discard(raw)
+                self._open.add(conn)
+            head = b''
+            while b'\r\n\r\n' not in head and len(head) < 65536:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+                with self._lock:
+                    self.bytes_received += len(chunk)
+            self._answer(conn)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.discard(raw)
+                self._open.discard(conn)
+            conn.close()
+
+    def _send(self, conn, data):
+        conn.sendall(data)
+        with self._lock:
+            self.bytes_sent += len(data)
+
+    def _jwks_bytes(self, size=None):
+        if isinstance(self.document, bytes):
+            return self.document
+        body = json.dumps(self.document if self.document is not None else self.issuer.jwks())
+        if size:
+            head = body[:-1] + ', "padding": "'
+            body = head + 'A' * (size - len(head) - 2) + '"}'
+        return body.encode()
+
+    def _answer(self, conn):
+        mode = self.mode
+        if mode == 'silent':
+            self._stop.wait(30)
+        elif mode == 'jwks':
+            body = self._jwks_bytes(self.size)
+            self._send(conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                       b'Content-Length: %d\r\nConnection: close\r\n\r\n' % len(body) + body)
+        elif mode == 'redirect':
+            self._send(conn, b'HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n'
+                       b'Connection: close\r\n\r\n' % self.location.encode())
+        elif mode == 'gzip-bomb':
+            import gzip
+
+            body = gzip.compress(self._jwks_bytes(self.size), 9)
+            self._send(conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                       b'Content-Encoding: gzip\r\nContent-Length: %d\r\n'
+                       b'Connection: close\r\n\r\n' % len(body) + body)
+        elif mode == 'huge':
+            body = self._jwks_bytes(self.size)
+            self._send(conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                       b'Content-Length: %d\r\nConnection: close\r\n\r\n' % len(body))
+            view = memoryview(body)
+            for start in range(0, len(body), 65536):
+                if self._stop.is_set():
+                    return
+                self._send(conn, view[start:start + 65536])
+        elif mode in ('drip-headers', 'drip-body'):
+            if mode == 'drip-headers':
+                self._send(conn, b'HTTP/1.1 200 OK\r\n')
+                drip = b'X-Drip: ' + b'a' * 60000
+            else:
+                self._send(conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                           b'Content-Length: 1000000\r\n\r\n')
+                drip = b' ' * 1000000
+            for byte in drip:
+                if self._stop.wait(self.interval):
+                    return
+                self._send(conn, bytes([byte]))
