@@ -1,6 +1,7 @@
 """The WSGI application: ``app:app`` for gunicorn, ``create_app()`` for tests."""
 import logging
 import re
+import time
 import uuid
 
 from flask import Flask, g, request
@@ -12,37 +13,16 @@ from api.envelope import error_response
 from api.errors import InternalServerError, InvalidArgumentError, RelayError, RouteError
 from api.health import health_api
 from api.openapi import openapi_api
+from api.telemetry import metrics_api, request_finished
 from api.services import EXTENSION, Services
 from api.version import version_api
 from api.watchdog import watchdog_api
 from config import Settings
+from logs import configure_logging
 from spycloud.client import SpyCloudClient
 
 log = logging.getLogger('relay')
 REQUEST_ID = re.compile(r'^[A-Za-z0-9._-]{1,64}$')
-
-
-class RequestIdFilter(logging.Filter):
-    """Every log line names its request, so no line needs the token or key to be traced."""
-
-    def filter(self, record):
-        try:
-            record.request_id = g.get('request_id', '-')
-        except RuntimeError:
-            record.request_id = '-'
-        return True
-
-
-def configure_logging(level):
-    root = logging.getLogger()
-    if not any(getattr(h, 'relay_handler', False) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler.relay_handler = True
-        handler.addFilter(RequestIdFilter())
-        handler.setFormatter(logging.Formatter(
-            '%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s'))
-        root.addHandler(handler)
-    root.setLevel(level.upper())
 
 
 def create_app(settings=None, spycloud=None, verifier=None):
@@ -61,6 +41,8 @@ def create_app(settings=None, spycloud=None, verifier=None):
         app.register_blueprint(blueprint)
     if settings.openapi_enabled:
         app.register_blueprint(openapi_api)
+    if settings.metrics_enabled:
+        app.register_blueprint(metrics_api)
     # Bodies over the limit are refused as they are read (413, answered below in the envelope).
     app.config['MAX_CONTENT_LENGTH'] = settings.max_content_length
 
@@ -68,10 +50,12 @@ def create_app(settings=None, spycloud=None, verifier=None):
     def assign_request_id():
         offered = request.headers.get('X-Request-Id', '')
         g.request_id = offered if REQUEST_ID.match(offered) else uuid.uuid4().hex[:16]
+        g.started = time.perf_counter()
 
     @app.after_request
     def echo_request_id(response):
         response.headers['X-Request-Id'] = g.get('request_id', '')
+        request_finished(response)
         return response
 
     @app.errorhandler(RelayError)

@@ -34,16 +34,20 @@ def wait_until_up(url, process, seconds=20):
 
 
 @contextmanager
-def gunicorn_relay(spycloud, issuer, port=None, **env):
-    """The relay at ``http://127.0.0.1:<port>``, pointed at a simulator and a JWKS issuer."""
+def gunicorn_relay(spycloud, issuer, port=None, output=None, **env):
+    """The relay at ``http://127.0.0.1:<port>``, pointed at a simulator and a JWKS issuer.
+
+    ``output``: a file that gets gunicorn's standard output and error (its JSON logs).
+    """
     port = port or free_port()
     url = f'http://127.0.0.1:{port}'
     settings = dict(SPYCLOUD_API_URL=spycloud.url, ALLOWED_JWKS_HOSTS=issuer.jwks_host,
-                    REQUESTS_CA_BUNDLE=issuer.ca_pem_path, GUNICORN_BIND=f'127.0.0.1:{port}')
+                    REQUESTS_CA_BUNDLE=issuer.ca_pem_path, GUNICORN_BIND=f'127.0.0.1:{port}',
+                    PYTHONUNBUFFERED='1')
     settings.update({name: str(value) for name, value in env.items()})
     process = subprocess.Popen(
         [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py', 'app:app'],
-        cwd=HERE, env={**os.environ, **settings})
+        cwd=HERE, env={**os.environ, **settings}, stdout=output, stderr=output)
     try:
         wait_until_up(url, process)
         yield url

@@ -28,7 +28,7 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "request_id", "message", ...extra fields}``."""
+    """``{"time", "level", "logger", "pid", "request_id", "message", ...extra fields}``."""
 
     def format(self, record):
         line = {
@@ -36,6 +36,7 @@ class JsonFormatter(logging.Formatter):
             + f'.{int(record.msecs):03d}Z',
             'level': record.levelname,
             'logger': record.name,
+            'pid': record.process,
             'request_id': getattr(record, 'request_id', '-'),
             'message': record.getMessage(),
         }

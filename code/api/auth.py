@@ -21,6 +21,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from api.errors import AuthorizationError
 from api.module_settings import ModuleSettings
+from metrics import cache_lookup
 
 NO_AUTH_HEADER = 'Authorization header is missing'
 WRONG_AUTH_TYPE = 'Wrong authorization type'
@@ -169,7 +170,9 @@ class KeySet:
         waiting_since = time.monotonic()
         keys = self._cached(host)
         if keys is not None and kid in keys:
+            cache_lookup('jwks', hits=1)
             return keys[kid]  # no wait behind a refresh another request's unknown kid started
+        cache_lookup('jwks', misses=1)
         with self._lock(host):
             keys = self._cached(host)
             if keys is None:

@@ -5,6 +5,7 @@ from api.envelope import data_response, error_response
 from api.errors import RelayError
 from api.schemas import parse_observables
 from api.services import services
+from api.telemetry import note_lookup
 from ctim.bundle import Bundle
 from ctim.mapping import MappingOptions, exposure_entities
 from spycloud.client import PAGE_ENDPOINTS
@@ -23,8 +24,10 @@ def observe_observables():
     options = MappingOptions(show_passwords=module.show_passwords,
                              ui_url=relay.settings.spycloud_ui_url)
     bundle, warnings, fatal = Bundle(), list(module.warnings), []
+    deadline = relay.spycloud.new_deadline()
+    note_lookup(observables, deadline.stats)
     results = relay.spycloud.exposures(module.api_key, observables, module.entities_limit,
-                                       query=module.query())
+                                       deadline=deadline, query=module.query())
     for result in results:
         if isinstance(result, RelayError):
             fatal.append(result)

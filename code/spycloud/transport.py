@@ -110,8 +110,8 @@ def build_session(settings, limiter=None):
     return session
 
 
-def upstream_message(response):
-    """SpyCloud's own words for an error, trimmed; falls back to the HTTP reason."""
+def upstream_message(response, api_key=None):
+    """SpyCloud's own words for an error, trimmed, without the API key should it echo it."""
     message = ''
     try:
         body = response.json()
@@ -126,6 +126,8 @@ def upstream_message(response):
     detail = response.headers.get('SpyCloud-Error', '').strip()
     if detail and detail.lower() not in message.lower():
         message = f'{message} ({detail})'
+    if api_key and len(api_key) >= 4:
+        message = message.replace(api_key, '[redacted]')
     return ' '.join(message.split())[:MAX_MESSAGE_CHARS]
 
 
@@ -137,15 +139,16 @@ class Refused(AuthorizationError):
 KEY_PROBLEMS = ('invalid api key', 'invalid ip', 'api key')
 
 
-def error_for(response):
+def error_for(response, api_key=None):
     """The RelayError for a non-2xx answer."""
     status = response.status_code
+    message = upstream_message(response, api_key)
     if status == 403:
         detail = response.headers.get('SpyCloud-Error', '').lower()
         if not any(problem in detail for problem in KEY_PROBLEMS):
-            return Refused(upstream_message(response))
+            return Refused(message)
     if status in (401, 403):
-        return AuthorizationError(upstream_message(response))
+        return AuthorizationError(message)
     if status == 404:
         return NotFoundError('The SpyCloud API answered 404 Not Found: '
                              'check SPYCLOUD_API_URL.')
@@ -157,8 +160,8 @@ def error_for(response):
         return TooManyRequestsError('Too many requests have been made to SpyCloud. '
                                     'Please, try again later.')
     if status == 500:
-        return InternalServerError(f'The SpyCloud internal error: {upstream_message(response)}')
-    return UnknownError(f'SpyCloud answered HTTP {status}: {upstream_message(response)}')
+        return InternalServerError(f'The SpyCloud internal error: {message}')
+    return UnknownError(f'SpyCloud answered HTTP {status}: {message}')
 
 
 class BadRequest(Exception):
@@ -227,9 +230,9 @@ class Transport:
                   (time.monotonic() - started) * 1000, retries)
         with response:
             if response.status_code == 400:
-                raise BadRequest(upstream_message(response))
+                raise BadRequest(upstream_message(response, api_key))
             if not response.ok:
-                raise error_for(response)
+                raise error_for(response, api_key)
             try:
                 body = response.json()
             except ValueError:
