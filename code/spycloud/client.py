@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from cachetools import TTLCache
 
-from api.errors import AuthorizationError, RelayError, RelayWarning, catalog_missing
+from api.errors import AuthorizationError, RelayError, RelayWarning, UnknownError, catalog_missing
 from metrics import cache_lookup
 from spycloud.deadline import Deadline, DeadlineReached
 from spycloud.models import BreachRecord, Catalog, Exposure, MalformedData
@@ -68,10 +68,6 @@ class SpyCloudClient:
         self._fetches = ThreadPoolExecutor(max_workers=workers, thread_name_prefix='catalog')
 
     @property
-    def limiter(self):
-        return self._transport.limiter
-
-    @property
     def in_flight(self):
         return self._transport.in_flight
 
@@ -87,10 +83,14 @@ class SpyCloudClient:
 
     def check(self, api_key, deadline=None):
         """One cheap authenticated call, for /health."""
+        deadline = deadline or self.new_deadline()
         try:
-            self._transport.get(api_key, HEALTH_ENDPOINT, deadline=deadline or self.new_deadline())
-        except (BadRequest, DeadlineReached):
-            pass  # SpyCloud accepted the key; only the probe's answer was odd or slow
+            self._transport.get(api_key, HEALTH_ENDPOINT, deadline=deadline)
+        except BadRequest:
+            pass  # SpyCloud accepted the key; only the probe's answer was odd
+        except DeadlineReached:
+            raise UnknownError(f'SpyCloud did not answer the health check within '
+                               f'{deadline.seconds:g} s.') from None
 
     def exposures(self, api_key, observables, limit, deadline=None, query=None):
         """Exposure (or the RelayError that stopped it) per observable, in order, concurrently.

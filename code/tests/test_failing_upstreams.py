@@ -152,3 +152,13 @@ def test_upstream_message_is_trimmed(relay, spycloud):
     spycloud.add_fault(500, body={'errorMessage': 'x' * 5000})
     error = fatal(observe_in_time(relay))
     assert len(error['message']) < 400
+
+
+def test_health_that_times_out_is_not_ok(make_relay, spycloud):
+    relay = make_relay(lookup_deadline_s=0.5, read_timeout_s=0.5)
+    spycloud.add_fault(mode='hang', delay=30)
+    started = time.monotonic()
+    body = relay.health()
+    assert time.monotonic() - started < 1.5
+    assert body == {'errors': [{'type': 'fatal', 'code': 'unknown', 'message':
+                                'SpyCloud did not answer the health check within 0.5 s.'}]}
