@@ -22,7 +22,7 @@ __all__ = ["SpyCloudSimulator", "Fault", "FAULT_MODES", "ENDPOINTS"]
 
 PREFIX = "/enterprise-v2/"
 ENDPOINTS = ("emails", "domains", "ips", "usernames", "catalog", "watchlist", "other")
-FAULT_MODES = ("status", "reset", "hang", "truncated", "incomplete", "html")
+FAULT_MODES = ("status", "reset", "hang", "truncated", "incomplete", "html", "drip")
 _DOMAIN_TYPES = ("corporate", "infected", "email_domain", "target_domain")
 
 
@@ -384,6 +384,27 @@ class SpyCloudSimulator:
         if mode == "hang":
             handler.wait_for_client_or_stop(fault.delay)
             handler.drop_connection()
+            return
+        if mode == "drip":
+            # Headers at once, then the body a byte every ``delay`` seconds (0.2 by default):
+            # no single read ever waits long enough to time out.
+            payload = fault.body if fault.body is not None else {
+                "cursor": "", "hits": 1, "results": list(_records(
+                    "emails", "r3c2@drip.example"))}
+            full = json.dumps(payload).encode("utf-8")
+            handler.send_response(fault.status or 200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(full)))
+            handler.end_headers()
+            try:
+                for index in range(len(full)):
+                    handler.wfile.write(full[index:index + 1])
+                    handler.wfile.flush()
+                    if handler.stop_event.wait(fault.delay or 0.2):
+                        break
+            except OSError:
+                pass  # the client gave up, as it should
+            handler.close_connection = True
             return
         if fault.delay:
             if handler.stop_event.wait(fault.delay):

@@ -5,6 +5,7 @@ honoured) with two additions: a 429 for an exhausted monthly quota is final,
 and no retry is started that would end past the lookup's deadline.
 """
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -26,6 +27,9 @@ from spycloud.ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 USER_AGENT = f'SpyCloud-XDR-Relay/{VERSION}'
+# A page of 1000 records is about half a megabyte; anything far larger is not SpyCloud's answer.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 64 * 1024
 QUOTA_ERROR_TYPE = 'LimitExceededException'
 MAX_MESSAGE_CHARS = 300
 
@@ -110,11 +114,11 @@ def build_session(settings, limiter=None):
     return session
 
 
-def upstream_message(response, api_key=None):
+def upstream_message(response, content, api_key=None):
     """SpyCloud's own words for an error, trimmed, without the API key should it echo it."""
     message = ''
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
         body = None
     if isinstance(body, dict):
@@ -139,10 +143,10 @@ class Refused(AuthorizationError):
 KEY_PROBLEMS = ('invalid api key', 'invalid ip', 'api key')
 
 
-def error_for(response, api_key=None):
+def error_for(response, content, api_key=None):
     """The RelayError for a non-2xx answer."""
     status = response.status_code
-    message = upstream_message(response, api_key)
+    message = upstream_message(response, content, api_key)
     if status == 403:
         detail = response.headers.get('SpyCloud-Error', '').lower()
         if not any(problem in detail for problem in KEY_PROBLEMS):
@@ -217,7 +221,8 @@ class Transport:
         try:
             with _calling(deadline, key), self._counted():
                 response = self._session.get(self._base + path, params=params, timeout=timeout,
-                                             headers={'X-API-Key': api_key})
+                                             headers={'X-API-Key': api_key}, stream=True)
+                content = self._read(response, deadline)
         except requests.RequestException as error:
             SPYCLOUD_CALLS.labels(endpoint, type(error).__name__).inc()
             raise self._relay_error(error, deadline) from None
@@ -228,18 +233,41 @@ class Transport:
             deadline.stats.add(retries=retries)
         log.debug('GET %s -> %s in %.0f ms (%d retries)', endpoint, response.status_code,
                   (time.monotonic() - started) * 1000, retries)
-        with response:
-            if response.status_code == 400:
-                raise BadRequest(upstream_message(response, api_key))
-            if not response.ok:
-                raise error_for(response, api_key)
-            try:
-                body = response.json()
-            except ValueError:
-                raise UnknownError('SpyCloud sent an answer that is not valid JSON.') from None
+        if response.status_code == 400:
+            raise BadRequest(upstream_message(response, content, api_key))
+        if not response.ok:
+            raise error_for(response, content, api_key)
+        try:
+            body = json.loads(content)
+        except ValueError:
+            raise UnknownError('SpyCloud sent an answer that is not valid JSON.') from None
         if not isinstance(body, dict):
             raise UnknownError('SpyCloud sent an answer of an unexpected shape.')
         return body
+
+    def _read(self, response, deadline):
+        """The body, capped, read as bytes arrive (``read1``): a trickle, whose every read is
+        quick, still ends at the deadline, where ``read(n)`` would wait for all n bytes."""
+        body = bytearray()
+        with response:
+            try:
+                while True:
+                    chunk = response.raw.read1(CHUNK_BYTES)
+                    if not chunk:
+                        return bytes(body)
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise UnknownError(f'SpyCloud sent an answer larger than '
+                                           f'{MAX_BODY_BYTES} bytes.')
+                    if deadline.expired:
+                        raise DeadlineReached()
+            except (urllib3_exceptions.HTTPError, OSError) as error:
+                if deadline.expired:
+                    raise DeadlineReached() from None
+                if isinstance(error, (urllib3_exceptions.TimeoutError, TimeoutError)):
+                    raise UnknownError(f'SpyCloud did not answer in time ({self._host}).') \
+                        from None
+                raise UnknownError(f'The request to SpyCloud failed: {_reason(error)}') from None
 
     def _relay_error(self, error, deadline):
         """What a requests exception means for the caller."""

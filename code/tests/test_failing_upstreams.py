@@ -162,3 +162,24 @@ def test_health_that_times_out_is_not_ok(make_relay, spycloud):
     assert time.monotonic() - started < 1.5
     assert body == {'errors': [{'type': 'fatal', 'code': 'unknown', 'message':
                                 'SpyCloud did not answer the health check within 0.5 s.'}]}
+
+
+def test_a_trickling_answer_cannot_outlast_the_deadline(relay, spycloud):
+    """A byte every 0.2 s: no single read times out, yet the lookup ends at its deadline."""
+    spycloud.add_fault(mode='drip', match='emails', delay=0.2)
+    body = observe_in_time(relay)
+    assert body['errors'][0]['code'] == 'deadline exceeded'
+    client = relay.app.extensions['spycloud_relay'].spycloud
+    time.sleep(0.3)
+    assert client.in_flight == 0  # the trickle's thread let go
+    then_healthy(relay, spycloud)
+
+
+def test_an_oversized_answer_is_refused(relay, spycloud, monkeypatch):
+    from spycloud import transport
+    monkeypatch.setattr(transport, 'MAX_BODY_BYTES', 4096)
+    spycloud.add_fault(200, match='emails', body={'cursor': '', 'hits': 0,
+                                                  'results': [], 'pad': 'x' * 10000})
+    assert fatal(observe_in_time(relay)) == {
+        'type': 'fatal', 'code': 'unknown',
+        'message': 'SpyCloud sent an answer larger than 4096 bytes.'}
