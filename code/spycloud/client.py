@@ -149,11 +149,19 @@ class SpyCloudClient:
             try:
                 page = self._transport.get(api_key, path, params or None, deadline)
             except BadRequest as error:
-                if cursor and CURSOR_EXPIRED in str(error).lower():
+                message = str(error)
+                refused_filters = [name for name in (query or {})
+                                   if f"'{name}'" in message.lower()]
+                if cursor and CURSOR_EXPIRED in message.lower():
                     warnings.append(RelayWarning(
                         'incomplete', f'SpyCloud\'s paging cursor for {observable["value"]} '
                                       f'expired after {pages} page(s); the records fetched '
                                       'so far are shown.'))
+                elif refused_filters:
+                    # Not "no data": the module's filter was refused, so nothing was searched.
+                    warnings.append(RelayWarning(
+                        'invalid argument', f'SpyCloud refused the {refused_filters[0]} filter '
+                                            f'for {observable["value"]}: {message}'))
                 break  # otherwise SpyCloud's 400 means no data for this selector
             except DeadlineReached:
                 warnings.append(cut_short(deadline, f'the breach records of {observable["value"]}'

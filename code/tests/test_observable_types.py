@@ -155,3 +155,21 @@ def test_expired_cursor_keeps_the_pages_already_fetched(relay, spycloud):
     assert body['data']['sightings']['count'] == 3
     assert any(e['code'] == 'incomplete' and 'expired after 1 page' in e['message']
                for e in body['errors'])
+
+
+def test_a_refused_filter_is_said_not_read_as_no_data(relay, spycloud):
+    spycloud.add_fault(400, match='severity=', body={
+        'errorType': 'BadRequest',
+        'errorMessage': "[BadRequest] Invalid parameter: 'severity'. Unknown value 30."})
+    body = relay.observe([{'type': 'email', 'value': 'r3c1@refused.example'}], min_severity=20)
+    (warning,) = body['errors']
+    assert warning['type'] == 'warning' and warning['code'] == 'invalid argument'
+    assert warning['message'].startswith('SpyCloud refused the severity filter for '
+                                         'r3c1@refused.example: [BadRequest]')
+
+
+def test_a_plain_400_is_still_no_data(relay, spycloud):
+    spycloud.add_fault(400, match='emails', body={
+        'errorType': 'BadRequest', 'errorMessage': "[BadRequest] Invalid parameter: 'email'."})
+    body = relay.observe([{'type': 'email', 'value': 'r3c1@plain.example'}], min_severity=20)
+    assert body == {'data': {}}
