@@ -262,22 +262,18 @@ class Transport:
                     if deadline.expired:
                         raise DeadlineReached()
             except (urllib3_exceptions.HTTPError, OSError) as error:
-                if deadline.expired:
-                    raise DeadlineReached() from None
-                if isinstance(error, (urllib3_exceptions.TimeoutError, TimeoutError)):
-                    raise UnknownError(f'SpyCloud did not answer in time ({self._host}).') \
-                        from None
-                raise UnknownError(f'The request to SpyCloud failed: {_reason(error)}') from None
+                raise self._relay_error(error, deadline) from None
 
     def _relay_error(self, error, deadline):
-        """What a requests exception means for the caller."""
+        """What a failed exchange (a requests error, or urllib3's while reading the body)
+        means for the caller."""
         if isinstance(error, requests.exceptions.SSLError):
             return UnknownError(f'Unable to verify SSL certificate: {_reason(error)}')
+        if deadline.expired:
+            return DeadlineReached()
+        if _timed_out(error):
+            return UnknownError(f'SpyCloud did not answer in time ({self._host}).')
         if isinstance(error, requests.exceptions.ConnectionError):
-            if deadline.expired:
-                return DeadlineReached()
-            if _timed_out(error):
-                return UnknownError(f'SpyCloud did not answer in time ({self._host}).')
             return UnknownError(f'Unable to connect to SpyCloud at {self._host}: {_reason(error)}')
         return UnknownError(f'The request to SpyCloud failed: {_reason(error)}')
 
