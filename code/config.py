@@ -16,6 +16,20 @@ XDR_JWKS_HOSTS = (
 )
 
 
+TRUE_WORDS = frozenset({'1', 'true', 'yes', 'on'})
+FALSE_WORDS = frozenset({'0', 'false', 'no', 'off', ''})
+
+
+def parse_flag(text, default=None):
+    """``true``/``yes``/``on``/``1`` and their opposites (case and spaces aside); else default."""
+    text = text.strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    return default
+
+
 class ConfigError(ValueError):
     """An environment variable holds a value the relay cannot use."""
 
@@ -89,12 +103,10 @@ def _parse(name, raw, default):
     if isinstance(default, tuple):
         return tuple(part for part in raw.split(','))
     if isinstance(default, bool):
-        text = raw.strip().lower()
-        if text in ('1', 'true', 'yes', 'on'):
-            return True
-        if text in ('0', 'false', 'no', 'off'):
-            return False
-        raise ConfigError(f'{name.upper()} must be true or false, got {raw!r}')
+        value = parse_flag(raw)
+        if value is None:
+            raise ConfigError(f'{name.upper()} must be true or false, got {raw!r}')
+        return value
     if isinstance(default, str):
         return raw
     kind = type(default)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from api.errors import RelayWarning
+from config import parse_flag
 
 DEFAULT_ENTITIES_LIMIT = 100
 MAX_ENTITIES_LIMIT = 1000
@@ -17,9 +18,6 @@ SEVERITY_LEVELS = (2, 5, 20, 25)
 # The severities SpyCloud documents, including the newer session-cookie ones (26, 30).
 KNOWN_SEVERITIES = (2, 5, 20, 25, 26, 30)
 MAX_LOOKBACK_DAYS = 36500
-
-_TRUE = {'true', 'yes', '1', 'on'}
-_FALSE = {'false', 'no', '0', 'off', ''}
 
 
 @dataclass(frozen=True)
@@ -86,11 +84,7 @@ def flag(raw, default):
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, str):
-        text = raw.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
+        return parse_flag(raw, default)
     return default
 
 

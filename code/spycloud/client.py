@@ -7,7 +7,6 @@ relay fetched one catalog per record, one at a time with a 250 ms floor.
 Everything runs inside the lookup's deadline; when it runs out, what arrived is
 answered with a warning naming what is missing.
 """
-import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from urllib.parse import quote
@@ -19,8 +18,6 @@ from metrics import cache_lookup
 from spycloud.deadline import Deadline, DeadlineReached
 from spycloud.models import BreachRecord, Catalog, Exposure, MalformedData
 from spycloud.transport import BadRequest, Refused, Transport, key_fingerprint
-
-log = logging.getLogger(__name__)
 
 PAGE_ENDPOINTS = {
     'email': 'breach/data/emails/',
@@ -76,8 +73,8 @@ class SpyCloudClient:
             pool.shutdown(wait=False, cancel_futures=True)
         self._transport.close()
 
-    def new_deadline(self, stats=None):
-        return Deadline(self._settings.lookup_deadline_s, stats)
+    def new_deadline(self):
+        return Deadline(self._settings.lookup_deadline_s)
 
     # -- the calls -------------------------------------------------------------
 
