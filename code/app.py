@@ -2,6 +2,7 @@
 import logging
 import re
 import time
+import traceback
 import uuid
 
 from flask import Flask, g, request
@@ -28,8 +29,14 @@ REQUEST_ID = re.compile(r'^[A-Za-z0-9._-]{1,64}$')
 def create_app(settings=None, spycloud=None, verifier=None):
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
+    if not settings.jwt_audience:
+        log.warning('JWT_AUDIENCE is not set: the expected token audience is taken from each '
+                    'request\'s Host and X-Forwarded-Proto, which the caller chooses. Set it to '
+                    'the URL XDR calls in production.')
 
     app = Flask(__name__)
+    # OPTIONS is answered like any other method a route does not take: 405 in the envelope.
+    app.config['PROVIDE_AUTOMATIC_OPTIONS'] = False
     app.url_map.strict_slashes = False
     app.json.sort_keys = False
     app.extensions[EXTENSION] = Services(
@@ -85,7 +92,9 @@ def create_app(settings=None, spycloud=None, verifier=None):
 
     @app.errorhandler(Exception)
     def unexpected_error(error):
-        log.exception('unexpected error (%s)', type(error).__name__)
+        # Where it failed, not what it said: a library's message can quote a header or a key.
+        log.error('unexpected error (%s)', type(error).__name__,
+                  extra={'traceback': ''.join(traceback.format_tb(error.__traceback__))})
         return error_response([InternalServerError(
             f'The relay failed unexpectedly; quote request id {g.get("request_id", "-")} '
             'to its operator.')])

@@ -9,8 +9,9 @@ module's form does not silently change what analysts see.
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from api.errors import RelayWarning
+from api.errors import AuthorizationError, RelayWarning
 from config import parse_flag
+from spycloud.transport import UNSENDABLE_KEY, sendable_key
 
 DEFAULT_ENTITIES_LIMIT = 100
 MAX_ENTITIES_LIMIT = 1000
@@ -35,6 +36,8 @@ class ModuleSettings:
         api_key = claims['key']
         if not isinstance(api_key, str) or not api_key.strip():
             raise KeyError('key')
+        if not sendable_key(api_key.strip()):
+            raise AuthorizationError(UNSENDABLE_KEY)  # never quoted: it is the secret
         warnings = []
         min_severity = _choice(claims.get('min_severity'), SEVERITY_LEVELS, 'custom_min_severity',
                                warnings)

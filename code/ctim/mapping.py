@@ -26,6 +26,8 @@ SECRET_FIELD = re.compile(
     r'|bank_number|account_number|ssn|social_security|national_id|passport|pin_code)',
     re.IGNORECASE)
 SECRET_KINDS = {'password': None, 'password_plaintext': 'plaintext', 'salt': 'salt'}
+# Fields that name a secret without holding one: the hash type is what an analyst weighs.
+NOT_SECRET = frozenset({'password_type'})
 
 DOMAIN = re.compile(
     r'^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$')
@@ -97,7 +99,7 @@ def mask(value, kind=None):
 
 
 def is_secret(name):
-    return bool(SECRET_FIELD.search(name))
+    return name not in NOT_SECRET and bool(SECRET_FIELD.search(name))
 
 
 def cell(value):

@@ -2,12 +2,13 @@
 
 The relay's client code (sessions, keep-alive, timeouts, retries, paging, error mapping) is the
 thing under test, so this is a socket server rather than a ``requests`` mock. Behaviour follows
-/work/shared/spec/spycloud-api.md; knobs and fault injection let tests provoke every documented
+../shared/spec/spycloud-api.md; knobs and fault injection let tests provoke every documented
 failure on demand.
 """
 
 import datetime
 import functools
+import gzip
 import json
 import re
 import threading
@@ -22,7 +23,7 @@ __all__ = ["SpyCloudSimulator", "Fault", "FAULT_MODES", "ENDPOINTS"]
 
 PREFIX = "/enterprise-v2/"
 ENDPOINTS = ("emails", "domains", "ips", "usernames", "catalog", "watchlist", "other")
-FAULT_MODES = ("status", "reset", "hang", "truncated", "incomplete", "html", "drip")
+FAULT_MODES = ("status", "reset", "hang", "truncated", "incomplete", "html", "drip", "raw")
 _DOMAIN_TYPES = ("corporate", "infected", "email_domain", "target_domain")
 
 
@@ -186,7 +187,8 @@ class SpyCloudSimulator:
 
     ``page_size``, ``latency`` (s), ``api_keys`` (set), ``missing_catalogs`` (set of ids),
     ``cursor_ttl`` (s), ``rate_limit`` (None or (rps, burst) per key), ``retry_after``
-    (None or seconds, on throttling 429s), ``monthly_quota`` (None or accepted requests per key).
+    (None or seconds, on throttling 429s), ``monthly_quota`` (None or accepted requests per key),
+    ``gzip`` (compress JSON answers for a client that accepts gzip, as API Gateways may).
     """
 
     def __init__(self, host="127.0.0.1", port=0, api_keys=(data.DEFAULT_API_KEY,),
@@ -200,6 +202,7 @@ class SpyCloudSimulator:
         self.rate_limit = None
         self.retry_after = None
         self.monthly_quota = None
+        self.gzip = False
         self.tls = tls
         self._lock = threading.Lock()
         self._faults = []
@@ -362,6 +365,11 @@ class SpyCloudSimulator:
                 return
             status, body, headers = self._respond(handler.command, endpoint, arg, query,
                                                   api_key)
+            if self.gzip and "gzip" in handler.headers.get("Accept-Encoding", ""):
+                packed = gzip.compress(json.dumps(body).encode("utf-8"), 6)
+                handler.send_bytes(status, packed, "application/json",
+                                   {**headers, "Content-Encoding": "gzip"})
+                return
             handler.send_json(status, body, headers)
         finally:
             self._finish(handler, None)
@@ -431,6 +439,12 @@ class SpyCloudSimulator:
                 handler.end_headers()
                 handler.wfile.write(cut)
                 handler.close_connection = True
+            return
+        if mode == "raw":
+            # ``body`` as bytes, exactly: a compressed payload, a nesting bomb, a redirect.
+            headers = dict(fault.headers)
+            content_type = headers.pop("Content-Type", "application/json")
+            handler.send_bytes(fault.status or 200, fault.body or b"", content_type, headers)
             return
         if mode == "html":
             status = fault.status or 502

@@ -7,13 +7,16 @@ relay fetched one catalog per record, one at a time with a 250 ms floor.
 Everything runs inside the lookup's deadline; when it runs out, what arrived is
 answered with a warning naming what is missing.
 """
+import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from traceback import format_tb
 from urllib.parse import quote
 
 from cachetools import TTLCache
 
-from api.errors import AuthorizationError, RelayError, RelayWarning, UnknownError, catalog_missing
+from api.errors import (AuthorizationError, InternalServerError, RelayError, RelayWarning,
+                        UnknownError, catalog_missing)
 from metrics import cache_lookup
 from spycloud.deadline import Deadline, DeadlineReached
 from spycloud.models import BreachRecord, Catalog, Exposure, MalformedData
@@ -28,6 +31,8 @@ PAGE_ENDPOINTS = {
 }
 CURSOR_EXPIRED = 'cursor'  # SpyCloud's 400 for a stale cursor names the parameter
 HEALTH_ENDPOINT = 'breach/catalog/1'
+
+log = logging.getLogger(__name__)
 
 
 def more_records(observable, shown, hits):
@@ -46,6 +51,20 @@ def refused(observable, error):
         'identifiers on the verified watchlist of the key\'s account.')
 
 
+def not_a_value(observable):
+    return RelayWarning(
+        'invalid argument',
+        f'{observable["value"]!r} is not a {observable["type"]} SpyCloud can look up: it would '
+        'be read as a path step, not a value.')
+
+
+def page_failed(observable, pages, kept, error):
+    return RelayWarning(
+        error.code,
+        f'SpyCloud failed on page {pages + 1} of the records of {observable["value"]} '
+        f'({error.message}); the {kept} record(s) of the first {pages} page(s) are shown.')
+
+
 def cut_short(deadline, what):
     return RelayWarning('deadline exceeded',
                         f'The lookup deadline ({deadline.seconds:g} s) cut short {what}.')
@@ -60,17 +79,12 @@ class SpyCloudClient:
         self._catalogs = TTLCache(maxsize=settings.catalog_cache_size,
                                   ttl=settings.catalog_cache_ttl_s)
         self._catalogs_lock = threading.Lock()
-        workers = settings.spycloud_max_workers
-        self._lookups = ThreadPoolExecutor(max_workers=workers, thread_name_prefix='lookup')
-        self._fetches = ThreadPoolExecutor(max_workers=workers, thread_name_prefix='catalog')
 
     @property
     def in_flight(self):
         return self._transport.in_flight
 
     def close(self):
-        for pool in (self._lookups, self._fetches):
-            pool.shutdown(wait=False, cancel_futures=True)
         self._transport.close()
 
     def new_deadline(self):
@@ -95,24 +109,37 @@ class SpyCloudClient:
         ``query`` holds the filters every records call carries (``severity``, ``since``).
         """
         deadline = deadline or self.new_deadline()
-        futures = [self._lookups.submit(self.exposure, api_key, o, limit, deadline, query)
-                   for o in observables]
-        wait(futures, timeout=deadline.remaining() + 1.0)
+        with self._pool(len(observables), 'lookup') as pool:
+            futures = [pool.submit(self.exposure, api_key, o, limit, deadline, query)
+                       for o in observables]
+            wait(futures, timeout=deadline.remaining() + 1.0)
         results = []
         for observable, future in zip(observables, futures):
+            error = future.exception() if future.done() else None
             if not future.done():
-                future.cancel()
                 results.append(Exposure(observable, [], 0, {}, [cut_short(
                     deadline, f'the lookup of {observable["value"]}')]))
-            elif isinstance(future.exception(), RelayError):
-                results.append(future.exception())
+            elif isinstance(error, RelayError):
+                results.append(error)
+            elif error is not None:
+                # A defect in one lookup must not lose the others: that one is an internal error.
+                log.error('lookup failed unexpectedly (%s)', type(error).__name__,
+                          extra={'traceback': ''.join(format_tb(error.__traceback__))})
+                results.append(InternalServerError(
+                    f'The lookup of {observable["value"]} failed unexpectedly.'))
             else:
                 results.append(future.result())
         return results
 
+    def _pool(self, tasks, name):
+        """A pool of this call's own: one request's lookups never queue behind another's."""
+        return _CallPool(min(tasks, self._settings.spycloud_max_workers), name)
+
     def exposure(self, api_key, observable, limit, deadline=None, query=None):
         """The newest ``limit`` records of an observable, with their breach sources."""
         deadline = deadline or self.new_deadline()
+        if not observable['value'].strip('.'):
+            return Exposure(observable, [], 0, {}, [not_a_value(observable)])
         try:
             records, hits, warnings = self.breach_records(api_key, observable, limit, deadline,
                                                           query)
@@ -128,7 +155,7 @@ class SpyCloudClient:
             warnings.append(cut_short(deadline, f'breach sources {_ids(unanswered)} of '
                                                 f'{observable["value"]}: their sightings are '
                                                 'shown without source details'))
-        if hits > len(records):
+        if hits > len(records) >= limit:  # the limit stopped the paging, not a failure
             warnings.append(more_records(observable, len(records), hits))
         return Exposure(observable=observable, records=records, hits=hits,
                         catalogs=catalogs, warnings=warnings)
@@ -164,6 +191,11 @@ class SpyCloudClient:
                 warnings.append(cut_short(deadline, f'the breach records of {observable["value"]}'
                                                     f' after {pages} page(s)'))
                 break
+            except RelayError as error:
+                if not pages:
+                    raise
+                warnings.append(page_failed(observable, pages, len(records), error))
+                break  # what the earlier pages brought is kept
             pages += 1
             hits = max(hits, _count(page.get('hits')))
             results = page.get('results')
@@ -208,12 +240,11 @@ class SpyCloudClient:
             return found, reasons
         batch = self._settings.spycloud_catalog_batch
         chunks = [todo[i:i + batch] for i in range(0, len(todo), batch)]
-        futures = {self._fetches.submit(self._fetch_catalogs, api_key, chunk, deadline): chunk
-                   for chunk in chunks}
-        # Each fetch gives up at the deadline itself; the margin only covers its wrap-up.
-        done, pending = wait(futures, timeout=deadline.remaining() + 0.5)
-        for future in pending:
-            future.cancel()
+        with self._pool(len(chunks), 'catalog') as pool:
+            futures = {pool.submit(self._fetch_catalogs, api_key, chunk, deadline): chunk
+                       for chunk in chunks}
+            # Each fetch gives up at the deadline itself; the margin only covers its wrap-up.
+            done, _ = wait(futures, timeout=deadline.remaining() + 0.5)
         for future in done:
             chunk, error = futures[future], future.exception()
             if isinstance(error, AuthorizationError):
@@ -263,6 +294,32 @@ class SpyCloudClient:
             if catalog.id in wanted:
                 found.setdefault(catalog.id, catalog)
         return found
+
+
+class _CallPool:
+    """Runs one call's tasks: inline when there is one (no thread to start), else on threads
+    of its own, left to finish on their own (each bounded by the deadline) once waited for."""
+
+    def __init__(self, workers, name):
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) \
+            if workers > 1 else None
+
+    def submit(self, function, *args):
+        if self._executor is not None:
+            return self._executor.submit(function, *args)
+        future = Future()
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:  # noqa: B902 - handed to the caller, as an executor does
+            future.set_exception(error)
+        return future
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _count(value):

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3 import exceptions as urllib3_exceptions
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from api.errors import (AuthorizationError, InternalServerError, NotFoundError,
@@ -36,6 +36,16 @@ MAX_MESSAGE_CHARS = 300
 
 def is_quota_exhausted(headers):
     return QUOTA_ERROR_TYPE.lower() in headers.get('x-amzn-ErrorType', '').lower()
+
+
+UNSENDABLE_KEY = ('the SpyCloud API key in the module settings holds a line break or another '
+                  'character an HTTP header cannot carry; paste it again as one line')
+
+
+def sendable_key(api_key):
+    """A key requests can put in a header: printable Latin-1, no line break (a wrapped paste
+    would otherwise make requests raise an error that quotes the key)."""
+    return bool(api_key) and all(' ' <= char <= '\xff' and char != '\x7f' for char in api_key)
 
 
 def key_fingerprint(api_key):
@@ -66,6 +76,20 @@ class SpyCloudRetry(Retry):
         retry = super().new(**kw)
         retry.limiter = self.limiter
         return retry
+
+    def parse_retry_after(self, retry_after):
+        """Seconds to wait: a positive number (``0.5`` included) or an HTTP date; anything
+        else (``-1``, empty, text) is no advice, and the backoff applies instead of an error."""
+        try:
+            seconds = float(retry_after)
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is not None:
+            return seconds if 0 < seconds < float('inf') else None
+        try:
+            return super().parse_retry_after(retry_after)
+        except InvalidHeader:
+            return None
 
     def increment(self, method=None, url=None, response=None, error=None,
                   _pool=None, _stacktrace=None):
@@ -130,9 +154,7 @@ def upstream_message(response, content, api_key=None):
     detail = response.headers.get('SpyCloud-Error', '').strip()
     if detail and detail.lower() not in message.lower():
         message = f'{message} ({detail})'
-    if api_key and len(api_key) >= 4:
-        message = message.replace(api_key, '[redacted]')
-    return ' '.join(message.split())[:MAX_MESSAGE_CHARS]
+    return redact(' '.join(message.split()), api_key)[:MAX_MESSAGE_CHARS]
 
 
 class Refused(AuthorizationError):
@@ -146,6 +168,9 @@ KEY_PROBLEMS = ('invalid api key', 'invalid ip', 'api key')
 def error_for(response, content, api_key=None):
     """The RelayError for a non-2xx answer."""
     status = response.status_code
+    if 300 <= status < 400:
+        return UnknownError(f'SpyCloud answered HTTP {status}, a redirect, which the relay does '
+                            'not follow (the API key would go along): check SPYCLOUD_API_URL.')
     message = upstream_message(response, content, api_key)
     if status == 403:
         detail = response.headers.get('SpyCloud-Error', '').lower()
@@ -206,10 +231,8 @@ class Transport:
 
     def get(self, api_key, path, params=None, deadline=None):
         """The JSON object SpyCloud answers; raises RelayError, BadRequest or DeadlineReached."""
-        try:
-            api_key.encode('latin-1')
-        except UnicodeEncodeError:
-            raise AuthorizationError('Unauthorized') from None
+        if not sendable_key(api_key):
+            raise AuthorizationError(UNSENDABLE_KEY)
         deadline = deadline or Deadline(self._default_budget)
         deadline.check()
         key, endpoint = key_fingerprint(api_key), endpoint_label(path)
@@ -220,12 +243,14 @@ class Transport:
         started = time.monotonic()
         try:
             with _calling(deadline, key), self._counted():
+                # Never follow a redirect: the key header would go wherever it points.
                 response = self._session.get(self._base + path, params=params, timeout=timeout,
-                                             headers={'X-API-Key': api_key}, stream=True)
-                content = self._read(response, deadline)
+                                             headers={'X-API-Key': api_key}, stream=True,
+                                             allow_redirects=False)
+                content = self._read(response, deadline, api_key)
         except requests.RequestException as error:
             SPYCLOUD_CALLS.labels(endpoint, type(error).__name__).inc()
-            raise self._relay_error(error, deadline) from None
+            raise self._relay_error(error, deadline, api_key) from None
         SPYCLOUD_CALLS.labels(endpoint, str(response.status_code)).inc()
         retries = len(getattr(getattr(response.raw, 'retries', None), 'history', ()) or ())
         if retries:
@@ -235,24 +260,29 @@ class Transport:
                   (time.monotonic() - started) * 1000, retries)
         if response.status_code == 400:
             raise BadRequest(upstream_message(response, content, api_key))
-        if not response.ok:
+        if not 200 <= response.status_code < 300:
             raise error_for(response, content, api_key)
         try:
             body = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise UnknownError('SpyCloud sent an answer that is not valid JSON.') from None
         if not isinstance(body, dict):
             raise UnknownError('SpyCloud sent an answer of an unexpected shape.')
         return body
 
-    def _read(self, response, deadline):
+    def _read(self, response, deadline, api_key):
         """The body, capped, read as bytes arrive (``read1``): a trickle, whose every read is
-        quick, still ends at the deadline, where ``read(n)`` would wait for all n bytes."""
+        quick, still ends at the deadline, where ``read(n)`` would wait for all n bytes.
+
+        A compressed body (requests asks for gzip and deflate) is decoded as it is read, at
+        most CHUNK_BYTES at a time, so the cap holds for the decoded size: a gzip bomb is
+        refused after MAX_BODY_BYTES, never inflated whole.
+        """
         body = bytearray()
         with response:
             try:
                 while True:
-                    chunk = response.raw.read1(CHUNK_BYTES)
+                    chunk = response.raw.read1(CHUNK_BYTES, decode_content=True)
                     if not chunk:
                         return bytes(body)
                     body += chunk
@@ -262,20 +292,23 @@ class Transport:
                     if deadline.expired:
                         raise DeadlineReached()
             except (urllib3_exceptions.HTTPError, OSError) as error:
-                raise self._relay_error(error, deadline) from None
+                raise self._relay_error(error, deadline, api_key) from None
 
-    def _relay_error(self, error, deadline):
+    def _relay_error(self, error, deadline, api_key):
         """What a failed exchange (a requests error, or urllib3's while reading the body)
-        means for the caller."""
+        means for the caller. A library's text can quote a header, so the key is redacted."""
+        reason = _reason(error, api_key)
         if isinstance(error, requests.exceptions.SSLError):
-            return UnknownError(f'Unable to verify SSL certificate: {_reason(error)}')
+            return UnknownError(f'Unable to verify SSL certificate: {reason}')
         if deadline.expired:
             return DeadlineReached()
         if _timed_out(error):
             return UnknownError(f'SpyCloud did not answer in time ({self._host}).')
         if isinstance(error, requests.exceptions.ConnectionError):
-            return UnknownError(f'Unable to connect to SpyCloud at {self._host}: {_reason(error)}')
-        return UnknownError(f'The request to SpyCloud failed: {_reason(error)}')
+            return UnknownError(f'Unable to connect to SpyCloud at {self._host}: {reason}')
+        if isinstance(error, urllib3_exceptions.DecodeError):
+            return UnknownError('SpyCloud sent a compressed answer that does not decode.')
+        return UnknownError(f'The request to SpyCloud failed: {reason}')
 
 
 def _timed_out(error):
@@ -298,7 +331,17 @@ def _innermost(error):
     return reason
 
 
-def _reason(error):
-    """The innermost reason of a requests/urllib3 error, without URLs or headers."""
-    text = str(_innermost(error))
-    return ' '.join(text.split())[:MAX_MESSAGE_CHARS]
+def _reason(error, secret=None):
+    """The innermost reason of a requests/urllib3 error, the secret redacted."""
+    return redact(' '.join(str(_innermost(error)).split()), secret)[:MAX_MESSAGE_CHARS]
+
+
+def redact(text, secret):
+    """``text`` without ``secret``, whole or as any of its lines (a wrapped key is quoted
+    line by line in some messages)."""
+    if not secret:
+        return text
+    for part in sorted({secret, *secret.splitlines(), secret.strip()}, key=len, reverse=True):
+        if len(part.strip()) >= 4:
+            text = text.replace(part, '[redacted]')
+    return text

@@ -31,6 +31,7 @@ def spycloud(spycloud_server):
     spycloud_server.clear_faults()
     spycloud_server.missing_catalogs.clear()
     spycloud_server.page_size = 1000
+    spycloud_server.gzip = False
     spycloud_server.latency = 0.0
     spycloud_server.rate_limit = None
     spycloud_server.retry_after = None

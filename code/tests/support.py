@@ -115,6 +115,10 @@ class Canary:
         self._listener.settimeout(0.05)
         self.port = self._listener.getsockname()[1]
         self.host = f'127.0.0.1:{self.port}'
+        if mode == 'gzip-bomb':  # made here, not while the relay waits for it
+            import gzip
+
+            self._bomb = gzip.compress(self._jwks_bytes(size), 9)
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -200,9 +204,7 @@ class Canary:
             self._send(conn, b'HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n'
                        b'Connection: close\r\n\r\n' % self.location.encode())
         elif mode == 'gzip-bomb':
-            import gzip
-
-            body = gzip.compress(self._jwks_bytes(self.size), 9)
+            body = self._bomb
             self._send(conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
                        b'Content-Encoding: gzip\r\nContent-Length: %d\r\n'
                        b'Connection: close\r\n\r\n' % len(body) + body)

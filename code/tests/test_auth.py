@@ -1,12 +1,15 @@
 """Every way a configuration token can fail, through the relay's HTTP port."""
 import base64
 import json
+import logging
 import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from api import auth
+from logs import JsonFormatter
+from spycloud.transport import UNSENDABLE_KEY
 from simulator import JwksIssuer
 
 
@@ -167,8 +170,22 @@ def test_unreachable_or_broken_jwks_host(relay, jwks):
 
 
 def test_api_key_outside_latin1(relay, spycloud):
-    assert auth_error(relay.post('/health', key='ключ')) == 'Unauthorized'
+    assert auth_error(relay.post('/health', key='ключ')) == UNSENDABLE_KEY
     assert spycloud.stats()['requests'] == 0
+
+
+@pytest.mark.parametrize('key', ['spycloud-sim\n-key', 'spycloud-sim\r\n-key',
+                                 'spycloud\r-sim-key', 'spycloud-sim-key\x00x'])
+@pytest.mark.parametrize('path', ['/health', '/observe/observables'])
+def test_a_key_with_a_line_break_is_refused_unquoted(relay, spycloud, caplog, key, path):
+    """A wrapped paste: requests would raise InvalidHeader quoting the key."""
+    caplog.set_level(logging.DEBUG)
+    body = [{'type': 'email', 'value': 'r1c1@wrapped.example'}]
+    assert auth_error(relay.post(path, body, key=key)) == UNSENDABLE_KEY
+    assert spycloud.stats()['requests'] == 0
+    logged = '\n'.join(JsonFormatter().format(r) for r in caplog.records)
+    for part in ('spycloud-sim', '-key', 'sim-key'):
+        assert part not in logged
 
 
 def test_limit_is_per_request_not_shared(relay, spycloud):

@@ -183,3 +183,23 @@ def test_an_oversized_answer_is_refused(relay, spycloud, monkeypatch):
     assert fatal(observe_in_time(relay)) == {
         'type': 'fatal', 'code': 'unknown',
         'message': 'SpyCloud sent an answer larger than 4096 bytes.'}
+
+
+PAGED = [email('r3c2@paged.example')]
+
+
+@pytest.mark.parametrize('fault', [
+    dict(status=500), dict(status=503), dict(status=429), dict(mode='reset'),
+    dict(mode='truncated'), dict(mode='raw', body=b'[' * 100000),
+])
+def test_a_failing_later_page_keeps_the_pages_before_it(relay, spycloud, fault):
+    spycloud.page_size = 1
+    spycloud.add_fault(match='cursor=', **fault)
+    body = observe_in_time(relay, PAGED)
+    assert body['data']['sightings']['count'] == 1  # page 1 arrived: it is shown
+    (warning,) = body['errors']
+    assert warning['type'] == 'warning'
+    assert warning['message'].startswith('SpyCloud failed on page 2 of the records of '
+                                         'r3c2@paged.example (')
+    assert warning['message'].endswith('the 1 record(s) of the first 1 page(s) are shown.')
+    then_healthy(relay, spycloud)

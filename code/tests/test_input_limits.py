@@ -217,3 +217,15 @@ def test_few_bad_items_are_all_named(relay):
     message = invalid_argument(relay.post(PATH, [{'type': 'email'}, {'value': 'x'}, 3]))
     errors = json.loads(message[len('Invalid JSON payload received. '):-1])
     assert set(errors) == {'0', '1', '2'}
+
+
+@pytest.mark.parametrize('kind', ['email', 'domain', 'ip', 'user'])
+@pytest.mark.parametrize('value', ['.', '..', '...'])
+def test_dot_values_are_refused_not_sent_as_path_steps(relay, spycloud, kind, value):
+    """``breach/data/emails/..`` would collapse to ``breach/data/``: a 404 blamed on the URL."""
+    body = relay.observe([{'type': kind, 'value': value}, email('r3c1@dots.example')])
+    (warning,) = body['errors']
+    assert warning['type'] == 'warning' and warning['code'] == 'invalid argument'
+    assert repr(value) in warning['message']
+    assert body['data']['sightings']['count'] == 3  # the other observable is looked up
+    assert [e['endpoint'] for e in spycloud.request_log] == ['emails', 'catalog']

@@ -71,6 +71,14 @@ def test_data_table_masks_every_secret_field():
     assert all(c['type'] == 'string' for c in doc['columns'])
 
 
+def test_the_password_type_is_shown_not_masked():
+    """It names the hash (plaintext, sha1), which an analyst weighs; it holds no secret."""
+    doc = mapping.data_table(record(password_type='sha1'), OPTIONS)
+    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0]))
+    assert row['password_type'] == 'sha1'
+    assert row['password'] == 'h*****2 (sha1, 8 chars)'
+
+
 def test_data_table_shows_secrets_when_asked():
     doc = mapping.data_table(record(), mapping.MappingOptions(show_passwords=True))
     assert 'hunter22' in doc['rows'][0]

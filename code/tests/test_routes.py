@@ -1,4 +1,6 @@
 """The small endpoints, served over HTTP."""
+import logging
+
 import requests
 
 from config import VERSION
@@ -61,3 +63,29 @@ def test_request_id_is_echoed_or_made(relay):
     assert mine.headers['X-Request-Id'] == 'abc-123'
     made = requests.post(relay.url + '/version', headers={'X-Request-Id': 'bad id!'}, timeout=5)
     assert made.headers['X-Request-Id'] not in ('', 'bad id!')
+
+
+def test_options_is_a_wrong_method_in_the_envelope(relay):
+    for path in ('/observe/observables', '/health', '/version', '/watchdog', '/nowhere'):
+        response = requests.options(relay.url + path, timeout=5)
+        assert response.headers['Content-Type'] == 'application/json', path
+        (error,) = response.json()['errors']
+        if path == '/nowhere':
+            assert response.status_code == 404 and error['code'] == 'not found'
+        else:
+            assert response.status_code == 405 and error['code'] == 'method not allowed', path
+            assert 'OPTIONS' not in response.headers['Allow']
+
+
+def test_start_up_warns_when_the_audience_is_not_set(spycloud, jwks, caplog):
+    from app import create_app
+    from conftest import relay_settings
+
+    with caplog.at_level(logging.WARNING, logger='relay'):
+        create_app(relay_settings(spycloud, jwks)).extensions['spycloud_relay'].spycloud.close()
+    assert any('JWT_AUDIENCE is not set' in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger='relay'):
+        create_app(relay_settings(spycloud, jwks, jwt_audience='https://relay.example')) \
+            .extensions['spycloud_relay'].spycloud.close()
+    assert not any('JWT_AUDIENCE' in r.getMessage() for r in caplog.records)

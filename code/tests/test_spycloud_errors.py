@@ -1,5 +1,8 @@
 """How each SpyCloud failure reaches XDR, through the relay's HTTP port."""
+import gzip
+import json
 import socket
+import threading
 
 import pytest
 import trustme
@@ -145,3 +148,117 @@ def test_timeout(make_relay, spycloud):
 def test_health_maps_errors_too(relay, spycloud):
     spycloud.add_fault(500)
     assert only_error(relay.health())['code'] == 'internal error'
+
+
+class Trap:
+    """A loopback listener that only counts connections: where a followed redirect would go."""
+
+    def __init__(self):
+        self.connections = 0
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self._listener.settimeout(0.05)
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self._listener.close()
+
+
+@pytest.fixture
+def trap():
+    listener = Trap()
+    yield listener
+    listener.stop()
+
+
+@pytest.mark.parametrize('status', [301, 302, 303, 307, 308])
+def test_a_redirect_is_not_followed_and_the_key_goes_nowhere(relay, spycloud, trap, status):
+    location = f'http://127.0.0.1:{trap.port}/enterprise-v2/breach/data/emails/x'
+    spycloud.add_fault(status, mode='raw', headers={'Location': location}, body=b'{}')
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'unknown'
+    assert f'HTTP {status}' in error['message'] and 'redirect' in error['message']
+    assert str(trap.port) not in error['message']
+    assert spycloud.stats()['requests'] == 1
+    assert trap.connections == 0
+
+
+def test_a_gzip_answer_is_decoded(relay, spycloud):
+    plain = relay.observe(LOOKUP)
+    spycloud.gzip = True
+    packed = relay.observe(LOOKUP)
+    assert packed == plain and plain['data']['sightings']['count'] == 3
+
+
+def test_a_gzip_page_is_decoded(relay, spycloud):
+    page = {'cursor': '', 'hits': 1, 'results': [{
+        'document_id': 'gz-1', 'source_id': 1, 'spycloud_publish_date': '2024-01-02T00:00:00Z',
+        'severity': 20, 'email': 'r3c1@errors.example'}]}
+    spycloud.add_fault(200, mode='raw', match='emails', times=1,
+                       headers={'Content-Encoding': 'gzip'},
+                       body=gzip.compress(json.dumps(page).encode()))
+    body = relay.observe(LOOKUP)
+    assert 'errors' not in body
+    assert [s['external_ids'][0] for s in body['data']['sightings']['docs']] == ['gz-1']
+
+
+def test_a_gzip_bomb_is_refused_at_the_decoded_cap(relay, spycloud):
+    """40 MB of JSON in 40 KB: the 32 MiB cap counts decoded bytes."""
+    bomb = b'{"results": [], "pad": "' + b' ' * (40 * 1024 * 1024) + b'"}'
+    spycloud.add_fault(200, mode='raw', match='emails', headers={'Content-Encoding': 'gzip'},
+                       body=gzip.compress(bomb, 9))
+    error = only_error(relay.observe(LOOKUP))
+    assert error['code'] == 'unknown'
+    assert 'larger than 33554432 bytes' in error['message']
+
+
+def test_a_body_that_does_not_decompress_is_unknown(relay, spycloud):
+    spycloud.add_fault(200, mode='raw', match='emails', headers={'Content-Encoding': 'gzip'},
+                       body=b'this is not gzip')
+    error = only_error(relay.observe(LOOKUP))
+    assert error == {'type': 'fatal', 'code': 'unknown',
+                     'message': 'SpyCloud sent a compressed answer that does not decode.'}
+
+
+def test_a_deeply_nested_answer_spoils_only_its_own_lookup(relay, spycloud):
+    spycloud.add_fault(200, mode='raw', match='nested', body=b'[' * 100000)
+    body = relay.observe([email('r3c1@nested.example'), *LOOKUP])
+    errors = body['errors']
+    assert errors == [{'type': 'fatal', 'code': 'unknown',
+                       'message': 'SpyCloud sent an answer that is not valid JSON.'}]
+    assert body['data']['sightings']['count'] == 3  # the other observable's
+
+
+@pytest.mark.parametrize('retry_after', ['0.5', '0.05', '-1', '', 'soon', '0', 'inf', 'nan',
+                                         'Wed, 21 Oct 2015 07:28:00 GMT'])
+def test_an_odd_retry_after_is_a_retry_not_an_error(relay, spycloud, retry_after):
+    spycloud.add_fault(429, times=1, body={'message': 'Too Many Requests'},
+                       headers={'x-amzn-ErrorType': 'TooManyRequestsException',
+                                'Retry-After': retry_after})
+    body = relay.observe(LOOKUP)
+    assert 'errors' not in body and body['data']['sightings']['count'] == 3
+    assert spycloud.stats()['by_endpoint']['emails'] == 2
+
+
+def test_a_fractional_retry_after_is_honoured(make_relay, spycloud):
+    """The wait is SpyCloud's 0.4 s, not the (here 10 ms) backoff."""
+    relay = make_relay()
+    spycloud.add_fault(429, times=1, body={'message': 'Too Many Requests'},
+                       headers={'x-amzn-ErrorType': 'TooManyRequestsException',
+                                'Retry-After': '0.4'})
+    relay.observe(LOOKUP)
+    first, second = [e['time'] for e in spycloud.request_log if e['endpoint'] == 'emails']
+    assert second - first >= 0.4
