@@ -25,11 +25,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from api.errors import RelayError  # noqa: E402
+from errors import RelayError  # noqa: E402
 from api.module_settings import SEVERITY_LEVELS, ModuleSettings  # noqa: E402
 from config import VERSION, ConfigError, Settings  # noqa: E402
-from ctim.bundle import Bundle  # noqa: E402
-from ctim.mapping import MappingOptions, exposure_entities, mask  # noqa: E402
+from ctim.answer import observe_answer  # noqa: E402
+from ctim.mapping import MappingOptions, mask  # noqa: E402
 from spycloud.client import PAGE_ENDPOINTS, SpyCloudClient  # noqa: E402
 
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / 'spycloud-relay-simulator'
@@ -138,11 +138,8 @@ def lookup(observables, kind, limit, min_severity, lookback_days, show_passwords
                             min_severity=int(min_severity or 0), lookback_days=lookback_days)
     with spycloud_for(simulator, api_url) as url:
         settings = settings_for(url)
-        client = SpyCloudClient(settings)
-        try:
-            results = client.exposures(key, items, limit, query=module.query())
-        finally:
-            client.close()
+        with SpyCloudClient(settings) as client:
+            results = client.exposures(client.lookup(key, limit, module.query()), items)
     options = MappingOptions(show_passwords=show_passwords, ui_url=settings.spycloud_ui_url)
     failed = [r for r in results if isinstance(r, RelayError)]
     if as_json:
@@ -154,18 +151,7 @@ def lookup(observables, kind, limit, min_severity, lookback_days, show_passwords
 
 
 def print_bundle(results, options):
-    bundle, errors = Bundle(), []
-    for result in results:
-        if isinstance(result, RelayError):
-            errors.append(result.json())
-            continue
-        for docs in exposure_entities(result, options):
-            bundle.extend(docs)
-        errors.extend(w.json() for w in result.warnings)
-    body = {'data': bundle.data()}
-    if errors:
-        body['errors'] = errors
-    click.echo(json.dumps(body, indent=2))
+    click.echo(json.dumps(observe_answer(results, options).body(), indent=2))
 
 
 def print_tables(results, show_passwords):
@@ -200,13 +186,11 @@ def check(api_key_env, api_url, simulator):
     key = api_key_from(api_key_env, simulator)
     with spycloud_for(simulator, api_url) as url:
         settings = settings_for(url)
-        client = SpyCloudClient(settings)
-        try:
-            client.check(key)
-        except RelayError as error:
-            fail(f'{error.code}: {error.message}', EXIT_LOOKUP)
-        finally:
-            client.close()
+        with SpyCloudClient(settings) as client:
+            try:
+                client.check(client.lookup(key))
+            except RelayError as error:
+                fail(f'{error.code}: {error.message}', EXIT_LOOKUP)
     click.echo(f'ok: SpyCloud at {settings.spycloud_api_url} accepts the key')
 
 

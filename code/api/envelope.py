@@ -2,34 +2,27 @@
 from flask import jsonify
 
 from api.telemetry import note_outcome
+from errors import FATAL, envelope
 
 
 def data_response(data, warnings=()):
-    body = {'data': data}
-    if warnings:
-        body['errors'] = unique_json(warnings)
     note_outcome('partial' if warnings else 'ok')
-    return jsonify(body)
+    return jsonify(envelope(data, warnings))
 
 
 def error_response(errors, data=None, status=200):
-    body = {'errors': unique_json(errors)}
-    fatal = [e for e in body['errors'] if e['type'] == 'fatal']
-    note_outcome(fatal[0]['code'] if fatal else 'partial')
-    if data:
-        body['data'] = data
+    fatal = [e for e in errors if e.type == FATAL]
+    note_outcome(fatal[0].code if fatal else 'partial')
+    body = envelope(data or {}, errors)
+    if not data:
+        body.pop('data', None)
     response = jsonify(body)
     response.status_code = status
     return response
 
 
-def unique_json(errors):
-    """The same warning from several lookups is said once."""
-    seen, out = set(), []
-    for error in errors:
-        doc = error.json()
-        key = tuple(doc.items())
-        if key not in seen:
-            seen.add(key)
-            out.append(doc)
-    return out
+def answer_response(answer):
+    """An observe-style Answer: its data beside its warnings, or beside its fatal errors."""
+    if answer.fatal:
+        return error_response(answer.errors, data=answer.data)
+    return data_response(answer.data, answer.warnings)

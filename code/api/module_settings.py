@@ -9,9 +9,9 @@ module's form does not silently change what analysts see.
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from api.errors import AuthorizationError, RelayWarning
+from errors import AuthorizationError, RelayWarning
 from config import parse_flag
-from spycloud.transport import UNSENDABLE_KEY, sendable_key
+from spycloud.lookup import UNSENDABLE_KEY, sendable_key
 
 DEFAULT_ENTITIES_LIMIT = 100
 MAX_ENTITIES_LIMIT = 1000

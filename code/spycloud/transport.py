@@ -1,27 +1,33 @@
-"""HTTP to SpyCloud: one pooled Session per process, urllib3 Retry, errors → RelayErrors.
+"""HTTP to SpyCloud: one urllib3 pool per process, a Retry of its own for every call.
 
-Retries follow urllib3's rules (exponential backoff with jitter, Retry-After
-honoured) with two additions: a 429 for an exhausted monthly quota is final,
-and no retry is started that would end past the lookup's deadline.
+urllib3 takes ``retries=`` per request, so each call's Retry carries what bounds it (the
+lookup's deadline, the rate limiter, the key's fingerprint) and nothing travels through
+thread-locals. Retries follow urllib3's rules (exponential backoff with jitter, Retry-After
+honoured) with two additions: a 429 for an exhausted monthly quota is final, and no retry is
+started that would end past the lookup's deadline. Redirects are never followed: the key
+header would go wherever they point.
 """
-import hashlib
 import json
 import logging
+import os
+import ssl
 import threading
 import time
 from contextlib import contextmanager
 
-import requests
-from requests.adapters import HTTPAdapter
+import requests.certs
+import requests.utils
+import urllib3
 from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
-from api.errors import (AuthorizationError, InternalServerError, NotFoundError,
-                        TooManyRequestsError, UnknownError)
 from config import VERSION
+from errors import (AuthorizationError, InternalServerError, NotFoundError, RelayError,
+                    TooManyRequestsError, UnknownError)
 from metrics import LIMITER_WAIT_SECONDS, SPYCLOUD_CALLS, SPYCLOUD_RETRIES, endpoint_label
-from spycloud.deadline import Deadline, DeadlineReached
+from spycloud.deadline import DeadlineReached
+from spycloud.lookup import UNSENDABLE_KEY, Lookup, sendable_key
 from spycloud.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -32,64 +38,46 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 QUOTA_ERROR_TYPE = 'LimitExceededException'
 MAX_MESSAGE_CHARS = 300
+KEY_PROBLEMS = ('invalid api key', 'invalid ip', 'api key')
 
 
-def is_quota_exhausted(headers):
+def is_quota_exhausted(headers) -> bool:
     return QUOTA_ERROR_TYPE.lower() in headers.get('x-amzn-ErrorType', '').lower()
 
 
-UNSENDABLE_KEY = ('the SpyCloud API key in the module settings holds a line break or another '
-                  'character an HTTP header cannot carry; paste it again as one line')
-
-
-def sendable_key(api_key):
-    """A key requests can put in a header: printable Latin-1, no line break (a wrapped paste
-    would otherwise make requests raise an error that quotes the key)."""
-    return bool(api_key) and all(' ' <= char <= '\xff' and char != '\x7f' for char in api_key)
-
-
-def key_fingerprint(api_key):
-    """Caches and buckets are keyed by a hash of the API key, never the key itself."""
-    return hashlib.sha256(api_key.encode('utf-8')).hexdigest()[:32]
-
-
-# urllib3 runs retries inside session.get, out of reach of arguments: the call being made
-# tells its Retry about its deadline and API key through this thread-local.
-_call = threading.local()
-
-
-@contextmanager
-def _calling(deadline, key):
-    _call.deadline, _call.key = deadline, key
-    try:
-        yield
-    finally:
-        _call.deadline = _call.key = None
-
-
 class SpyCloudRetry(Retry):
-    """urllib3's Retry, bounded by the calling thread's deadline and paced by its limiter."""
+    """urllib3's Retry for one call: bounded by its lookup's deadline, paced by the limiter."""
 
-    limiter = None  # set by build_session
+    def __init__(self, *args, lookup=None, limiter=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lookup, self.limiter = lookup, limiter
 
-    def new(self, **kw):
-        retry = super().new(**kw)
-        retry.limiter = self.limiter
-        return retry
+    @classmethod
+    def from_settings(cls, settings) -> 'SpyCloudRetry':
+        retries, backoff = settings.spycloud_retries, settings.spycloud_backoff_s
+        return cls(total=retries, connect=retries, read=min(1, retries), status=retries,
+                   other=0, redirect=0, allowed_methods=frozenset({'GET'}),
+                   status_forcelist=(429, 502, 503, 504), backoff_factor=backoff,
+                   backoff_jitter=backoff / 2, backoff_max=max(backoff * 8, 1.0),
+                   respect_retry_after_header=True, raise_on_status=False,
+                   raise_on_redirect=False)
 
-    def parse_retry_after(self, retry_after):
+    def new(self, **kwargs) -> 'SpyCloudRetry':
+        kwargs.setdefault('lookup', self.lookup)
+        kwargs.setdefault('limiter', self.limiter)
+        return super().new(**kwargs)
+
+    def parse_retry_after(self, retry_after: str) -> float:
         """Seconds to wait: a positive number (``0.5`` included) or an HTTP date; anything
         else (``-1``, empty, text) is no advice, and the backoff applies instead of an error."""
         try:
             seconds = float(retry_after)
         except (TypeError, ValueError):
-            seconds = None
-        if seconds is not None:
-            return seconds if 0 < seconds < float('inf') else None
-        try:
-            return super().parse_retry_after(retry_after)
-        except InvalidHeader:
-            return None
+            try:
+                return super().parse_retry_after(retry_after)
+            except InvalidHeader:
+                return 0.0
+        return seconds if 0 < seconds < float('inf') else 0.0
 
     def increment(self, method=None, url=None, response=None, error=None,
                   _pool=None, _stacktrace=None):
@@ -97,60 +85,45 @@ class SpyCloudRetry(Retry):
                 and is_quota_exhausted(response.headers):
             raise MaxRetryError(_pool, url, 'monthly quota exhausted')
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        deadline = getattr(_call, 'deadline', None)
-        if deadline is not None:
+        if self.lookup is not None:
             pause = retry.get_retry_after(response) if response is not None else None
-            pause = retry.get_backoff_time() if pause is None else pause
-            if pause >= deadline.remaining():
+            pause = pause or retry.get_backoff_time()
+            if pause >= self.lookup.deadline.remaining():
                 raise MaxRetryError(_pool, url, error or 'lookup deadline reached')
         return retry
 
-    def sleep(self, response=None):
+    def sleep(self, response=None) -> None:
         super().sleep(response)
-        deadline = getattr(_call, 'deadline', None)
-        if self.limiter is not None and deadline is not None:
-            self.limiter.acquire(_call.key, deadline)
+        if self.limiter is not None and self.lookup is not None:
+            self.limiter.acquire(self.lookup.fingerprint, self.lookup.deadline)
 
 
-def build_session(settings, limiter=None):
-    retry = SpyCloudRetry(
-        total=settings.spycloud_retries,
-        connect=settings.spycloud_retries,
-        read=min(1, settings.spycloud_retries),
-        status=settings.spycloud_retries,
-        other=0,
-        allowed_methods=frozenset({'GET'}),
-        status_forcelist=(429, 502, 503, 504),
-        backoff_factor=settings.spycloud_backoff_s,
-        backoff_jitter=settings.spycloud_backoff_s / 2,
-        backoff_max=max(settings.spycloud_backoff_s * 8, 1.0),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-    retry.limiter = limiter
-    # Lookups and catalog fetches run on two pools of spycloud_max_workers threads each.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=2 * settings.spycloud_max_workers + 8,
-                          max_retries=retry)
-    session = requests.Session()
-    session.mount('https://', adapter)
-    session.mount('http://', adapter)
-    session.headers.update({'Accept': 'application/json', 'User-Agent': USER_AGENT})
-    return session
+def pool_manager(settings) -> urllib3.PoolManager:
+    """The pool for SpyCloud, with the CA bundle and proxy requests would use for its URL
+    (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, HTTPS_PROXY and NO_PROXY), read once."""
+    url = settings.spycloud_api_url
+    bundle = os.environ.get('REQUESTS_CA_BUNDLE') or os.environ.get('CURL_CA_BUNDLE') \
+        or requests.certs.where()
+    ca = {'ca_cert_dir': bundle} if os.path.isdir(bundle) else {'ca_certs': bundle}
+    options = dict(num_pools=4, maxsize=2 * settings.spycloud_max_workers + 8,
+                   cert_reqs='CERT_REQUIRED', **ca)
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
 
-def upstream_message(response, content, api_key=None):
+def upstream_message(response, content, api_key=None) -> str:
     """SpyCloud's own words for an error, trimmed, without the API key should it echo it."""
     message = ''
     try:
         body = json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if isinstance(body, dict):
         for name in ('message', 'errorMessage', 'error'):
             if isinstance(body.get(name), str) and body[name].strip():
                 message = body[name].strip()
                 break
-    message = message or response.reason or f'HTTP {response.status_code}'
+    message = message or response.reason or f'HTTP {response.status}'
     detail = response.headers.get('SpyCloud-Error', '').strip()
     if detail and detail.lower() not in message.lower():
         message = f'{message} ({detail})'
@@ -162,30 +135,28 @@ class Refused(AuthorizationError):
     (SpyCloud searches only the identifiers on the customer's verified watchlist)."""
 
 
-KEY_PROBLEMS = ('invalid api key', 'invalid ip', 'api key')
+class BadRequest(Exception):
+    """SpyCloud's 400: the relay reads it as 'no data' for the selector."""
 
 
-def error_for(response, content, api_key=None):
-    """The RelayError for a non-2xx answer."""
-    status = response.status_code
+def error_for(response, content, api_key=None) -> RelayError:
+    """The RelayError for an answer that is not a 2xx."""
+    status = response.status
     if 300 <= status < 400:
         return UnknownError(f'SpyCloud answered HTTP {status}, a redirect, which the relay does '
                             'not follow (the API key would go along): check SPYCLOUD_API_URL.')
     message = upstream_message(response, content, api_key)
-    if status == 403:
-        detail = response.headers.get('SpyCloud-Error', '').lower()
-        if not any(problem in detail for problem in KEY_PROBLEMS):
-            return Refused(message)
     if status in (401, 403):
+        detail = response.headers.get('SpyCloud-Error', '').lower()
+        if status == 403 and not any(problem in detail for problem in KEY_PROBLEMS):
+            return Refused(message)
         return AuthorizationError(message)
     if status == 404:
-        return NotFoundError('The SpyCloud API answered 404 Not Found: '
-                             'check SPYCLOUD_API_URL.')
+        return NotFoundError('The SpyCloud API answered 404 Not Found: check SPYCLOUD_API_URL.')
     if status == 429:
         if is_quota_exhausted(response.headers):
-            return TooManyRequestsError(
-                'The SpyCloud monthly quota of this API key is exhausted; '
-                'SpyCloud support can raise it.')
+            return TooManyRequestsError('The SpyCloud monthly quota of this API key is '
+                                        'exhausted; SpyCloud support can raise it.')
         return TooManyRequestsError('Too many requests have been made to SpyCloud. '
                                     'Please, try again later.')
     if status == 500:
@@ -193,31 +164,28 @@ def error_for(response, content, api_key=None):
     return UnknownError(f'SpyCloud answered HTTP {status}: {message}')
 
 
-class BadRequest(Exception):
-    """SpyCloud's 400: the relay reads it as 'no data' for the selector."""
-
-
 class Transport:
-    """GETs JSON from SpyCloud within a deadline, paced per key, mapped to RelayErrors."""
+    """GETs JSON from SpyCloud within a lookup's deadline, paced per key, mapped to RelayErrors."""
 
-    def __init__(self, settings, session=None):
+    def __init__(self, settings, pool=None):
         self._base = settings.spycloud_api_url
         self._host = self._base.split('/')[2]
-        self._connect_timeout = settings.connect_timeout_s
-        self._read_timeout = settings.read_timeout_s
-        self._default_budget = settings.lookup_deadline_s
+        self._timeouts = (settings.connect_timeout_s, settings.read_timeout_s)
         self.limiter = RateLimiter(settings.spycloud_rate_limit, settings.spycloud_burst)
-        self._session = session or build_session(settings, self.limiter)
+        self._retry = SpyCloudRetry.from_settings(settings)
+        self._pool = pool or pool_manager(settings)
+        self._headers = {'Accept': 'application/json', 'User-Agent': USER_AGENT,
+                         **urllib3.util.make_headers(accept_encoding=True)}
         self._active = 0
         self._active_lock = threading.Lock()
 
     @property
-    def in_flight(self):
+    def in_flight(self) -> int:
         """Calls under way now: zero soon after every answer, or a thread was left busy."""
         return self._active
 
-    def close(self):
-        self._session.close()
+    def close(self) -> None:
+        self._pool.clear()
 
     @contextmanager
     def _counted(self):
@@ -229,38 +197,48 @@ class Transport:
             with self._active_lock:
                 self._active -= 1
 
-    def get(self, api_key, path, params=None, deadline=None):
+    def get(self, lookup: Lookup, path: str, params: dict | None = None) -> dict:
         """The JSON object SpyCloud answers; raises RelayError, BadRequest or DeadlineReached."""
-        if not sendable_key(api_key):
+        if not sendable_key(lookup.api_key):
             raise AuthorizationError(UNSENDABLE_KEY)
-        deadline = deadline or Deadline(self._default_budget)
-        deadline.check()
-        key, endpoint = key_fingerprint(api_key), endpoint_label(path)
-        waited = self.limiter.acquire(key, deadline)
-        LIMITER_WAIT_SECONDS.observe(waited)
-        deadline.stats.add(spycloud_calls=1, limiter_wait_s=waited)
-        timeout = (deadline.cap(self._connect_timeout), deadline.cap(self._read_timeout))
-        started = time.monotonic()
-        try:
-            with _calling(deadline, key), self._counted():
-                # Never follow a redirect: the key header would go wherever it points.
-                response = self._session.get(self._base + path, params=params, timeout=timeout,
-                                             headers={'X-API-Key': api_key}, stream=True,
-                                             allow_redirects=False)
-                content = self._read(response, deadline, api_key)
-        except requests.RequestException as error:
-            SPYCLOUD_CALLS.labels(endpoint, type(error).__name__).inc()
-            raise self._relay_error(error, deadline, api_key) from None
-        SPYCLOUD_CALLS.labels(endpoint, str(response.status_code)).inc()
-        retries = len(getattr(getattr(response.raw, 'retries', None), 'history', ()) or ())
+        lookup.deadline.check()
+        self._pace(lookup)
+        endpoint, started = endpoint_label(path), time.monotonic()
+        response, content = self._exchange(lookup, path, params, endpoint)
+        SPYCLOUD_CALLS.labels(endpoint, str(response.status)).inc()
+        retries = len(response.retries.history) if response.retries is not None else 0
         if retries:
             SPYCLOUD_RETRIES.labels(endpoint).inc(retries)
-            deadline.stats.add(retries=retries)
-        log.debug('GET %s -> %s in %.0f ms (%d retries)', endpoint, response.status_code,
+            lookup.stats.add(retries=retries)
+        log.debug('GET %s -> %s in %.0f ms (%d retries)', endpoint, response.status,
                   (time.monotonic() - started) * 1000, retries)
-        if response.status_code == 400:
+        return self._body(response, content, lookup.api_key)
+
+    def _pace(self, lookup):
+        waited = self.limiter.acquire(lookup.fingerprint, lookup.deadline)
+        LIMITER_WAIT_SECONDS.observe(waited)
+        lookup.stats.add(spycloud_calls=1, limiter_wait_s=waited)
+
+    def _exchange(self, lookup, path, params, endpoint):
+        deadline = lookup.deadline
+        timeout = urllib3.Timeout(connect=deadline.cap(self._timeouts[0]),
+                                  read=deadline.cap(self._timeouts[1]))
+        try:
+            with self._counted():
+                response = self._pool.request(
+                    'GET', self._base + path, fields=params, timeout=timeout,
+                    headers={**self._headers, 'X-API-Key': lookup.api_key}, redirect=False,
+                    retries=self._retry.new(lookup=lookup, limiter=self.limiter),
+                    preload_content=False)
+                return response, self._read(response, lookup)
+        except (urllib3_exceptions.HTTPError, OSError) as error:
+            SPYCLOUD_CALLS.labels(endpoint, type(error).__name__).inc()
+            raise self._relay_error(error, lookup) from None
+
+    def _body(self, response, content, api_key):
+        if response.status == 400:
             raise BadRequest(upstream_message(response, content, api_key))
-        if not 200 <= response.status_code < 300:
+        if not 200 <= response.status < 300:
             raise error_for(response, content, api_key)
         try:
             body = json.loads(content)
@@ -270,73 +248,71 @@ class Transport:
             raise UnknownError('SpyCloud sent an answer of an unexpected shape.')
         return body
 
-    def _read(self, response, deadline, api_key):
+    def _read(self, response, lookup):
         """The body, capped, read as bytes arrive (``read1``): a trickle, whose every read is
         quick, still ends at the deadline, where ``read(n)`` would wait for all n bytes.
 
-        A compressed body (requests asks for gzip and deflate) is decoded as it is read, at
-        most CHUNK_BYTES at a time, so the cap holds for the decoded size: a gzip bomb is
-        refused after MAX_BODY_BYTES, never inflated whole.
+        A compressed body is decoded as it is read, at most CHUNK_BYTES at a time, so the cap
+        holds for the decoded size: a gzip bomb is refused, never inflated whole.
         """
-        body = bytearray()
-        with response:
-            try:
-                while True:
-                    chunk = response.raw.read1(CHUNK_BYTES, decode_content=True)
-                    if not chunk:
-                        return bytes(body)
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
-                        raise UnknownError(f'SpyCloud sent an answer larger than '
-                                           f'{MAX_BODY_BYTES} bytes.')
-                    if deadline.expired:
-                        raise DeadlineReached()
-            except (urllib3_exceptions.HTTPError, OSError) as error:
-                raise self._relay_error(error, deadline, api_key) from None
+        body, complete = bytearray(), False
+        try:
+            while True:
+                chunk = response.read1(CHUNK_BYTES, decode_content=True)
+                if not chunk:
+                    complete = True
+                    return bytes(body)
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise UnknownError(f'SpyCloud sent an answer larger than {MAX_BODY_BYTES} '
+                                       'bytes.')
+                if lookup.deadline.expired:
+                    raise DeadlineReached()
+        finally:
+            if not complete:
+                response.close()  # a half-read connection is not put back in the pool
+            response.release_conn()
 
-    def _relay_error(self, error, deadline, api_key):
-        """What a failed exchange (a requests error, or urllib3's while reading the body)
-        means for the caller. A library's text can quote a header, so the key is redacted."""
-        reason = _reason(error, api_key)
-        if isinstance(error, requests.exceptions.SSLError):
-            return UnknownError(f'Unable to verify SSL certificate: {reason}')
-        if deadline.expired:
+    def _relay_error(self, error, lookup):
+        """What a failed exchange means for the caller. A library's text can quote a header,
+        so the key is redacted from it."""
+        reason = _innermost(error)
+        text = redact(' '.join(str(reason).split()), lookup.api_key)[:MAX_MESSAGE_CHARS]
+        if isinstance(reason, (urllib3_exceptions.SSLError, ssl.SSLError)):
+            return UnknownError(f'Unable to verify SSL certificate: {text}')
+        if lookup.deadline.expired:
             return DeadlineReached()
-        if _timed_out(error):
-            return UnknownError(f'SpyCloud did not answer in time ({self._host}).')
-        if isinstance(error, requests.exceptions.ConnectionError):
-            return UnknownError(f'Unable to connect to SpyCloud at {self._host}: {reason}')
         if isinstance(error, urllib3_exceptions.DecodeError):
             return UnknownError('SpyCloud sent a compressed answer that does not decode.')
-        return UnknownError(f'The request to SpyCloud failed: {reason}')
+        if _timed_out(reason):
+            return UnknownError(f'SpyCloud did not answer in time ({self._host}).')
+        if isinstance(reason, (urllib3_exceptions.NewConnectionError,
+                               urllib3_exceptions.ProtocolError, OSError)):
+            return UnknownError(f'Unable to connect to SpyCloud at {self._host}: {text}')
+        return UnknownError(f'The request to SpyCloud failed: {text}')
 
 
-def _timed_out(error):
-    """requests reports a read timeout that used up the retries as a ConnectionError."""
-    if isinstance(error, requests.exceptions.Timeout):
-        return True
-    reason = _innermost(error)
+def _timed_out(reason) -> bool:
     if isinstance(reason, urllib3_exceptions.NewConnectionError):  # a subclass of the timeout
         return False
     return isinstance(reason, (urllib3_exceptions.TimeoutError, TimeoutError))
 
 
 def _innermost(error):
+    """The error under urllib3's wrappers (MaxRetryError.reason, ProtocolError's cause)."""
     reason = error
     for _ in range(6):
-        inner = getattr(reason, 'reason', None) or (reason.args[0] if reason.args else None)
+        inner = getattr(reason, 'reason', None)
+        if not isinstance(inner, BaseException):
+            args = getattr(reason, 'args', ())
+            inner = next((a for a in args if isinstance(a, BaseException)), None)
         if not isinstance(inner, BaseException):
             break
         reason = inner
     return reason
 
 
-def _reason(error, secret=None):
-    """The innermost reason of a requests/urllib3 error, the secret redacted."""
-    return redact(' '.join(str(_innermost(error)).split()), secret)[:MAX_MESSAGE_CHARS]
-
-
-def redact(text, secret):
+def redact(text: str, secret: str | None) -> str:
     """``text`` without ``secret``, whole or as any of its lines (a wrapped key is quoted
     line by line in some messages)."""
     if not secret:

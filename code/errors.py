@@ -1,0 +1,97 @@
+"""Errors are data: each failure is a RelayError that renders into XDR's envelope.
+
+XDR expects HTTP 200 with ``{"errors": [{type, code, message}]}``; partial
+results travel beside warnings, so a warning is a RelayError too. This module
+belongs to no layer: the web layer, the SpyCloud client and the CLI all speak
+it, and it imports none of them.
+"""
+
+FATAL = 'fatal'
+WARNING = 'warning'
+
+
+class RelayError(Exception):
+    code = 'unknown'
+    type = FATAL
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = str(message)
+
+    def json(self):
+        return {'type': self.type, 'code': self.code, 'message': self.message}
+
+
+class AuthorizationError(RelayError):
+    code = 'authorization error'
+
+    def __init__(self, reason):
+        super().__init__(f'Authorization failed: {reason}')
+
+
+class InvalidArgumentError(RelayError):
+    code = 'invalid argument'
+
+
+class NotFoundError(RelayError):
+    code = 'not found'
+
+
+class InternalServerError(RelayError):
+    code = 'internal error'
+
+
+class TooManyRequestsError(RelayError):
+    code = 'too many requests'
+
+
+class UnknownError(RelayError):
+    code = 'unknown'
+
+
+class WatchdogError(RelayError):
+    code = 'health check failed'
+
+    def __init__(self):
+        super().__init__('Invalid Health Check')
+
+
+class RouteError(RelayError):
+    """An unknown route or a wrong method; these keep their HTTP status."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+class RelayWarning(RelayError):
+    """A non-blocking problem reported beside partial results."""
+    type = WARNING
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def unique_json(errors) -> list:
+    """The errors as XDR's JSON, each said once (the same warning from several lookups)."""
+    seen, out = set(), []
+    for error in errors:
+        doc = error.json()
+        key = tuple(doc.items())
+        if key not in seen:
+            seen.add(key)
+            out.append(doc)
+    return out
+
+
+def envelope(data, errors=()) -> dict:
+    """``{"data": ...}`` with ``"errors"`` beside it when there are any; empty data is left
+    out of an answer that failed."""
+    body = {}
+    fatal = any(error.type == FATAL for error in errors)
+    if data or not fatal:
+        body['data'] = data
+    if errors:
+        body['errors'] = unique_json(errors)
+    return body
