@@ -1,4 +1,4 @@
-# The relay image: gunicorn serving app:app on port 9090 as a non-root user (uid 10001).
+# The relay image: gunicorn serving app:create_app() on port 9090 as a non-root user (uid 10001).
 #   docker build -t spycloud-xdr-relay .
 #   docker run -dp 9090:9090 spycloud-xdr-relay
 # Build arguments:
@@ -30,8 +30,9 @@ RUN set -eu; \
     /opt/relay/bin/pip check; \
     /opt/relay/bin/pip uninstall --quiet --yes pip setuptools; \
     rm -rf /build
-# code/ holds app.py, config.py, gunicorn.conf.py, the api, spycloud and ctim packages and
-# the files they read at run time, beside tests, the simulator, the demo and terminal tools.
+# code/ holds app.py, config.py, gunicorn.conf.py, serving.py (gunicorn's worker class), the
+# api, spycloud and ctim packages and the files they read at run time, beside tests, the
+# simulator, the demo and terminal tools.
 COPY code/ /app/
 RUN cd /app \
     && rm -rf tests simulator demo.py localrelay.py cli.py setup.cfg \
@@ -60,4 +61,4 @@ USER 10001:10001
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "/usr/local/lib/relay-healthcheck.py"]
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:app"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"]

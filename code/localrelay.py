@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 
 HERE = Path(__file__).resolve().parent
+APP = 'app:create_app()'  # what the image's CMD serves
 
 
 def free_port():
@@ -38,15 +39,17 @@ def gunicorn_relay(spycloud, issuer, port=None, output=None, **env):
     """The relay at ``http://127.0.0.1:<port>``, pointed at a simulator and a JWKS issuer.
 
     ``output``: a file that gets gunicorn's standard output and error (its JSON logs).
+    ``env``: environment variables for the relay; JWT_AUDIENCE is the URL unless given, so
+    tokens minted with ``aud=<url>`` pass.
     """
     port = port or free_port()
     url = f'http://127.0.0.1:{port}'
     settings = dict(SPYCLOUD_API_URL=spycloud.url, ALLOWED_JWKS_HOSTS=issuer.jwks_host,
                     REQUESTS_CA_BUNDLE=issuer.ca_pem_path, GUNICORN_BIND=f'127.0.0.1:{port}',
-                    PYTHONUNBUFFERED='1')
+                    JWT_AUDIENCE=url, PYTHONUNBUFFERED='1')
     settings.update({name: str(value) for name, value in env.items()})
     process = subprocess.Popen(
-        [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py', 'app:app'],
+        [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py', APP],
         cwd=HERE, env={**os.environ, **settings}, stdout=output, stderr=output)
     try:
         wait_until_up(url, process)

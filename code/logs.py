@@ -14,14 +14,17 @@ from gunicorn.glogging import Logger as GunicornLogger
 _STANDARD = set(vars(logging.LogRecord('', 0, '', 0, '', (), None))) | {'message', 'asctime'}
 
 
-def request_id():
+def request_id() -> str:
+    """The current request's id, or ``-`` outside a request (start-up, gunicorn's own lines)."""
     if has_request_context():
         return g.get('request_id', '-')
     return '-'
 
 
 class RequestIdFilter(logging.Filter):
-    def filter(self, record):
+    """Stamps each record with its request's id, so the formatter never looks into Flask."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, 'request_id'):
             record.request_id = request_id()
         return True
@@ -30,7 +33,7 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """``{"time", "level", "logger", "pid", "request_id", "message", ...extra fields}``."""
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         line = {
             'time': time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(record.created))
             + f'.{int(record.msecs):03d}Z',
@@ -48,10 +51,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
-def configure_logging(level):
-    """One JSON handler on the root logger, installed once per process."""
+def logging_configured() -> bool:
+    """Whether this process has its JSON handler: the app factory then leaves logging alone."""
+    return any(getattr(h, 'relay_handler', False) for h in logging.getLogger().handlers)
+
+
+def configure_logging(level: str) -> None:
+    """One JSON handler on the root logger, installed once per process; called again, only the
+    levels are set anew. Meant for process start (gunicorn's ``on_starting``); the app
+    factory calls it only in a process that has not done so (tests, ``flask run``)."""
     root = logging.getLogger()
-    if not any(getattr(h, 'relay_handler', False) for h in root.handlers):
+    if not logging_configured():
         handler = logging.StreamHandler()
         handler.relay_handler = True
         handler.addFilter(RequestIdFilter())

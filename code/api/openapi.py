@@ -5,9 +5,10 @@ is a plain 404 otherwise. The document is read once, when the blueprint is regis
 missing or broken file stops the start-up instead of failing the first request.
 """
 from pathlib import Path
+from typing import Union
 
 import yaml
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 DOCUMENT = Path(__file__).resolve().parent.parent / 'openapi.yaml'
 EXTENSION = 'spycloud_relay.openapi'
@@ -19,7 +20,8 @@ class OpenApiDocumentError(RuntimeError):
     """The OpenAPI document cannot be read while OPENAPI_ENABLED asks for it."""
 
 
-def load_document(path=DOCUMENT):
+def load_document(path: Union[str, Path] = DOCUMENT) -> dict:
+    """The parsed document, or OpenApiDocumentError naming what is wrong with the file."""
     try:
         with open(path, encoding='utf-8') as handle:
             document = yaml.safe_load(handle)
@@ -37,5 +39,6 @@ def _load(state):
 
 
 @openapi_api.route('/openapi.json', methods=['GET'])
-def openapi_document():
+def openapi_document() -> Response:
+    """Read once at registration, so serving it cannot fail on the file."""
     return jsonify(current_app.extensions[EXTENSION])

@@ -1,9 +1,11 @@
 """The process-wide collaborators a route needs, created once by the app factory."""
 from dataclasses import dataclass
+from typing import Optional
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 
 from api.auth import TokenVerifier
+from api.module_settings import ModuleSettings
 from config import Settings
 from spycloud.client import SpyCloudClient
 
@@ -16,11 +18,23 @@ class Services:
     verifier: TokenVerifier
     spycloud: SpyCloudClient
 
-    def module_settings(self):
+    @classmethod
+    def create(cls, settings: Settings, spycloud: Optional[SpyCloudClient] = None,
+               verifier: Optional[TokenVerifier] = None) -> 'Services':
+        """The real collaborators, unless a test hands in its own."""
+        return cls(settings=settings, verifier=verifier or TokenVerifier(settings),
+                   spycloud=spycloud or SpyCloudClient(settings))
+
+    def init_app(self, app: Flask) -> None:
+        """One set per app: routes find it through ``services()``, never through globals."""
+        app.extensions[EXTENSION] = self
+
+    def module_settings(self) -> ModuleSettings:
         """Verify the request's token; the answer belongs to this request only."""
         return self.verifier.module_settings(request.headers.get('Authorization'),
                                              request.url_root)
 
 
 def services() -> Services:
+    """The app's collaborators, for the route handling the current request."""
     return current_app.extensions[EXTENSION]

@@ -6,8 +6,9 @@ by type, the outcome the envelope answered); nothing here reads a header or a bo
 import logging
 import time
 from collections import Counter
+from typing import Protocol
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Flask, Response, g, request
 
 from metrics import REQUEST_SECONDS, exposition
 
@@ -15,26 +16,46 @@ log = logging.getLogger('relay.request')
 metrics_api = Blueprint('metrics', __name__)
 
 
+class LookupStats(Protocol):
+    """What a lookup counted (calls, retries, waits): the fields of its log line."""
+
+    def as_dict(self) -> dict:
+        ...
+
+
+def init_app(app: Flask) -> None:
+    """Time every request and tell it once it is answered (the /metrics route is optional)."""
+    app.before_request(request_started)
+    app.after_request(request_finished)
+
+
 @metrics_api.route('/metrics', methods=['GET'])
-def metrics():
+def metrics() -> Response:
+    """The counts of every worker, in Prometheus' text format."""
     body, content_type = exposition()
     return Response(body, content_type=content_type)
 
 
-def note_lookup(observables, stats):
+def note_lookup(observables: list, stats: LookupStats) -> None:
     """Called by a route that looks things up, so its log line can say what it cost."""
     g.observables = dict(Counter(o['type'] for o in observables))
     g.lookup_stats = stats
 
 
-def note_outcome(outcome):
+def note_outcome(outcome: str) -> None:
+    """What the envelope answered, for the log line and the latency metric's label."""
     g.outcome = outcome
 
 
-def request_finished(response):
+def request_started() -> None:
+    g.started = time.perf_counter()
+
+
+def request_finished(response: Response) -> Response:
+    """One log line and one latency sample per request; /metrics itself is not counted."""
     route = request.url_rule.rule if request.url_rule is not None else 'unmatched'
     if route == '/metrics':
-        return
+        return response
     seconds = time.perf_counter() - g.get('started', time.perf_counter())
     outcome = g.get('outcome') or ('ok' if response.status_code < 400 else 'http error')
     REQUEST_SECONDS.labels(route, outcome).observe(seconds)
@@ -45,3 +66,4 @@ def request_finished(response):
     if 'lookup_stats' in g:
         fields.update(g.lookup_stats.as_dict())
     log.info('request', extra=fields)
+    return response

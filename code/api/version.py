@@ -1,4 +1,5 @@
-from flask import Blueprint, jsonify
+"""POST or GET /version: the relay's version, unwrapped, as XDR asks."""
+from flask import Blueprint, Response, jsonify
 
 from config import VERSION
 
@@ -6,5 +7,6 @@ version_api = Blueprint('version', __name__)
 
 
 @version_api.route('/version', methods=['POST', 'GET'])
-def version():
+def version() -> Response:
+    """Not in the envelope: XDR reads ``{"version": ...}`` as it is."""
     return jsonify({'version': VERSION})

@@ -1,13 +1,15 @@
-from flask import Blueprint, request
+"""GET /watchdog: liveness, for XDR and the image's HEALTHCHECK; no token, no SpyCloud."""
+from flask import Blueprint, Response, request
 
 from api.envelope import data_response
-from api.errors import WatchdogError
+from errors import WatchdogError
 
 watchdog_api = Blueprint('watchdog', __name__)
 
 
 @watchdog_api.route('/watchdog', methods=['GET'])
-def watchdog():
+def watchdog() -> Response:
+    """Echoes the Health-Check header, so the prober knows the answer is to its question."""
     value = request.headers.get('Health-Check')
     if value is None:
         raise WatchdogError()

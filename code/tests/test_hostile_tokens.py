@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from api import auth
+from api.jwks import MAX_JWKS_BYTES
 from app import create_app
 from conftest import relay_settings
 from support import Canary, RelayServer
@@ -495,7 +496,7 @@ def test_slow_key_servers_are_cut_off_on_time(make_relay, canaries, mode):
 
 @pytest.mark.parametrize('mode,size', [('huge', 32 * 1024 * 1024),
                                        ('gzip-bomb', 64 * 1024 * 1024),
-                                       ('jwks', auth.MAX_JWKS_BYTES + 1)])
+                                       ('jwks', MAX_JWKS_BYTES + 1)])
 def test_key_sets_over_the_cap_are_refused_unread(make_relay, canaries, mode, size):
     """Each body is a *valid* JWKS with the real keys, padded: only the cap can refuse it.
 
@@ -529,7 +530,7 @@ def test_key_sets_that_are_not_usable_are_refused(make_relay, canaries, document
 
 
 def test_key_set_just_under_the_cap_is_accepted(make_relay, canaries):
-    canary = canaries('jwks', size=auth.MAX_JWKS_BYTES - 1024)
+    canary = canaries('jwks', size=MAX_JWKS_BYTES - 1024)
     relay, token = canary_relay(make_relay, canary)
     assert relay.post('/health', token=token).json() == {'data': {'status': 'ok'}}
 
