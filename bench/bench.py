@@ -9,7 +9,12 @@ simulator with a settable latency, then prints a table and writes JSON:
 2. SpyCloud calls per observe, cold and warm, from the simulator's counters;
 3. throughput and p50/p95/p99 latency with N concurrent clients over a mix of sizes;
 4. the relay's own time per request at 0 ms simulator latency;
-5. the same mix against a simulator that enforces a rate limit: how many answers are complete.
+5. the same mix against a simulator that enforces a rate limit: how many answers are complete;
+6. /deliberate/observables for 1 and 20 accounts: cold (one filtered call each, at once) and
+   warm (the records cache), with the SpyCloud calls and the relay's own time.
+
+Scenarios 1-5 run with the records cache off (RECORDS_CACHE_TTL_S=0), so "warm" means what it
+meant before it existed: breach sources cached, records asked again.
 
 The machine is shared and noisy: compare ratios from one run, not absolute figures across runs.
 """
@@ -46,6 +51,13 @@ class Client:
         self.url = url
         self.session = requests.Session()
         self.session.headers['Authorization'] = f'Bearer {token}'
+
+    def deliberate(self, values):
+        started = time.perf_counter()
+        response = self.session.post(self.url + '/deliberate/observables',
+                                     json=[{'type': 'email', 'value': v} for v in values],
+                                     timeout=60)
+        return time.perf_counter() - started, response.status_code, response.json()
 
     def observe(self, value, parse=True):
         """(seconds, status, body); with parse=False only an answer with errors is parsed,
@@ -148,6 +160,32 @@ def load(url, token, clients, seconds, pool_size=200, seed=7):
             'p99_ms': percentile(latencies, 99) * 1000, **outcomes, 'errors': errors}
 
 
+def deliberate_table(url, token, spycloud, repeat, latency):
+    """Cold: never-seen accounts, one call each; warm: the same again, from the cache."""
+    rows, tags = [], itertools.count()
+    client = Client(url, token)  # one keep-alive connection: one worker, whose cache warms
+    for size in (1, 20):
+        cold, warm, cold_calls, warm_calls, found = [], [], [], [], []
+        for _ in range(repeat):
+            tag = next(tags)
+            values = [f'v{3 + i}s{20 if i % 2 == 0 else 5}@d{tag}.bench.example'
+                      for i in range(size)]
+            for sample, calls in ((cold, cold_calls), (warm, warm_calls)):
+                spycloud.reset_stats()
+                elapsed, status, body = client.deliberate(values)
+                assert status == 200 and 'errors' not in body, body
+                sample.append(elapsed)
+                calls.append(spycloud.stats()['requests'])
+            found.append(body['data'].get('verdicts', {}).get('count', 0))
+        rows.append({'observables': size, 'verdicts': statistics.median(found),
+                     'cold_ms': statistics.median(cold) * 1000,
+                     'cold_relay_ms': (statistics.median(cold) - latency) * 1000,
+                     'warm_ms': statistics.median(warm) * 1000,
+                     'calls_cold': statistics.median(cold_calls),
+                     'calls_warm': statistics.median(warm_calls)})
+    return rows
+
+
 def overhead(url, token, repeat):
     """Warm lookups of 100 sightings at 0 ms simulator latency: the relay's own time."""
     client = Client(url, token)
@@ -175,7 +213,7 @@ def main(argv=None):
     results = {'latency_ms': args.latency_ms, 'repeat': args.repeat}
 
     with JwksIssuer() as issuer, SpyCloudSimulator(latency=latency) as spycloud:
-        quiet = {'LOG_LEVEL': 'warning', 'SPYCLOUD_RATE_LIMIT': 0}
+        quiet = {'LOG_LEVEL': 'warning', 'SPYCLOUD_RATE_LIMIT': 0, 'RECORDS_CACHE_TTL_S': 0}
         with gunicorn_relay(spycloud, issuer, **quiet) as url:
             token = issuer.mint(url)
             print(f'latency table ({args.latency_ms:g} ms simulator latency) ...', flush=True)
@@ -188,6 +226,12 @@ def main(argv=None):
             print('serial path ...', flush=True)
             results['serial_cold_100_20_ms'] = serial_cold(url, issuer.mint(url), args.repeat)
 
+        with gunicorn_relay(spycloud, issuer, LOG_LEVEL='warning', SPYCLOUD_RATE_LIMIT=0,
+                            WEB_CONCURRENCY=1) as url:
+            print('deliberate ...', flush=True)
+            results['deliberate'] = deliberate_table(url, issuer.mint(url), spycloud,
+                                                     args.repeat, latency)
+
         spycloud.latency = 0.0
         with gunicorn_relay(spycloud, issuer, **quiet) as url:
             print('overhead at 0 ms ...', flush=True)
@@ -198,7 +242,7 @@ def main(argv=None):
         workers = 2  # gunicorn.conf.py's default WEB_CONCURRENCY; each worker has its own bucket
         per_worker = args.rate_limit * 0.8 / workers
         with gunicorn_relay(spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=workers,
-                            SPYCLOUD_RATE_LIMIT=per_worker,
+                            RECORDS_CACHE_TTL_S=0, SPYCLOUD_RATE_LIMIT=per_worker,
                             SPYCLOUD_BURST=max(1, int(per_worker))) as url:
             print(f'rate-limited mix (simulator {args.rate_limit:g} rps) ...', flush=True)
             limited = load(url, issuer.mint(url), args.clients, args.seconds)
@@ -234,6 +278,14 @@ def report(results):
         print(f'   complete {run["ok"]}, partial {run["partial"]}, failed {run["failed"]}'
               + (f', errors {run["errors"]}' if run['errors'] else '')
               + (f', simulator 429s {run["simulator_429s"]}' if 'simulator_429s' in run else ''))
+    print(f'\n6. /deliberate/observables, simulator latency {results["latency_ms"]:g} ms '
+          f'(median of {results["repeat"]})')
+    print(f'{"accounts":>8} {"verdicts":>8} {"cold ms":>9} {"relay ms":>9} {"warm ms":>9} '
+          f'{"calls cold":>11} {"calls warm":>11}')
+    for row in results['deliberate']:
+        print(f'{row["observables"]:>8} {row["verdicts"]:>8g} {row["cold_ms"]:>9.1f} '
+              f'{row["cold_relay_ms"]:>9.1f} {row["warm_ms"]:>9.1f} {row["calls_cold"]:>11g} '
+              f'{row["calls_warm"]:>11g}')
     over = results['overhead_0ms_100_sightings']
     print(f'\n4. relay time at 0 ms simulator latency, 100 sightings (warm): '
           f'median {over["median_ms"]:.1f} ms, p95 {over["p95_ms"]:.1f} ms')

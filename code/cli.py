@@ -26,11 +26,13 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from errors import RelayError  # noqa: E402
-from api.module_settings import SEVERITY_LEVELS, ModuleSettings  # noqa: E402
+from api.module_settings import (DEFAULT_VERDICT_DAYS, DEFAULT_VERDICT_SEVERITY,  # noqa: E402
+                                 SEVERITY_LEVELS, VERDICT_SEVERITIES, ModuleSettings)
 from config import VERSION, ConfigError, Settings  # noqa: E402
 from ctim.answer import observe_answer  # noqa: E402
 from ctim.mapping import MappingOptions, mask  # noqa: E402
-from spycloud.client import PAGE_ENDPOINTS, SpyCloudClient  # noqa: E402
+from ctim.verdicts import reason, valid_time  # noqa: E402
+from spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES, SpyCloudClient  # noqa: E402
 
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / 'spycloud-relay-simulator'
 EXIT_LOOKUP, EXIT_CONFIG = 1, 3
@@ -120,11 +122,16 @@ def with_api_options(command):
               default=None, help='Keep records at or above this SpyCloud severity.')
 @click.option('--lookback-days', type=click.IntRange(0, 36500), default=0,
               help='Keep records published in the last N days (0: all time).')
+@click.option('--verdict-min-severity', type=click.Choice([str(s) for s in VERDICT_SEVERITIES]),
+              default=str(DEFAULT_VERDICT_SEVERITY), show_default=True,
+              help='Suspicious from a record at or above this severity in the verdict window.')
+@click.option('--verdict-days', type=click.IntRange(0, 36500), default=DEFAULT_VERDICT_DAYS,
+              show_default=True, help='The verdict window in days (0: no verdicts).')
 @click.option('--show-passwords', is_flag=True, help='Show passwords in clear text.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the CTIM bundle XDR would get.')
 @with_api_options
-def lookup(observables, kind, limit, min_severity, lookback_days, show_passwords, as_json,
-           api_key_env, api_url, simulator):
+def lookup(observables, kind, limit, min_severity, lookback_days, verdict_min_severity,
+           verdict_days, show_passwords, as_json, api_key_env, api_url, simulator):
     """Look up e-mails, domains, IPs or usernames, as the relay does for XDR.
 
     Prints one table per observable: date, severity, breach title, site, password type and
@@ -135,26 +142,29 @@ def lookup(observables, kind, limit, min_severity, lookback_days, show_passwords
     items = [{'type': kind or guess_type(value), 'value': value.strip()} for value in observables]
     key = api_key_from(api_key_env, simulator)
     module = ModuleSettings(api_key=key, entities_limit=limit, show_passwords=show_passwords,
-                            min_severity=int(min_severity or 0), lookback_days=lookback_days)
+                            min_severity=int(min_severity or 0), lookback_days=lookback_days,
+                            verdict_min_severity=int(verdict_min_severity),
+                            verdict_days=verdict_days)
+    rule = module.verdict_rule()
     with spycloud_for(simulator, api_url) as url:
         settings = settings_for(url)
         with SpyCloudClient(settings) as client:
-            results = client.exposures(client.lookup(key, limit, module.query()), items)
+            results = client.exposures(client.lookup(key, limit, module.query(), rule), items)
     options = MappingOptions(show_passwords=show_passwords, ui_url=settings.spycloud_ui_url)
     failed = [r for r in results if isinstance(r, RelayError)]
     if as_json:
-        print_bundle(results, options)
+        print_bundle(results, options, rule)
     else:
-        print_tables(results, show_passwords)
+        print_tables(results, show_passwords, rule)
     if failed:
         fail('; '.join(sorted({f'{e.code}: {e.message}' for e in failed})), EXIT_LOOKUP)
 
 
-def print_bundle(results, options):
-    click.echo(json.dumps(observe_answer(results, options).body(), indent=2))
+def print_bundle(results, options, rule):
+    click.echo(json.dumps(observe_answer(results, options, rule=rule).body(), indent=2))
 
 
-def print_tables(results, show_passwords):
+def print_tables(results, show_passwords, rule):
     console = Console()
     for result in results:
         if isinstance(result, RelayError):
@@ -174,9 +184,21 @@ def print_tables(results, show_passwords):
                           (catalog.text('site') if catalog else None) or '',
                           str(record.get('password_type') or ''), shown)
         console.print(table)
+        if rule is not None and observable['type'] in VERDICT_TYPES:
+            console.print(verdict_line(result, rule), highlight=False, soft_wrap=True)
         for warning in result.warnings:
             console.print(f'[yellow]warning[/] {warning.code}: {warning.message}',
                           highlight=False)
+
+
+def verdict_line(result, rule):
+    """``verdict: Suspicious until 2027-02-18 (2 exposures in 90 days, ...)`` or none."""
+    if result.evidence is None:
+        return (f'verdict: none (no record at severity {rule.min_severity} or above in the last '
+                f'{rule.days} days; never Clean)')
+    until = valid_time(result.evidence, rule)['end_time'][:10]
+    return (f'[bold yellow]verdict: Suspicious[/] until {until} '
+            f'({reason(result.evidence, rule)})')
 
 
 @cli.command()
@@ -256,7 +278,7 @@ JWKS issuer         https://{issuer.jwks_host}/.well-known/jwks
 Start a relay against them (from code/, in another terminal):
   SPYCLOUD_API_URL={sim.url} ALLOWED_JWKS_HOSTS={issuer.jwks_host} \\
   REQUESTS_CA_BUNDLE={issuer.ca_pem_path} GUNICORN_BIND=127.0.0.1:9090 \\
-  pipenv run gunicorn --config gunicorn.conf.py app:app
+  pipenv run gunicorn --config gunicorn.conf.py 'app:create_app()'
 
 Then call it:
   curl -s -X POST http://127.0.0.1:9090/observe/observables \\

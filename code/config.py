@@ -51,6 +51,8 @@ class Settings:
     spycloud_catalog_batch: int = 10
     catalog_cache_size: int = 10000
     catalog_cache_ttl_s: float = 3600.0
+    records_cache_size: int = 10000
+    records_cache_ttl_s: float = 300.0
     jwks_cache_ttl_s: float = 600.0
     jwks_refresh_min_interval_s: float = 60.0
     jwks_timeout_s: float = 5.0
@@ -76,11 +78,12 @@ class Settings:
         object.__setattr__(self, 'jwt_audience', self.jwt_audience.strip().rstrip('/'))
         for name in ('lookup_deadline_s', 'connect_timeout_s', 'read_timeout_s',
                      'jwks_timeout_s', 'spycloud_max_workers', 'spycloud_catalog_batch',
-                     'catalog_cache_size',
+                     'catalog_cache_size', 'records_cache_size',
                      'max_content_length', 'max_observables', 'max_value_length'):
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name.upper()} must be greater than 0')
         for name in ('spycloud_retries', 'spycloud_backoff_s', 'catalog_cache_ttl_s',
+                     'records_cache_ttl_s',
                      'jwks_cache_ttl_s', 'jwks_refresh_min_interval_s', 'spycloud_rate_limit',
                      'spycloud_burst'):
             if getattr(self, name) < 0:

@@ -1,9 +1,13 @@
-"""gunicorn settings for ``gunicorn app:app`` (the Docker image and ``make demo``).
+"""gunicorn settings for ``gunicorn 'app:create_app()'`` (the Docker image and ``make demo``).
 
-Threaded workers: a lookup spends its time waiting on SpyCloud, so threads serve
-other requests meanwhile. The worker timeout stays above LOOKUP_DEADLINE_S so
-the relay answers with partial results before gunicorn would kill it. Logs,
-access log included, are JSON lines on standard output.
+gevent workers (serving.RelayWorker): a lookup spends its time waiting on SpyCloud, and a
+client may send its request slowly or keep its connection idle; each costs a greenlet, so
+neither takes the capacity other requests need. A request head that is not complete within
+``keepalive`` seconds is dropped. The worker timeout stays above LOOKUP_DEADLINE_S so the
+relay answers with partial results before gunicorn would kill it. A header line may be 20 KiB,
+so a token up to the relay's own limit (16 KiB) reaches it and is judged there; what gunicorn
+refuses is answered in the relay's envelope. Logs, access log included, are JSON lines on
+standard output.
 """
 import os
 import shutil
@@ -11,11 +15,15 @@ import tempfile
 
 bind = os.environ.get('GUNICORN_BIND', f'0.0.0.0:{os.environ.get("PORT", "9090")}')
 workers = int(os.environ.get('WEB_CONCURRENCY', '2'))
-worker_class = 'gthread'
-threads = int(os.environ.get('GUNICORN_THREADS', '8'))
+worker_class = 'serving.RelayWorker'
+worker_connections = int(os.environ.get('GUNICORN_WORKER_CONNECTIONS', '1000'))
 timeout = int(os.environ.get('GUNICORN_TIMEOUT', '60'))
 graceful_timeout = 20
 keepalive = 5
+# "Authorization: Bearer " and a token of MAX_TOKEN_BYTES (16 KiB) fit in a header line; fewer
+# header lines than gunicorn's 100 keep a request head under about 1 MiB (fields × line size).
+limit_request_field_size = 20 * 1024
+limit_request_fields = 50
 accesslog = '-'
 errorlog = '-'
 loglevel = os.environ.get('LOG_LEVEL', 'info').lower()

@@ -8,17 +8,21 @@ module's form does not silently change what analysts see.
 """
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any, Optional
 
-from errors import AuthorizationError, RelayWarning
 from config import parse_flag
-from spycloud.lookup import UNSENDABLE_KEY, sendable_key
+from errors import AuthorizationError, RelayWarning
+from spycloud.lookup import UNSENDABLE_KEY, VerdictRule, sendable_key
+from spycloud.models import severities_from
 
 DEFAULT_ENTITIES_LIMIT = 100
 MAX_ENTITIES_LIMIT = 1000
 SEVERITY_LEVELS = (2, 5, 20, 25)
-# The severities SpyCloud documents, including the newer session-cookie ones (26, 30).
-KNOWN_SEVERITIES = (2, 5, 20, 25, 26, 30)
-MAX_LOOKBACK_DAYS = 36500
+VERDICT_SEVERITIES = (20, 25, 30)
+DEFAULT_VERDICT_SEVERITY = 20
+DEFAULT_VERDICT_DAYS = 90
+MAX_DAYS = 36500
+MAX_LOOKBACK_DAYS = MAX_DAYS
 
 
 @dataclass(frozen=True)
@@ -28,62 +32,105 @@ class ModuleSettings:
     show_passwords: bool = False
     min_severity: int = 0
     lookback_days: int = 0
+    verdict_min_severity: int = DEFAULT_VERDICT_SEVERITY
+    verdict_days: int = DEFAULT_VERDICT_DAYS
     warnings: tuple = field(default=(), compare=False)
 
     @classmethod
-    def from_claims(cls, claims):
+    def from_claims(cls, claims: dict) -> 'ModuleSettings':
         """Raise KeyError when the API key is missing: the caller maps it to an auth error."""
         api_key = claims['key']
         if not isinstance(api_key, str) or not api_key.strip():
             raise KeyError('key')
         if not sendable_key(api_key.strip()):
             raise AuthorizationError(UNSENDABLE_KEY)  # never quoted: it is the secret
-        warnings = []
-        min_severity = _choice(claims.get('min_severity'), SEVERITY_LEVELS, 'custom_min_severity',
-                               warnings)
-        lookback = _days(claims.get('lookback_days'), warnings)
-        show = flag(claims.get('show_passwords'), default=None)
-        if show is None:
-            if claims.get('show_passwords') is not None:
-                warnings.append(_ignored('custom_show_passwords', claims['show_passwords'],
-                                         'true or false', 'false'))
-            show = False
+        form = _Form(claims)
         return cls(
             api_key=api_key.strip(),
             entities_limit=entities_limit(claims.get('CTR_ENTITIES_LIMIT')),
-            show_passwords=show,
-            min_severity=min_severity,
-            lookback_days=lookback,
-            warnings=tuple(warnings),
+            show_passwords=form.flag('show_passwords', False),
+            min_severity=form.choice('min_severity', SEVERITY_LEVELS, 0, 'no minimum'),
+            lookback_days=form.days('lookback_days', 0, 'all time'),
+            verdict_min_severity=form.choice('verdict_min_severity', VERDICT_SEVERITIES,
+                                             DEFAULT_VERDICT_SEVERITY),
+            verdict_days=form.days('verdict_days', DEFAULT_VERDICT_DAYS),
+            warnings=tuple(form.warnings),
         )
 
-    def severity_filter(self):
+    def severity_filter(self) -> Optional[str]:
         """SpyCloud's ``severity`` parameter (an exact-match list) for the minimum, or None."""
-        if not self.min_severity:
-            return None
-        return ','.join(str(s) for s in KNOWN_SEVERITIES if s >= self.min_severity)
+        return severities_from(self.min_severity) if self.min_severity else None
 
-    def since(self, today=None):
+    def since(self, today: Optional[date] = None) -> Optional[str]:
         """SpyCloud's ``since`` parameter for the look-back window, or None for all time."""
         if not self.lookback_days:
             return None
         return ((today or date.today()) - timedelta(days=self.lookback_days)).isoformat()
 
-    def query(self, today=None):
+    def query(self, today: Optional[date] = None) -> dict:
         """The filters every records call carries."""
         params = {'severity': self.severity_filter(), 'since': self.since(today)}
         return {name: value for name, value in params.items() if value is not None}
 
+    def verdict_rule(self, today: Optional[date] = None) -> Optional[VerdictRule]:
+        """The rule for verdicts, or None when the module turned them off (0 days)."""
+        if not self.verdict_days:
+            return None
+        return VerdictRule(self.verdict_min_severity, self.verdict_days, today or date.today())
 
-def entities_limit(raw):
+
+class _Form:
+    """Reads the optional module fields; a value it cannot use is its default, and a warning."""
+
+    def __init__(self, claims):
+        self._claims, self.warnings = claims, []
+
+    def _raw(self, name):
+        raw = self._claims.get(name)
+        return None if raw is None or raw == '' else raw
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._raw(name)
+        value = flag(raw, default=None)
+        if value is None and raw is not None:
+            self._ignored(name, raw, 'true or false', str(default).lower())
+        return default if value is None else value
+
+    def choice(self, name: str, options: tuple, default: int, default_text: str = '') -> int:
+        raw = self._raw(name)
+        value = integer(raw)
+        if raw is not None and value not in options:
+            self._ignored(name, raw, f'one of {", ".join(map(str, options))}',
+                          default_text or str(default))
+        return value if value in options else default
+
+    def days(self, name: str, default: int, default_text: str = '') -> int:
+        raw = self._raw(name)
+        value = integer(raw)
+        if value is not None and 0 <= value <= MAX_DAYS:
+            return value
+        if raw is not None:
+            self._ignored(name, raw, f'a whole number of days from 0 to {MAX_DAYS}',
+                          default_text or f'{default} days')
+        return default
+
+    def _ignored(self, name, raw, expected, default):
+        shown = str(raw)[:40]
+        self.warnings.append(RelayWarning(
+            'invalid argument', f'The module setting custom_{name} must be {expected}, not '
+                                f'{shown!r}; using {default}.'))
+
+
+def entities_limit(raw: Any) -> int:
     """Positive integers up to 1000; anything else falls back to 100, as XDR modules do."""
-    value = _integer(raw)
+    value = integer(raw)
     if value is None or value <= 0:
         return DEFAULT_ENTITIES_LIMIT
     return min(value, MAX_ENTITIES_LIMIT)
 
 
-def flag(raw, default):
+def flag(raw: Any, default: Optional[bool]) -> Optional[bool]:
+    """A boolean claim: a JSON boolean, or one of config's true/false words."""
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, str):
@@ -91,38 +138,11 @@ def flag(raw, default):
     return default
 
 
-def _integer(raw):
+def integer(raw: Any) -> Optional[int]:
+    """An integer claim: an int, a whole float, or a string of digits; else None."""
     if isinstance(raw, bool) or raw is None:
         return None
     try:
         return int(raw) if isinstance(raw, float) else int(str(raw).strip())
     except (TypeError, ValueError, OverflowError):
         return None
-
-
-def _choice(raw, options, name, warnings):
-    if raw is None or raw == '':
-        return 0
-    value = _integer(raw)
-    if value in options:
-        return value
-    warnings.append(_ignored(name, raw, f'one of {", ".join(map(str, options))}', 'no minimum'))
-    return 0
-
-
-def _days(raw, warnings):
-    if raw is None or raw == '':
-        return 0
-    value = _integer(raw)
-    if value is not None and 0 <= value <= MAX_LOOKBACK_DAYS:
-        return value
-    warnings.append(_ignored('custom_lookback_days', raw,
-                             f'a whole number of days from 0 to {MAX_LOOKBACK_DAYS}', 'all time'))
-    return 0
-
-
-def _ignored(name, raw, expected, default):
-    shown = str(raw)[:40]
-    return RelayWarning('invalid argument',
-                        f'The module setting {name} must be {expected}, not {shown!r}; '
-                        f'using {default}.')

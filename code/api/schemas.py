@@ -1,13 +1,20 @@
 """The observe input: a JSON array of CTIM observables."""
 import json
 
+from gunicorn.http.errors import ParseException
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from api.errors import InvalidArgumentError
 from api.services import services
 
 NOT_BLANK = validate.Length(min=1, error='Field may not be blank.')
+UNREADABLE_BODY = ('The request body could not be read: malformed chunked encoding or a body '
+                   'cut short.')
+# What reading a body raises when its bytes do not add up: werkzeug's wrapper of the server's
+# stream turns the server's OSError and ValueError into ClientDisconnected; gunicorn's chunk
+# and trailer errors (ParseException) pass through it.
+BODY_READ_ERRORS = (ClientDisconnected, OSError, ParseException)
 
 
 class ObservableSchema(Schema):
@@ -67,9 +74,14 @@ def read_json(request, limit):
     argument``), a streamed one too. werkzeug stops reading a stream at the request's limit
     and hands over what it read (which could parse as a shorter, valid list), unable to tell
     a body of exactly the limit from a longer one: reading up to one byte past it can.
+    A body that cannot be read (malformed chunks, or fewer bytes than announced) is an
+    ``invalid argument`` too, in words of the relay's: the error's own text may quote the body.
     """
     request.max_content_length = limit + 1  # this request only; MAX_CONTENT_LENGTH stays
-    data = request.get_data(cache=False)
+    try:
+        data = request.get_data(cache=False)
+    except BODY_READ_ERRORS:
+        raise InvalidArgumentError(UNREADABLE_BODY) from None
     if len(data) > limit:
         raise RequestEntityTooLarge()
     try:

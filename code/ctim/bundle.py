@@ -12,7 +12,7 @@ class Bundle:
     def add(self, *docs):
         for doc in docs:
             plural = doc['type'] + 's'
-            self._docs.setdefault(plural, {}).setdefault(doc['id'], doc)
+            self._docs.setdefault(plural, {}).setdefault(_identity(doc), doc)
 
     def extend(self, docs):
         self.add(*docs)
@@ -24,3 +24,10 @@ class Bundle:
         """``{"sightings": {"count", "docs"}, ...}``; empty lists are left out."""
         return {plural: {'count': len(docs), 'docs': list(docs.values())}
                 for plural, docs in self._docs.items() if docs}
+
+
+def _identity(doc):
+    """A document's id; a verdict has none, and is one per observable."""
+    if 'id' in doc:
+        return doc['id']
+    return (doc['observable']['type'], doc['observable']['value'])

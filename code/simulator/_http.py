@@ -154,6 +154,20 @@ class BaseHandler(BaseHTTPRequestHandler):
             if poller is not None and poller.poll(0):
                 return False  # EOF (or more bytes): nobody is waiting for this answer
 
+    def read_body(self, cap=65536):
+        """The request body (at most ``cap`` bytes are kept; the rest is read and dropped)."""
+        length = self.headers.get("Content-Length")
+        if not (length and length.isdigit()):
+            return b""
+        remaining, kept = int(length), bytearray()
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 65536))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            kept += chunk[:max(0, cap - len(kept))]
+        return bytes(kept)
+
     def discard_body(self):
         """Read a request body so the connection stays usable for the next request."""
         length = self.headers.get("Content-Length")
@@ -179,7 +193,7 @@ class BaseHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def send_json(self, status, payload, headers=None, close=False):
-        body = json.dumps(payload).encode("utf-8")
+        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
         self.send_bytes(status, body, "application/json", headers, close)
 
     def drop_connection(self, reset=False):

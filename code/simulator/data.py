@@ -6,7 +6,9 @@ state. Shapes and proportions follow ../shared/spec/spycloud-api.md §2.5, §2.6
 
 Test hooks: an e-mail local part, the first label of a domain, or a username of the form
 ``r{N}c{M}`` (optionally followed by ``-anything``) yields exactly N records over min(N, M)
-catalogs; ``none`` or ``r0c0`` yields none.
+catalogs; ``none`` or ``r0c0`` yields none. A label of ``v{D}s{S}`` tokens joined by ``_``
+(``v3s25_v120s20``) yields one record per token, published D days before today (UTC) with
+severity S: the one hook that follows the calendar, for verdicts and their windows.
 """
 
 import datetime
@@ -41,6 +43,7 @@ SEVERITY_PATTERN = (
 
 _NS = uuid.UUID("5b0c6f38-3f7e-4f51-9a53-5c10d0c0a1e5")
 _RC_RE = re.compile(r"^r(\d+)c(\d+)(?:-.*)?$", re.IGNORECASE | re.DOTALL)
+_DATED_RE = re.compile(r"^v(\d{1,5})s(\d{1,2})$", re.IGNORECASE)
 _ROLE_LOCALS = {"admin", "test", "info", "root", "support", "example", "sales", "contact"}
 
 _FIRST_DAY = datetime.date(2016, 1, 1)
@@ -119,9 +122,35 @@ def _poisson(rng, lam):
         k += 1
 
 
+def parse_dated_label(label):
+    """[(days ago, severity), ...] for a ``v{D}s{S}_v{D}s{S}`` label, or None."""
+    if not label:
+        return None
+    tokens = [_DATED_RE.match(token) for token in label.split("_")]
+    if not all(tokens):
+        return None
+    return [(int(t.group(1)), int(t.group(2))) for t in tokens]
+
+
+def _dates_and_severities(kind, value, n, rng):
+    """Each record's publish day and severity, newest first."""
+    dated = parse_dated_label(_label(kind, value))
+    if dated is not None:
+        today = datetime.datetime.now(datetime.timezone.utc).date()
+        return sorted(((today - datetime.timedelta(days=ago), sev) for ago, sev in dated),
+                      reverse=True)
+    days = sorted((rng.randrange(_SPAN_DAYS + 1) for _ in range(n)), reverse=True)
+    return [(_FIRST_DAY + datetime.timedelta(days=offset),
+             25 if kind == "ips" else SEVERITY_PATTERN[i % len(SEVERITY_PATTERN)])
+            for i, offset in enumerate(days)]
+
+
 def _plan(kind, value):
     """(record count, catalog count) for an observable."""
     label = _label(kind, value)
+    dated = parse_dated_label(label)
+    if dated is not None:
+        return len(dated), len(dated)
     rc = parse_rc_label(label) if label is not None else None
     if rc is not None:
         n, m = rc
@@ -277,13 +306,10 @@ def records_for(kind, value):
     if n == 0:
         return []
     rng = _rng("records", kind, value)
-    days = sorted((rng.randrange(_SPAN_DAYS + 1) for _ in range(n)), reverse=True)
     base = _catalog_base(value)
     ip_network = _ip_pool(value) if kind == "ips" else None
     records = []
-    for i, day_offset in enumerate(days):
-        day = _FIRST_DAY + datetime.timedelta(days=day_offset)
-        severity = 25 if kind == "ips" else SEVERITY_PATTERN[i % len(SEVERITY_PATTERN)]
+    for i, (day, severity) in enumerate(_dates_and_severities(kind, value, n, rng)):
         email, username = _account(kind, value, i, n, rng)
         email_user, _, email_domain = email.rpartition("@")
         record = {
@@ -298,14 +324,14 @@ def records_for(kind, value):
         }
         if username is not None:
             record["username"] = username
-        if severity in (20, 25):
+        if severity >= 20:
             plaintext = _password(rng)
             record.update(password=plaintext, password_type="plaintext",
                           password_plaintext=plaintext,
                           sighting=rng.choices(range(1, 14), _SIGHTING_WEIGHTS)[0])
-            if severity == 25 or rng.random() < 0.5:
+            if severity >= 25 or rng.random() < 0.5:
                 record["target_url"], record["target_domain"] = _target(rng)
-            if severity == 25:
+            if severity >= 25:
                 record.update(_machine_fields(rng, day, email_user, ip_network, value))
                 record["log_id"] = hashlib.sha256(
                     ("log:%s:%d" % (value, i)).encode("utf-8")).hexdigest()
@@ -408,6 +434,21 @@ def _identifier_type(identifier):
     if _ip_pool(identifier) is not None:
         return "ip"
     return "subdomain" if identifier.count(".") >= 2 else "domain"
+
+
+# The simulated tenant's watchlist when a key first uses it: the demo data's domains, verified,
+# one domain still to verify, a few addresses and an IP.
+SEED_WATCHLIST = (
+    ("example.org", "YES"), ("example.com", "YES"), ("example.net", "YES"),
+    ("r6c3.example.net", "YES"), ("pending.example", "NO"),
+    ("admin@example.org", "YES"), ("jane.doe@example.com", "YES"), ("192.0.2.1", "YES"),
+)
+WATCHLIST_TYPES = ("email", "domain", "subdomain", "ip")
+
+
+def identifier_type(identifier):
+    """The watchlist type an identifier is: email, ip, subdomain (3+ labels) or domain."""
+    return _identifier_type(identifier.strip().lower())
 
 
 def watchlist_item(identifier):

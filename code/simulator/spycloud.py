@@ -22,7 +22,8 @@ from ._http import BackgroundServer, BaseHandler, reason, tls_server_context
 __all__ = ["SpyCloudSimulator", "Fault", "FAULT_MODES", "ENDPOINTS"]
 
 PREFIX = "/enterprise-v2/"
-ENDPOINTS = ("emails", "domains", "ips", "usernames", "catalog", "watchlist", "other")
+ENDPOINTS = ("emails", "domains", "ips", "usernames", "catalog", "watchlist", "watchlist-create",
+             "watchlist-delete", "watchlist-verify", "other")
 FAULT_MODES = ("status", "reset", "hang", "truncated", "incomplete", "html", "drip", "raw")
 _DOMAIN_TYPES = ("corporate", "infected", "email_domain", "target_domain")
 
@@ -53,9 +54,18 @@ def _route(raw_path):
             return parts[2], parts[3]
     elif len(parts) == 3 and parts[:2] == ["breach", "catalog"] and parts[2]:
         return "catalog", parts[2]
+    elif len(parts) == 2 and parts == ["watchlist", "create"]:
+        return "watchlist-create", None
     elif len(parts) == 2 and parts[0] == "watchlist" and parts[1]:
         return "watchlist", parts[1]
+    elif len(parts) == 3 and parts[0] == "watchlist" and parts[1] \
+            and parts[2] in ("delete", "verify"):
+        return "watchlist-" + parts[2], parts[1]
     return "other", None
+
+
+# Which method each watchlist endpoint takes (spec §5); the breach endpoints take GET.
+_METHODS = {"watchlist-create": ("POST",), "watchlist-delete": ("DELETE",)}
 
 
 def _first(query, name):
@@ -176,7 +186,7 @@ class _Handler(BaseHandler):
         self.server.owner._serve(self)
 
     def do_POST(self):
-        self.discard_body()
+        self.body = self.read_body()
         self.server.owner._serve(self)
 
     do_PUT = do_PATCH = do_DELETE = do_POST
@@ -189,6 +199,7 @@ class SpyCloudSimulator:
     ``cursor_ttl`` (s), ``rate_limit`` (None or (rps, burst) per key), ``retry_after``
     (None or seconds, on throttling 429s), ``monthly_quota`` (None or accepted requests per key),
     ``gzip`` (compress JSON answers for a client that accepts gzip, as API Gateways may).
+    Each API key has its own watchlist (``watchlist(key)``), seeded with SEED_WATCHLIST.
     """
 
     def __init__(self, host="127.0.0.1", port=0, api_keys=(data.DEFAULT_API_KEY,),
@@ -204,6 +215,7 @@ class SpyCloudSimulator:
         self.monthly_quota = None
         self.gzip = False
         self.tls = tls
+        self._watchlists = {}
         self._lock = threading.Lock()
         self._faults = []
         self._cursors = {}
@@ -364,8 +376,9 @@ class SpyCloudSimulator:
                 self._apply_fault(handler, fault)
                 return
             status, body, headers = self._respond(handler.command, endpoint, arg, query,
-                                                  api_key)
-            if self.gzip and "gzip" in handler.headers.get("Accept-Encoding", ""):
+                                                  api_key, getattr(handler, "body", b""))
+            if self.gzip and body is not None \
+                    and "gzip" in handler.headers.get("Accept-Encoding", ""):
                 packed = gzip.compress(json.dumps(body).encode("utf-8"), 6)
                 handler.send_bytes(status, packed, "application/json",
                                    {**headers, "Content-Encoding": "gzip"})
@@ -458,8 +471,8 @@ class SpyCloudSimulator:
         body = fault.body if fault.body is not None else {"message": reason(status)}
         handler.send_json(status, body, fault.headers)
 
-    def _respond(self, method, endpoint, arg, query, api_key):
-        if endpoint == "other" or method not in ("GET", "HEAD"):
+    def _respond(self, method, endpoint, arg, query, api_key, body=b""):
+        if endpoint == "other" or method not in _METHODS.get(endpoint, ("GET", "HEAD")):
             return 404, {"message": "Not Found"}, {}
         if not api_key:
             return 401, {"message": "Unauthorized"}, {}
@@ -471,12 +484,74 @@ class SpyCloudSimulator:
         try:
             if endpoint == "catalog":
                 return 200, self._catalogs(arg), {}
-            if endpoint == "watchlist":
-                item = data.watchlist_item(arg)
-                return 200, {"cursor": "", "hits": 1, "results": [item]}, {}
+            if endpoint.startswith("watchlist"):
+                return self._watchlist_call(endpoint, arg, api_key, body)
             return 200, self._breach_page(endpoint, arg, query, api_key), {}
         except _BadRequest as exc:
             return 400, exc.body, {}
+
+    # -- the watchlist ---------------------------------------------------------------------
+
+    def watchlist(self, api_key=data.DEFAULT_API_KEY):
+        """identifier → item of one key's watchlist (a copy)."""
+        with self._lock:
+            return {k: dict(v) for k, v in self._watchlist_of(api_key).items()}
+
+    def reset_watchlists(self):
+        with self._lock:
+            self._watchlists.clear()
+
+    def _watchlist_of(self, api_key):
+        if api_key not in self._watchlists:
+            self._watchlists[api_key] = {
+                name: dict(data.watchlist_item(name), verified=verified)
+                for name, verified in data.SEED_WATCHLIST}
+        return self._watchlists[api_key]
+
+    def _watchlist_call(self, endpoint, arg, api_key, body):
+        """[ASSUME] statuses (spec §5): 404 absent, 409 already there, 400 a bad type."""
+        identifier = (arg or "").strip().lower()
+        with self._lock:
+            items = self._watchlist_of(api_key)
+            if endpoint == "watchlist-create":
+                return self._create(items, body)
+            item = items.get(identifier)
+            if item is None:
+                return 404, {"message": "Not Found"}, {}
+            if endpoint == "watchlist":
+                return 200, {"cursor": "", "hits": 1, "results": [dict(item)]}, {}
+            if endpoint == "watchlist-delete":
+                del items[identifier]
+                return 204, None, {}
+            if item["identifier_type"] not in ("domain", "subdomain"):
+                raise _BadRequest("identifier", "Only domains are verified.")
+            item["verified"] = "YES"  # the verification record was found
+            return 200, {"identifier_name": identifier, "verified": "YES"}, {}
+
+    @staticmethod
+    def _create(items, body):
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            raise _BadRequest("body", "Expected a JSON object.")
+        identifier = request.get("identifier") if isinstance(request, dict) else None
+        kind = request.get("watchlist_type") if isinstance(request, dict) else None
+        if not isinstance(identifier, str) or not identifier.strip():
+            raise _BadRequest("identifier", "Required.")
+        identifier = identifier.strip().lower()
+        if kind not in data.WATCHLIST_TYPES or data.identifier_type(identifier) != kind:
+            raise _BadRequest("watchlist_type", "Must be one of %s and match the identifier."
+                              % ", ".join(data.WATCHLIST_TYPES))
+        if identifier in items:
+            return 409, {"message": "Identifier already exists"}, {}
+        # A domain awaits its DNS proof; a personal e-mail its owner's answer to a verification
+        # mail; an address at a verified domain and an IP are searched at once.
+        domain = identifier.rpartition("@")[2]
+        verified = kind == "ip" or (kind == "email" and items.get(domain, {}).get("verified")
+                                    == "YES")
+        items[identifier] = dict(data.watchlist_item(identifier),
+                                 verified="YES" if verified else "NO")
+        return 201, dict(items[identifier]), {}
 
     def _admit(self, api_key):
         """Token bucket, then monthly quota; None when the request may proceed."""

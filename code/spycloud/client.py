@@ -7,21 +7,21 @@ Everything runs inside the lookup's deadline; when it runs out, what arrived is
 answered with a warning naming what is missing.
 """
 import logging
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from traceback import format_tb
 from typing import Mapping
 from urllib.parse import quote
 
-from cachetools import TTLCache
-
-from errors import AuthorizationError, InternalServerError, RelayError, UnknownError
+from errors import (AuthorizationError, InternalServerError, RelayError, RelayWarning,
+                    UnknownError)
 from metrics import cache_lookup
 from spycloud import warnings
+from spycloud.cache import MISSING, MemoryCache
 from spycloud.deadline import Deadline, DeadlineReached
-from spycloud.lookup import Lookup
-from spycloud.models import BreachRecord, Catalog, Exposure, MalformedData
+from spycloud.lookup import Lookup, VerdictRule
+from spycloud.models import BreachRecord, Catalog, Evidence, Exposure, MalformedData
 from spycloud.transport import BadRequest, Refused, Transport
+from spycloud.watchlist import Watchlist
 
 PAGE_ENDPOINTS = {
     'email': 'breach/data/emails/',
@@ -32,6 +32,8 @@ PAGE_ENDPOINTS = {
 }
 CURSOR_EXPIRED = 'cursor'  # SpyCloud's 400 for a stale cursor names the parameter
 HEALTH_ENDPOINT = 'breach/catalog/1'
+# Verdicts are about accounts: an exposed e-mail or username, not a whole domain or an IP.
+VERDICT_TYPES = ('email', 'user')
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +41,14 @@ log = logging.getLogger(__name__)
 class SpyCloudClient:
     """Process-wide (pool, caches, limiter); each call takes the Lookup of its request."""
 
-    def __init__(self, settings, transport=None):
+    def __init__(self, settings, transport=None, catalogs=None, records=None):
         self._settings = settings
         self._transport = transport or Transport(settings)
-        self._catalogs = TTLCache(maxsize=settings.catalog_cache_size,
-                                  ttl=settings.catalog_cache_ttl_s)
-        self._catalogs_lock = threading.Lock()
+        self._catalogs = catalogs or MemoryCache(settings.catalog_cache_size,
+                                                 settings.catalog_cache_ttl_s)
+        self._records = records or MemoryCache(settings.records_cache_size,
+                                               settings.records_cache_ttl_s)
+        self.watchlist = Watchlist(self._transport)
 
     def __enter__(self) -> 'SpyCloudClient':
         return self
@@ -59,11 +63,11 @@ class SpyCloudClient:
     def close(self) -> None:
         self._transport.close()
 
-    def lookup(self, api_key: str, limit: int = 100,
-               filters: Mapping[str, str] | None = None) -> Lookup:
+    def lookup(self, api_key: str, limit: int = 100, filters: Mapping[str, str] | None = None,
+               verdicts: VerdictRule | None = None) -> Lookup:
         """A request's context, with a fresh deadline of LOOKUP_DEADLINE_S."""
         return Lookup(api_key=api_key, deadline=Deadline(self._settings.lookup_deadline_s),
-                      limit=limit, filters=filters or {})
+                      limit=limit, filters=filters or {}, verdicts=verdicts)
 
     # -- the calls -------------------------------------------------------------
 
@@ -79,11 +83,59 @@ class SpyCloudClient:
 
     def exposures(self, lookup: Lookup, observables: list) -> list:
         """Exposure (or the RelayError that stopped it) per observable, in order, concurrently."""
-        with self._pool(len(observables), 'lookup') as pool:
-            futures = [pool.submit(self.exposure, lookup, o) for o in observables]
+        return self._per_observable(lookup, observables, self.exposure)
+
+    def verdicts(self, lookup: Lookup, observables: list) -> list:
+        """Per observable, an Exposure holding only the evidence for a verdict (None when
+        there is none) and its warnings, or the RelayError that stopped it; concurrently."""
+        return self._per_observable(lookup, observables, self.judged)
+
+    def each(self, lookup: Lookup, items: list, task, describe=str) -> list:
+        """``task(lookup, item)`` for every item at once, on this call's own pool: its result,
+        or the RelayError that stopped it (a ``deadline exceeded`` warning when it did not end
+        in time; an ``internal error`` for a defect, which spoils only its own item)."""
+        with self._pool(len(items), 'lookup') as pool:
+            futures = [pool.submit(task, lookup, item) for item in items]
             wait(futures, timeout=lookup.deadline.remaining() + 1.0)
-        return [_outcome(lookup, observable, future)
-                for observable, future in zip(observables, futures)]
+        return [_settled(lookup, describe(item), future) for item, future in zip(items, futures)]
+
+    def _per_observable(self, lookup, observables, task):
+        results = self.each(lookup, observables, task, describe=lambda o: o['value'])
+        return [Exposure(o, [], 0, {}, [r]) if r.__class__ is RelayWarning else r
+                for o, r in zip(observables, results)]
+
+    def judged(self, lookup: Lookup, observable: dict) -> Exposure:
+        """The verdict lookup of one observable: one call, or none when cached."""
+        if not observable['value'].strip('.'):
+            return Exposure(observable, [], 0, {}, [warnings.not_a_value(observable)])
+        try:
+            evidence = self.evidence(lookup, observable)
+        except Refused as error:
+            return Exposure(observable, [], 0, {}, [warnings.refused(observable, error)])
+        except DeadlineReached:
+            return Exposure(observable, [], 0, {}, [warnings.cut_short(
+                lookup.deadline, f'the verdict lookup of {observable["value"]}')])
+        return Exposure(observable, [], 0, {}, evidence=evidence)
+
+    def evidence(self, lookup: Lookup, observable: dict) -> Evidence | None:
+        """The qualifying records of ``lookup.verdicts`` for an observable, from the first page
+        of a filtered call (one qualifying record decides), cached per key and observable."""
+        rule = lookup.verdicts
+        key = _evidence_key(lookup, observable)
+        cached = self._records.get(key)
+        lookup.stats.add(**{'cache_hits' if cached is not MISSING else 'cache_misses': 1})
+        if cached is not MISSING:
+            return cached
+        try:
+            page = self._transport.get(lookup, _records_path(observable), rule.filters())
+        except BadRequest:
+            return None  # SpyCloud's 400: no data for this selector (not cached)
+        pages = _Pages(observable, 1000)
+        pages.add(page)
+        records, hits, _ = pages.result()
+        evidence = _evidence(rule, records, hits)
+        self._records.set(key, evidence)
+        return evidence
 
     def exposure(self, lookup: Lookup, observable: dict) -> Exposure:
         """The newest ``lookup.limit`` records of an observable, with their breach sources."""
@@ -93,7 +145,9 @@ class SpyCloudClient:
             records, hits, found = self.breach_records(lookup, observable)
         except Refused as error:
             return Exposure(observable, [], 0, {}, [warnings.refused(observable, error)])
-        ids = list(dict.fromkeys(r.source_id for r in records if r.source_id is not None))
+        evidence = self._evidence_beside(lookup, observable, records, hits, found)
+        sources = [*records, evidence.newest] if evidence is not None else records
+        ids = list(dict.fromkeys(r.source_id for r in sources if r.source_id is not None))
         catalogs, reasons = self.catalogs(lookup, ids)
         found.extend(reasons[i] for i in ids if i in reasons)
         unanswered = [i for i in ids if i not in catalogs and i not in reasons]
@@ -104,12 +158,38 @@ class SpyCloudClient:
         if hits > len(records) >= lookup.limit:  # the limit stopped the paging, not a failure
             found.append(warnings.more_records(observable, len(records), hits))
         return Exposure(observable=observable, records=records, hits=hits,
-                        catalogs=catalogs, warnings=found)
+                        catalogs=catalogs, warnings=found, evidence=evidence)
+
+    def _evidence_beside(self, lookup, observable, records, hits, found):
+        """Observe's verdict: decided from its own records when they hold every candidate,
+        else by the (cached) verdict lookup; its failure is a warning, never the lookup's."""
+        rule = lookup.verdicts
+        if rule is None or observable['type'] not in VERDICT_TYPES:
+            return None
+        if not found and hits == len(records) and _covers(lookup.filters, rule):
+            evidence = _evidence(rule, records, hits=None)
+            self._records.set(_evidence_key(lookup, observable), evidence)
+            return evidence
+        try:
+            return self.evidence(lookup, observable)
+        except DeadlineReached:
+            if not any(w.code == 'deadline exceeded' for w in found):  # said once is enough
+                found.append(warnings.cut_short(lookup.deadline,
+                                                f'the verdict lookup of {observable["value"]}'))
+        except RelayError as error:
+            found.append(warnings.verdict_failed(observable, error))
+        return None
 
     def breach_records(self, lookup: Lookup, observable: dict) -> tuple:
         """(records, hits, warnings): follows ``cursor`` until ``lookup.limit`` records are
         collected, SpyCloud has no more, or a failure stops it (earlier pages are kept)."""
-        path = PAGE_ENDPOINTS[observable['type']] + quote(observable['value'], safe='@')
+        key = ('records', lookup.fingerprint, observable['type'], observable['value'],
+               tuple(sorted(lookup.filters.items())), lookup.limit)
+        cached = self._records.get(key)
+        if cached is not MISSING:
+            lookup.stats.add(cache_hits=1)
+            return cached[0], cached[1], []
+        path = _records_path(observable)
         pages = _Pages(observable, lookup.limit)
         while not pages.done:
             try:
@@ -126,7 +206,10 @@ class SpyCloudClient:
                                                 error))
             else:
                 pages.add(page)
-        return pages.result()
+        records, hits, found = pages.result()
+        if not found:  # only whole answers are kept: a cut-short one is asked again
+            self._records.set(key, (records, hits))
+        return records, hits, found
 
     def catalogs(self, lookup: Lookup, ids: list) -> tuple:
         """(found, reasons): cache first, then the rest fetched at once within the deadline.
@@ -159,20 +242,12 @@ class SpyCloudClient:
         return _CallPool(min(tasks, self._settings.spycloud_max_workers), name)
 
     def _cached_catalogs(self, fingerprint, ids):
-        found, todo = {}, []
-        with self._catalogs_lock:
-            for catalog_id in ids:
-                cached = self._catalogs.get((fingerprint, catalog_id))
-                if cached is not None:
-                    found[catalog_id] = cached
-                else:
-                    todo.append(catalog_id)
-        return found, todo
+        cached = self._catalogs.get_many([(fingerprint, i) for i in ids])
+        found = {i: cached[(fingerprint, i)] for i in ids if (fingerprint, i) in cached}
+        return found, [i for i in ids if i not in found]
 
     def _remember(self, fingerprint, catalogs):
-        with self._catalogs_lock:
-            for catalog_id, catalog in catalogs.items():
-                self._catalogs[(fingerprint, catalog_id)] = catalog
+        self._catalogs.set_many({(fingerprint, i): c for i, c in catalogs.items()})
 
     def _fetch_catalogs(self, lookup, ids):
         """id → Catalog for the ids SpyCloud knows, in one call (``breach/catalog/1,2,3``).
@@ -240,6 +315,35 @@ class _Pages:
                 list(self._warnings))
 
 
+def _records_path(observable):
+    return PAGE_ENDPOINTS[observable['type']] + quote(observable['value'], safe='@')
+
+
+def _evidence_key(lookup, observable):
+    rule = lookup.verdicts
+    return ('evidence', lookup.fingerprint, observable['type'], observable['value'],
+            rule.min_severity, rule.since.isoformat())
+
+
+def _evidence(rule, records, hits):
+    """The evidence in ``records`` (those the rule qualifies), or None when none qualifies.
+    ``hits`` is SpyCloud's count of qualifying records when the call was filtered by the rule."""
+    qualifying = [r for r in records if rule.qualifies(r)]
+    if not qualifying:
+        return None
+    return Evidence(hits=max(hits or 0, len(qualifying)),
+                    newest=max(qualifying, key=lambda r: r.published),
+                    worst_severity=max(r.severity or 0 for r in qualifying))
+
+
+def _covers(filters, rule):
+    """Whether records fetched with ``filters`` include every record the rule qualifies."""
+    severity, since = filters.get('severity'), filters.get('since')
+    wanted = set(rule.filters()['severity'].split(','))
+    return (severity is None or wanted <= set(severity.split(','))) \
+        and (since is None or since <= rule.since.isoformat())
+
+
 def _bad_request(observable, filters, error, pages):
     """SpyCloud's 400: an expired cursor, a refused filter, or (otherwise) no data."""
     message = str(error)
@@ -268,18 +372,16 @@ def _fetched(future, chunk, reasons):
     return fetched
 
 
-def _outcome(lookup, observable, future):
-    """One observable's Exposure or RelayError: a defect in one lookup must not lose others."""
+def _settled(lookup, what, future):
     if not future.done():
-        return Exposure(observable, [], 0, {}, [warnings.cut_short(
-            lookup.deadline, f'the lookup of {observable["value"]}')])
+        return warnings.cut_short(lookup.deadline, f'the lookup of {what}')
     error = future.exception()
     if isinstance(error, RelayError):
         return error
     if error is not None:
         log.error('lookup failed unexpectedly (%s)', type(error).__name__,
                   extra={'traceback': ''.join(format_tb(error.__traceback__))})
-        return InternalServerError(f'The lookup of {observable["value"]} failed unexpectedly.')
+        return InternalServerError(f'The lookup of {what} failed unexpectedly.')
     return future.result()
 
 

@@ -7,10 +7,12 @@ many records, which filters, until when, and the tally of what it spent.
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, Optional
 
 from spycloud.deadline import Deadline
+from spycloud.models import BreachRecord, severities_from
 
 UNSENDABLE_KEY = ('the SpyCloud API key in the module settings holds a line break or another '
                   'character an HTTP header cannot carry; paste it again as one line')
@@ -49,13 +51,37 @@ class LookupStats:
 
 
 @dataclass(frozen=True)
+class VerdictRule:
+    """An account is suspicious when SpyCloud holds a record of it at or above
+    ``min_severity`` published in the last ``days`` days (the window starts at midnight UTC
+    ``days`` days before today, as SpyCloud's ``since`` does)."""
+
+    min_severity: int = 20
+    days: int = 90
+    today: date = field(default_factory=lambda: date.today())
+
+    @property
+    def since(self) -> date:
+        return self.today - timedelta(days=self.days)
+
+    def filters(self) -> dict:
+        return {'severity': severities_from(self.min_severity), 'since': self.since.isoformat()}
+
+    def qualifies(self, record: BreachRecord) -> bool:
+        return (record.severity or 0) >= self.min_severity \
+            and record.published.date() >= self.since
+
+
+@dataclass(frozen=True)
 class Lookup:
-    """The request's key, record limit, filters (``severity``, ``since``), deadline and stats."""
+    """The request's key, record limit, filters (``severity``, ``since``), deadline and stats,
+    and the verdict rule when the request wants verdicts."""
 
     api_key: str
     deadline: Deadline
     limit: int = 100
     filters: Mapping[str, str] = field(default_factory=dict)
+    verdicts: Optional[VerdictRule] = None
     stats: LookupStats = field(default_factory=LookupStats, compare=False)
 
     def __post_init__(self) -> None:

@@ -11,6 +11,18 @@ from datetime import datetime, timezone
 from typing import Mapping, Optional
 
 
+# The severities SpyCloud documents: 2 e-mail only, 5 informational, 20 plaintext credential,
+# 25 infostealer, 26 and 30 access data (session and cookie theft).
+KNOWN_SEVERITIES = (2, 5, 20, 25, 26, 30)
+SEVERITY_NAMES = {2: 'e-mail only', 5: 'informational', 20: 'plaintext credential',
+                  25: 'infostealer', 26: 'access data', 30: 'stolen session cookies'}
+
+
+def severities_from(minimum: int) -> str:
+    """SpyCloud's ``severity`` parameter (an exact-match list) for a minimum."""
+    return ','.join(str(s) for s in KNOWN_SEVERITIES if s >= minimum)
+
+
 class MalformedData(ValueError):
     """SpyCloud sent a record or catalog the relay cannot use."""
 
@@ -118,11 +130,21 @@ class Catalog:
         return flag is True
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Why an account is suspicious: how many qualifying records, the newest, the worst."""
+    hits: int
+    newest: BreachRecord
+    worst_severity: int
+
+
 @dataclass
 class Exposure:
-    """What SpyCloud knows about one observable: its newest records and their sources."""
+    """What SpyCloud knows about one observable: its newest records and their sources, and
+    the evidence for a verdict when the request asked for one and there is some."""
     observable: dict
     records: list
     hits: int
     catalogs: dict
     warnings: list = field(default_factory=list)
+    evidence: Optional[Evidence] = None

@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 import requests.certs
 import requests.utils
@@ -61,6 +62,18 @@ class SpyCloudRetry(Retry):
                    backoff_jitter=backoff / 2, backoff_max=max(backoff * 8, 1.0),
                    respect_retry_after_header=True, raise_on_status=False,
                    raise_on_redirect=False)
+
+    @classmethod
+    def for_writes(cls, settings) -> 'SpyCloudRetry':
+        """POST and DELETE are retried only where the first attempt cannot have landed: a
+        connection that was never made, and API Gateway's throttling 429 (refused before the
+        service saw it). A reset, a timeout or a 5xx after sending is final."""
+        retries, backoff = settings.spycloud_retries, settings.spycloud_backoff_s
+        return cls(total=retries, connect=retries, read=0, status=retries, other=0, redirect=0,
+                   allowed_methods=frozenset({'POST', 'DELETE'}), status_forcelist=(429,),
+                   backoff_factor=backoff, backoff_jitter=backoff / 2,
+                   backoff_max=max(backoff * 8, 1.0), respect_retry_after_header=True,
+                   raise_on_status=False, raise_on_redirect=False)
 
     def new(self, **kwargs) -> 'SpyCloudRetry':
         kwargs.setdefault('lookup', self.lookup)
@@ -173,6 +186,7 @@ class Transport:
         self._timeouts = (settings.connect_timeout_s, settings.read_timeout_s)
         self.limiter = RateLimiter(settings.spycloud_rate_limit, settings.spycloud_burst)
         self._retry = SpyCloudRetry.from_settings(settings)
+        self._write_retry = SpyCloudRetry.for_writes(settings)
         self._pool = pool or pool_manager(settings)
         self._headers = {'Accept': 'application/json', 'User-Agent': USER_AGENT,
                          **urllib3.util.make_headers(accept_encoding=True)}
@@ -199,36 +213,54 @@ class Transport:
 
     def get(self, lookup: Lookup, path: str, params: dict | None = None) -> dict:
         """The JSON object SpyCloud answers; raises RelayError, BadRequest or DeadlineReached."""
+        return self.call(lookup, 'GET', path, params=params)[1]
+
+    def call(self, lookup: Lookup, method: str, path: str, *, params: dict | None = None,
+             body: dict | None = None, expect: tuple = ()) -> tuple:
+        """(status, JSON object or None) for a 2xx or a status in ``expect`` (a watchlist's
+        404 or 409 is an answer, not a failure); else raises as ``get`` does. A write is
+        retried only where it cannot have landed: a connection never made, a throttling 429."""
         if not sendable_key(lookup.api_key):
             raise AuthorizationError(UNSENDABLE_KEY)
         lookup.deadline.check()
         self._pace(lookup)
         endpoint, started = endpoint_label(path), time.monotonic()
-        response, content = self._exchange(lookup, path, params, endpoint)
+        response, content = self._exchange(lookup, method, path, params, body, endpoint)
         SPYCLOUD_CALLS.labels(endpoint, str(response.status)).inc()
         retries = len(response.retries.history) if response.retries is not None else 0
         if retries:
             SPYCLOUD_RETRIES.labels(endpoint).inc(retries)
             lookup.stats.add(retries=retries)
-        log.debug('GET %s -> %s in %.0f ms (%d retries)', endpoint, response.status,
+        log.debug('%s %s -> %s in %.0f ms (%d retries)', method, endpoint, response.status,
                   (time.monotonic() - started) * 1000, retries)
-        return self._body(response, content, lookup.api_key)
+        if response.status in expect:
+            return response.status, _json_or_none(content)
+        if method != 'GET' and 200 <= response.status < 300:
+            return response.status, _json_or_none(content)  # 201 or 204: the body is optional
+        return response.status, self._body(response, content, lookup.api_key)
 
     def _pace(self, lookup):
         waited = self.limiter.acquire(lookup.fingerprint, lookup.deadline)
         LIMITER_WAIT_SECONDS.observe(waited)
         lookup.stats.add(spycloud_calls=1, limiter_wait_s=waited)
 
-    def _exchange(self, lookup, path, params, endpoint):
+    def _exchange(self, lookup, method, path, params, body, endpoint):
         deadline = lookup.deadline
         timeout = urllib3.Timeout(connect=deadline.cap(self._timeouts[0]),
                                   read=deadline.cap(self._timeouts[1]))
+        retry = (self._retry if method == 'GET' else self._write_retry) \
+            .new(lookup=lookup, limiter=self.limiter)
+        url = self._base + path
+        if params:
+            url += '?' + urlencode(params)
+        headers = {**self._headers, 'X-API-Key': lookup.api_key}
+        if body is not None:
+            headers['Content-Type'] = 'application/json'
         try:
             with self._counted():
                 response = self._pool.request(
-                    'GET', self._base + path, fields=params, timeout=timeout,
-                    headers={**self._headers, 'X-API-Key': lookup.api_key}, redirect=False,
-                    retries=self._retry.new(lookup=lookup, limiter=self.limiter),
+                    method, url, timeout=timeout, headers=headers, redirect=False,
+                    body=json.dumps(body) if body is not None else None, retries=retry,
                     preload_content=False)
                 return response, self._read(response, lookup)
         except (urllib3_exceptions.HTTPError, OSError) as error:
@@ -290,6 +322,14 @@ class Transport:
                                urllib3_exceptions.ProtocolError, OSError)):
             return UnknownError(f'Unable to connect to SpyCloud at {self._host}: {text}')
         return UnknownError(f'The request to SpyCloud failed: {text}')
+
+
+def _json_or_none(content):
+    try:
+        body = json.loads(content) if content else None
+    except (ValueError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _timed_out(reason) -> bool:

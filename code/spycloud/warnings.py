@@ -61,6 +61,11 @@ def catalog_failed(catalog_id: int, error: RelayError) -> RelayWarning:
                         f'SpyCloud did not return results for {catalog_id}: {error.message}')
 
 
+def verdict_failed(observable: dict, error: RelayError) -> RelayWarning:
+    return RelayWarning(error.code, f'No verdict for {observable["value"]}: the SpyCloud lookup '
+                                    f'behind it failed ({error.message}).')
+
+
 def cut_short(deadline: Deadline, what: str) -> RelayWarning:
     return RelayWarning('deadline exceeded',
                         f'The lookup deadline ({deadline.seconds:g} s) cut short {what}.')

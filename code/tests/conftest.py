@@ -3,7 +3,8 @@ import pytest
 from app import create_app
 from config import Settings
 from simulator import JwksIssuer, SpyCloudSimulator
-from support import RelayServer
+from localrelay import gunicorn_relay
+from support import Canary, RelayAt, RelayServer
 
 
 @pytest.fixture(scope='session')
@@ -32,6 +33,7 @@ def spycloud(spycloud_server):
     spycloud_server.missing_catalogs.clear()
     spycloud_server.page_size = 1000
     spycloud_server.gzip = False
+    spycloud_server.reset_watchlists()
     spycloud_server.latency = 0.0
     spycloud_server.rate_limit = None
     spycloud_server.retry_after = None
@@ -46,6 +48,8 @@ def relay_settings(spycloud, jwks, **overrides):
         spycloud_backoff_s=0.01,
         connect_timeout_s=2.0,
         read_timeout_s=5.0,
+        # Most tests count SpyCloud calls of repeated lookups; the cache's own tests turn it on.
+        records_cache_ttl_s=0.0,
     )
     values.update(overrides)
     return Settings(**values)
@@ -69,3 +73,24 @@ def make_relay(spycloud, jwks):
 @pytest.fixture
 def relay(make_relay):
     return make_relay()
+
+
+# The relay under gunicorn: the image's command line (localrelay.APP with gunicorn.conf.py) on
+# a loopback port. One worker, so that what takes one worker's capacity shows; a 3 s lookup
+# deadline and a 2 s key-fetch cap, so that tests of hanging upstreams end soon.
+GUNICORN_ENV = dict(WEB_CONCURRENCY=1, LOG_LEVEL='info', LOOKUP_DEADLINE_S=3, JWKS_TIMEOUT_S=2,
+                    SPYCLOUD_BACKOFF_S=0.01)
+
+
+@pytest.fixture(scope='module')
+def gunicorn_relay_server(spycloud_server, jwks, tmp_path_factory):
+    """RelayAt for the relay served by gunicorn, started once per test module (about 1 s).
+
+    Beside the issuer it allows ``canary``: a key server that drips its headers a byte every
+    0.2 s. Its JSON log goes to ``log_path``; its settings are in ``env``.
+    """
+    log_path = tmp_path_factory.mktemp('gunicorn') / 'relay.log'
+    with Canary(jwks, 'drip-headers') as canary, open(log_path, 'w') as output:
+        env = dict(GUNICORN_ENV, ALLOWED_JWKS_HOSTS=f'{jwks.jwks_host},{canary.host}')
+        with gunicorn_relay(spycloud_server, jwks, output=output, **env) as url:
+            yield RelayAt(url, jwks, log_path, canary, env)

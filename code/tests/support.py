@@ -229,3 +229,27 @@ class Canary:
                 if self._stop.wait(self.interval):
                     return
                 self._send(conn, bytes([byte]))
+
+
+class RelayAt(RelayServer):
+    """A relay another process serves at ``url`` (gunicorn): RelayServer's client methods.
+
+    ``log_path`` is the file that gets the process's JSON log lines; ``canary`` a key server
+    the relay was told to allow, when one was started with it; ``env`` the relay's settings.
+    """
+
+    def __init__(self, url, issuer, log_path=None, canary=None, env=None):  # nothing to start
+        self.url, self.issuer, self.log_path, self.canary = url, issuer, log_path, canary
+        self.env = dict(env or {})
+
+    def stop(self):
+        """The process belongs to whoever started it."""
+
+    def log_text(self):
+        """All the process has logged so far."""
+        return Path(self.log_path).read_text(errors='replace') if self.log_path else ''
+
+    def log_lines(self):
+        """Its JSON log lines so far, parsed."""
+        return [json.loads(line) for line in self.log_text().splitlines()
+                if line.startswith('{')]

@@ -60,6 +60,25 @@ def test_lookup_json_is_the_ctim_bundle():
     assert any(e['code'] == 'too many records' for e in body['errors'])
 
 
+def test_lookup_prints_the_verdict_line():
+    result = run('lookup', '--simulator', 'v5s25@cli.example', 'v200s25@cli.example')
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith('verdict:')]
+    assert lines[0].startswith('verdict: Suspicious until ')
+    assert '1 exposure in 90 days' in lines[0] and 'worst: infostealer (25)' in lines[0]
+    assert lines[1].startswith('verdict: none (no record at severity 20 or above in the last '
+                               '90 days')
+    off = run('lookup', '--simulator', '--verdict-days', '0', 'v5s25@cli.example')
+    assert 'verdict:' not in off.output
+
+
+def test_lookup_json_carries_the_judgement():
+    result = run('lookup', '--simulator', '--json', 'v5s25@cli.example')
+    body = json.loads(result.output)
+    BUNDLE.validate(body['data'])
+    assert body['data']['judgements']['count'] == body['data']['verdicts']['count'] == 1
+
+
 def test_lookup_against_an_api_url_with_a_key_from_the_environment(spycloud):
     result = run('lookup', '--api-url', spycloud.url, '--api-key-env', 'MY_KEY', '--type', 'user',
                  'r2c1', env={'MY_KEY': DEFAULT_API_KEY})

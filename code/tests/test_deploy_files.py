@@ -11,7 +11,7 @@ from config import VERSION, Settings
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / 'Dockerfile').read_text()
 IMAGE = f'spycloud-xdr-relay:{VERSION}'
-GUNICORN_ENV = {'PORT', 'GUNICORN_BIND', 'WEB_CONCURRENCY', 'GUNICORN_THREADS',
+GUNICORN_ENV = {'PORT', 'GUNICORN_BIND', 'WEB_CONCURRENCY', 'GUNICORN_WORKER_CONNECTIONS',
                 'GUNICORN_TIMEOUT', 'REQUESTS_CA_BUNDLE', 'PROMETHEUS_MULTIPROC_DIR'}
 KNOWN_ENV = {f.name.upper() for f in fields(Settings)} | GUNICORN_ENV
 

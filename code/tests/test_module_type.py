@@ -41,11 +41,13 @@ def test_every_form_field_reaches_module_settings():
     """XDR strips custom_; each field must change ModuleSettings, or it would be ignored."""
     claims = {'key': 'k'}
     baseline = ModuleSettings.from_claims(claims)
-    samples = {'integer': 7, 'boolean': True, 'api_key': 'other-key', 'options': '20'}
+    samples = {'integer': [7], 'boolean': [True, False], 'api_key': ['other-key']}
     for field in MODULE_TYPE['configuration_spec']:
         name = field['key'][len('custom_'):]
-        changed = ModuleSettings.from_claims({**claims, name: samples[field['type']]})
-        assert changed != baseline, field['key']
+        values = [o['value'] for o in field.get('options', ())] or samples[field['type']]
+        changed = [ModuleSettings.from_claims({**claims, name: v}) for v in values]
+        assert any(c != baseline for c in changed), field['key']
+        assert not any(c.warnings for c in changed), field['key']  # each value is one it takes
 
 
 def test_supported_apis_are_served_and_auth_is_rs256():
@@ -54,9 +56,10 @@ def test_supported_apis_are_served_and_auth_is_rs256():
     assert props['configuration-token-alg'] == 'RS256'
     assert props['custom_jwks_host'] in XDR_JWKS_HOSTS
     routes = {rule.rule.lstrip('/') for rule in create_app(Settings()).url_map.iter_rules()}
-    assert set(props['supported-apis']) == {'health', 'observe/observables'}
+    assert set(props['supported-apis']) == {'health', 'observe/observables',
+                                            'deliberate/observables'}
     assert set(props['supported-apis']) <= routes
-    assert {c['id'] for c in MODULE_TYPE['capabilities']} == {'health', 'observe'}
+    assert {c['id'] for c in MODULE_TYPE['capabilities']} == {'health', 'observe', 'deliberate'}
 
 
 def test_logo_is_a_data_uri_image():

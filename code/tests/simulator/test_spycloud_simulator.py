@@ -89,7 +89,7 @@ def test_observable_without_records_answers_an_empty_envelope(session, sim):
 
 
 def test_unknown_paths_answer_404(session, sim):
-    for path in ("breach/data/passwords/x", "breach/catalog", "nope", "watchlist/a/verify",
+    for path in ("breach/data/passwords/x", "breach/catalog", "nope", "watchlist/a/b/verify",
                  "breach/data/emails/"):
         response = get(session, sim, path)
         assert response.status_code == 404
@@ -101,6 +101,46 @@ def test_unknown_paths_answer_404(session, sim):
                             timeout=TIMEOUT)
     assert response.status_code == 404
     assert sim.stats()["by_endpoint"]["other"] == 6
+
+
+def test_the_watchlist_is_per_key_and_stateful(session, sim):
+    """[ASSUME] statuses of spec §5: 404 absent, 201 created, 409 there, 204 deleted."""
+    assert get(session, sim, "watchlist/new.example").status_code == 404
+    create = session.post(sim.url + "watchlist/create", headers=KEY, timeout=TIMEOUT,
+                          json={"identifier": "new.example", "watchlist_type": "domain"})
+    assert create.status_code == 201 and create.json()["verified"] == "NO"
+    again = session.post(sim.url + "watchlist/create", headers=KEY, timeout=TIMEOUT,
+                         json={"identifier": "NEW.example", "watchlist_type": "domain"})
+    assert again.status_code == 409
+    assert get(session, sim, "watchlist/new.example").json()["results"][0]["verified"] == "NO"
+    assert get(session, sim, "watchlist/new.example/verify").json()["verified"] == "YES"
+    assert get(session, sim, "watchlist/new.example").json()["results"][0]["verified"] == "YES"
+    assert get(session, sim, "watchlist/admin@example.org/verify").status_code == 400
+    gone = session.delete(sim.url + "watchlist/new.example/delete", headers=KEY,
+                          timeout=TIMEOUT)
+    assert gone.status_code == 204 and gone.content == b""
+    assert session.delete(sim.url + "watchlist/new.example/delete", headers=KEY,
+                          timeout=TIMEOUT).status_code == 404
+    assert "new.example" not in sim.watchlist()
+    sim.api_keys.add("other-key")
+    assert get(session, sim, "watchlist/example.org",
+               headers={"X-API-Key": "other-key"}).status_code == 200  # seeded for each key
+
+
+@pytest.mark.parametrize("body", [{"identifier": "a@b.example", "watchlist_type": "domain"},
+                                  {"identifier": "b.example", "watchlist_type": "url"},
+                                  {"identifier": "", "watchlist_type": "domain"}, [1]])
+def test_a_create_with_a_bad_type_is_400(session, sim, body):
+    response = session.post(sim.url + "watchlist/create", headers=KEY, json=body,
+                            timeout=TIMEOUT)
+    assert response.status_code == 400
+
+
+def test_an_address_at_a_verified_domain_is_searched_at_once(session, sim):
+    for identifier, verified in (("bob@example.org", "YES"), ("bob@elsewhere.example", "NO")):
+        response = session.post(sim.url + "watchlist/create", headers=KEY, timeout=TIMEOUT,
+                                json={"identifier": identifier, "watchlist_type": "email"})
+        assert response.json()["verified"] == verified
 
 
 def test_watchlist_item(session, sim):
@@ -288,54 +328,56 @@ def test_rate_limit_token_bucket_per_key(session, sim):
     sim.api_keys.add("second")
     sim.rate_limit = (2, 3)  # slow refill, so a loaded CI box cannot sneak in a 4th token
     sim.retry_after = 2
-    statuses = [get(session, sim, "watchlist/x").status_code for _ in range(3)]
-    throttled = get(session, sim, "watchlist/x")
+    statuses = [get(session, sim, "watchlist/example.org").status_code for _ in range(3)]
+    throttled = get(session, sim, "watchlist/example.org")
     assert statuses == [200] * 3
     assert throttled.status_code == 429
     assert throttled.json() == {"message": "Too Many Requests"}
     assert throttled.headers["x-amzn-ErrorType"] == "TooManyRequestsException"
     assert throttled.headers["Retry-After"] == "2"
-    assert get(session, sim, "watchlist/x", headers={"X-API-Key": "second"}).status_code == 200
+    second_key = {"X-API-Key": "second"}
+    assert get(session, sim, "watchlist/example.org", headers=second_key).status_code == 200
     time.sleep(0.55)  # 2 rps refills one token
-    assert get(session, sim, "watchlist/x").status_code == 200
+    assert get(session, sim, "watchlist/example.org").status_code == 200
     sim.rate_limit = None
-    assert [get(session, sim, "watchlist/x").status_code for _ in range(5)] == [200] * 5
+    assert [get(session, sim, "watchlist/example.org").status_code for _ in range(5)] == [200] * 5
 
 
 def test_monthly_quota_and_throttle_precedence(session, sim):
     sim.monthly_quota = 2
-    assert [get(session, sim, "watchlist/x").status_code for _ in range(2)] == [200, 200]
-    over = get(session, sim, "watchlist/x")
+    assert [get(session, sim, "watchlist/example.org").status_code for _ in range(2)] == [200, 200]
+    over = get(session, sim, "watchlist/example.org")
     assert over.status_code == 429
     assert over.json() == {"message": "Limit Exceeded"}
     assert over.headers["x-amzn-ErrorType"] == "LimitExceededException"
     assert "Retry-After" not in over.headers
     sim.rate_limit = (0.001, 1)
-    first = get(session, sim, "watchlist/x")  # spends the only token, then meets the quota
+    # The first spends the only token, then meets the quota.
+    first = get(session, sim, "watchlist/example.org")
     assert first.headers["x-amzn-ErrorType"] == "LimitExceededException"
-    both = get(session, sim, "watchlist/x")
+    both = get(session, sim, "watchlist/example.org")
     assert both.headers["x-amzn-ErrorType"] == "TooManyRequestsException"
     assert sim.stats()["quota_used"][DEFAULT_API_KEY] == 2
     sim.reset_quota()
     sim.rate_limit = None
-    assert get(session, sim, "watchlist/x").status_code == 200
+    assert get(session, sim, "watchlist/example.org").status_code == 200
 
 
 # -- fault injection ----------------------------------------------------------------------------
 
 def test_status_fault_with_times_body_and_headers(session, sim):
     fault = sim.add_fault(503, times=2, headers={"X-Fault": "yes"})
-    first = get(session, sim, "watchlist/x")
+    first = get(session, sim, "watchlist/example.org")
     assert first.status_code == 503
     assert first.json() == {"message": "Service Unavailable"}
     assert first.headers["X-Fault"] == "yes"
-    assert get(session, sim, "watchlist/x").status_code == 503
-    assert get(session, sim, "watchlist/x").status_code == 200
+    assert get(session, sim, "watchlist/example.org").status_code == 503
+    assert get(session, sim, "watchlist/example.org").status_code == 200
     assert fault.hits == 2 and fault.exhausted
     sim.add_fault(500, body={"errorMessage": "Internal failure"})
-    assert get(session, sim, "watchlist/x").json() == {"errorMessage": "Internal failure"}
+    assert get(session, sim, "watchlist/example.org").json() == {"errorMessage": "Internal failure"}
     sim.clear_faults()
-    assert get(session, sim, "watchlist/x").status_code == 200
+    assert get(session, sim, "watchlist/example.org").status_code == 200
 
 
 def test_fault_match_and_order_and_precedence_over_auth(session, sim):
@@ -343,7 +385,7 @@ def test_fault_match_and_order_and_precedence_over_auth(session, sim):
     sim.add_fault(504, match=r"/breach/")
     assert get(session, sim, "breach/catalog/1").status_code == 502
     assert get(session, sim, "breach/data/emails/a@b.example").status_code == 504
-    assert get(session, sim, "watchlist/x").status_code == 200
+    assert get(session, sim, "watchlist/example.org").status_code == 200
     assert get(session, sim, "breach/catalog/1", headers={}).status_code == 502
     # Matching also sees the decoded path and the query string.
     sim.clear_faults()
@@ -363,8 +405,8 @@ def test_invalid_fault_mode_is_rejected(sim):
 def test_reset_fault_drops_the_connection(session, sim):
     sim.add_fault(mode="reset", times=1)
     with pytest.raises(requests.ConnectionError):
-        get(session, sim, "watchlist/x")
-    assert get(session, sim, "watchlist/x").status_code == 200
+        get(session, sim, "watchlist/example.org")
+    assert get(session, sim, "watchlist/example.org").status_code == 200
     assert sim.request_log[0]["status"] is None and sim.request_log[0]["fault"] == "reset"
 
 
@@ -372,14 +414,14 @@ def test_hang_fault_closes_without_answer_after_delay(session, sim):
     sim.add_fault(mode="hang", delay=0.3, times=1)
     started = time.monotonic()
     with pytest.raises(requests.ConnectionError):
-        get(session, sim, "watchlist/x", timeout=3)
+        get(session, sim, "watchlist/example.org", timeout=3)
     assert 0.25 <= time.monotonic() - started < 2.5
 
 
 def test_hang_fault_outlasting_the_client_times_out_and_frees_the_handler(session, sim):
     sim.add_fault(mode="hang", delay=30, times=1)
     with pytest.raises(requests.Timeout):
-        get(session, sim, "watchlist/x", timeout=0.3)
+        get(session, sim, "watchlist/example.org", timeout=0.3)
     deadline = time.monotonic() + 2
     while sim.stats()["in_flight"] and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -405,7 +447,8 @@ def test_incomplete_fault_breaks_the_body_mid_way(session, sim):
 def test_html_fault_sends_an_html_error_page(session, sim):
     sim.add_fault(mode="html", times=1)
     sim.add_fault(504, mode="html", times=1)
-    first, second = get(session, sim, "watchlist/x"), get(session, sim, "watchlist/x")
+    first = get(session, sim, "watchlist/example.org")
+    second = get(session, sim, "watchlist/example.org")
     assert first.status_code == 502 and second.status_code == 504
     assert first.headers["Content-Type"] == "text/html"
     assert "<html>" in first.text and "504 Gateway Timeout" in second.text
@@ -414,29 +457,29 @@ def test_html_fault_sends_an_html_error_page(session, sim):
 def test_fault_delay_postpones_the_answer(session, sim):
     sim.add_fault(500, delay=0.25, times=1)
     started = time.monotonic()
-    assert get(session, sim, "watchlist/x").status_code == 500
+    assert get(session, sim, "watchlist/example.org").status_code == 500
     assert time.monotonic() - started >= 0.25
 
 
 def test_fault_helpers(session, sim):
     sim.retry_after = 3
     sim.throttle()
-    throttled = get(session, sim, "watchlist/x")
+    throttled = get(session, sim, "watchlist/example.org")
     assert throttled.status_code == 429
     assert throttled.headers["x-amzn-ErrorType"] == "TooManyRequestsException"
     assert throttled.headers["Retry-After"] == "3"
-    assert get(session, sim, "watchlist/x").status_code == 200  # times=1 by default
+    assert get(session, sim, "watchlist/example.org").status_code == 200  # times=1 by default
     quota = sim.quota_exhausted()
     for _ in range(2):
-        over = get(session, sim, "watchlist/x")
+        over = get(session, sim, "watchlist/example.org")
         assert over.status_code == 429 and over.json() == {"message": "Limit Exceeded"}
         assert over.headers["x-amzn-ErrorType"] == "LimitExceededException"
     sim.remove_fault(quota)
     sim.forbidden_ip(times=1)
-    forbidden = get(session, sim, "watchlist/x")
+    forbidden = get(session, sim, "watchlist/example.org")
     assert forbidden.status_code == 403 and forbidden.json() == {"message": "Forbidden"}
     assert forbidden.headers["SpyCloud-Error"].startswith("Invalid IP")
-    assert get(session, sim, "watchlist/x").status_code == 200
+    assert get(session, sim, "watchlist/example.org").status_code == 200
 
 
 # -- timing, concurrency, observability -----------------------------------------------------------
@@ -444,7 +487,7 @@ def test_fault_helpers(session, sim):
 def test_latency_delays_every_answer(session, sim):
     sim.latency = 0.2
     started = time.monotonic()
-    assert get(session, sim, "watchlist/x").status_code == 200
+    assert get(session, sim, "watchlist/example.org").status_code == 200
     assert time.monotonic() - started >= 0.2
 
 
@@ -453,7 +496,7 @@ def test_max_in_flight_counts_concurrent_requests(sim):
     statuses = []
 
     def call():
-        statuses.append(requests.get(sim.url + "watchlist/x", headers=KEY,
+        statuses.append(requests.get(sim.url + "watchlist/example.org", headers=KEY,
                                      timeout=TIMEOUT).status_code)
 
     threads = [threading.Thread(target=call) for _ in range(6)]
@@ -477,7 +520,7 @@ def test_stop_is_prompt_while_a_handler_sleeps():
 
     def call():
         try:
-            requests.get(server.url + "watchlist/x", headers=KEY, timeout=TIMEOUT)
+            requests.get(server.url + "watchlist/example.org", headers=KEY, timeout=TIMEOUT)
         except requests.RequestException as exc:
             errors.append(exc)
 
@@ -496,7 +539,7 @@ def test_connections_are_kept_alive(sim):
     conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=TIMEOUT)
     try:
         sockets = []
-        for path in ("watchlist/x", "breach/catalog/1", "nope"):
+        for path in ("watchlist/example.org", "breach/catalog/1", "nope"):
             conn.request("GET", "/enterprise-v2/" + path, headers=KEY)
             response = conn.getresponse()
             body = response.read()
@@ -524,7 +567,8 @@ def test_request_log_and_stats(session, sim):
     stats = sim.stats()
     assert stats["requests"] == 4
     assert stats["by_endpoint"] == {"emails": 1, "domains": 0, "ips": 0, "usernames": 0,
-                                    "catalog": 1, "watchlist": 1, "other": 1}
+                                    "catalog": 1, "watchlist": 1, "watchlist-create": 0,
+                                    "watchlist-delete": 0, "watchlist-verify": 0, "other": 1}
     sim.reset_stats()
     assert sim.request_log == [] and sim.stats()["requests"] == 0
 
@@ -536,7 +580,7 @@ def test_https_with_a_ca_issued_certificate():
                                 headers=KEY, verify=issuer.ca_pem_path, timeout=TIMEOUT)
         assert response.status_code == 200 and response.json()["hits"] == 2
         with pytest.raises(requests.exceptions.SSLError):
-            requests.get(server.url + "watchlist/x", headers=KEY, timeout=TIMEOUT)
+            requests.get(server.url + "watchlist/example.org", headers=KEY, timeout=TIMEOUT)
 
 
 # -- command line -------------------------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""The gunicorn worker (``worker_class`` in gunicorn.conf.py): gevent, answering in the envelope.
+
+gevent, because a connection that is idle or sends its request slowly then costs a greenlet
+out of ``worker_connections`` (1000), not one of a handful of threads: with the threaded
+worker, eight sockets that sent half a request head silenced a worker, /watchdog included.
+
+What gunicorn refuses itself (a request line or header it cannot parse, or over its limits)
+never reaches the app; this worker answers it in the relay's JSON envelope instead of
+gunicorn's HTML page, with gunicorn's status code (the request was not understood, so there is
+no module answer to wrap in a 200, and a proxy or client sees what went wrong) and
+``Connection: close``. The messages are fixed texts: the request's bytes, which could hold a
+token, are never echoed, nor logged.
+"""
+import json
+from datetime import timedelta
+from ssl import SSLError
+
+from gunicorn import util
+from gunicorn.http import errors as http
+from gunicorn.http.message import Request
+from gunicorn.http.wsgi import Response, default_environ
+from gunicorn.workers.ggevent import GeventWorker
+
+INVALID_ARGUMENT = 'invalid argument'
+INTERNAL_ERROR = 'internal error'
+BAD_REQUEST = (400, 'Bad Request')
+INTERNAL = (500, 'Internal Server Error', INTERNAL_ERROR,
+            'The relay failed unexpectedly; the details are in its log.')
+
+
+def refusal(exc: BaseException, cfg) -> tuple:
+    """(status, reason, code, message) for an error gunicorn raised before the app answered."""
+    if isinstance(exc, (http.InvalidResponseHeader, http.InvalidResponseHeaderName)):
+        return INTERNAL  # the app's fault (these subclass InvalidHeader*), not the client's
+    if isinstance(exc, http.LimitRequestLine):
+        return (414, 'URI Too Long', INVALID_ARGUMENT,
+                f'The request line is too long: the limit is {cfg.limit_request_line} bytes.')
+    if isinstance(exc, http.LimitRequestHeaders):
+        if str(exc) == 'limit request headers fields size':  # gunicorn's fixed texts
+            message = (f'A request header is too large: the limit is '
+                       f'{cfg.limit_request_field_size} bytes per header line.')
+        elif str(exc) == 'limit request headers fields':
+            message = f'Too many request headers: the limit is {cfg.limit_request_fields}.'
+        else:
+            message = 'The request headers are too large.'
+        return (431, 'Request Header Fields Too Large', INVALID_ARGUMENT, message)
+    if isinstance(exc, (http.InvalidRequestLine, http.InvalidRequestMethod)):
+        return (*BAD_REQUEST, INVALID_ARGUMENT, 'The request line is not valid HTTP.')
+    if isinstance(exc, http.InvalidHTTPVersion):
+        return (*BAD_REQUEST, INVALID_ARGUMENT, 'The HTTP version is not supported.')
+    if isinstance(exc, (http.InvalidHeader, http.InvalidHeaderName, http.ObsoleteFolding,
+                        http.InvalidSchemeHeaders)):
+        return (*BAD_REQUEST, INVALID_ARGUMENT, 'A request header is not valid HTTP.')
+    if isinstance(exc, (http.InvalidChunkSize, http.ChunkMissingTerminator,
+                        http.InvalidChunkExtension)):
+        return (*BAD_REQUEST, INVALID_ARGUMENT,
+                'The request body could not be read: malformed chunked encoding.')
+    if isinstance(exc, http.UnsupportedTransferCoding):
+        return (501, 'Not Implemented', INVALID_ARGUMENT,
+                'The request\'s Transfer-Encoding is not supported.')
+    if isinstance(exc, http.ExpectationFailed):
+        return (417, 'Expectation Failed', INVALID_ARGUMENT,
+                'The request\'s Expect header cannot be met.')
+    if isinstance(exc, (http.InvalidProxyLine, http.InvalidH2CPreface)):
+        return (*BAD_REQUEST, INVALID_ARGUMENT, 'The request is not valid HTTP.')
+    if isinstance(exc, http.ForbiddenProxyRequest):
+        return (403, 'Forbidden', INVALID_ARGUMENT, 'PROXY protocol requests are not allowed.')
+    if isinstance(exc, SSLError):
+        return (403, 'Forbidden', INVALID_ARGUMENT, 'The TLS handshake failed.')
+    if isinstance(exc, http.ConfigurationProblem):
+        return (500, 'Internal Server Error', INTERNAL_ERROR,
+                'The relay\'s HTTP server is misconfigured; see its log.')
+    return INTERNAL
+
+
+def envelope(status: int, reason: str, code: str, message: str) -> bytes:
+    """A whole HTTP/1.1 answer carrying ``{"errors": [...]}``, closing the connection."""
+    body = json.dumps({'errors': [{'type': 'fatal', 'code': code, 'message': message}]})
+    return (f'HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n'
+            f'Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}').encode()
+
+
+class RelayWorker(GeventWorker):
+    """gunicorn's gevent worker; its refusals and failures are answered in the envelope."""
+
+    def handle_error(self, req, client, addr, exc):
+        status, reason, code, message = refusal(exc, self.cfg)
+        addr = addr or ('', -1)  # a unix socket
+        if code == INTERNAL_ERROR:
+            self.log.exception('unexpected error while serving a request (%s)',
+                               type(exc).__name__)
+        else:
+            self.log.warning('refused a request from %s with %d: %s (%s)', addr[0], status,
+                             message, type(exc).__name__)
+        answer = envelope(status, reason, code, message)
+        req = req or getattr(exc, 'req', None)
+        if isinstance(req, Request):
+            self._log_access(req, client, addr, status, reason, len(answer))
+        try:
+            util.write_nonblock(client, answer)
+        except Exception:  # the client is gone: nothing more to tell it
+            self.log.debug('failed to send the error answer')
+
+    def _log_access(self, req, client, addr, status, reason, sent):
+        environ = default_environ(req, client, self.cfg)
+        environ['REMOTE_ADDR'], environ['REMOTE_PORT'] = addr[0], str(addr[1])
+        environ['PATH_INFO'] = getattr(req, 'path', None)  # as the access log of an answer
+        response = Response(req, client, self.cfg)
+        response.status, response.status_code, response.sent = f'{status} {reason}', status, sent
+        self.log.access(response, req, environ, timedelta(0))

@@ -1,0 +1,113 @@
+"""The customer's SpyCloud watchlist: is an identifier on it, and the writes that change it.
+
+SpyCloud searches only the ACTIVE and VERIFIED identifiers of a key's watchlist, so these are
+the calls behind XDR's response actions. [ASSUME] (spec §5): an identifier not on the list
+answers 404 (an empty result is read the same way), adding one already there answers 409,
+removing one already gone 404: each is the state asked for, so the writes are idempotent.
+"""
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import quote
+
+from errors import InvalidArgumentError, NotFoundError
+from spycloud.lookup import Lookup
+from spycloud.transport import BadRequest
+
+# Second-level public suffixes under which the third label is still the registered domain.
+SECOND_LEVEL_SUFFIXES = frozenset({
+    'co.uk', 'org.uk', 'ac.uk', 'gov.uk', 'com.au', 'net.au', 'org.au', 'co.nz', 'co.jp',
+    'ne.jp', 'co.kr', 'com.br', 'com.mx', 'com.cn', 'com.tw', 'co.in', 'co.za', 'com.sg',
+    'com.tr', 'co.il'})
+TYPES_BY_OBSERVABLE = {'email': ('email',), 'domain': ('domain', 'subdomain'), 'ip': ('ip',)}
+
+
+def watchlist_type(observable_type: str, value: str) -> Optional[str]:
+    """The watchlist type of an observable (``email``, ``domain``, ``subdomain``, ``ip``), or
+    None when the value is not one (an ``ip`` that is no IPv4 address, a domain of one label)."""
+    value = value.strip().lower()
+    if observable_type == 'email':
+        local, _, domain = value.rpartition('@')
+        return 'email' if local and '.' in domain else None
+    if observable_type == 'ip':
+        try:
+            return 'ip' if ipaddress.ip_address(value).version == 4 else None
+        except ValueError:
+            return None
+    if observable_type == 'domain':
+        labels = value.rstrip('.').split('.')
+        if len(labels) < 2 or not all(labels) or '@' in value or '/' in value:
+            return None
+        registered = 3 if '.'.join(labels[-2:]) in SECOND_LEVEL_SUFFIXES else 2
+        return 'subdomain' if len(labels) > registered else 'domain'
+    return None
+
+
+@dataclass(frozen=True)
+class WatchlistItem:
+    """One identifier on the watchlist, as SpyCloud describes it."""
+    identifier: str
+    type: str
+    status: str
+    verified: bool
+
+    @classmethod
+    def from_api(cls, raw: dict, identifier: str) -> 'WatchlistItem':
+        return cls(identifier=str(raw.get('identifier_name') or identifier),
+                   type=str(raw.get('identifier_type') or ''),
+                   status=str(raw.get('status') or '').upper(),
+                   verified=str(raw.get('verified') or '').upper() in ('YES', 'TRUE', '1'))
+
+    @property
+    def is_domain(self) -> bool:
+        return self.type in ('domain', 'subdomain')
+
+
+class Watchlist:
+    """The watchlist calls, over the client's transport (pacing, deadline, retries)."""
+
+    def __init__(self, transport) -> None:
+        self._transport = transport
+
+    def item(self, lookup: Lookup, identifier: str) -> Optional[WatchlistItem]:
+        """The identifier's entry, or None when it is not on the watchlist."""
+        status, body = self._transport.call(lookup, 'GET', _path(identifier), expect=(404,))
+        results = body.get('results') if isinstance(body, dict) else None
+        if status == 404 or not isinstance(results, list) or not results \
+                or not isinstance(results[0], dict):
+            return None
+        return WatchlistItem.from_api(results[0], identifier)
+
+    def add(self, lookup: Lookup, identifier: str, kind: str) -> str:
+        """``added`` or ``already there``; a refused type is ``invalid argument``."""
+        try:
+            status, _ = self._transport.call(
+                lookup, 'POST', 'watchlist/create', expect=(409,),
+                body={'identifier': identifier, 'watchlist_type': kind})
+        except BadRequest as error:
+            raise InvalidArgumentError(f'SpyCloud refused to add {identifier} as a {kind}: '
+                                       f'{error}') from None
+        return 'already there' if status == 409 else 'added'
+
+    def remove(self, lookup: Lookup, identifier: str) -> str:
+        """``removed`` or ``already gone``."""
+        status, _ = self._transport.call(lookup, 'DELETE', _path(identifier) + '/delete',
+                                         expect=(404,))
+        return 'already gone' if status == 404 else 'removed'
+
+    def verify(self, lookup: Lookup, identifier: str) -> str:
+        """``verified`` or ``not verified`` (SpyCloud found no proof yet)."""
+        try:
+            status, body = self._transport.call(lookup, 'GET', _path(identifier) + '/verify',
+                                                expect=(404,))
+        except BadRequest as error:
+            raise InvalidArgumentError(f'SpyCloud does not verify {identifier}: {error}') \
+                from None
+        if status == 404:
+            raise NotFoundError(f'{identifier} is not on the SpyCloud watchlist.')
+        verified = str((body or {}).get('verified', 'YES')).upper() in ('YES', 'TRUE', '1')
+        return 'verified' if verified else 'not verified'
+
+
+def _path(identifier):
+    return 'watchlist/' + quote(identifier, safe='@')

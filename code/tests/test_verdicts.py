@@ -1,0 +1,227 @@
+"""Verdicts: POST /deliberate/observables, and the judgements observe returns beside sightings.
+
+Addresses of the form ``v{D}s{S}`` hold one record published D days before today with
+severity S (see simulator/data.py), so each side of the window is reachable whatever the date.
+"""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from simulator import data
+from support import BUNDLE, assert_valid_answer, docs, email
+
+TODAY = datetime.now(timezone.utc).date()
+
+
+def day(ago):
+    return (TODAY - timedelta(days=ago)).isoformat()
+
+
+def deliberate(relay, observables, **claims):
+    response = relay.post('/deliberate/observables', observables, **claims)
+    assert response.status_code == 200, response.text
+    return assert_valid_answer(response.json())
+
+
+def verdict_values(body):
+    return {d['observable']['value'] for d in docs(body, 'verdicts')}
+
+
+def records_calls(spycloud):
+    return [c for c in spycloud.request_log if c['endpoint'] in ('emails', 'usernames')]
+
+
+@pytest.mark.parametrize('value, suspicious', [
+    ('v10s20@verdict.example', True),     # a plaintext credential ten days ago
+    ('v90s20@verdict.example', True),     # just inside: the window starts 90 days ago
+    ('v91s20@verdict.example', False),    # just outside
+    ('v10s5@verdict.example', False),     # below the minimum severity
+    ('v10s25@verdict.example', True),     # infostealer
+    ('v10s30@verdict.example', True),     # stolen session cookies
+    ('v200s25_v300s20@verdict.example', False),
+    ('none@verdict.example', False),
+])
+def test_the_rule(relay, value, suspicious):
+    body = deliberate(relay, [email(value)])
+    assert verdict_values(body) == ({value} if suspicious else set())
+    if not suspicious:
+        assert body == {'data': {}}
+
+
+def test_a_verdict_lasts_until_the_newest_exposure_ages_out(relay):
+    body = deliberate(relay, [email('v10s20_v40s25@window.example')])
+    (verdict,) = docs(body, 'verdicts')
+    assert verdict == {
+        'type': 'verdict', 'disposition': 3, 'disposition_name': 'Suspicious',
+        'observable': {'type': 'email', 'value': 'v10s20_v40s25@window.example'},
+        'valid_time': {'start_time': f'{day(10)}T00:00:00.000Z',
+                       'end_time': f'{day(10 - 90)}T00:00:00.000Z'}}
+
+
+@pytest.mark.parametrize('minimum, value, suspicious', [
+    ('25', 'v10s20@min.example', False), ('25', 'v10s25@min.example', True),
+    ('30', 'v10s25@min.example', False), ('30', 'v10s30@min.example', True),
+    ('20', 'v10s20@min.example', True),
+])
+def test_the_minimum_severity_field(relay, spycloud, minimum, value, suspicious):
+    body = deliberate(relay, [email(value)], verdict_min_severity=minimum)
+    assert verdict_values(body) == ({value} if suspicious else set())
+    (call,) = records_calls(spycloud)
+    assert call['query']['severity'] == [data_severities(int(minimum))]
+
+
+def data_severities(minimum):
+    return ','.join(str(s) for s in (2, 5, 20, 25, 26, 30) if s >= minimum)
+
+
+def test_the_window_field(relay, spycloud):
+    assert verdict_values(deliberate(relay, [email('v20s20@days.example')],
+                                     verdict_days=30)) == {'v20s20@days.example'}
+    assert deliberate(relay, [email('v40s20@days.example')], verdict_days=30) == {'data': {}}
+    assert [c['query']['since'] for c in records_calls(spycloud)] == [[day(30)], [day(30)]]
+
+
+def test_zero_days_turns_verdicts_off_without_a_call(relay, spycloud):
+    assert deliberate(relay, [email('v10s25@off.example')], verdict_days=0) == {'data': {}}
+    body = relay.observe([email('v10s25@off.example')], verdict_days=0)
+    assert 'judgements' not in body['data'] and 'verdicts' not in body['data']
+    assert len(records_calls(spycloud)) == 1  # observe's own records call only
+
+
+@pytest.mark.parametrize('claims, warned', [
+    ({'verdict_min_severity': '7'}, 'custom_verdict_min_severity'),
+    ({'verdict_days': 'soon'}, 'custom_verdict_days'),
+    ({'verdict_days': '-3'}, 'custom_verdict_days'),
+])
+def test_a_bad_field_falls_back_with_a_warning(relay, claims, warned):
+    body = deliberate(relay, [email('v10s20@bad.example')], **claims)
+    assert verdict_values(body) == {'v10s20@bad.example'}  # the defaults: 20 and 90 days
+    (warning,) = body['errors']
+    assert warning['code'] == 'invalid argument' and warned in warning['message']
+
+
+def test_only_accounts_get_verdicts(relay, spycloud):
+    body = deliberate(relay, [{'type': 'domain', 'value': 'v10s20.example'},
+                              {'type': 'ip', 'value': '192.0.2.1'},
+                              {'type': 'url', 'value': 'https://example.org/'}])
+    assert body == {'data': {}}
+    assert spycloud.stats()['requests'] == 0
+
+
+def test_usernames_get_verdicts(relay, spycloud):
+    body = deliberate(relay, [{'type': 'user', 'value': 'v5s25'}])
+    assert verdict_values(body) == {'v5s25'}
+    assert [c['endpoint'] for c in spycloud.request_log] == ['usernames']
+
+
+def test_one_filtered_call_per_observable_and_no_catalogs(relay, spycloud):
+    values = [f'v{i}s{20 if i % 2 else 5}@many.example' for i in range(1, 21)]
+    spycloud.latency = 0.05  # long enough for the calls to overlap
+    body = deliberate(relay, [email(v) for v in values])
+    assert verdict_values(body) == {v for v in values if 's20@' in v}
+    calls = spycloud.request_log
+    assert len(calls) == 20 and {c['endpoint'] for c in calls} == {'emails'}
+    assert all(c['query'] == {'severity': ['20,25,26,30'], 'since': [day(90)]} for c in calls)
+    assert spycloud.stats()['max_in_flight'] > 1  # asked concurrently
+
+
+def test_paging_stops_at_the_first_page(relay, spycloud):
+    spycloud.page_size = 1
+    body = deliberate(relay, [email('v1s20_v2s20_v3s20@pages.example')])
+    assert verdict_values(body) == {'v1s20_v2s20_v3s20@pages.example'}
+    assert len(records_calls(spycloud)) == 1
+
+
+def test_spycloud_failures_are_the_envelope(relay, spycloud):
+    spycloud.add_fault(500, match='broken')
+    body = deliberate(relay, [email('v3s20@broken.example'), email('v3s20@fine.example')])
+    assert verdict_values(body) == {'v3s20@fine.example'}
+    assert [e['code'] for e in body['errors']] == ['internal error']
+
+
+def test_verdicts_are_cached_and_shared_with_observe(make_relay, spycloud):
+    relay = make_relay(records_cache_ttl_s=300)
+    value = 'v10s20_v400s25@cached.example'
+    first = deliberate(relay, [email(value)])
+    again = deliberate(relay, [email(value)])
+    assert first == again and verdict_values(first) == {value}
+    assert len(records_calls(spycloud)) == 1
+    body = relay.observe([email(value)], min_severity='20')  # records alone cannot decide
+    assert len(docs(body, 'verdicts')) == 1
+    assert len(records_calls(spycloud)) == 2  # observe's records; the verdict came cached
+
+
+def test_another_key_does_not_see_the_cache(make_relay, spycloud):
+    relay = make_relay(records_cache_ttl_s=300)
+    spycloud.api_keys.add('second-key')
+    try:
+        deliberate(relay, [email('v10s20@tenant.example')])
+        deliberate(relay, [email('v10s20@tenant.example')], key='second-key')
+    finally:
+        spycloud.api_keys.discard('second-key')
+    keys = [c['api_key'] for c in records_calls(spycloud)]
+    assert keys == [data.DEFAULT_API_KEY, 'second-key']
+
+
+def test_observe_returns_a_judgement_and_its_verdict(relay, spycloud):
+    value = 'v10s25_v40s20_v200s25@judged.example'
+    body = relay.observe([email(value)])
+    assert body['data']['sightings']['count'] == 3
+    (judgement,) = docs(body, 'judgements')
+    (verdict,) = docs(body, 'verdicts')
+    assert verdict['judgement_id'] == judgement['id']
+    assert judgement['id'].startswith('transient:judgement-')
+    assert judgement['disposition'] == 3 and judgement['disposition_name'] == 'Suspicious'
+    assert (judgement['priority'], judgement['confidence'], judgement['source']) == \
+        (90, 'High', 'SpyCloud')
+    assert judgement['severity'] == 'Critical'
+    assert judgement['reason'] == f'2 exposures in 90 days, newest {day(10)}, ' \
+                                  'worst: infostealer (25)'
+    newest = next(s for s in docs(body, 'sightings')
+                  if s['observed_time']['start_time'].startswith(day(10)))
+    assert judgement['source_uri'] == judgement['reason_uri'] == newest['source_uri']
+    assert judgement['valid_time'] == verdict['valid_time']
+    assert len(records_calls(spycloud)) == 1  # decided from observe's own records
+    for record in data.records_for('emails', value):
+        for secret in (record.get('password'), record.get('password_plaintext')):
+            assert not secret or secret not in str(judgement)
+    again = relay.observe([email(value)])
+    assert docs(again, 'judgements')[0]['id'] == judgement['id']  # deterministic
+
+
+def test_observe_asks_for_the_verdict_when_its_records_cannot_decide(relay, spycloud):
+    value = 'v10s20_v20s25@filtered.example'
+    body = relay.observe([email(value)], min_severity='25')  # the 20 is filtered out
+    assert body['data']['sightings']['count'] == 1
+    (judgement,) = docs(body, 'judgements')
+    assert judgement['reason'].startswith(f'2 exposures in 90 days, newest {day(10)}')
+    assert [c['query'].get('severity') for c in records_calls(spycloud)] == \
+        [['25,26,30'], ['20,25,26,30']]
+
+
+def test_a_plaintext_credential_is_a_high_judgement(relay):
+    (judgement,) = docs(relay.observe([email('v3s20@high.example')]), 'judgements')
+    assert judgement['severity'] == 'High'
+    assert judgement['reason'].endswith('worst: plaintext credential (20)')
+
+
+@pytest.mark.parametrize('severity', [26, 30])
+def test_access_data_records_are_critical_everywhere(relay, severity):
+    body = relay.observe([email(f'v3s{severity}@access.example')])
+    (sighting,) = docs(body, 'sightings')
+    assert sighting['severity'] == 'Critical'
+    (judgement,) = docs(body, 'judgements')
+    assert judgement['severity'] == 'Critical'
+
+
+def test_no_judgement_for_domains_or_old_exposures(relay):
+    body = relay.observe([{'type': 'domain', 'value': 'r3c1.judged.example'},
+                          email('v120s25@old.example')])
+    assert 'judgements' not in body['data'] and 'verdicts' not in body['data']
+    assert body['data']['sightings']['count'] == 4
+
+
+def test_the_bundle_validates_with_judgements_and_verdicts(relay):
+    body = relay.observe([email('v3s25@schema.example'), email('v4s20@schema.example')])
+    BUNDLE.validate(body['data'])
+    assert body['data']['judgements']['count'] == body['data']['verdicts']['count'] == 2
