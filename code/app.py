@@ -12,6 +12,7 @@ from api.auth import TokenVerifier
 from api.enrich import enrich_api
 from api.health import health_api
 from api.openapi import openapi_api
+from api.respond import respond_api
 from api.services import Services
 from api.version import version_api
 from api.watchdog import watchdog_api
@@ -59,7 +60,7 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     """The routes XDR calls, and the optional OpenAPI document and metrics."""
-    for blueprint in (health_api, enrich_api, version_api, watchdog_api):
+    for blueprint in (health_api, enrich_api, respond_api, version_api, watchdog_api):
         app.register_blueprint(blueprint)
     if settings.openapi_enabled:
         app.register_blueprint(openapi_api)

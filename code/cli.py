@@ -33,6 +33,8 @@ from ctim.answer import observe_answer  # noqa: E402
 from ctim.mapping import MappingOptions, mask  # noqa: E402
 from ctim.verdicts import reason, valid_time  # noqa: E402
 from spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES, SpyCloudClient  # noqa: E402
+from spycloud.deadline import DeadlineReached  # noqa: E402
+from spycloud.watchlist import watchlist_type  # noqa: E402
 
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / 'spycloud-relay-simulator'
 EXIT_LOOKUP, EXIT_CONFIG = 1, 3
@@ -214,6 +216,38 @@ def check(api_key_env, api_url, simulator):
             except RelayError as error:
                 fail(f'{error.code}: {error.message}', EXIT_LOOKUP)
     click.echo(f'ok: SpyCloud at {settings.spycloud_api_url} accepts the key')
+
+
+@cli.command()
+@click.argument('action', type=click.Choice(['show', 'add', 'remove', 'verify']))
+@click.argument('value')
+@with_api_options
+def watchlist(action, value, api_key_env, api_url, simulator):
+    """Show an identifier's state on the SpyCloud watchlist, or add, remove or verify it, as
+    XDR's response actions do. VALUE is an e-mail address, a domain or an IPv4 address.
+
+        relay watchlist --simulator show pending.example
+    """
+    kind = watchlist_type(guess_type(value), value)
+    if kind is None:
+        fail(f'{value!r} is not an e-mail address, a domain or an IPv4 address', 2)
+    key = api_key_from(api_key_env, simulator)
+    with spycloud_for(simulator, api_url) as url, SpyCloudClient(settings_for(url)) as client:
+        lookup, identifier = client.lookup(key), value.strip().lower()
+        try:
+            if action == 'show':
+                item = client.watchlist.item(lookup, identifier)
+                click.echo(f'{identifier} ({kind}): ' + (
+                    'not on the watchlist' if item is None else
+                    f'{item.status.lower() or "on the watchlist"}, '
+                    f'{"verified" if item.verified else "not verified"}'))
+                return
+            outcome = {'add': lambda: client.watchlist.add(lookup, identifier, kind),
+                       'remove': lambda: client.watchlist.remove(lookup, identifier),
+                       'verify': lambda: client.watchlist.verify(lookup, identifier)}[action]()
+        except (RelayError, DeadlineReached) as error:
+            fail(getattr(error, 'message', 'SpyCloud did not answer in time'), EXIT_LOOKUP)
+    click.echo(f'{identifier} ({kind}): {outcome}')
 
 
 @cli.command()

@@ -34,6 +34,8 @@ class ModuleSettings:
     lookback_days: int = 0
     verdict_min_severity: int = DEFAULT_VERDICT_SEVERITY
     verdict_days: int = DEFAULT_VERDICT_DAYS
+    watchlist_actions: bool = True
+    watchlist_removal: bool = False
     warnings: tuple = field(default=(), compare=False)
 
     @classmethod
@@ -54,6 +56,8 @@ class ModuleSettings:
             verdict_min_severity=form.choice('verdict_min_severity', VERDICT_SEVERITIES,
                                              DEFAULT_VERDICT_SEVERITY),
             verdict_days=form.days('verdict_days', DEFAULT_VERDICT_DAYS),
+            watchlist_actions=form.flag('watchlist_actions', True),
+            watchlist_removal=form.flag('watchlist_removal', False),
             warnings=tuple(form.warnings),
         )
 

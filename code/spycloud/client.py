@@ -373,7 +373,7 @@ def _fetched(future, chunk, reasons):
 
 
 def _settled(lookup, what, future):
-    if not future.done():
+    if not future.done() or isinstance(future.exception(), DeadlineReached):
         return warnings.cut_short(lookup.deadline, f'the lookup of {what}')
     error = future.exception()
     if isinstance(error, RelayError):

@@ -79,6 +79,33 @@ def test_lookup_json_carries_the_judgement():
     assert body['data']['judgements']['count'] == body['data']['verdicts']['count'] == 1
 
 
+def test_watchlist_show_add_verify_remove(spycloud):
+    def watch(*args):
+        result = run('watchlist', '--api-url', spycloud.url, *args,
+                     env={'SPYCLOUD_API_KEY': DEFAULT_API_KEY})
+        assert result.exit_code == 0, result.output
+        return result.output.strip()
+
+    assert watch('show', 'acquired.example') == 'acquired.example (domain): not on the watchlist'
+    assert watch('add', 'acquired.example') == 'acquired.example (domain): added'
+    assert watch('add', 'acquired.example') == 'acquired.example (domain): already there'
+    assert watch('show', 'acquired.example') == 'acquired.example (domain): active, not verified'
+    assert watch('verify', 'acquired.example') == 'acquired.example (domain): verified'
+    assert watch('remove', 'acquired.example') == 'acquired.example (domain): removed'
+    assert watch('remove', 'acquired.example') == 'acquired.example (domain): already gone'
+    assert 'acquired.example' not in spycloud.watchlist()
+
+
+def test_watchlist_refuses_what_it_cannot_take(spycloud):
+    result = run('watchlist', '--api-url', spycloud.url, 'add', 'jdoe',
+                 env={'SPYCLOUD_API_KEY': DEFAULT_API_KEY})
+    assert result.exit_code == 2 and 'is not an e-mail address' in result.output
+    failed = run('watchlist', '--api-url', spycloud.url, 'show', 'a@b.example',
+                 env={'SPYCLOUD_API_KEY': 'wrong'})
+    assert failed.exit_code == 1 and 'Invalid API key' in failed.output
+    assert spycloud.stats()['requests'] == 1
+
+
 def test_lookup_against_an_api_url_with_a_key_from_the_environment(spycloud):
     result = run('lookup', '--api-url', spycloud.url, '--api-key-env', 'MY_KEY', '--type', 'user',
                  'r2c1', env={'MY_KEY': DEFAULT_API_KEY})

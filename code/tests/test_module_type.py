@@ -57,9 +57,11 @@ def test_supported_apis_are_served_and_auth_is_rs256():
     assert props['custom_jwks_host'] in XDR_JWKS_HOSTS
     routes = {rule.rule.lstrip('/') for rule in create_app(Settings()).url_map.iter_rules()}
     assert set(props['supported-apis']) == {'health', 'observe/observables',
-                                            'deliberate/observables'}
+                                            'deliberate/observables', 'respond/observables',
+                                            'respond/trigger'}
     assert set(props['supported-apis']) <= routes
-    assert {c['id'] for c in MODULE_TYPE['capabilities']} == {'health', 'observe', 'deliberate'}
+    assert {c['id'] for c in MODULE_TYPE['capabilities']} == {'health', 'observe', 'deliberate',
+                                                              'respond'}
 
 
 def test_logo_is_a_data_uri_image():

@@ -188,11 +188,13 @@ def test_document_is_a_valid_openapi_3_document():
     for path, item in document['paths'].items():
         for method, operation in item.items():
             assert operation['responses'], (method, path)
-            secured = ('/health', '/observe/observables', '/deliberate/observables')
+            secured = ('/health', '/observe/observables', '/deliberate/observables',
+                       '/respond/observables', '/respond/trigger')
             assert ('security' in operation) == (path in secured)
     # schemathesis refuses a document that does not validate against the OpenAPI schema.
     assert {op.ok().label for op in SCHEMA.get_all_operations()} == {
         'POST /health', 'POST /observe/observables', 'POST /deliberate/observables',
+        'POST /respond/observables', 'POST /respond/trigger',
         'POST /version', 'GET /version',
         'GET /watchdog', 'GET /openapi.json'}
 

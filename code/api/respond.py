@@ -1,0 +1,136 @@
+"""POST /respond/observables and /respond/trigger: watchlist actions from XDR.
+
+The offer asks SpyCloud whether each observable is on the watchlist (at once, within the
+deadline and the rate limiter); the trigger checks everything it was given before it sends a
+single write, and logs one line per action with the identifier masked.
+"""
+import logging
+
+from flask import Blueprint, Response, request
+
+from api.envelope import data_response, error_response
+from api.schemas import parse_observables, read_json
+from api.services import services
+from api.telemetry import note_lookup
+from ctim.actions import ADD, REMOVE, TAKES, VERIFY, Target, masked, offers
+from errors import InvalidArgumentError, RelayError, RelayWarning, UnknownError
+from spycloud.deadline import DeadlineReached
+from spycloud.watchlist import TYPES_BY_OBSERVABLE, watchlist_type
+
+respond_api = Blueprint('respond', __name__)
+log = logging.getLogger('relay.respond')
+FIELDS = ('observable_type', 'observable_value', 'watchlist_type')
+
+
+@respond_api.route('/respond/observables', methods=['POST'])
+def respond_observables() -> Response:
+    """The actions each observable can take now, by its state on the watchlist."""
+    relay = services()
+    module = relay.module_settings()
+    observables = parse_observables(request, supported_types=TYPES_BY_OBSERVABLE)
+    if not module.watchlist_actions or not observables:
+        return data_response([], module.warnings)
+    targets, warnings = _targets(observables)
+    lookup = relay.spycloud.lookup(module.api_key)
+    note_lookup(observables, lookup.stats)
+    items = relay.spycloud.each(lookup, targets, lambda lookup, target: relay.spycloud
+                                .watchlist.item(lookup, target.value), describe=_value)
+    actions, fatal = [], []
+    for target, item in zip(targets, items):
+        if isinstance(item, RelayError):
+            (warnings if item.type == 'warning' else fatal).append(item)
+        else:
+            actions.extend(offers(target, item, removal=module.watchlist_removal))
+    if fatal:
+        return error_response([*fatal, *module.warnings, *warnings], data=actions)
+    return data_response(actions, [*module.warnings, *warnings])
+
+
+@respond_api.route('/respond/trigger', methods=['POST'])
+def respond_trigger() -> Response:
+    """Perform one action; adding what is there, or removing what is gone, is success."""
+    relay = services()
+    action_id, target = 'unknown', None
+    try:
+        module = relay.module_settings()
+        action_id, target = _trigger(read_json(request, relay.settings.max_content_length),
+                                     relay.settings.max_value_length, module)
+        lookup = relay.spycloud.lookup(module.api_key)
+        note_lookup([{'type': target.observable_type}], lookup.stats)
+        outcome = _perform(relay.spycloud.watchlist, lookup, action_id, target)
+    except RelayError as error:
+        _log(action_id, target, 'failure', error.code)
+        return error_response([error], data={'status': 'failure'})
+    _log(action_id, target, 'success', outcome)
+    return data_response({'status': 'success'})
+
+
+def _targets(observables):
+    targets, warnings = [], []
+    for observable in observables:
+        kind = watchlist_type(observable['type'], observable['value'])
+        if kind is None:
+            warnings.append(RelayWarning(
+                'invalid argument', f'{observable["value"]!r} is not a {observable["type"]} '
+                                    'the SpyCloud watchlist takes; no action is offered for it.'))
+        else:
+            targets.append(Target(observable['type'], observable['value'].lower(), kind))
+    return targets, warnings
+
+
+def _trigger(payload, max_length, module):
+    """(action id, Target) from the trigger's JSON object, or ``invalid argument``."""
+    if not isinstance(payload, dict):
+        raise InvalidArgumentError('The trigger must be a JSON object with action-id, '
+                                   'observable_type, observable_value and watchlist_type.')
+    action_id = payload.get('action-id')
+    if action_id not in TAKES:
+        raise InvalidArgumentError(f'Unknown action-id {str(action_id)[:60]!r}: this module '
+                                   f'offers {", ".join(TAKES)}.')
+    values = {name: payload.get(name) for name in FIELDS}
+    missing = [name for name, v in values.items() if not isinstance(v, str) or not v.strip()]
+    if missing:
+        raise InvalidArgumentError(f'The trigger of {action_id} needs {", ".join(missing)}.')
+    kind, value = values['observable_type'].strip().lower(), values['observable_value'].strip()
+    if kind not in TAKES[action_id]:
+        raise InvalidArgumentError(f'{action_id} takes {" or ".join(TAKES[action_id])} '
+                                   f'observables, not {kind[:40]!r}.')
+    if len(value) > max_length:
+        raise InvalidArgumentError(f'The observable_value has {len(value)} characters; the '
+                                   f'limit is {max_length} (MAX_VALUE_LENGTH).')
+    expected = watchlist_type(kind, value)
+    if expected is None or values['watchlist_type'].strip().lower() != expected:
+        raise InvalidArgumentError(
+            f'The watchlist_type {values["watchlist_type"][:20]!r} does not match the {kind} '
+            f'{value!r}' + (f' (a {expected}).' if expected else '.'))
+    if action_id == REMOVE and not module.watchlist_removal:
+        raise InvalidArgumentError('Removal from the SpyCloud watchlist is turned off for this '
+                                   'module (custom_watchlist_removal).')
+    if action_id in (ADD, VERIFY) and not module.watchlist_actions:
+        raise InvalidArgumentError('Watchlist actions are turned off for this module '
+                                   '(custom_watchlist_actions).')
+    return action_id, Target(kind, value.lower(), expected)
+
+
+def _perform(watchlist, lookup, action_id, target):
+    try:
+        if action_id == ADD:
+            return watchlist.add(lookup, target.value, target.watchlist_type)
+        if action_id == REMOVE:
+            return watchlist.remove(lookup, target.value)
+        return watchlist.verify(lookup, target.value)
+    except DeadlineReached:
+        raise UnknownError(f'SpyCloud did not answer within {lookup.deadline.seconds:g} s; the '
+                           'action may or may not have been done: check the watchlist before '
+                           'trying again.') from None
+
+
+def _log(action_id, target, outcome, detail):
+    log.info('watchlist action', extra={
+        'action': action_id, 'observable_type': target.observable_type if target else None,
+        'identifier': masked(target.value) if target else None, 'outcome': outcome,
+        'detail': detail})
+
+
+def _value(target):
+    return target.value
