@@ -14,8 +14,10 @@ export PIPENV_INDEX_URL ?= $(shell $(PYTHON) -c 'from pip._internal.models.index
 PIPENV := $(PYTHON) -m pipenv
 RUN := cd code && $(PIPENV) run
 COVERED := api/*,spycloud/*,ctim/*
+# Every tool's settings are in pyproject.toml; coverage, which runs from code/, is told where.
+export COVERAGE_RCFILE := $(CURDIR)/pyproject.toml
 
-.PHONY: install lint test coverage demo bench soak clean docker-test docker-daemon docker-daemon-stop
+.PHONY: install redis-server lint ruff format-check typecheck format test test-fast coverage demo bench soak clean docker-test docker-daemon docker-daemon-stop
 
 .venv/.installed: Pipfile Pipfile.lock
 	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
@@ -24,13 +26,41 @@ COVERED := api/*,spycloud/*,ctim/*
 
 install: .venv/.installed
 
-lint: install
-	$(RUN) flake8 .
+# ruff's lint rules, the format check and mypy, over the whole repository (from its root).
+lint: ruff format-check typecheck
 
-test: lint
+ruff: install
+	$(PIPENV) run ruff check
+
+format-check: install
+	$(PIPENV) run ruff format --check
+
+typecheck: install
+	$(PIPENV) run mypy
+
+# Rewrites files: ruff's safe fixes (what it cannot fix is listed), then its formatter.
+format: install
+	$(PIPENV) run ruff check --fix --exit-zero
+	$(PIPENV) run ruff format
+
+# The state tests run a real redis-server (code/tests/redis_server.py): Debian's, installed
+# when it is missing (as root, non-interactive, as docker-test installs Docker).
+redis-server:
+	@command -v redis-server >/dev/null || (apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server) \
+		</dev/null
+
+# lint less the format check (add format-check here once `make format` has run on the tree),
+# then the whole suite with coverage.
+test: ruff typecheck redis-server
 	$(RUN) coverage erase
 	$(RUN) coverage run -m pytest
 	$(RUN) coverage report --include='$(COVERED)' --fail-under=90
+
+# The pure tests only (mapping, settings, properties, files that must agree): no server, no
+# socket, in seconds. Hypothesis runs its `fast` profile here (fewer examples).
+test-fast: install
+	$(RUN) pytest -m pure -q --hypothesis-profile=fast
 
 demo: install
 	$(RUN) python demo.py
@@ -44,7 +74,7 @@ soak: install
 	$(RUN) python ../bench/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf .venv code/.coverage code/.pytest_cache
+	rm -rf .venv code/.coverage code/.pytest_cache .mypy_cache .ruff_cache
 
 # Docker (kept out of `make test`). docker-test builds the image from ./Dockerfile, runs it
 # against the simulator and the local JWKS issuer, and removes all it started; it uses a

@@ -11,7 +11,9 @@ simulator with a settable latency, then prints a table and writes JSON:
 4. the relay's own time per request at 0 ms simulator latency;
 5. the same mix against a simulator that enforces a rate limit: how many answers are complete;
 6. /deliberate/observables for 1 and 20 accounts: cold (one filtered call each, at once) and
-   warm (the records cache), with the SpyCloud calls and the relay's own time.
+   warm (the records cache), with the SpyCloud calls and the relay's own time;
+7. the dashboard: cold last_90_days tile data over the demo tenant (27,444 records), every tile
+   warm, the SpyCloud calls, and how much the worker's memory grew while aggregating.
 
 Scenarios 1-5 run with the records cache off (RECORDS_CACHE_TTL_S=0), so "warm" means what it
 meant before it existed: breach sources cached, records asked again.
@@ -26,6 +28,7 @@ import statistics
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -34,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'code'))
 
 from localrelay import gunicorn_relay  # noqa: E402
-from simulator import JwksIssuer, SpyCloudSimulator  # noqa: E402
+from simulator import JwksIssuer, SpyCloudSimulator, tenant  # noqa: E402
 
 SIZES = [(1, 1), (10, 5), (100, 20), (500, 60)]
 MIX = [((1, 1), 50), ((10, 5), 30), ((100, 20), 15), ((500, 60), 5)]
@@ -144,7 +147,7 @@ def load(url, token, clients, seconds, pool_size=200, seed=7):
                     outcomes['partial'] += 1
                 else:
                     outcomes['ok'] += 1
-                for kind, code in kinds:
+                for _, code in kinds:
                     errors[code] = errors.get(code, 0) + 1
 
     started = time.monotonic()
@@ -184,6 +187,61 @@ def deliberate_table(url, token, spycloud, repeat, latency):
                      'calls_cold': statistics.median(cold_calls),
                      'calls_warm': statistics.median(warm_calls)})
     return rows
+
+
+TILE_IDS = ('spycloud-exposure-summary', 'spycloud-exposures-per-day',
+            'spycloud-exposures-by-severity', 'spycloud-most-exposed-accounts',
+            'spycloud-newest-breach-sources')
+
+
+def worker_rss_kib(port):
+    """Resident memory of the gunicorn worker serving ``port`` (the child of its master)."""
+    mine = {}
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / 'environ').read_bytes()
+            status = (entry / 'status').read_text()
+        except OSError:
+            continue
+        if f'GUNICORN_BIND=127.0.0.1:{port}'.encode() in environ.split(b'\0'):
+            fields = dict(line.split(':\t', 1) for line in status.splitlines() if ':\t' in line)
+            mine[int(entry.name)] = fields
+    workers = [f for f in mine.values() if int(f['PPid']) in mine]
+    return sum(int(f['VmRSS'].split()[0]) for f in workers)
+
+
+def tiles_table(url, token, spycloud, repeat):
+    """Cold: the 90-day aggregate gathered; warm: each tile of it again, from the cache."""
+    tenant.records_by_day(datetime.now(UTC).date())  # the simulator makes it once
+    client = Client(url, token)
+    port = int(url.rsplit(':', 1)[1])
+    before = worker_rss_kib(port)
+    spycloud.reset_stats()
+    started = time.perf_counter()
+    response = client.session.post(url + '/tiles/tile-data', timeout=60,
+                                   json={'tile_id': TILE_IDS[0], 'period': 'last_90_days'})
+    cold = time.perf_counter() - started
+    assert response.status_code == 200 and 'errors' not in response.json(), response.text
+    cold_calls = spycloud.stats()['by_endpoint']
+    grown = worker_rss_kib(port) - before
+    warm, warm_calls = [], 0
+    for _ in range(repeat):
+        for tile_id in TILE_IDS:
+            spycloud.reset_stats()
+            started = time.perf_counter()
+            client.session.post(url + '/tiles/tile-data', timeout=60,
+                                json={'tile_id': tile_id, 'period': 'last_90_days'})
+            warm.append(time.perf_counter() - started)
+            warm_calls += spycloud.stats()['requests']
+    records = response.json()['data']['data'][1]['value']
+    return {'records': records, 'cold_ms': cold * 1000,
+            'calls_cold_watchlist': cold_calls['watchlist-records'],
+            'calls_cold_catalog': cold_calls['catalog'],
+            'warm_median_ms': statistics.median(warm) * 1000,
+            'warm_max_ms': max(warm) * 1000, 'calls_warm': warm_calls,
+            'worker_rss_growth_mib': grown / 1024}
 
 
 def overhead(url, token, repeat):
@@ -231,6 +289,9 @@ def main(argv=None):
             print('deliberate ...', flush=True)
             results['deliberate'] = deliberate_table(url, issuer.mint(url), spycloud,
                                                      args.repeat, latency)
+
+            print('dashboard tiles ...', flush=True)
+            results['tiles'] = tiles_table(url, issuer.mint(url), spycloud, args.repeat)
 
         spycloud.latency = 0.0
         with gunicorn_relay(spycloud, issuer, **quiet) as url:
@@ -286,6 +347,14 @@ def report(results):
         print(f'{row["observables"]:>8} {row["verdicts"]:>8g} {row["cold_ms"]:>9.1f} '
               f'{row["cold_relay_ms"]:>9.1f} {row["warm_ms"]:>9.1f} {row["calls_cold"]:>11g} '
               f'{row["calls_warm"]:>11g}')
+    tiles = results['tiles']
+    print(f'\n7. dashboard, last_90_days over the demo tenant ({tiles["records"]} records in the '
+          f'period), simulator latency {results["latency_ms"]:g} ms, limiter off')
+    print(f'   cold {tiles["cold_ms"]:.0f} ms with {tiles["calls_cold_watchlist"]} watchlist and '
+          f'{tiles["calls_cold_catalog"]} catalog calls; warm tiles median '
+          f'{tiles["warm_median_ms"]:.1f} ms (max {tiles["warm_max_ms"]:.1f}), '
+          f'{tiles["calls_warm"]} calls; worker memory grew '
+          f'{tiles["worker_rss_growth_mib"]:.1f} MiB')
     over = results['overhead_0ms_100_sightings']
     print(f'\n4. relay time at 0 ms simulator latency, 100 sightings (warm): '
           f'median {over["median_ms"]:.1f} ms, p95 {over["p95_ms"]:.1f} ms')

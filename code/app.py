@@ -3,7 +3,6 @@
 The factory wires the parts and nothing more: each part registers itself (``init_app``).
 """
 import logging
-from typing import Optional
 
 from flask import Flask
 
@@ -14,6 +13,7 @@ from api.health import health_api
 from api.openapi import openapi_api
 from api.respond import respond_api
 from api.services import Services
+from api.tiles import tiles_api
 from api.version import version_api
 from api.watchdog import watchdog_api
 from config import Settings
@@ -23,8 +23,8 @@ from spycloud.client import SpyCloudClient
 log = logging.getLogger('relay')
 
 
-def create_app(settings: Optional[Settings] = None, spycloud: Optional[SpyCloudClient] = None,
-               verifier: Optional[TokenVerifier] = None) -> Flask:
+def create_app(settings: Settings | None = None, spycloud: SpyCloudClient | None = None,
+               verifier: TokenVerifier | None = None) -> Flask:
     """The relay's WSGI app; ``spycloud`` and ``verifier`` replace the real ones in tests."""
     settings = settings or Settings.from_env()
     if not logging_configured():  # a process that set logging up at its start keeps its own
@@ -60,7 +60,8 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     """The routes XDR calls, and the optional OpenAPI document and metrics."""
-    for blueprint in (health_api, enrich_api, respond_api, version_api, watchdog_api):
+    for blueprint in (health_api, enrich_api, respond_api, tiles_api, version_api,
+                      watchdog_api):
         app.register_blueprint(blueprint)
     if settings.openapi_enabled:
         app.register_blueprint(openapi_api)

@@ -9,7 +9,8 @@ is refused once the cap is passed, never inflated whole.
 No web framework and no relay layer here: the key-set fetch and the SpyCloud transport both
 read through this.
 """
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 CHUNK_BYTES = 16 * 1024
 

@@ -21,20 +21,29 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from errors import RelayError  # noqa: E402
-from api.module_settings import (DEFAULT_VERDICT_DAYS, DEFAULT_VERDICT_SEVERITY,  # noqa: E402
-                                 SEVERITY_LEVELS, VERDICT_SEVERITIES, ModuleSettings)
+from api.module_settings import (  # noqa: E402
+    DEFAULT_VERDICT_DAYS,
+    DEFAULT_VERDICT_SEVERITY,
+    SEVERITY_LEVELS,
+    VERDICT_SEVERITIES,
+    ModuleSettings,
+)
 from config import VERSION, ConfigError, Settings  # noqa: E402
 from ctim.answer import observe_answer  # noqa: E402
 from ctim.mapping import MappingOptions, mask  # noqa: E402
 from ctim.verdicts import reason, valid_time  # noqa: E402
+from errors import RelayError  # noqa: E402
 from spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES, SpyCloudClient  # noqa: E402
 from spycloud.deadline import DeadlineReached  # noqa: E402
 from spycloud.watchlist import watchlist_type  # noqa: E402
+from tiles.aggregate import DEFAULT_PERIOD, PERIODS  # noqa: E402
+from tiles.dashboard import TILES, tile_data  # noqa: E402
+from tiles.gather import Dashboard  # noqa: E402
 
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / 'spycloud-relay-simulator'
 EXIT_LOOKUP, EXIT_CONFIG = 1, 3
@@ -248,6 +257,51 @@ def watchlist(action, value, api_key_env, api_url, simulator):
         except (RelayError, DeadlineReached) as error:
             fail(getattr(error, 'message', 'SpyCloud did not answer in time'), EXIT_LOOKUP)
     click.echo(f'{identifier} ({kind}): {outcome}')
+
+
+@cli.command()
+@click.option('--period', type=click.Choice(list(PERIODS)), default=DEFAULT_PERIOD,
+              show_default=True, help='The dashboard period.')
+@with_api_options
+def tiles(period, api_key_env, api_url, simulator):
+    """Print the exposure dashboard XDR shows for the watchlist, in the terminal."""
+    key = api_key_from(api_key_env, simulator)
+    with spycloud_for(simulator, api_url) as url:
+        settings = settings_for(url)
+        with SpyCloudClient(settings) as client:
+            try:
+                gathered = Dashboard(client, settings).gathered(client.lookup(key), period)
+            except RelayError as error:
+                fail(f'{error.code}: {error.message}', EXIT_LOOKUP)
+    console = Console()
+    for tile in TILES:
+        doc = tile_data(tile['id'], gathered.aggregate, gathered.catalogs,
+                        settings.spycloud_ui_url, gathered.computed_at, 0)
+        console.rule(f'{tile["title"]} ({period})')
+        print_tile(console, tile['type'], doc)
+    for warning in gathered.aggregate.warnings:
+        console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)
+
+
+def print_tile(console, kind, doc):
+    if kind == 'metric_group':
+        for metric in doc['data']:
+            console.print(f'{metric["label"]}: [bold]{metric["value"]}[/]', highlight=False)
+    elif kind == 'vertical_bar_chart':
+        table = Table('bar', *[k['label'] for k in doc['keys']], 'total')
+        for bar in doc['data']:
+            counts = {v['key']: v['value'] for v in bar['values']}
+            table.add_row(bar['label'], *[str(counts.get(k['key'], 0)) for k in doc['keys']],
+                          str(bar['value']))
+        console.print(table)
+    elif kind == 'donut_graph':
+        table = Table(doc['label_headers'][0], *doc['labels'][1], 'total')
+        for part in doc['data']:
+            table.add_row(doc['labels'][0][part['key']],
+                          *[str(s['value']) for s in part['segments']], str(part['value']))
+        console.print(table)
+    else:
+        console.print(Markdown('\n'.join(doc['data'])))
 
 
 @cli.command()

@@ -4,8 +4,8 @@ A bad value stops the process with a message naming the variable, instead of
 surfacing later as a confusing error in the middle of an investigation.
 """
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Mapping
 
 VERSION = '1.0.0'
 
@@ -47,17 +47,26 @@ class Settings:
     read_timeout_s: float = 20.0
     spycloud_retries: int = 3
     spycloud_backoff_s: float = 0.5
-    spycloud_max_workers: int = 16
+    spycloud_max_workers: int = 32
     spycloud_catalog_batch: int = 10
     catalog_cache_size: int = 10000
     catalog_cache_ttl_s: float = 3600.0
     records_cache_size: int = 10000
     records_cache_ttl_s: float = 300.0
+    tile_cache_size: int = 1000
+    tile_cache_ttl_s: float = 900.0
     jwks_cache_ttl_s: float = 600.0
     jwks_refresh_min_interval_s: float = 60.0
     jwks_timeout_s: float = 5.0
     spycloud_rate_limit: float = 10.0
     spycloud_burst: int = 20
+    # The adaptive budget (state/ratelimit.py): never below the floor after a 429's cut, back
+    # from the floor to SPYCLOUD_RATE_LIMIT in about SPYCLOUD_RATE_RECOVERY_S without a 429.
+    spycloud_rate_floor: float = 0.5
+    spycloud_rate_recovery_s: float = 20.0
+    # Shared state (state/): caches and the rate budget of every worker and replica.
+    redis_url: str = ''
+    redis_timeout_s: float = 0.05
     max_content_length: int = 1024 * 1024
     max_observables: int = 100
     max_value_length: int = 1024
@@ -78,19 +87,32 @@ class Settings:
         object.__setattr__(self, 'jwt_audience', self.jwt_audience.strip().rstrip('/'))
         for name in ('lookup_deadline_s', 'connect_timeout_s', 'read_timeout_s',
                      'jwks_timeout_s', 'spycloud_max_workers', 'spycloud_catalog_batch',
-                     'catalog_cache_size', 'records_cache_size',
+                     'catalog_cache_size', 'records_cache_size', 'tile_cache_size',
                      'max_content_length', 'max_observables', 'max_value_length'):
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name.upper()} must be greater than 0')
         for name in ('spycloud_retries', 'spycloud_backoff_s', 'catalog_cache_ttl_s',
-                     'records_cache_ttl_s',
+                     'records_cache_ttl_s', 'tile_cache_ttl_s',
                      'jwks_cache_ttl_s', 'jwks_refresh_min_interval_s', 'spycloud_rate_limit',
                      'spycloud_burst'):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name.upper()} must not be negative')
+        self._check_state()
+
+    def _check_state(self):
+        url = self.redis_url.strip()
+        if url and not url.lower().startswith(('redis://', 'rediss://')):
+            # Only the scheme is quoted: the rest of a Redis URL can hold its password.
+            got = f"a {url.partition('://')[0]!r} URL" if '://' in url else 'no scheme'
+            raise ConfigError(f'REDIS_URL must be a redis:// or rediss:// URL (or empty), '
+                              f'got {got}')
+        object.__setattr__(self, 'redis_url', url)
+        for name in ('redis_timeout_s', 'spycloud_rate_floor', 'spycloud_rate_recovery_s'):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f'{name.upper()} must be greater than 0')
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = None) -> 'Settings':
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> 'Settings':
         """Build settings from environment variables named like the fields, upper-cased."""
         environ = os.environ if environ is None else environ
         values = {}

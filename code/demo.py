@@ -45,7 +45,8 @@ def summary(observables, body):
         lines.append(f'  {error["type"]:8} {error["code"]}: {error["message"]}')
     if sightings:
         first = sightings[0]
-        row = dict(zip([c['name'] for c in first['data']['columns']], first['data']['rows'][0]))
+        names = [c['name'] for c in first['data']['columns']]
+        row = dict(zip(names, first['data']['rows'][0], strict=True))
         if 'password' in row:
             lines.append(f'  newest password, as an analyst sees it: {row["password"]}')
     return '\n'.join(lines)

@@ -6,8 +6,14 @@ in files there and /metrics adds up all workers.
 """
 import os
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram,
-                               generate_latest, multiprocess)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 REQUEST_SECONDS = Histogram(
     'relay_request_duration_seconds', 'Time to answer a request, by route and outcome.',
@@ -25,6 +31,14 @@ CACHE_LOOKUPS = Counter(
 LIMITER_WAIT_SECONDS = Histogram(
     'relay_rate_limiter_wait_seconds', 'Time a SpyCloud call waited for the per-key rate limiter.',
     buckets=(0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25))
+STATE_FALLBACKS = Counter(
+    'relay_state_fallback_total', 'Operations on the shared state (Redis) answered from the '
+    'in-process twin because Redis did not answer, by store (catalogs, records, limiter).',
+    ['store'])
+STATE_OUTAGES = Counter(
+    'relay_state_outages_total', 'Times Redis stopped answering (each logged once, as a warning).')
+RATE_BUDGET_CUTS = Counter(
+    'relay_rate_budget_cuts_total', 'Cuts of a key\'s SpyCloud rate budget after a throttling 429.')
 
 
 def endpoint_label(path):

@@ -3,7 +3,6 @@
 The token's ``jwks_host`` must be on the allow-list before anything is sent to it; the keys
 then come from api/jwks.py, and the verified claims become the request's ModuleSettings.
 """
-from typing import Optional, Tuple
 
 import jwt
 
@@ -37,7 +36,7 @@ _DECODE_ERRORS = (
 )
 
 
-def bearer_token(header: Optional[str]) -> str:
+def bearer_token(header: str | None) -> str:
     """The token of an ``Authorization: Bearer <token>`` header (the scheme in any case)."""
     if not header:
         raise AuthorizationError(NO_AUTH_HEADER)
@@ -50,12 +49,12 @@ def bearer_token(header: Optional[str]) -> str:
 class TokenVerifier:
     """Turns an Authorization header into ModuleSettings, or raises AuthorizationError."""
 
-    def __init__(self, settings: Settings, key_set: Optional[KeySet] = None) -> None:
+    def __init__(self, settings: Settings, key_set: KeySet | None = None) -> None:
         self._settings = settings
         self._allowed_hosts = frozenset(settings.allowed_jwks_hosts)
         self._key_set = key_set or KeySet(settings)
 
-    def module_settings(self, authorization_header: Optional[str],
+    def module_settings(self, authorization_header: str | None,
                         request_root: str) -> ModuleSettings:
         """The settings of this request's module instance, from its verified token."""
         claims = self.claims(authorization_header, request_root)
@@ -64,7 +63,7 @@ class TokenVerifier:
         except KeyError:
             raise AuthorizationError(WRONG_PAYLOAD_STRUCTURE) from None
 
-    def claims(self, authorization_header: Optional[str], request_root: str) -> dict:
+    def claims(self, authorization_header: str | None, request_root: str) -> dict:
         """The token's claims once its signature, times and audience are checked.
 
         The expected audience is JWT_AUDIENCE, or else the URL this request reached.
@@ -96,7 +95,7 @@ class TokenVerifier:
         return value.lower()
 
 
-def _unverified(token: str) -> Tuple[dict, dict]:
+def _unverified(token: str) -> tuple[dict, dict]:
     """Header and claims, read before any key is known: only to find the host and the kid."""
     if len(token) > MAX_TOKEN_BYTES:
         raise AuthorizationError(WRONG_JWT_STRUCTURE)

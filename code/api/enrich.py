@@ -1,5 +1,5 @@
 """POST /observe/observables and /deliberate/observables: verify, look up, map, answer."""
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from api.envelope import answer_response, data_response
 from api.schemas import parse_observables
@@ -13,7 +13,7 @@ enrich_api = Blueprint('enrich', __name__)
 
 
 @enrich_api.route('/observe/observables', methods=['POST'])
-def observe_observables():
+def observe_observables() -> Response:
     relay = services()
     module = relay.module_settings()
     observables = parse_observables(request, supported_types=PAGE_ENDPOINTS)
@@ -29,7 +29,7 @@ def observe_observables():
 
 
 @enrich_api.route('/deliberate/observables', methods=['POST'])
-def deliberate_observables():
+def deliberate_observables() -> Response:
     """Quick verdicts: one filtered SpyCloud call per account (none when cached)."""
     relay = services()
     module = relay.module_settings()

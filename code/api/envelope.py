@@ -1,16 +1,20 @@
 """XDR's response shapes: ``{"data": ...}`` and ``{"errors": [...], "data"?: ...}``."""
-from flask import jsonify
+from collections.abc import Sequence
+
+from flask import Response, jsonify
 
 from api.telemetry import note_outcome
-from errors import FATAL, envelope
+from ctim.answer import Answer
+from errors import FATAL, RelayError, envelope
 
 
-def data_response(data, warnings=()):
+def data_response(data: object, warnings: Sequence[RelayError] = ()) -> Response:
     note_outcome('partial' if warnings else 'ok')
     return jsonify(envelope(data, warnings))
 
 
-def error_response(errors, data=None, status=200):
+def error_response(errors: Sequence[RelayError], data: dict | list | None = None,
+                   status: int = 200) -> Response:
     fatal = [e for e in errors if e.type == FATAL]
     note_outcome(fatal[0].code if fatal else 'partial')
     body = envelope(data or {}, errors)
@@ -21,7 +25,7 @@ def error_response(errors, data=None, status=200):
     return response
 
 
-def answer_response(answer):
+def answer_response(answer: Answer) -> Response:
     """An observe-style Answer: its data beside its warnings, or beside its fatal errors."""
     if answer.fatal:
         return error_response(answer.errors, data=answer.data)

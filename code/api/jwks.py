@@ -9,13 +9,13 @@ import json
 import socket
 import threading
 import time
-from typing import Callable, Dict, List
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jwt
 import requests
 from cachetools import TTLCache
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -23,6 +23,9 @@ from bounded_read import BoundedReadError, read_bounded
 from config import Settings
 from errors import AuthorizationError
 from metrics import cache_lookup
+
+if TYPE_CHECKING:  # what urllib3's pools make (it imports the protocol the same way)
+    from urllib3._base_connection import BaseHTTPConnection
 
 KID_NOT_FOUND = 'kid from JWT header not found in API response'
 WRONG_JWKS_HOST = ('Wrong jwks_host in JWT payload. Make sure domain follows '
@@ -46,13 +49,13 @@ class FetchWatchdog:
 
     def __init__(self, seconds: float) -> None:
         self._seconds = seconds
-        self._connections = []
+        self._connections: list[BaseHTTPConnection] = []
         self._lock = threading.Lock()
         self._done = threading.Event()
         self.expired = False
         self._thread = threading.Thread(target=self._run, name='jwks-watchdog', daemon=True)
 
-    def watch(self, connection: HTTPConnection) -> None:
+    def watch(self, connection: 'BaseHTTPConnection') -> None:
         """Called by the fetch's pools for every connection they make."""
         with self._lock:
             self._connections.append(connection)
@@ -89,7 +92,7 @@ class FetchWatchdog:
         self._done.set()
 
 
-class _WatchedPool:
+class _WatchedPool(HTTPConnectionPool):
     """A connection pool that hands every connection it makes to its fetch's watchdog."""
 
     def __init__(self, *args, watchdog: FetchWatchdog, **kwargs):
@@ -102,7 +105,7 @@ class _WatchedPool:
         return connection
 
 
-class _WatchedHTTPPool(_WatchedPool, HTTPConnectionPool):
+class _WatchedHTTPPool(_WatchedPool):
     pass
 
 
@@ -146,13 +149,15 @@ SessionFactory = Callable[[FetchWatchdog], requests.Session]
 class KeySet:
     """The RSA keys one JWKS host serves, cached with a TTL, refreshed on unknown kids."""
 
-    def __init__(self, settings: Settings, session_factory: SessionFactory = jwks_session):
+    def __init__(self, settings: Settings,
+                 session_factory: SessionFactory = jwks_session) -> None:
         self._settings = settings
         self._session_factory = session_factory
-        self._keys = TTLCache(maxsize=64, ttl=settings.jwks_cache_ttl_s)
-        self._fetched_at = {}
-        self._failed_at = {}
-        self._locks = {}
+        self._keys: TTLCache[str, dict[str, jwt.PyJWK]] = TTLCache(
+            maxsize=64, ttl=settings.jwks_cache_ttl_s)
+        self._fetched_at: dict[str, float] = {}
+        self._failed_at: dict[str, float] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def key(self, host: str, kid: str) -> jwt.PyJWK:
@@ -223,7 +228,7 @@ class KeySet:
             raise AuthorizationError(WRONG_JWKS_HOST) from None
 
 
-def parse_jwks(body: bytes) -> Dict[str, jwt.PyJWK]:
+def parse_jwks(body: bytes) -> dict[str, jwt.PyJWK]:
     """kid → PyJWK for every usable RSA key with a string kid; a document with none is
     unusable (WRONG_JWKS_HOST), and so is one that is not a JWKS at all."""
     candidates = [dict(entry, alg=ALGORITHM) for entry in _entries(body)
@@ -235,10 +240,11 @@ def parse_jwks(body: bytes) -> Dict[str, jwt.PyJWK]:
         key_set = jwt.PyJWKSet(candidates)
     except (jwt.PyJWTError, ValueError, TypeError, KeyError):
         raise AuthorizationError(WRONG_JWKS_HOST) from None
-    return {key.key_id: key for key in key_set}  # a repeated kid: the last one, as served
+    # Every candidate has a string kid; a repeated kid: the last one, as served.
+    return {key.key_id: key for key in key_set if key.key_id is not None}
 
 
-def _entries(body: bytes) -> List[object]:
+def _entries(body: bytes) -> list[object]:
     try:
         document = json.loads(body)
         entries = document['keys']

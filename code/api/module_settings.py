@@ -8,7 +8,7 @@ module's form does not silently change what analysts see.
 """
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Optional
+from typing import Any
 
 from config import parse_flag
 from errors import AuthorizationError, RelayWarning
@@ -61,22 +61,22 @@ class ModuleSettings:
             warnings=tuple(form.warnings),
         )
 
-    def severity_filter(self) -> Optional[str]:
+    def severity_filter(self) -> str | None:
         """SpyCloud's ``severity`` parameter (an exact-match list) for the minimum, or None."""
         return severities_from(self.min_severity) if self.min_severity else None
 
-    def since(self, today: Optional[date] = None) -> Optional[str]:
+    def since(self, today: date | None = None) -> str | None:
         """SpyCloud's ``since`` parameter for the look-back window, or None for all time."""
         if not self.lookback_days:
             return None
         return ((today or date.today()) - timedelta(days=self.lookback_days)).isoformat()
 
-    def query(self, today: Optional[date] = None) -> dict:
+    def query(self, today: date | None = None) -> dict:
         """The filters every records call carries."""
         params = {'severity': self.severity_filter(), 'since': self.since(today)}
         return {name: value for name, value in params.items() if value is not None}
 
-    def verdict_rule(self, today: Optional[date] = None) -> Optional[VerdictRule]:
+    def verdict_rule(self, today: date | None = None) -> VerdictRule | None:
         """The rule for verdicts, or None when the module turned them off (0 days)."""
         if not self.verdict_days:
             return None
@@ -106,7 +106,7 @@ class _Form:
         if raw is not None and value not in options:
             self._ignored(name, raw, f'one of {", ".join(map(str, options))}',
                           default_text or str(default))
-        return value if value in options else default
+        return value if value is not None and value in options else default
 
     def days(self, name: str, default: int, default_text: str = '') -> int:
         raw = self._raw(name)
@@ -133,7 +133,7 @@ def entities_limit(raw: Any) -> int:
     return min(value, MAX_ENTITIES_LIMIT)
 
 
-def flag(raw: Any, default: Optional[bool]) -> Optional[bool]:
+def flag(raw: Any, default: bool | None) -> bool | None:
     """A boolean claim: a JSON boolean, or one of config's true/false words."""
     if isinstance(raw, bool):
         return raw
@@ -142,7 +142,7 @@ def flag(raw: Any, default: Optional[bool]) -> Optional[bool]:
     return default
 
 
-def integer(raw: Any) -> Optional[int]:
+def integer(raw: Any) -> int | None:
     """An integer claim: an int, a whole float, or a string of digits; else None."""
     if isinstance(raw, bool) or raw is None:
         return None

@@ -5,7 +5,6 @@ is a plain 404 otherwise. The document is read once, when the blueprint is regis
 missing or broken file stops the start-up instead of failing the first request.
 """
 from pathlib import Path
-from typing import Union
 
 import yaml
 from flask import Blueprint, Response, current_app, jsonify
@@ -20,7 +19,7 @@ class OpenApiDocumentError(RuntimeError):
     """The OpenAPI document cannot be read while OPENAPI_ENABLED asks for it."""
 
 
-def load_document(path: Union[str, Path] = DOCUMENT) -> dict:
+def load_document(path: str | Path = DOCUMENT) -> dict:
     """The parsed document, or OpenApiDocumentError naming what is wrong with the file."""
     try:
         with open(path, encoding='utf-8') as handle:

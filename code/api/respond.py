@@ -35,8 +35,9 @@ def respond_observables() -> Response:
     note_lookup(observables, lookup.stats)
     items = relay.spycloud.each(lookup, targets, lambda lookup, target: relay.spycloud
                                 .watchlist.item(lookup, target.value), describe=_value)
-    actions, fatal = [], []
-    for target, item in zip(targets, items):
+    actions: list = []
+    fatal: list = []
+    for target, item in zip(targets, items, strict=True):
         if isinstance(item, RelayError):
             (warnings if item.type == 'warning' else fatal).append(item)
         else:
@@ -87,10 +88,11 @@ def _trigger(payload, max_length, module):
     if action_id not in TAKES:
         raise InvalidArgumentError(f'Unknown action-id {str(action_id)[:60]!r}: this module '
                                    f'offers {", ".join(TAKES)}.')
-    values = {name: payload.get(name) for name in FIELDS}
-    missing = [name for name, v in values.items() if not isinstance(v, str) or not v.strip()]
+    missing = [name for name in FIELDS
+               if not isinstance(payload.get(name), str) or not payload[name].strip()]
     if missing:
         raise InvalidArgumentError(f'The trigger of {action_id} needs {", ".join(missing)}.')
+    values: dict[str, str] = {name: payload[name] for name in FIELDS}
     kind, value = values['observable_type'].strip().lower(), values['observable_value'].strip()
     if kind not in TAKES[action_id]:
         raise InvalidArgumentError(f'{action_id} takes {" or ".join(TAKES[action_id])} '

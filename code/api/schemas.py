@@ -1,12 +1,16 @@
 """The observe input: a JSON array of CTIM observables."""
 import json
+from collections.abc import Collection
+from typing import Any
 
+from flask import Request
 from gunicorn.http.errors import ParseException
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from api.errors import InvalidArgumentError
 from api.services import services
+from config import Settings
 
 NOT_BLANK = validate.Length(min=1, error='Field may not be blank.')
 UNREADABLE_BODY = ('The request body could not be read: malformed chunked encoding or a body '
@@ -29,7 +33,8 @@ OBSERVABLES = ObservableSchema(many=True)
 MAX_ERRORS_SHOWN = 10
 
 
-def parse_observables(request, supported_types, limits=None):
+def parse_observables(request: Request, supported_types: Collection[str],
+                      limits: Settings | None = None) -> list[dict]:
     """Lower-cased types, supported ones only, duplicates removed, order kept.
 
     The limits (``Settings``, by default the app's) apply to what the relay would look up:
@@ -48,7 +53,7 @@ def parse_observables(request, supported_types, limits=None):
     except ValidationError as error:
         raise InvalidArgumentError(
             f'Invalid JSON payload received. {describe(error.messages)}.') from None
-    unique = {}
+    unique: dict[tuple[str, str], dict] = {}
     for index, observable in enumerate(observables):
         kind, value = observable['type'].strip().lower(), observable['value'].strip()
         if kind not in supported_types or not value:
@@ -67,7 +72,7 @@ def parse_observables(request, supported_types, limits=None):
     return list(unique.values())
 
 
-def read_json(request, limit):
+def read_json(request: Request, limit: int) -> Any:
     """The body as JSON (whatever its Content-Type), or None when it is not JSON.
 
     A body over ``limit`` bytes raises RequestEntityTooLarge (answered as ``invalid
@@ -90,7 +95,7 @@ def read_json(request, limit):
         return None
 
 
-def describe(messages):
+def describe(messages: object) -> str:
     """marshmallow's field errors as JSON, the first few only: a body of 100,000 bad items
     must not come back as a 10 MB error message."""
     if isinstance(messages, dict) and len(messages) > MAX_ERRORS_SHOWN:

@@ -1,6 +1,5 @@
 """The process-wide collaborators a route needs, created once by the app factory."""
 from dataclasses import dataclass
-from typing import Optional
 
 from flask import Flask, current_app, request
 
@@ -8,6 +7,7 @@ from api.auth import TokenVerifier
 from api.module_settings import ModuleSettings
 from config import Settings
 from spycloud.client import SpyCloudClient
+from tiles.gather import Dashboard
 
 EXTENSION = 'spycloud_relay'
 
@@ -17,13 +17,15 @@ class Services:
     settings: Settings
     verifier: TokenVerifier
     spycloud: SpyCloudClient
+    dashboard: Dashboard
 
     @classmethod
-    def create(cls, settings: Settings, spycloud: Optional[SpyCloudClient] = None,
-               verifier: Optional[TokenVerifier] = None) -> 'Services':
+    def create(cls, settings: Settings, spycloud: SpyCloudClient | None = None,
+               verifier: TokenVerifier | None = None) -> 'Services':
         """The real collaborators, unless a test hands in its own."""
+        spycloud = spycloud or SpyCloudClient(settings)
         return cls(settings=settings, verifier=verifier or TokenVerifier(settings),
-                   spycloud=spycloud or SpyCloudClient(settings))
+                   spycloud=spycloud, dashboard=Dashboard(spycloud, settings))
 
     def init_app(self, app: Flask) -> None:
         """One set per app: routes find it through ``services()``, never through globals."""

@@ -5,7 +5,6 @@ Offers follow the identifier's state: not on the watchlist → add; a domain on 
 verified → verify; on it → remove, only where the module allows removal (it stops monitoring).
 """
 from dataclasses import dataclass
-from typing import Optional
 
 from spycloud.watchlist import WatchlistItem
 
@@ -24,7 +23,7 @@ class Target:
     watchlist_type: str
 
 
-def offers(target: Target, item: Optional[WatchlistItem], removal: bool) -> list:
+def offers(target: Target, item: WatchlistItem | None, removal: bool) -> list:
     """The actions for one observable, given whether (and how) it is on the watchlist."""
     if item is None:
         return [action(ADD, target)]

@@ -3,9 +3,8 @@
 Each observable's result is an Exposure (mapped to CTIM, its warnings kept) or the
 RelayError that stopped it; what the other observables found still reaches the analyst.
 """
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from typing import Optional
 
 from ctim.bundle import Bundle
 from ctim.mapping import MappingOptions, exposure_entities
@@ -29,8 +28,8 @@ class Answer:
         return envelope(self.data, self.errors)
 
 
-def observe_answer(results: list, options: MappingOptions, warnings=(),
-                   rule: Optional[VerdictRule] = None) -> Answer:
+def observe_answer(results: list, options: MappingOptions, warnings: Iterable = (),
+                   rule: VerdictRule | None = None) -> Answer:
     """The bundle of every Exposure in ``results`` (sightings, indicators, relationships, and
     a judgement and verdict for each with evidence), their warnings, and the fatal errors."""
     def entities(exposure):
@@ -40,7 +39,7 @@ def observe_answer(results: list, options: MappingOptions, warnings=(),
     return _answer(results, entities, warnings)
 
 
-def deliberate_answer(results: list, rule: VerdictRule, warnings=()) -> Answer:
+def deliberate_answer(results: list, rule: VerdictRule, warnings: Iterable = ()) -> Answer:
     """The verdicts of every Exposure in ``results`` that holds evidence."""
     def entities(exposure):
         if exposure.evidence is not None:

@@ -3,24 +3,25 @@
 XDR's bundle schema wants unique docs per list, so a document seen twice (the
 same breach source behind two observables) is kept once.
 """
+from collections.abc import Iterable
 
 
 class Bundle:
-    def __init__(self):
-        self._docs = {}
+    def __init__(self) -> None:
+        self._docs: dict[str, dict] = {}
 
-    def add(self, *docs):
+    def add(self, *docs: dict) -> None:
         for doc in docs:
             plural = doc['type'] + 's'
             self._docs.setdefault(plural, {}).setdefault(_identity(doc), doc)
 
-    def extend(self, docs):
+    def extend(self, docs: Iterable[dict]) -> None:
         self.add(*docs)
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return any(self._docs.values())
 
-    def data(self):
+    def data(self) -> dict:
         """``{"sightings": {"count", "docs"}, ...}``; empty lists are left out."""
         return {plural: {'count': len(docs), 'docs': list(docs.values())}
                 for plural, docs in self._docs.items() if docs}

@@ -6,7 +6,11 @@ same entity in every answer and XDR can merge and de-duplicate it.
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from uuid import NAMESPACE_X500, uuid5
+
+from spycloud.models import BreachRecord, Catalog, Exposure
 
 SCHEMA_VERSION = '1.0.17'
 SOURCE = 'SpyCloud'
@@ -32,7 +36,7 @@ NOT_SECRET = frozenset({'password_type'})
 DOMAIN = re.compile(
     r'^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$')
 
-CONFIDENCE = {1: 'High', 2: 'Medium', 3: 'Low'}
+CONFIDENCE: dict[float, str] = {1: 'High', 2: 'Medium', 3: 'Low'}
 MAX_COUNT = 2 ** 63 - 1  # CTIM's count is an int64
 
 
@@ -42,18 +46,18 @@ class MappingOptions:
     ui_url: str = 'https://portal.spycloud.com/breach/catalog/{uuid}'
 
 
-def transient_id(kind, seed):
+def transient_id(kind: str, seed: object) -> str:
     return f'transient:{kind}-{uuid5(NAMESPACE_X500, str(seed))}'
 
 
-def ctim_time(moment):
+def ctim_time(moment: datetime) -> str:
     """CTIM's preferred form: ``2020-01-09T00:00:00.000Z``, years below 1000 included (the
     C library's ``%Y`` writes year 999 as ``999``, which is not a date-time)."""
     return (f'{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:'
             f'{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z')
 
 
-def severity(record, catalog):
+def severity(record: BreachRecord, catalog: Catalog | None) -> str:
     """SpyCloud severity → CTIM; a combo list is Medium whatever the record says."""
     if catalog is not None and catalog.is_combo_list:
         return 'Medium'
@@ -69,14 +73,14 @@ def severity(record, catalog):
     return 'Critical'
 
 
-def confidence(catalog):
+def confidence(catalog: Catalog) -> str:
     raw = catalog.get('confidence')
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         return 'Low'  # a list or an object would not even be a key to look up
     return CONFIDENCE.get(raw, 'Low')
 
 
-def breached_domain(catalog):
+def breached_domain(catalog: Catalog | None) -> str | None:
     """The catalog's site when it is a real domain (not "n/a", a URL or an address)."""
     if catalog is None:
         return None
@@ -87,7 +91,7 @@ def breached_domain(catalog):
     return site if DOMAIN.match(site) else None
 
 
-def mask(value, kind=None):
+def mask(value: object, kind: str | None = None) -> str:
     """``t*****3 (plaintext, 7 chars)``: enough to compare with a known value, not to use it."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     if text and set(text) == {'*'}:
@@ -98,11 +102,11 @@ def mask(value, kind=None):
     return f'{shown} ({details})'
 
 
-def is_secret(name):
+def is_secret(name: str) -> bool:
     return name not in NOT_SECRET and bool(SECRET_FIELD.search(name))
 
 
-def cell(value):
+def cell(value: object) -> str:
     """A data-table cell: strings as they are, lists joined, anything else as JSON."""
     if isinstance(value, str):
         return value
@@ -111,8 +115,9 @@ def cell(value):
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def data_table(record, options):
-    columns, row = [], []
+def data_table(record: BreachRecord, options: MappingOptions) -> dict:
+    columns: list[dict] = []
+    row: list[str] = []
     for name, value in record.fields.items():
         if not isinstance(name, str) or name in HIDDEN_FIELDS or value is None:
             continue
@@ -128,7 +133,7 @@ def data_table(record, options):
     return {'columns': columns, 'rows': [row] if columns else []}
 
 
-def external_ids(record):
+def external_ids(record: BreachRecord) -> list[str]:
     ids = [record.document_id]
     if record.source_id is not None:
         ids.append(str(record.source_id))
@@ -138,7 +143,7 @@ def external_ids(record):
     return ids
 
 
-def leaked_from(account, catalog):
+def leaked_from(account: dict, catalog: Catalog | None) -> list[dict]:
     """``account Leaked_From site``: the graph edge XDR draws between a person and a breach."""
     domain = breached_domain(catalog)
     if not domain:
@@ -151,7 +156,7 @@ def leaked_from(account, catalog):
     }]
 
 
-def sighting_id(observable, record):
+def sighting_id(observable: dict, record: BreachRecord) -> str:
     """One sighting per record and observable: a domain lookup and an e-mail lookup in one
     request may find the same record, and each is a sighting of its own observable."""
     if observable['type'] == 'email':
@@ -160,7 +165,7 @@ def sighting_id(observable, record):
                                     f'{observable["value"]}')
 
 
-def exposed_accounts(observable, record):
+def exposed_accounts(observable: dict, record: BreachRecord) -> list[dict]:
     """Who is exposed: the queried e-mail itself, or the record's e-mail and username when the
     lookup was by domain, IP or username."""
     if observable['type'] == 'email':
@@ -175,24 +180,25 @@ def exposed_accounts(observable, record):
     return accounts
 
 
-def targets(observable, record, observed):
+def targets(observable: dict, record: BreachRecord, observed: dict) -> list[dict]:
     accounts = exposed_accounts(observable, record)
     if not accounts:
         return []
     return [{'type': accounts[0]['type'], 'observables': accounts, 'observed_time': observed}]
 
 
-def sighting_count(raw):
+def sighting_count(raw: object) -> int:
     """The record's ``sighting`` when it is a count CTIM can hold (int64), else 1."""
     if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw <= MAX_COUNT:
         return raw
     return 1
 
 
-def sighting(observable, record, catalog, options):
+def sighting(observable: dict, record: BreachRecord, catalog: Catalog | None,
+             options: MappingOptions) -> dict:
     observed = {'start_time': ctim_time(record.published), 'end_time': ctim_time(record.published)}
     title = catalog.text('title') if catalog is not None else None
-    doc = {
+    doc: dict[str, Any] = {
         'id': sighting_id(observable, record),
         'type': 'sighting',
         'schema_version': SCHEMA_VERSION,
@@ -217,9 +223,9 @@ def sighting(observable, record, catalog, options):
     return doc
 
 
-def indicator(catalog, options):
+def indicator(catalog: Catalog, options: MappingOptions) -> dict:
     title = catalog.text('title') or f'SpyCloud breach source {catalog.id}'
-    doc = {
+    doc: dict[str, Any] = {
         'id': transient_id('indicator', catalog.id),
         'type': 'indicator',
         'schema_version': SCHEMA_VERSION,
@@ -247,7 +253,7 @@ def indicator(catalog, options):
     return doc
 
 
-def external_references(catalog, options):
+def external_references(catalog: Catalog, options: MappingOptions) -> list[dict]:
     references = []
     domain = breached_domain(catalog)
     site_description = catalog.text('site_description')
@@ -261,13 +267,13 @@ def external_references(catalog, options):
     return references
 
 
-def catalog_tags(catalog):
+def catalog_tags(catalog: Catalog) -> list[str]:
     assets = catalog.get('assets')
     tags = [name for name in assets if isinstance(name, str)] if isinstance(assets, dict) else []
     return tags
 
 
-def relationship(sighting_doc, indicator_doc):
+def relationship(sighting_doc: dict, indicator_doc: dict) -> dict:
     return {
         'id': transient_id('relationship', f'{sighting_doc["id"]}|{indicator_doc["id"]}'),
         'type': 'relationship',
@@ -279,13 +285,16 @@ def relationship(sighting_doc, indicator_doc):
     }
 
 
-def _text(value):
+def _text(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def exposure_entities(exposure, options):
+def exposure_entities(exposure: Exposure,
+                      options: MappingOptions) -> tuple[list[dict], list[dict], list[dict]]:
     """Sightings (newest first), one Indicator per breach source, and the links between them."""
-    sightings, indicators, relationships = [], {}, []
+    sightings: list[dict] = []
+    indicators: dict[int, dict] = {}
+    relationships: list[dict] = []
     for record in exposure.records:
         catalog = exposure.catalogs.get(record.source_id)
         doc = sighting(exposure.observable, record, catalog, options)

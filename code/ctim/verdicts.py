@@ -4,8 +4,7 @@ An account is Suspicious (disposition 3) while a qualifying record is younger th
 window; the verdict's ``valid_time`` ends exactly when the newest one ages out. The relay
 never says Clean: absence from SpyCloud is not evidence of safety.
 """
-from datetime import datetime, time, timedelta, timezone
-from typing import Optional
+from datetime import UTC, datetime, time, timedelta
 
 from ctim.mapping import SCHEMA_VERSION, SOURCE, MappingOptions, ctim_time, transient_id
 from spycloud.lookup import VerdictRule
@@ -18,7 +17,7 @@ TLP_LEVELS = ('white', 'green', 'amber', 'red')
 
 def valid_time(evidence: Evidence, rule: VerdictRule) -> dict:
     """From the newest qualifying record's publish date to that date plus the window."""
-    start = datetime.combine(evidence.newest.published.date(), time(), tzinfo=timezone.utc)
+    start = datetime.combine(evidence.newest.published.date(), time(), tzinfo=UTC)
     return {'start_time': ctim_time(start),
             'end_time': ctim_time(start + timedelta(days=rule.days))}
 
@@ -30,7 +29,7 @@ def judgement_id(observable: dict, evidence: Evidence, rule: VerdictRule) -> str
 
 
 def verdict(observable: dict, evidence: Evidence, rule: VerdictRule,
-            judgement: Optional[dict] = None) -> dict:
+            judgement: dict | None = None) -> dict:
     doc = {
         'type': 'verdict',
         'disposition': SUSPICIOUS,
@@ -54,7 +53,7 @@ def reason(evidence: Evidence, rule: VerdictRule) -> str:
 
 
 def judgement(observable: dict, evidence: Evidence, rule: VerdictRule,
-              catalog: Optional[Catalog], options: MappingOptions) -> dict:
+              catalog: Catalog | None, options: MappingOptions) -> dict:
     doc = {
         'id': judgement_id(observable, evidence, rule),
         'type': 'judgement',

@@ -37,8 +37,7 @@ def _parser():
                         help="keep the CA, TLS and signing keys here and reuse them on the next "
                              "start; without it a temporary directory is used and removed on exit")
     parser.add_argument("--api-key", action="append", default=None,
-                        help="accepted SpyCloud API key; repeatable (default: %s)"
-                             % DEFAULT_API_KEY)
+                        help=f"accepted SpyCloud API key; repeatable (default: {DEFAULT_API_KEY})")
     parser.add_argument("--spycloud-tls", action="store_true",
                         help="serve the SpyCloud simulator over HTTPS with a certificate from "
                              "the same CA as the JWKS issuer")

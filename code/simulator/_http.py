@@ -247,7 +247,7 @@ class BackgroundServer:
                                self.stop_event, self.ssl_context)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-            name="sim-%s-%d" % (type(self.owner).__name__, self.port), daemon=True)
+            name=f"sim-{type(self.owner).__name__}-{self.port}", daemon=True)
         self._thread.start()
         return self
 

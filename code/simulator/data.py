@@ -82,7 +82,7 @@ def _rng(*parts):
 
 
 def _iso_day(day):
-    return "%sT00:00:00Z" % day.isoformat()
+    return f"{day.isoformat()}T00:00:00Z"
 
 
 def _normalize(kind, value):
@@ -136,7 +136,7 @@ def _dates_and_severities(kind, value, n, rng):
     """Each record's publish day and severity, newest first."""
     dated = parse_dated_label(_label(kind, value))
     if dated is not None:
-        today = datetime.datetime.now(datetime.timezone.utc).date()
+        today = datetime.datetime.now(datetime.UTC).date()
         return sorted(((today - datetime.timedelta(days=ago), sev) for ago, sev in dated),
                       reverse=True)
     days = sorted((rng.randrange(_SPAN_DAYS + 1) for _ in range(n)), reverse=True)
@@ -188,7 +188,7 @@ def catalog_ids_for(kind, value):
 
 def _valid_observable(kind, value):
     if kind not in KINDS:
-        raise ValueError("unknown kind %r (expected one of %s)" % (kind, ", ".join(KINDS)))
+        raise ValueError("unknown kind {!r} (expected one of {})".format(kind, ", ".join(KINDS)))
     if not value:
         return False
     if kind == "emails":
@@ -213,11 +213,11 @@ def _password(rng):
 
 def _ipv4(rng):
     prefix = rng.choice(("192.0.2", "198.51.100", "203.0.113"))
-    return "%s.%d" % (prefix, rng.randint(1, 254))
+    return f"{prefix}.{rng.randint(1, 254)}"
 
 
 def _ipv6(rng):
-    return "2001:db8:%x:%x::%x" % (rng.getrandbits(16), rng.getrandbits(16), rng.getrandbits(16))
+    return f"2001:db8:{rng.getrandbits(16):x}:{rng.getrandbits(16):x}::{rng.getrandbits(16):x}"
 
 
 def _ip_in(rng, network):
@@ -234,7 +234,7 @@ def _hash_password(rng, plaintext):
         tail = "".join(rng.choice(_BCRYPT_ALPHABET) for _ in range(53))
         return "$2a$10$" + tail, kind, None
     if rng.random() < 0.6:
-        salt = "%016x" % rng.getrandbits(64)
+        salt = f"{rng.getrandbits(64):016x}"
     digest = getattr(hashlib, kind)(((salt or "") + plaintext).encode("utf-8")).hexdigest()
     return digest, kind, salt
 
@@ -245,14 +245,14 @@ def _account(kind, value, index, n, rng):
         return value, None
     if kind == "domains":
         accounts = max(1, (n + 1) // 2)
-        return "user%d@%s" % (index % accounts, value), None
+        return f"user{index % accounts}@{value}", None
     if kind == "usernames":
         local = re.sub(r"[^a-z0-9._+-]", "", value.lower()) or "user"
         mailbox = ("mail.example", "webmail.example", "inbox.example")[_sha256_int(value) % 3]
-        return "%s@%s" % (local, mailbox), value
+        return f"{local}@{mailbox}", value
     accounts = max(1, (n + 1) // 2)
-    corp = "corp-%d.example" % (_sha256_int(value) % 1000)
-    return "user%d@%s" % (index % accounts, corp), None
+    corp = f"corp-{_sha256_int(value) % 1000}.example"
+    return f"user{index % accounts}@{corp}", None
 
 
 def _machine_fields(rng, publish_day, email_user, ip_network, queried):
@@ -272,7 +272,7 @@ def _machine_fields(rng, publish_day, email_user, ip_network, queried):
     if rng.random() < 0.5:
         machine_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     else:
-        machine_id = "%032X" % rng.getrandbits(128)
+        machine_id = f"{rng.getrandbits(128):032X}"
     user_dir = re.sub(r"[^A-Za-z0-9]", "", email_user)[:12] or "user"
     return {
         "infected_machine_id": machine_id,
@@ -282,19 +282,19 @@ def _machine_fields(rng, publish_day, email_user, ip_network, queried):
         "country": country,
         "country_code": code,
         "keyboard_languages": keyboard,
-        "infected_path": "C:\\Users\\%s\\AppData\\Local\\Temp\\%s" % (
-            user_dir, rng.choice(_STEALER_FILES)),
+        "infected_path": (f"C:\\Users\\{user_dir}\\AppData\\Local\\Temp\\"
+                          f"{rng.choice(_STEALER_FILES)}"),
         "infected_time": infected.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "user_hostname": "DESKTOP-%s" % "".join(
-            rng.choice(string.ascii_uppercase + string.digits) for _ in range(7)),
+        "user_hostname": "DESKTOP-{}".format("".join(
+            rng.choice(string.ascii_uppercase + string.digits) for _ in range(7))),
     }
 
 
 def _target(rng):
-    site = "%s-%d.example" % (rng.choice(("login", "portal", "shop", "mail", "bank")),
-                              rng.randint(1, 999))
+    prefix = rng.choice(("login", "portal", "shop", "mail", "bank"))
+    site = f"{prefix}-{rng.randint(1, 999)}.example"
     path = rng.choice(("/login", "/signin", "/account/login", "/auth", "/"))
-    return "https://%s%s" % (site, path), site
+    return f"https://{site}{path}", site
 
 
 def records_for(kind, value):
@@ -313,7 +313,7 @@ def records_for(kind, value):
         email, username = _account(kind, value, i, n, rng)
         email_user, _, email_domain = email.rpartition("@")
         record = {
-            "document_id": str(uuid.uuid5(_NS, "%s:%s:%d" % (kind, value, i))),
+            "document_id": str(uuid.uuid5(_NS, f"{kind}:{value}:{i}")),
             "source_id": base + (i % m),
             "spycloud_publish_date": _iso_day(day),
             "severity": severity,
@@ -334,7 +334,7 @@ def records_for(kind, value):
             if severity >= 25:
                 record.update(_machine_fields(rng, day, email_user, ip_network, value))
                 record["log_id"] = hashlib.sha256(
-                    ("log:%s:%d" % (value, i)).encode("utf-8")).hexdigest()
+                    f"log:{value}:{i}".encode()).hexdigest()
         elif severity == 5:
             if rng.random() < 0.6:
                 digest, hash_type, salt = _hash_password(rng, _password(rng))
@@ -343,9 +343,9 @@ def records_for(kind, value):
                     record["salt"] = salt
             else:
                 record.update(
-                    full_name="%s %s" % (rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)),
+                    full_name=f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}",
                     job_title=rng.choice(_JOB_TITLES),
-                    phone="+1-555-%03d-%04d" % (rng.randrange(1000), rng.randrange(10000)))
+                    phone=f"+1-555-{rng.randrange(1000):03d}-{rng.randrange(10000):04d}")
         records.append(record)
     return records
 
@@ -369,7 +369,7 @@ def catalog(catalog_id):
     name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
     sensitive = kind == "breach" and catalog_id % 29 == 13
     if kind == "combolist":
-        title = "Combolist %s" % name
+        title = f"Combolist {name}"
         short_title = title
         description = ("A combolist of e-mail and password pairs collected from many earlier "
                        "breaches and shared on a criminal forum.")
@@ -377,21 +377,21 @@ def catalog(catalog_id):
         assets = {"email": num_records, "password": num_records}
     elif kind == "infostealer":
         family = rng.choice(_STEALERS)
-        title = "%s Stealer Logs %s" % (family, publish.strftime("%b %Y"))
-        short_title = "%s Stealer Logs" % family
-        description = ("Credentials and device data harvested by the %s infostealer from "
-                       "infected machines." % family)
+        title = "{} Stealer Logs {}".format(family, publish.strftime("%b %Y"))
+        short_title = f"{family} Stealer Logs"
+        description = (f"Credentials and device data harvested by the {family} infostealer from "
+                       "infected machines.")
         site, main_category, category = "n/a", "malware", "infostealer"
         assets = {"email": num_records, "password": num_records,
                   "username": num_records // 3, "target_url": num_records,
                   "ip_addresses": num_records, "infected_machine_id": num_records,
                   "log_id": num_records, "user_browser": num_records, "user_os": num_records}
     else:
-        site = "breach-%d.example" % catalog_id
-        title = "Sensitive Source" if sensitive else "%s Breach" % name
+        site = f"breach-{catalog_id}.example"
+        title = "Sensitive Source" if sensitive else f"{name} Breach"
         short_title = "Sensitive Source" if sensitive else name
-        description = ("On %s, %s suffered a breach exposing user account data."
-                       % (acquired.strftime("%B %d, %Y"), site))
+        description = (f"On {acquired.strftime('%B %d, %Y')}, {site} suffered a breach "
+                       "exposing user account data.")
         main_category, category = "breach", rng.choice(_BREACH_CATEGORIES)
         assets = {"email": num_records, "password": int(num_records * rng.uniform(0.3, 1.0)),
                   "username": int(num_records * rng.uniform(0.1, 0.9))}
@@ -401,7 +401,7 @@ def catalog(catalog_id):
     public = rng.random() < 0.4
     entry = {
         "id": catalog_id,
-        "uuid": str(uuid.uuid5(_NS, "catalog:%d" % catalog_id)),
+        "uuid": str(uuid.uuid5(_NS, f"catalog:{catalog_id}")),
         "title": title,
         "short_title": short_title,
         "description": description,
@@ -461,7 +461,7 @@ def watchlist_item(identifier):
         "identifier_type": _identifier_type(identifier),
         "status": "ACTIVE",
         "verified": "YES",
-        "verification_secret": str(uuid.uuid5(_NS, "verify:%s" % identifier)),
+        "verification_secret": str(uuid.uuid5(_NS, f"verify:{identifier}")),
         "last_discovered": _iso_day(last),
         "corporate_record_count": rng.randrange(5000),
         "infected_employee_record_count": rng.randrange(60),

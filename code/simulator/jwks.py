@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from .data import DEFAULT_API_KEY
 from ._http import BackgroundServer, BaseHandler, reason, tls_server_context
+from .data import DEFAULT_API_KEY
 
 __all__ = ["JwksIssuer", "mint_token_from_state", "JWKS_PATH", "ISSUER_MODES"]
 
@@ -54,7 +54,7 @@ def _pem(private_key):
 
 def _write(path, content, mode=0o600):
     """Atomic write so a concurrent ``mint_token_from_state`` never reads half a key."""
-    tmp = "%s.tmp-%d-%d" % (path, os.getpid(), threading.get_ident())
+    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
     with open(tmp, "wb") as handle:
         handle.write(content if isinstance(content, bytes) else content.encode("utf-8"))
     os.chmod(tmp, mode)
@@ -218,11 +218,11 @@ class JwksIssuer:
 
     @property
     def jwks_host(self):
-        return "%s:%d" % (self.host, self.port)
+        return f"{self.host}:{self.port}"
 
     @property
     def url(self):
-        return "https://%s%s" % (self.jwks_host, JWKS_PATH)
+        return f"https://{self.jwks_host}{JWKS_PATH}"
 
     @property
     def kid(self):
@@ -289,7 +289,7 @@ class JwksIssuer:
             status = int(self.status_code)
             handler.send_json(status, {"message": reason(status)})
         else:
-            handler.send_json(500, {"message": "unknown issuer mode %r" % mode})
+            handler.send_json(500, {"message": f"unknown issuer mode {mode!r}"})
 
     def _send_huge(self, handler):
         head = json.dumps(self.jwks())[:-1].encode("utf-8") + b', "padding": "'

@@ -16,14 +16,14 @@ import time
 import uuid
 from urllib.parse import parse_qs, unquote
 
-from . import data
+from . import data, tenant
 from ._http import BackgroundServer, BaseHandler, reason, tls_server_context
 
 __all__ = ["SpyCloudSimulator", "Fault", "FAULT_MODES", "ENDPOINTS"]
 
 PREFIX = "/enterprise-v2/"
-ENDPOINTS = ("emails", "domains", "ips", "usernames", "catalog", "watchlist", "watchlist-create",
-             "watchlist-delete", "watchlist-verify", "other")
+ENDPOINTS = ("emails", "domains", "ips", "usernames", "watchlist-records", "catalog", "watchlist",
+             "watchlist-create", "watchlist-delete", "watchlist-verify", "other")
 FAULT_MODES = ("status", "reset", "hang", "truncated", "incomplete", "html", "drip", "raw")
 _DOMAIN_TYPES = ("corporate", "infected", "email_domain", "target_domain")
 
@@ -33,7 +33,7 @@ class _BadRequest(Exception):
         super().__init__(name)
         self.body = {
             "errorType": "BadRequest",
-            "errorMessage": "[BadRequest] Invalid parameter: '%s'. %s" % (name, detail),
+            "errorMessage": f"[BadRequest] Invalid parameter: '{name}'. {detail}",
         }
 
 
@@ -49,6 +49,8 @@ def _route(raw_path):
     if not raw_path.startswith(PREFIX):
         return "other", None
     parts = [unquote(p) for p in raw_path[len(PREFIX):].split("/")]
+    if parts == ["breach", "data", "watchlist"]:
+        return "watchlist-records", None
     if len(parts) == 4 and parts[:2] == ["breach", "data"] and parts[2] in data.KINDS:
         if parts[3]:
             return parts[2], parts[3]
@@ -80,7 +82,8 @@ def _int_list(query, name):
     try:
         return {int(item) for item in raw.split(",")}
     except ValueError:
-        raise _BadRequest(name, "Must be an integer or a comma-separated list of integers.")
+        raise _BadRequest(name, "Must be an integer or a comma-separated list of integers.") \
+            from None
 
 
 def _date(query, name):
@@ -93,9 +96,9 @@ def _date(query, name):
             return datetime.datetime.combine(datetime.date.fromisoformat(raw), datetime.time())
         moment = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise _BadRequest(name, "Expected YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[Z].")
+        raise _BadRequest(name, "Expected YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[Z].") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
     return moment
 
 
@@ -110,7 +113,7 @@ def _filter(records, query):
     until = _date(query, "until")
     rtype = _first(query, "type")
     if rtype is not None and rtype.strip() and rtype not in _DOMAIN_TYPES:
-        raise _BadRequest("type", "Must be one of %s." % ", ".join(_DOMAIN_TYPES))
+        raise _BadRequest("type", "Must be one of {}.".format(", ".join(_DOMAIN_TYPES)))
     out = []
     for record in records:
         if severities is not None and record["severity"] not in severities:
@@ -135,7 +138,7 @@ class Fault:
 
     def __init__(self, mode, status, match, times, headers, body, delay):
         if mode not in FAULT_MODES:
-            raise ValueError("mode must be one of %s" % ", ".join(FAULT_MODES))
+            raise ValueError("mode must be one of {}".format(", ".join(FAULT_MODES)))
         self.mode = mode
         self.status = status
         self.match = match
@@ -156,8 +159,8 @@ class Fault:
         return bool(self.pattern.search(raw_path) or self.pattern.search(unquote(raw_path)))
 
     def __repr__(self):
-        return "Fault(mode=%r, status=%r, match=%r, remaining=%r, hits=%d)" % (
-            self.mode, self.status, self.match, self.remaining, self.hits)
+        return (f"Fault(mode={self.mode!r}, status={self.status!r}, match={self.match!r}, "
+                f"remaining={self.remaining!r}, hits={self.hits})")
 
 
 class _Cursor:
@@ -199,7 +202,10 @@ class SpyCloudSimulator:
     ``cursor_ttl`` (s), ``rate_limit`` (None or (rps, burst) per key), ``retry_after``
     (None or seconds, on throttling 429s), ``monthly_quota`` (None or accepted requests per key),
     ``gzip`` (compress JSON answers for a client that accepts gzip, as API Gateways may).
-    Each API key has its own watchlist (``watchlist(key)``), seeded with SEED_WATCHLIST.
+    Each API key has its own watchlist (``watchlist(key)``), seeded with SEED_WATCHLIST;
+    ``breach/data/watchlist`` serves the demo tenant's records (simulator/tenant.py).
+    ``watchlist_max_days``: a watchlist query spanning more days than this answers 504 after
+    ``watchlist_timeout_s``, as SpyCloud's gateway does for large watchlists (None: never).
     """
 
     def __init__(self, host="127.0.0.1", port=0, api_keys=(data.DEFAULT_API_KEY,),
@@ -214,6 +220,8 @@ class SpyCloudSimulator:
         self.retry_after = None
         self.monthly_quota = None
         self.gzip = False
+        self.watchlist_max_days = None
+        self.watchlist_timeout_s = 0.0
         self.tls = tls
         self._watchlists = {}
         self._lock = threading.Lock()
@@ -252,7 +260,7 @@ class SpyCloudSimulator:
     @property
     def url(self):
         scheme = "https" if self.tls else "http"
-        return "%s://%s:%d%s" % (scheme, self.host, self.port, PREFIX)
+        return f"{scheme}://{self.host}:{self.port}{PREFIX}"
 
     # -- fault injection -------------------------------------------------------------------
 
@@ -461,10 +469,10 @@ class SpyCloudSimulator:
             return
         if mode == "html":
             status = fault.status or 502
+            title = f"{status} {reason(status)}"
             page = fault.body if isinstance(fault.body, str) else (
-                "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><h1>%d %s"
-                "</h1></center>\r\n</body>\r\n</html>\r\n" % (
-                    status, reason(status), status, reason(status)))
+                f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>"
+                f"{title}</h1></center>\r\n</body>\r\n</html>\r\n")
             handler.send_bytes(status, page.encode("utf-8"), "text/html", fault.headers)
             return
         status = fault.status or 500
@@ -484,6 +492,8 @@ class SpyCloudSimulator:
         try:
             if endpoint == "catalog":
                 return 200, self._catalogs(arg), {}
+            if endpoint == "watchlist-records":
+                return self._watchlist_records(query, api_key)
             if endpoint.startswith("watchlist"):
                 return self._watchlist_call(endpoint, arg, api_key, body)
             return 200, self._breach_page(endpoint, arg, query, api_key), {}
@@ -533,15 +543,15 @@ class SpyCloudSimulator:
         try:
             request = json.loads(body or b"{}")
         except ValueError:
-            raise _BadRequest("body", "Expected a JSON object.")
+            raise _BadRequest("body", "Expected a JSON object.") from None
         identifier = request.get("identifier") if isinstance(request, dict) else None
         kind = request.get("watchlist_type") if isinstance(request, dict) else None
         if not isinstance(identifier, str) or not identifier.strip():
             raise _BadRequest("identifier", "Required.")
         identifier = identifier.strip().lower()
         if kind not in data.WATCHLIST_TYPES or data.identifier_type(identifier) != kind:
-            raise _BadRequest("watchlist_type", "Must be one of %s and match the identifier."
-                              % ", ".join(data.WATCHLIST_TYPES))
+            kinds = ", ".join(data.WATCHLIST_TYPES)
+            raise _BadRequest("watchlist_type", f"Must be one of {kinds} and match the identifier.")
         if identifier in items:
             return 409, {"message": "Identifier already exists"}, {}
         # A domain awaits its DNS proof; a personal e-mail its owner's answer to a verification
@@ -592,6 +602,16 @@ class SpyCloudSimulator:
         found = [data.catalog(i) for i in ids if i >= 1 and i not in missing]
         return {"cursor": "", "hits": len(found), "results": found}
 
+    def _watchlist_records(self, query, api_key):
+        since, until = _date(query, "since"), _date(query, "until")
+        limit = self.watchlist_max_days
+        if limit is not None and _first(query, "cursor") in (None, ""):
+            span = ((until or datetime.datetime.now()) - (since or datetime.datetime.min)).days
+            if span > limit:
+                time.sleep(self.watchlist_timeout_s)
+                return 504, {"message": "Endpoint request timed out"}, {}
+        return 200, self._breach_page("watchlist", None, query, api_key), {}
+
     def _breach_page(self, kind, value, query, api_key):
         token = _first(query, "cursor")
         now = time.monotonic()
@@ -603,7 +623,7 @@ class SpyCloudSimulator:
                 raise _BadRequest("cursor", "Cursor not found.")
             results, offset = cursor.results, cursor.offset
         else:
-            results, offset = _filter(_records(kind, value), query), 0
+            results, offset = _filter(self._candidates(kind, value, query), query), 0
         size = max(1, int(self.page_size))
         page = results[offset:offset + size]
         following = ""
@@ -615,6 +635,14 @@ class SpyCloudSimulator:
                     del self._cursors[key]
                 self._cursors[following] = _Cursor(api_key, results, offset + size)
         return {"cursor": following, "hits": len(results), "results": page}
+
+
+    @staticmethod
+    def _candidates(kind, value, query):
+        if kind != "watchlist":
+            return _records(kind, value)
+        today = datetime.datetime.now(datetime.UTC).date()
+        return tenant.select(today, _date(query, "since"), _date(query, "until"))
 
 
 def _header_number(value):

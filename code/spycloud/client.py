@@ -7,21 +7,22 @@ Everything runs inside the lookup's deadline; when it runs out, what arrived is
 answered with a warning naming what is missing.
 """
 import logging
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import date, timedelta
 from traceback import format_tb
-from typing import Mapping
 from urllib.parse import quote
 
-from errors import (AuthorizationError, InternalServerError, RelayError, RelayWarning,
-                    UnknownError)
+import state
+from errors import AuthorizationError, InternalServerError, RelayError, RelayWarning, UnknownError
 from metrics import cache_lookup
 from spycloud import warnings
-from spycloud.cache import MISSING, MemoryCache
 from spycloud.deadline import Deadline, DeadlineReached
 from spycloud.lookup import Lookup, VerdictRule
 from spycloud.models import BreachRecord, Catalog, Evidence, Exposure, MalformedData
 from spycloud.transport import BadRequest, Refused, Transport
 from spycloud.watchlist import Watchlist
+from state import MISSING
 
 PAGE_ENDPOINTS = {
     'email': 'breach/data/emails/',
@@ -32,6 +33,7 @@ PAGE_ENDPOINTS = {
 }
 CURSOR_EXPIRED = 'cursor'  # SpyCloud's 400 for a stale cursor names the parameter
 HEALTH_ENDPOINT = 'breach/catalog/1'
+WATCHLIST_RECORDS = 'breach/data/watchlist'
 # Verdicts are about accounts: an exposed e-mail or username, not a whole domain or an IP.
 VERDICT_TYPES = ('email', 'user')
 
@@ -44,9 +46,9 @@ class SpyCloudClient:
     def __init__(self, settings, transport=None, catalogs=None, records=None):
         self._settings = settings
         self._transport = transport or Transport(settings)
-        self._catalogs = catalogs or MemoryCache(settings.catalog_cache_size,
+        self._catalogs = catalogs or state.cache(settings, 'catalogs', settings.catalog_cache_size,
                                                  settings.catalog_cache_ttl_s)
-        self._records = records or MemoryCache(settings.records_cache_size,
+        self._records = records or state.cache(settings, 'records', settings.records_cache_size,
                                                settings.records_cache_ttl_s)
         self.watchlist = Watchlist(self._transport)
 
@@ -97,12 +99,13 @@ class SpyCloudClient:
         with self._pool(len(items), 'lookup') as pool:
             futures = [pool.submit(task, lookup, item) for item in items]
             wait(futures, timeout=lookup.deadline.remaining() + 1.0)
-        return [_settled(lookup, describe(item), future) for item, future in zip(items, futures)]
+        return [_settled(lookup, describe(item), future)
+                for item, future in zip(items, futures, strict=True)]
 
     def _per_observable(self, lookup, observables, task):
         results = self.each(lookup, observables, task, describe=lambda o: o['value'])
         return [Exposure(o, [], 0, {}, [r]) if r.__class__ is RelayWarning else r
-                for o, r in zip(observables, results)]
+                for o, r in zip(observables, results, strict=True)]
 
     def judged(self, lookup: Lookup, observable: dict) -> Exposure:
         """The verdict lookup of one observable: one call, or none when cached."""
@@ -121,8 +124,9 @@ class SpyCloudClient:
         """The qualifying records of ``lookup.verdicts`` for an observable, from the first page
         of a filtered call (one qualifying record decides), cached per key and observable."""
         rule = lookup.verdicts
+        assert rule is not None, 'a verdict lookup needs the rule'
         key = _evidence_key(lookup, observable)
-        cached = self._records.get(key)
+        cached = self._records.get(key, secret=lookup.api_key)
         lookup.stats.add(**{'cache_hits' if cached is not MISSING else 'cache_misses': 1})
         if cached is not MISSING:
             return cached
@@ -134,7 +138,7 @@ class SpyCloudClient:
         pages.add(page)
         records, hits, _ = pages.result()
         evidence = _evidence(rule, records, hits)
-        self._records.set(key, evidence)
+        self._records.set(key, evidence, secret=lookup.api_key)
         return evidence
 
     def exposure(self, lookup: Lookup, observable: dict) -> Exposure:
@@ -145,10 +149,16 @@ class SpyCloudClient:
             records, hits, found = self.breach_records(lookup, observable)
         except Refused as error:
             return Exposure(observable, [], 0, {}, [warnings.refused(observable, error)])
-        evidence = self._evidence_beside(lookup, observable, records, hits, found)
-        sources = [*records, evidence.newest] if evidence is not None else records
-        ids = list(dict.fromkeys(r.source_id for r in sources if r.source_id is not None))
-        catalogs, reasons = self.catalogs(lookup, ids)
+        ids = list(dict.fromkeys(r.source_id for r in records if r.source_id is not None))
+        # The verdict's call (when the records cannot decide it) and the catalogs go at once.
+        with self._pool(2, 'beside') as pool:
+            judged = pool.submit(self._evidence_beside, lookup, observable, records, hits, found)
+            catalogs, reasons = self.catalogs(lookup, ids)
+            wait([judged], timeout=lookup.deadline.remaining() + 1.0)
+        evidence = judged.result() if judged.done() else None
+        if evidence is not None and evidence.newest.source_id not in catalogs \
+                and evidence.newest.source_id is not None:  # its source, for the judgement's link
+            catalogs.update(self.catalogs(lookup, [evidence.newest.source_id])[0])
         found.extend(reasons[i] for i in ids if i in reasons)
         unanswered = [i for i in ids if i not in catalogs and i not in reasons]
         if unanswered:
@@ -168,7 +178,8 @@ class SpyCloudClient:
             return None
         if not found and hits == len(records) and _covers(lookup.filters, rule):
             evidence = _evidence(rule, records, hits=None)
-            self._records.set(_evidence_key(lookup, observable), evidence)
+            self._records.set(_evidence_key(lookup, observable), evidence,
+                              secret=lookup.api_key)
             return evidence
         try:
             return self.evidence(lookup, observable)
@@ -185,7 +196,7 @@ class SpyCloudClient:
         collected, SpyCloud has no more, or a failure stops it (earlier pages are kept)."""
         key = ('records', lookup.fingerprint, observable['type'], observable['value'],
                tuple(sorted(lookup.filters.items())), lookup.limit)
-        cached = self._records.get(key)
+        cached = self._records.get(key, secret=lookup.api_key)
         if cached is not MISSING:
             lookup.stats.add(cache_hits=1)
             return cached[0], cached[1], []
@@ -208,7 +219,7 @@ class SpyCloudClient:
                 pages.add(page)
         records, hits, found = pages.result()
         if not found:  # only whole answers are kept: a cut-short one is asked again
-            self._records.set(key, (records, hits))
+            self._records.set(key, (records, hits), secret=lookup.api_key)
         return records, hits, found
 
     def catalogs(self, lookup: Lookup, ids: list) -> tuple:
@@ -217,7 +228,7 @@ class SpyCloudClient:
         ``found`` maps id → Catalog; ``reasons`` maps the ids SpyCloud answered without a
         catalog to a warning. Ids in neither were cut short by the deadline.
         """
-        found, todo = self._cached_catalogs(lookup.fingerprint, ids)
+        found, todo = self._cached_catalogs(lookup, ids)
         cache_lookup('catalog', hits=len(found), misses=len(todo))
         lookup.stats.add(cache_hits=len(found), cache_misses=len(todo))
         reasons: dict = {}
@@ -231,9 +242,33 @@ class SpyCloudClient:
             done, _ = wait(futures, timeout=lookup.deadline.remaining() + 0.5)
         for future in done:
             fetched = _fetched(future, futures[future], reasons)
-            self._remember(lookup.fingerprint, fetched)
+            self._remember(lookup, fetched)
             found.update(fetched)
         return found, reasons
+
+    def watchlist_day(self, lookup: Lookup, day: date, sink) -> int:
+        """Every watchlist record SpyCloud published on ``day``, page by page, handed to
+        ``sink(record, day)`` as each page arrives (nothing is kept here); the records read.
+
+        ``until`` is the next day: whether SpyCloud reads a date-only ``until`` as that day's
+        start or end, the slice holds all of ``day``, and the sink drops what is not its day.
+        """
+        params = {'since': day.isoformat(), 'until': (day + timedelta(days=1)).isoformat()}
+        cursor: dict[str, str] = {}
+        read = 0
+        while True:
+            page = self._transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor})
+            results = page.get('results')
+            for raw in results if isinstance(results, list) else ():
+                try:
+                    sink(BreachRecord.from_api(raw), day)
+                except MalformedData:
+                    continue
+                read += 1
+            following = page.get('cursor')
+            if not isinstance(following, str) or not following.strip():
+                return read
+            cursor = {'cursor': following}
 
     # -- steps -----------------------------------------------------------------
 
@@ -241,13 +276,15 @@ class SpyCloudClient:
         """A pool of this call's own: one request's lookups never queue behind another's."""
         return _CallPool(min(tasks, self._settings.spycloud_max_workers), name)
 
-    def _cached_catalogs(self, fingerprint, ids):
-        cached = self._catalogs.get_many([(fingerprint, i) for i in ids])
+    def _cached_catalogs(self, lookup, ids):
+        fingerprint = lookup.fingerprint
+        cached = self._catalogs.get_many([(fingerprint, i) for i in ids], secret=lookup.api_key)
         found = {i: cached[(fingerprint, i)] for i in ids if (fingerprint, i) in cached}
         return found, [i for i in ids if i not in found]
 
-    def _remember(self, fingerprint, catalogs):
-        self._catalogs.set_many({(fingerprint, i): c for i, c in catalogs.items()})
+    def _remember(self, lookup, catalogs):
+        self._catalogs.set_many({(lookup.fingerprint, i): c for i, c in catalogs.items()},
+                                secret=lookup.api_key)
 
     def _fetch_catalogs(self, lookup, ids):
         """id → Catalog for the ids SpyCloud knows, in one call (``breach/catalog/1,2,3``).
@@ -281,7 +318,7 @@ class _Pages:
     def __init__(self, observable, limit):
         self.observable, self.limit = observable, limit
         self.records, self.count, self.hits, self.done = [], 0, 0, False
-        self.cursor: dict = {}
+        self.cursor: dict[str, str] = {}
         self._seen, self._skipped, self._warnings = set(), 0, []
 
     def add(self, page):

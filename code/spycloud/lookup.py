@@ -6,10 +6,10 @@ many records, which filters, until when, and the tally of what it spent.
 """
 import hashlib
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from types import MappingProxyType
-from typing import Mapping, Optional
 
 from spycloud.deadline import Deadline
 from spycloud.models import BreachRecord, severities_from
@@ -81,7 +81,7 @@ class Lookup:
     deadline: Deadline
     limit: int = 100
     filters: Mapping[str, str] = field(default_factory=dict)
-    verdicts: Optional[VerdictRule] = None
+    verdicts: VerdictRule | None = None
     stats: LookupStats = field(default_factory=LookupStats, compare=False)
 
     def __post_init__(self) -> None:

@@ -6,10 +6,9 @@ These types check the few fields the relay relies on and keep the rest as
 SpyCloud sent it, so the mapping can show it without guessing.
 """
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Mapping, Optional
-
+from datetime import UTC, datetime
 
 # The severities SpyCloud documents: 2 e-mail only, 5 informational, 20 plaintext credential,
 # 25 infostealer, 26 and 30 access data (session and cookie theft).
@@ -27,7 +26,7 @@ class MalformedData(ValueError):
     """SpyCloud sent a record or catalog the relay cannot use."""
 
 
-def parse_time(value) -> Optional[datetime]:
+def parse_time(value) -> datetime | None:
     """SpyCloud's ISO dates (``2020-01-09T00:00:00Z``, older ``2020-01-09 00:00:00``)."""
     if not isinstance(value, str) or not value.strip():
         return None
@@ -39,9 +38,9 @@ def parse_time(value) -> Optional[datetime]:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     except (OverflowError, ValueError):
         return None
 
@@ -68,9 +67,9 @@ def _int(value):
 class BreachRecord:
     """One exposed credential or persona, from one breach source."""
     document_id: str
-    source_id: Optional[int]
+    source_id: int | None
     published: datetime
-    severity: Optional[int]
+    severity: int | None
     fields: Mapping = field(repr=False, compare=False)
 
     @classmethod
@@ -147,4 +146,4 @@ class Exposure:
     hits: int
     catalogs: dict
     warnings: list = field(default_factory=list)
-    evidence: Optional[Evidence] = None
+    evidence: Evidence | None = None

@@ -16,20 +16,25 @@ import time
 from contextlib import contextmanager
 from urllib.parse import urlencode
 
-import requests.certs
 import requests.utils
 import urllib3
 from urllib3 import exceptions as urllib3_exceptions
 from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
+import state
 from config import VERSION
-from errors import (AuthorizationError, InternalServerError, NotFoundError, RelayError,
-                    TooManyRequestsError, UnknownError)
+from errors import (
+    AuthorizationError,
+    InternalServerError,
+    NotFoundError,
+    RelayError,
+    TooManyRequestsError,
+    UnknownError,
+)
 from metrics import LIMITER_WAIT_SECONDS, SPYCLOUD_CALLS, SPYCLOUD_RETRIES, endpoint_label
 from spycloud.deadline import DeadlineReached
 from spycloud.lookup import UNSENDABLE_KEY, Lookup, sendable_key
-from spycloud.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,10 @@ KEY_PROBLEMS = ('invalid api key', 'invalid ip', 'api key')
 
 def is_quota_exhausted(headers) -> bool:
     return QUOTA_ERROR_TYPE.lower() in headers.get('x-amzn-ErrorType', '').lower()
+
+
+class QuotaExhausted(Exception):
+    """The monthly quota's 429: final, never retried."""
 
 
 class SpyCloudRetry(Retry):
@@ -96,13 +105,17 @@ class SpyCloudRetry(Retry):
                   _pool=None, _stacktrace=None):
         if response is not None and response.status == 429 \
                 and is_quota_exhausted(response.headers):
-            raise MaxRetryError(_pool, url, 'monthly quota exhausted')
+            raise MaxRetryError(_pool, url, QuotaExhausted('monthly quota exhausted'))
+        if response is not None and response.status == 429 \
+                and self.limiter is not None and self.lookup is not None:
+            # A throttling 429: the key's budget is cut, and paused for its Retry-After.
+            self.limiter.throttled(self.lookup.fingerprint, self.get_retry_after(response))
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         if self.lookup is not None:
             pause = retry.get_retry_after(response) if response is not None else None
             pause = pause or retry.get_backoff_time()
             if pause >= self.lookup.deadline.remaining():
-                raise MaxRetryError(_pool, url, error or 'lookup deadline reached')
+                raise MaxRetryError(_pool, url, error or DeadlineReached())
         return retry
 
     def sleep(self, response=None) -> None:
@@ -116,7 +129,7 @@ def pool_manager(settings) -> urllib3.PoolManager:
     (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, HTTPS_PROXY and NO_PROXY), read once."""
     url = settings.spycloud_api_url
     bundle = os.environ.get('REQUESTS_CA_BUNDLE') or os.environ.get('CURL_CA_BUNDLE') \
-        or requests.certs.where()
+        or requests.utils.DEFAULT_CA_BUNDLE_PATH
     ca = {'ca_cert_dir': bundle} if os.path.isdir(bundle) else {'ca_certs': bundle}
     options = dict(num_pools=4, maxsize=2 * settings.spycloud_max_workers + 8,
                    cert_reqs='CERT_REQUIRED', **ca)
@@ -184,7 +197,7 @@ class Transport:
         self._base = settings.spycloud_api_url
         self._host = self._base.split('/')[2]
         self._timeouts = (settings.connect_timeout_s, settings.read_timeout_s)
-        self.limiter = RateLimiter(settings.spycloud_rate_limit, settings.spycloud_burst)
+        self.limiter = state.limiter(settings)
         self._retry = SpyCloudRetry.from_settings(settings)
         self._write_retry = SpyCloudRetry.for_writes(settings)
         self._pool = pool or pool_manager(settings)

@@ -7,7 +7,6 @@ removing one already gone 404: each is the state asked for, so the writes are id
 """
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import quote
 
 from errors import InvalidArgumentError, NotFoundError
@@ -22,7 +21,7 @@ SECOND_LEVEL_SUFFIXES = frozenset({
 TYPES_BY_OBSERVABLE = {'email': ('email',), 'domain': ('domain', 'subdomain'), 'ip': ('ip',)}
 
 
-def watchlist_type(observable_type: str, value: str) -> Optional[str]:
+def watchlist_type(observable_type: str, value: str) -> str | None:
     """The watchlist type of an observable (``email``, ``domain``, ``subdomain``, ``ip``), or
     None when the value is not one (an ``ip`` that is no IPv4 address, a domain of one label)."""
     value = value.strip().lower()
@@ -69,7 +68,7 @@ class Watchlist:
     def __init__(self, transport) -> None:
         self._transport = transport
 
-    def item(self, lookup: Lookup, identifier: str) -> Optional[WatchlistItem]:
+    def item(self, lookup: Lookup, identifier: str) -> WatchlistItem | None:
         """The identifier's entry, or None when it is not on the watchlist."""
         status, body = self._transport.call(lookup, 'GET', _path(identifier), expect=(404,))
         results = body.get('results') if isinstance(body, dict) else None

@@ -1,10 +1,49 @@
-import pytest
+import socket
+import threading
 
-from app import create_app
+import pytest
+from hypothesis import settings as hypothesis_settings
+
 from config import Settings
-from simulator import JwksIssuer, SpyCloudSimulator
 from localrelay import gunicorn_relay
-from support import Canary, RelayAt, RelayServer
+from simulator import JwksIssuer, SpyCloudSimulator
+from support import Canary, RelayAt, start_relay
+
+# `make test-fast` (pytest -m pure --hypothesis-profile=fast): the property tests with fewer
+# examples (tests/test_properties.py reads the profile's name).
+hypothesis_settings.register_profile('fast', max_examples=20)
+
+# What a test marked ``pure`` may not use: it runs in `make test-fast`, with no server.
+SERVER_FIXTURES = frozenset({'jwks', 'spycloud_server', 'spycloud', 'make_relay', 'relay',
+                             'gunicorn_relay_server'})
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = SERVER_FIXTURES.intersection(getattr(item, 'fixturenames', ()))
+        if item.get_closest_marker('pure') and used:
+            raise pytest.UsageError(f'{item.nodeid} is marked pure but uses {sorted(used)}')
+
+
+@pytest.fixture(autouse=True)
+def _pure_tests_open_no_socket(request):
+    """A ``pure`` test that connects or listens (in its own thread) fails: it is not pure."""
+    if request.node.get_closest_marker('pure') is None:
+        yield
+        return
+    main = threading.current_thread()
+
+    def guarded(original):
+        def method(self, *args, **kwargs):
+            if threading.current_thread() is main:
+                raise AssertionError(f'a test marked pure used a socket: {original.__name__}')
+            return original(self, *args, **kwargs)
+        return method
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ('connect', 'connect_ex', 'bind'):
+            patch.setattr(socket.socket, name, guarded(getattr(socket.socket, name)))
+        yield
 
 
 @pytest.fixture(scope='session')
@@ -57,11 +96,15 @@ def relay_settings(spycloud, jwks, **overrides):
 
 @pytest.fixture
 def make_relay(spycloud, jwks):
-    """Start a relay with settings overridden for one test; all are stopped afterwards."""
+    """Start a relay with settings overridden for one test; all are stopped afterwards.
+
+    Each is a support.RelayServer: ``relay.spycloud`` is the SpyCloudClient its app uses,
+    ``relay.settings`` its settings.
+    """
     started = []
 
     def make(**overrides):
-        server = RelayServer(create_app(relay_settings(spycloud, jwks, **overrides)), jwks)
+        server = start_relay(relay_settings(spycloud, jwks, **overrides), jwks)
         started.append(server)
         return server
 

@@ -7,7 +7,12 @@ import jsonschema
 import requests
 from werkzeug.serving import make_server
 
+from api.services import services
+from app import create_app
+from spycloud.client import SpyCloudClient
+
 CONTRACT = Path(__file__).resolve().parent / 'contracts' / 'iroh-enrich-definitions.json'
+AUTHORIZATION_FAILED = 'Authorization failed: '
 _DEFINITIONS = json.loads(CONTRACT.read_text())['definitions']
 
 
@@ -36,15 +41,61 @@ def docs(body, plural):
     return body.get('data', {}).get(plural, {}).get('docs', [])
 
 
-class RelayServer:
-    """The Flask app on a loopback port, served by werkzeug's threaded server."""
+def single_error(answer, code=None, *, kind='fatal', prefix=None):
+    """The one error of an answer that holds nothing else (no data, no other error).
 
-    def __init__(self, app, issuer):
+    ``answer`` is a parsed body, its JSON (text or bytes), or a response (requests' or Flask's
+    test client's), whose status must then be 200: the envelope, not an HTTP error. The error
+    must be of type ``kind`` (``None``: any) and, when given, of ``code``. With ``prefix``, its
+    message must start with it, and what follows is returned; else the error itself.
+    """
+    if hasattr(answer, 'status_code'):
+        assert answer.status_code == 200, answer.text[:500]
+        answer = answer.text
+    body = json.loads(answer) if isinstance(answer, (str, bytes)) else answer
+    assert set(body) == {'errors'}, body
+    (error,) = body['errors']
+    ERROR.validate(error)
+    if kind is not None:
+        assert error['type'] == kind, error
+    if code is not None:
+        assert error['code'] == code, error
+    if prefix is None:
+        return error
+    assert error['message'].startswith(prefix), error
+    return error['message'][len(prefix):]
+
+
+def refused(response):
+    """The reason of the one fatal ``authorization error`` a relay answered with."""
+    return single_error(response, 'authorization error', prefix=AUTHORIZATION_FAILED)
+
+
+def start_relay(settings, issuer):
+    """``create_app(settings)`` served on loopback, with the SpyCloudClient it was handed kept
+    as ``relay.spycloud`` (and its settings as ``relay.settings``) for the test to look at."""
+    client = SpyCloudClient(settings)
+    return RelayServer(create_app(settings, spycloud=client), issuer, spycloud=client,
+                       settings=settings)
+
+
+class RelayServer:
+    """The Flask app on a loopback port, served by werkzeug's threaded server.
+
+    ``spycloud`` is the SpyCloudClient the app was created with (closed by ``stop``);
+    ``start_relay`` passes it, with ``settings``. An app made elsewhere gets its own client
+    closed through the app's services.
+    """
+
+    def __init__(self, app, issuer, *, spycloud=None, settings=None):
         self.app = app
         self.issuer = issuer
+        self.spycloud = spycloud
+        self.settings = settings
         self._server = make_server('127.0.0.1', 0, app, threaded=True)
         self.url = f'http://127.0.0.1:{self._server.server_port}'
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+        # A short poll: stop() waits for the serving loop to see the request to shut down.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
                                         daemon=True)
         self._thread.start()
 
@@ -52,7 +103,11 @@ class RelayServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
-        self.app.extensions['spycloud_relay'].spycloud.close()
+        if self.spycloud is not None:
+            self.spycloud.close()
+        else:
+            with self.app.app_context():
+                services().spycloud.close()
 
     def token(self, **claims):
         claims.setdefault('aud', self.url)
@@ -112,7 +167,7 @@ class Canary:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(*issuer.server_cert_paths)
         self._listener = socket.create_server(('127.0.0.1', 0))
-        self._listener.settimeout(0.05)
+        self._listener.settimeout(0.01)  # how soon stop() is seen
         self.port = self._listener.getsockname()[1]
         self.host = f'127.0.0.1:{self.port}'
         if mode == 'gzip-bomb':  # made here, not while the relay waits for it

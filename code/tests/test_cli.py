@@ -106,6 +106,19 @@ def test_watchlist_refuses_what_it_cannot_take(spycloud):
     assert spycloud.stats()['requests'] == 1
 
 
+def test_tiles_print_the_dashboard(spycloud):
+    result = run('tiles', '--api-url', spycloud.url, '--period', 'last_24_hours',
+                 env={'SPYCLOUD_API_KEY': DEFAULT_API_KEY, 'SPYCLOUD_RATE_LIMIT': '0'})
+    assert result.exit_code == 0, result.output
+    for title in ('Exposure summary', 'Exposures per day', 'Exposures by severity',
+                  'Most exposed accounts', 'Newest breach sources'):
+        assert title in result.output
+    assert 'Exposed accounts: ' in result.output and 'Corporate credentials' in result.output
+    assert [c['endpoint'] for c in spycloud.request_log][:2] == ['watchlist-records'] * 2
+    refused = run('tiles', '--api-url', spycloud.url, env={'SPYCLOUD_API_KEY': 'wrong'})
+    assert refused.exit_code == 1 and 'authorization error' in refused.output
+
+
 def test_lookup_against_an_api_url_with_a_key_from_the_environment(spycloud):
     result = run('lookup', '--api-url', spycloud.url, '--api-key-env', 'MY_KEY', '--type', 'user',
                  'r2c1', env={'MY_KEY': DEFAULT_API_KEY})

@@ -3,6 +3,8 @@ import pytest
 from api.module_settings import ModuleSettings, entities_limit, flag
 from config import XDR_JWKS_HOSTS, ConfigError, Settings
 
+pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
+
 
 def test_defaults():
     settings = Settings.from_env({})
@@ -62,6 +64,13 @@ def test_module_settings_from_claims():
     settings = ModuleSettings.from_claims({'key': ' k ', 'CTR_ENTITIES_LIMIT': '5',
                                            'show_passwords': 'true'})
     assert settings == ModuleSettings(api_key='k', entities_limit=5, show_passwords=True)
+
+
+def test_module_settings_helper_rejects_bad_claims():
+    with pytest.raises(KeyError):
+        ModuleSettings.from_claims({})
+    with pytest.raises(KeyError):
+        ModuleSettings.from_claims({'key': 42})
 
 
 @pytest.mark.parametrize('raw, value', [('true', True), ('ON', True), ('0', False),

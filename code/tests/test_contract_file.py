@@ -5,6 +5,8 @@ import pytest
 
 from contracts import extract
 
+pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
+
 
 def test_extract_matches_the_shared_swagger():
     if not extract.SHARED.exists():

@@ -8,6 +8,8 @@ import yaml
 
 from config import VERSION, Settings
 
+pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / 'Dockerfile').read_text()
 IMAGE = f'spycloud-xdr-relay:{VERSION}'

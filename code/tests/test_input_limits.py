@@ -11,19 +11,13 @@ import time
 import pytest
 import requests
 
-from support import email
+from support import email, single_error
 
 PATH = '/observe/observables'
 
 
 def invalid_argument(response):
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert list(body) == ['errors'], body
-    (error,) = body['errors']
-    assert error['type'] == 'fatal'
-    assert error['code'] == 'invalid argument'
-    return error['message']
+    return single_error(response, 'invalid argument')['message']
 
 
 def emails(count, template='r1c1-{n}@limits.example'):
@@ -116,7 +110,7 @@ def test_oversized_body_is_not_read_before_the_token_is_checked(make_relay):
     assert time.monotonic() - started < 1.0
     head, _, body = answer.partition(b'\r\n\r\n')
     assert head.startswith(b'HTTP/1.1 200')
-    assert json.loads(body)['errors'][0]['code'] == 'authorization error'
+    single_error(body, 'authorization error')
 
 
 # -- observables per request ------------------------------------------------------------------

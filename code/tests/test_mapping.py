@@ -1,11 +1,13 @@
 """The pure mapping functions, edge by edge."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from ctim import mapping
 from ctim.bundle import Bundle
 from spycloud.models import BreachRecord, Catalog, MalformedData, parse_time
+
+pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 
 RECORD = {'document_id': 'd-1', 'source_id': 7, 'spycloud_publish_date': '2024-02-03T00:00:00Z',
           'severity': 20, 'email': 'a@b.example', 'password': 'hunter22',
@@ -62,7 +64,7 @@ def test_mask(value, kind, shown):
 def test_data_table_masks_every_secret_field():
     doc = mapping.data_table(record(cookie_value='sess-secret-value', cc_number='4111111111111111'),
                              OPTIONS)
-    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0]))
+    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0], strict=True))
     assert row['password'] == 'h*****2 (plaintext, 8 chars)'
     assert row['password_plaintext'] == 'h*****2 (plaintext, 8 chars)'
     assert row['salt'] == 'p*****t (salt, 11 chars)'
@@ -74,7 +76,7 @@ def test_data_table_masks_every_secret_field():
 def test_the_password_type_is_shown_not_masked():
     """It names the hash (plaintext, sha1), which an analyst weighs; it holds no secret."""
     doc = mapping.data_table(record(password_type='sha1'), OPTIONS)
-    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0]))
+    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0], strict=True))
     assert row['password_type'] == 'sha1'
     assert row['password'] == 'h*****2 (sha1, 8 chars)'
 
@@ -87,7 +89,7 @@ def test_data_table_shows_secrets_when_asked():
 def test_data_table_cells():
     doc = mapping.data_table(record(ip_addresses=['1.2.3.4', '::1'], nested={'a': 1},
                                     nothing=None), OPTIONS)
-    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0]))
+    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0], strict=True))
     assert row['ip_addresses'] == '1.2.3.4, ::1'
     assert row['nested'] == '{"a": 1}'
     assert 'nothing' not in row
@@ -144,10 +146,10 @@ def test_malformed_catalogs_are_refused(raw):
 
 
 @pytest.mark.parametrize('text, moment', [
-    ('2020-01-09T00:00:00Z', datetime(2020, 1, 9, tzinfo=timezone.utc)),
-    ('2020-01-09 10:11:12', datetime(2020, 1, 9, 10, 11, 12, tzinfo=timezone.utc)),
-    ('2020-01-09T02:00:00+02:00', datetime(2020, 1, 9, tzinfo=timezone.utc)),
-    ('2020-01-09', datetime(2020, 1, 9, tzinfo=timezone.utc)),
+    ('2020-01-09T00:00:00Z', datetime(2020, 1, 9, tzinfo=UTC)),
+    ('2020-01-09 10:11:12', datetime(2020, 1, 9, 10, 11, 12, tzinfo=UTC)),
+    ('2020-01-09T02:00:00+02:00', datetime(2020, 1, 9, tzinfo=UTC)),
+    ('2020-01-09', datetime(2020, 1, 9, tzinfo=UTC)),
     ('garbage', None), (None, None), (20200109, None)])
 def test_parse_time(text, moment):
     assert parse_time(text) == moment

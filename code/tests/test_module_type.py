@@ -58,10 +58,11 @@ def test_supported_apis_are_served_and_auth_is_rs256():
     routes = {rule.rule.lstrip('/') for rule in create_app(Settings()).url_map.iter_rules()}
     assert set(props['supported-apis']) == {'health', 'observe/observables',
                                             'deliberate/observables', 'respond/observables',
-                                            'respond/trigger'}
+                                            'respond/trigger', 'tiles', 'tiles/tile',
+                                            'tiles/tile-data'}
     assert set(props['supported-apis']) <= routes
     assert {c['id'] for c in MODULE_TYPE['capabilities']} == {'health', 'observe', 'deliberate',
-                                                              'respond'}
+                                                              'respond', 'tiles'}
 
 
 def test_logo_is_a_data_uri_image():

@@ -6,7 +6,7 @@ from uuid import NAMESPACE_X500, uuid5
 import pytest
 
 from simulator import data
-from support import docs, email
+from support import docs, email, single_error
 
 SEVERITY = {2: 'Low', 5: 'Medium', 20: 'High', 25: 'Critical'}
 
@@ -37,7 +37,7 @@ def test_sightings_one_per_record_newest_first(relay):
         [f'transient:sighting-{uuid5(NAMESPACE_X500, r["document_id"])}' for r in expected]
     dates = [s['observed_time']['start_time'] for s in sightings]
     assert dates == sorted(dates, reverse=True)
-    for sighting, record in zip(sightings, expected):
+    for sighting, record in zip(sightings, expected, strict=True):
         catalog = data.catalog(record['source_id'])
         assert sighting['type'] == 'sighting'
         assert sighting['source'] == 'SpyCloud'
@@ -74,7 +74,7 @@ def test_combo_list_is_medium(relay):
         lambda v: any(data.catalog(r['source_id']).get('combo_list_flag') == 'YES'
                       and r['severity'] != 5 for r in records(v)), 'r6c6-{n}@combo.example')
     body = relay.observe([email(value)])
-    for sighting, record in zip(docs(body, 'sightings'), records(value)):
+    for sighting, record in zip(docs(body, 'sightings'), records(value), strict=True):
         if data.catalog(record['source_id']).get('combo_list_flag') == 'YES':
             assert sighting['severity'] == 'Medium'
         else:
@@ -88,7 +88,7 @@ def test_indicators_one_per_catalog_with_relationships(relay):
     indicators = docs(body, 'indicators')
     assert [i['id'] for i in indicators] == \
         [f'transient:indicator-{uuid5(NAMESPACE_X500, str(c))}' for c in ids]
-    for indicator, catalog_id in zip(indicators, ids):
+    for indicator, catalog_id in zip(indicators, ids, strict=True):
         catalog = data.catalog(catalog_id)
         assert indicator['producer'] == 'SpyCloud'
         assert indicator['title'] == catalog['title']
@@ -103,7 +103,7 @@ def test_indicators_one_per_catalog_with_relationships(relay):
     by_catalog = {c: f'transient:indicator-{uuid5(NAMESPACE_X500, str(c))}' for c in ids}
     assert [(r['source_ref'], r['target_ref']) for r in relationships] == \
         [(s['id'], by_catalog[rec['source_id']])
-         for s, rec in zip(docs(body, 'sightings'), records(value))]
+         for s, rec in zip(docs(body, 'sightings'), records(value), strict=True)]
     assert {r['relationship_type'] for r in relationships} == {'sighting-of'}
 
 
@@ -112,7 +112,7 @@ def test_leaked_from_points_at_real_sites_only(relay):
         lambda v: {data.catalog(r['source_id'])['site'] == 'n/a' for r in records(v)}
         == {True, False}, 'r6c6-{n}@leak.example')
     body = relay.observe([email(value)])
-    for sighting, record in zip(docs(body, 'sightings'), records(value)):
+    for sighting, record in zip(docs(body, 'sightings'), records(value), strict=True):
         site = data.catalog(record['source_id'])['site']
         if site == 'n/a':
             assert sighting['relations'] == []
@@ -131,9 +131,9 @@ def test_passwords_are_masked_by_default(relay):
     assert secrets
     for secret in secrets:
         assert secret not in text
-    for sighting, record in zip(docs(body, 'sightings'), records(value)):
+    for sighting, record in zip(docs(body, 'sightings'), records(value), strict=True):
         table = sighting['data']
-        row = dict(zip([c['name'] for c in table['columns']], table['rows'][0]))
+        row = dict(zip([c['name'] for c in table['columns']], table['rows'][0], strict=True))
         if 'password_plaintext' in record:
             plain = record['password_plaintext']
             assert row['password_plaintext'] == \
@@ -153,13 +153,13 @@ def test_show_passwords_setting_reveals_them(relay):
 def test_data_table_hides_ids_and_keeps_context(relay):
     value = 'r4c2@table.example'
     body = relay.observe([email(value)])
-    for sighting, record in zip(docs(body, 'sightings'), records(value)):
+    for sighting, record in zip(docs(body, 'sightings'), records(value), strict=True):
         names = [c['name'] for c in sighting['data']['columns']]
         assert 'document_id' not in names and 'severity' not in names
         assert 'email' in names
         assert len(sighting['data']['rows'][0]) == len(names)
         if 'ip_addresses' in record:
-            row = dict(zip(names, sighting['data']['rows'][0]))
+            row = dict(zip(names, sighting['data']['rows'][0], strict=True))
             assert row['ip_addresses'] == ', '.join(record['ip_addresses'])
 
 
@@ -230,7 +230,7 @@ def test_nothing_supported_answers_empty_data_without_spycloud(relay, spycloud):
 def test_nothing_supported_still_needs_a_valid_token(relay):
     response = relay.post('/observe/observables', [{'type': 'url', 'value': 'https://a.b/'}],
                           token='garbage')
-    assert response.json()['errors'][0]['code'] == 'authorization error'
+    single_error(response, 'authorization error')
 
 
 def test_no_records_answers_empty_data(relay):
@@ -256,11 +256,7 @@ def test_address_that_needs_escaping(relay, spycloud):
 ])
 def test_invalid_body(relay, payload, fragment):
     response = relay.post('/observe/observables', data=payload)
-    assert response.status_code == 200
-    (error,) = response.json()['errors']
-    assert error['code'] == 'invalid argument'
-    assert error['type'] == 'fatal'
-    assert fragment in error['message']
+    assert fragment in single_error(response, 'invalid argument')['message']
 
 
 def test_missing_catalog_is_a_warning_and_sightings_stay(relay, spycloud):
@@ -272,7 +268,8 @@ def test_missing_catalog_is_a_warning_and_sightings_stay(relay, spycloud):
     assert body['data']['indicators']['count'] == 2
     assert body['errors'] == [{'type': 'warning', 'code': 'not found',
                                'message': f'SpyCloud did not return results for {gone}'}]
-    orphans = [s for s, r in zip(docs(body, 'sightings'), records(value)) if r['source_id'] == gone]
+    pairs = zip(docs(body, 'sightings'), records(value), strict=True)
+    orphans = [s for s, r in pairs if r['source_id'] == gone]
     assert orphans and all('source_uri' not in s and s['relations'] == [] for s in orphans)
 
 

@@ -189,12 +189,14 @@ def test_document_is_a_valid_openapi_3_document():
         for method, operation in item.items():
             assert operation['responses'], (method, path)
             secured = ('/health', '/observe/observables', '/deliberate/observables',
-                       '/respond/observables', '/respond/trigger')
+                       '/respond/observables', '/respond/trigger', '/tiles', '/tiles/tile',
+                       '/tiles/tile-data')
             assert ('security' in operation) == (path in secured)
     # schemathesis refuses a document that does not validate against the OpenAPI schema.
     assert {op.ok().label for op in SCHEMA.get_all_operations()} == {
         'POST /health', 'POST /observe/observables', 'POST /deliberate/observables',
-        'POST /respond/observables', 'POST /respond/trigger',
+        'POST /respond/observables', 'POST /respond/trigger', 'POST /tiles', 'POST /tiles/tile',
+        'POST /tiles/tile-data',
         'POST /version', 'GET /version',
         'GET /watchdog', 'GET /openapi.json'}
 

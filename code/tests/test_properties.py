@@ -11,7 +11,7 @@ secret found in the answer is a leak, not a coincidence.
 """
 import json
 import string
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,9 +23,13 @@ from spycloud.client import PAGE_ENDPOINTS
 from spycloud.models import BreachRecord, Catalog, Exposure, MalformedData, parse_time
 from support import BUNDLE
 
-PROPERTIES = settings(max_examples=200, deadline=None, derandomize=True, database=None,
+pytestmark = pytest.mark.pure
+# `make test-fast` runs Hypothesis's `fast` profile (tests/conftest.py): a tenth of the examples.
+FAST = settings.get_current_profile_name() == 'fast'
+PROPERTIES = settings(max_examples=20 if FAST else 200, deadline=None, derandomize=True,
+                      database=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SMALLER = settings(PROPERTIES, max_examples=100)  # properties the ones above also exercise
+SMALLER = settings(PROPERTIES, max_examples=10 if FAST else 100)  # also exercised above
 SECRET_ALPHABET = 'αβγδεζηθικλμνξοπρστυφχψω'
 SECRET_FIELDS = ('password', 'password_plaintext', 'salt', 'cookie_value')
 INT64 = (-2 ** 63, 2 ** 63 - 1)
@@ -57,7 +61,7 @@ def offsets():
 
 
 MOMENTS = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59),
-                       timezones=st.one_of(st.none(), st.just(timezone.utc), offsets()))
+                       timezones=st.one_of(st.none(), st.just(UTC), offsets()))
 DATE_FORMATS = [
     lambda m: m.replace(tzinfo=None).strftime('%Y-%m-%dT%H:%M:%SZ'),
     lambda m: m.isoformat(),
@@ -66,7 +70,7 @@ DATE_FORMATS = [
     lambda m: m.strftime('%Y/%m/%d'),
     lambda m: m.strftime('%d.%m.%Y %H:%M'),
     lambda m: m.replace(tzinfo=None).isoformat() + 'z',
-    lambda m: str(int(m.replace(tzinfo=timezone.utc).timestamp())),
+    lambda m: str(int(m.replace(tzinfo=UTC).timestamp())),
 ]
 DATES = st.one_of(
     st.builds(lambda moment, form: form(moment), MOMENTS, st.sampled_from(DATE_FORMATS)),

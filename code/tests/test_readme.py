@@ -7,6 +7,8 @@ import pytest
 
 from config import Settings
 
+pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
+
 README = (Path(__file__).resolve().parents[2] / 'README.md').read_text()
 
 
@@ -20,7 +22,7 @@ def documented_defaults():
         names = re.findall(r'`([A-Z][A-Z0-9_]+)`', cells[1])
         defaults = [d.strip() for d in cells[2].split(' / ')]
         if names and len(defaults) == len(names):
-            found.update(zip(names, defaults))
+            found.update(zip(names, defaults, strict=True))
     return found
 
 

@@ -21,7 +21,7 @@ from gunicorn.workers.ggevent import GeventWorker
 import localrelay
 import serving
 from api import auth
-from support import assert_valid_answer, docs, email
+from support import assert_valid_answer, docs, email, single_error
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT_S = 1.0  # the review's bound: a normal answer takes 10-50 ms
@@ -81,20 +81,11 @@ def _send_quietly(sock, data):
         pass  # the relay answered and hung up before reading it all: expected for some
 
 
-def fatal(body):
-    """The one fatal error of an envelope."""
-    answer = json.loads(body)
-    assert set(answer) == {'errors'}, answer
-    (error,) = answer['errors']
-    assert error['type'] == 'fatal'
-    return error
-
-
 def relay_refusal(response):
     """The relay's own answer (200 in its envelope), not the server's: its error."""
     assert response.status_code == 200, response.text[:200]
     assert response.headers['Content-Type'] == 'application/json'
-    return fatal(response.content)
+    return single_error(response)
 
 
 def head(path='/health', host='relay', extra=b''):
@@ -247,7 +238,7 @@ def test_a_header_past_gunicorns_limit_gets_the_envelope(relay, line):
     status, headers, body = exchange(relay, head(extra=line + b'\r\n'))
     assert status == 431
     assert headers.items() >= ENVELOPE_HEADERS.items()
-    error = fatal(body)
+    error = single_error(body)
     assert error['code'] == 'invalid argument'
     assert error['message'] == ('A request header is too large: the limit is 20480 bytes '
                                 'per header line.')
@@ -261,7 +252,7 @@ def test_a_head_past_gunicorns_buffer_gets_the_envelope(relay):
     status, headers, body = exchange(relay, head(extra=b'X-Huge: ' + b'h' * 2 ** 21 + b'\r\n'))
     assert status == 431
     assert headers.items() >= ENVELOPE_HEADERS.items()
-    assert fatal(body) == {'type': 'fatal', 'code': 'invalid argument',
+    assert single_error(body) == {'type': 'fatal', 'code': 'invalid argument',
                            'message': 'The request headers are too large.'}
 
 
@@ -270,7 +261,7 @@ def test_too_many_headers_get_the_envelope(relay):
     status, headers, body = exchange(relay, head(extra=extra))
     assert status == 431
     assert headers.items() >= ENVELOPE_HEADERS.items()
-    assert fatal(body) == {'type': 'fatal', 'code': 'invalid argument',
+    assert single_error(body) == {'type': 'fatal', 'code': 'invalid argument',
                            'message': 'Too many request headers: the limit is 50.'}
 
 
@@ -298,7 +289,7 @@ def test_a_request_gunicorn_refuses_gets_the_envelope(relay, sent, status, messa
     answered, headers, body = exchange(relay, sent)
     assert answered == status
     assert headers.items() >= ENVELOPE_HEADERS.items()
-    assert fatal(body) == {'type': 'fatal', 'code': 'invalid argument', 'message': message}
+    assert single_error(body) == {'type': 'fatal', 'code': 'invalid argument', 'message': message}
     assert b'SECRET' not in body and b'GARBAGE' not in body
     assert 'SECRET' not in relay.log_text()
 
@@ -319,7 +310,7 @@ def test_what_is_not_the_clients_fault_is_an_internal_error(error):
     assert 'SECRET' not in message
     answer = serving.envelope(status, reason, code, message)
     assert answer.startswith(b'HTTP/1.1 500 Internal Server Error\r\n')
-    assert fatal(answer.partition(b'\r\n\r\n')[2])['code'] == 'internal error'
+    assert single_error(answer.partition(b'\r\n\r\n')[2])['code'] == 'internal error'
 
 
 def test_a_refusal_is_logged_without_the_requests_bytes(relay):
@@ -351,7 +342,7 @@ def test_a_malformed_chunked_body_is_an_invalid_argument(relay, chunks):
     before = len(relay.log_lines())
     status, headers, body = exchange(relay, chunked_observe(relay, chunks))
     assert status == 200
-    assert fatal(body) == {'type': 'fatal', 'code': 'invalid argument',
+    assert single_error(body) == {'type': 'fatal', 'code': 'invalid argument',
                            'message': MALFORMED_BODY}
     lines = relay.log_lines()[before:]
     assert not [line for line in lines if 'exception' in line or line['level'] == 'ERROR']
@@ -363,7 +354,7 @@ def test_a_malformed_chunked_body_is_an_invalid_argument_under_werkzeug(make_rel
     werkzeug = make_relay()
     status, headers, body = exchange(werkzeug, chunked_observe(werkzeug, chunks))
     assert status == 200
-    assert fatal(body) == {'type': 'fatal', 'code': 'invalid argument',
+    assert single_error(body) == {'type': 'fatal', 'code': 'invalid argument',
                            'message': MALFORMED_BODY}
 
 

@@ -3,14 +3,14 @@
 Addresses of the form ``v{D}s{S}`` hold one record published D days before today with
 severity S (see simulator/data.py), so each side of the window is reachable whatever the date.
 """
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from simulator import data
 from support import BUNDLE, assert_valid_answer, docs, email
 
-TODAY = datetime.now(timezone.utc).date()
+TODAY = datetime.now(UTC).date()
 
 
 def day(ago):

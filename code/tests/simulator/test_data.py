@@ -13,6 +13,8 @@ import pytest
 
 from simulator import data
 
+pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
+
 DATE_RE = re.compile(r"^(\d{4})-\d{2}-\d{2}T00:00:00Z$")
 BASE_FIELDS = {"document_id", "source_id", "spycloud_publish_date", "severity", "email",
                "email_domain", "email_username", "domain"}
@@ -46,7 +48,7 @@ def test_email_lookup_is_case_insensitive_and_lowercases_the_email():
 
 @pytest.mark.parametrize("n,m", [(1, 1), (4, 4), (100, 20), (37, 3), (5, 10), (60, 60)])
 def test_rc_label_gives_exact_record_and_catalog_counts(n, m):
-    value = "r%dc%d@bench.example" % (n, m)
+    value = f"r{n}c{m}@bench.example"
     records = data.records_for("emails", value)
     ids = data.catalog_ids_for("emails", value)
     assert len(records) == n
@@ -160,7 +162,7 @@ def test_catalog_ids_follow_the_documented_formula():
 def test_random_observables_follow_the_spec_distribution():
     counts, catalogs = [], []
     for i in range(1500):
-        value = "employee%d@corp.example" % i
+        value = f"employee{i}@corp.example"
         records = data.records_for("emails", value)
         counts.append(len(records))
         catalogs.append(len({r["source_id"] for r in records}))
@@ -172,7 +174,7 @@ def test_random_observables_follow_the_spec_distribution():
     assert max(counts) >= 10  # heavy tail exists
     ratio = sum(catalogs) / sum(counts)
     assert 0.5 < ratio < 0.95
-    assert all(c <= n for c, n in zip(catalogs, counts))
+    assert all(c <= n for c, n in zip(catalogs, counts, strict=True))
 
 
 def test_domain_records_cover_several_accounts_on_that_domain():
@@ -187,8 +189,8 @@ def test_domain_records_cover_several_accounts_on_that_domain():
 
 
 @pytest.mark.parametrize("candidates", [
-    ["192.0.2.%d" % i for i in range(1, 60)],
-    ["2001:db8::%x" % i for i in range(1, 60)],
+    [f"192.0.2.{i}" for i in range(1, 60)],
+    [f"2001:db8::{i:x}" for i in range(1, 60)],
 ])
 def test_ip_records_are_infostealer_records_naming_the_ip(candidates):
     ip = first_with_records("ips", candidates)
@@ -200,8 +202,8 @@ def test_ip_records_are_infostealer_records_naming_the_ip(candidates):
 
 
 def test_ip_cidr_query_returns_addresses_inside_the_network():
-    cidr = first_with_records("ips", ["198.51.100.0_%d" % p for p in range(20, 31)]
-                              + ["10.%d.0.0_16" % i for i in range(40)])
+    cidr = first_with_records("ips", [f"198.51.100.0_{p}" for p in range(20, 31)]
+                              + [f"10.{i}.0.0_16" for i in range(40)])
     network = ipaddress.ip_network(cidr.replace("_", "/"), strict=False)
     for record in data.records_for("ips", cidr):
         assert ipaddress.ip_address(record["ip_addresses"][0]) in network
@@ -213,7 +215,7 @@ def test_username_records_carry_the_username_and_an_email():
     for record in records:
         assert record["username"] == "r10c5"
         assert "@" in record["email"]
-    odd = first_with_records("usernames", ["j.doe%d" % i for i in range(40)])
+    odd = first_with_records("usernames", [f"j.doe{i}" for i in range(40)])
     assert all(r["username"] == odd for r in data.records_for("usernames", odd))
 
 
@@ -247,7 +249,7 @@ def test_catalog_shape_and_determinism():
         if catalog_id % 10 == 3:
             assert entry["site"] == "n/a" and entry["breach_category"] == "infostealer"
         if catalog_id % 10 not in (3, 7):
-            assert entry["site"] == "breach-%d.example" % catalog_id
+            assert entry["site"] == f"breach-{catalog_id}.example"
         assert ("site_description" in entry) == (catalog_id % 13 != 5)
     assert data.catalog(20000)["uuid"] != data.catalog(20001)["uuid"]
 

@@ -40,13 +40,13 @@ def verify(issuer, token, audience=AUD):
     """Verify a token the way a relay does: kid from the header, key from the served JWKS."""
     kid = jwt.get_unverified_header(token)["kid"]
     key = key_for(fetch(issuer).json(), kid)
-    assert key is not None, "kid %s not served" % kid
+    assert key is not None, f"kid {kid} not served"
     return jwt.decode(token, key, algorithms=["RS256"], audience=audience)
 
 
 def test_jwks_is_served_over_https_trusted_only_through_the_ca(issuer):
-    assert issuer.url == "https://127.0.0.1:%d/.well-known/jwks" % issuer.port
-    assert issuer.jwks_host == "127.0.0.1:%d" % issuer.port
+    assert issuer.url == f"https://127.0.0.1:{issuer.port}/.well-known/jwks"
+    assert issuer.jwks_host == f"127.0.0.1:{issuer.port}"
     response = fetch(issuer)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
@@ -57,13 +57,13 @@ def test_jwks_is_served_over_https_trusted_only_through_the_ca(issuer):
     assert set(jwk) == {"kid", "kty", "alg", "use", "n", "e"}
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(issuer.url, timeout=TIMEOUT)
-    localhost = requests.get("https://localhost:%d/.well-known/jwks" % issuer.port,
+    localhost = requests.get(f"https://localhost:{issuer.port}/.well-known/jwks",
                              verify=issuer.ca_pem_path, timeout=TIMEOUT)
     assert localhost.status_code == 200
 
 
 def test_other_paths_are_404_and_not_counted(issuer):
-    response = requests.get("https://%s/.well-known/jwks.json" % issuer.jwks_host,
+    response = requests.get(f"https://{issuer.jwks_host}/.well-known/jwks.json",
                             verify=issuer.ca_pem_path, timeout=TIMEOUT)
     assert response.status_code == 404
     assert issuer.requests == 0

@@ -14,8 +14,7 @@ import jwt
 import pytest
 import requests
 
-from simulator import DEFAULT_API_KEY, JwksIssuer, SpyCloudSimulator, data, \
-    mint_token_from_state
+from simulator import DEFAULT_API_KEY, JwksIssuer, SpyCloudSimulator, data, mint_token_from_state
 
 TIMEOUT = 5
 KEY = {"X-API-Key": DEFAULT_API_KEY}
@@ -65,7 +64,7 @@ def drain(session, sim, path, resend=False, **params):
 def test_each_breach_endpoint_returns_the_data_module_records(session, sim, kind, value):
     expected = data.records_for(kind, value)
     assert expected, "pick an observable that has records"
-    response = get(session, sim, "breach/data/%s/%s" % (kind, value))
+    response = get(session, sim, f"breach/data/{kind}/{value}")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
     assert response.json() == {"cursor": "", "hits": len(expected), "results": expected}
@@ -94,7 +93,7 @@ def test_unknown_paths_answer_404(session, sim):
         response = get(session, sim, path)
         assert response.status_code == 404
         assert response.json() == {"message": "Not Found"}
-    response = session.get("http://127.0.0.1:%d/sp-v2/breach/data/emails/a@b.c" % sim.port,
+    response = session.get(f"http://127.0.0.1:{sim.port}/sp-v2/breach/data/emails/a@b.c",
                            headers=KEY, timeout=TIMEOUT)
     assert response.status_code == 404
     response = session.post(sim.url + "breach/data/emails/a@b.c", headers=KEY, json={},
@@ -183,7 +182,7 @@ def test_source_id_filter(session, sim):
     body = get(session, sim, "breach/data/emails/r30c3@f.example", source_id=ids[1]).json()
     assert body["hits"] == 10 and {r["source_id"] for r in body["results"]} == {ids[1]}
     body = get(session, sim, "breach/data/emails/r30c3@f.example",
-               source_id="%d,%d" % (ids[0], ids[2])).json()
+               source_id=f"{ids[0]},{ids[2]}").json()
     assert body["hits"] == 20
 
 
@@ -196,7 +195,7 @@ def test_invalid_filter_values_answer_400(session, sim, name, value):
     assert response.status_code == 400
     body = response.json()
     assert body["errorType"] == "BadRequest"
-    assert body["errorMessage"].startswith("[BadRequest] Invalid parameter: '%s'. " % name)
+    assert body["errorMessage"].startswith(f"[BadRequest] Invalid parameter: '{name}'. ")
 
 
 # -- paging -----------------------------------------------------------------------------------
@@ -563,10 +562,11 @@ def test_request_log_and_stats(session, sim):
     assert log[0]["path"] == "/enterprise-v2/breach/data/emails/r3c1@log.example"
     assert log[0]["query"] == {"severity": ["20,25"]}
     assert log[0]["api_key"] == DEFAULT_API_KEY and log[1]["api_key"] is None
-    assert all(a["time"] <= b["time"] for a, b in zip(log, log[1:]))
+    assert all(a["time"] <= b["time"] for a, b in zip(log, log[1:], strict=False))
     stats = sim.stats()
     assert stats["requests"] == 4
     assert stats["by_endpoint"] == {"emails": 1, "domains": 0, "ips": 0, "usernames": 0,
+                                    "watchlist-records": 0,
                                     "catalog": 1, "watchlist": 1, "watchlist-create": 0,
                                     "watchlist-delete": 0, "watchlist-verify": 0, "other": 1}
     sim.reset_stats()
@@ -599,7 +599,7 @@ def test_command_line_runs_until_sigterm(tmp_path):
         cwd=CODE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = _read_line(proc.stdout, 10)
-        assert line, "simulator printed nothing: %s" % (proc.poll(),)
+        assert line, f"simulator printed nothing: {proc.poll()}"
         info = json.loads(line)
         assert set(info) == {"spycloud_url", "jwks_host", "ca_pem_path", "api_key", "state_dir"}
         assert info["api_key"] == DEFAULT_API_KEY
@@ -608,7 +608,7 @@ def test_command_line_runs_until_sigterm(tmp_path):
                                 headers={"X-API-Key": info["api_key"]}, timeout=TIMEOUT)
         assert response.status_code == 200
         assert len(response.json()["results"]) == 5 and response.json()["hits"] == 7
-        jwks = requests.get("https://%s/.well-known/jwks" % info["jwks_host"],
+        jwks = requests.get(f"https://{info['jwks_host']}/.well-known/jwks",
                             verify=info["ca_pem_path"], timeout=TIMEOUT).json()
         token = mint_token_from_state(info["state_dir"], "http://relay.local")
         claims = jwt.decode(token, jwt.PyJWK(jwks["keys"][0]).key, algorithms=["RS256"],

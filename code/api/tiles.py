@@ -1,0 +1,65 @@
+"""POST /tiles, /tiles/tile and /tiles/tile-data: the exposure dashboard of the watchlist."""
+from flask import Blueprint, Response, request
+
+from api.envelope import data_response
+from api.schemas import read_json
+from api.services import services
+from api.telemetry import note_lookup
+from errors import InvalidArgumentError
+from tiles.aggregate import PERIODS
+from tiles.dashboard import BY_ID, TILES, tile_data
+
+tiles_api = Blueprint('tiles', __name__)
+
+
+@tiles_api.route('/tiles', methods=['POST'])
+def tiles() -> Response:
+    """The tiles this module offers."""
+    services().module_settings()
+    return data_response(TILES)
+
+
+@tiles_api.route('/tiles/tile', methods=['POST'])
+def tile() -> Response:
+    relay = services()
+    relay.module_settings()
+    return data_response(BY_ID[_tile_id(_body(relay))])
+
+
+@tiles_api.route('/tiles/tile-data', methods=['POST'])
+def tile_data_route() -> Response:
+    """One tile's data, from the period's aggregate (gathered once, then cached)."""
+    relay = services()
+    module = relay.module_settings()
+    body = _body(relay)
+    tile_id = _tile_id(body)
+    period = body.get('period') or BY_ID[tile_id]['default_period']
+    if period not in PERIODS:
+        raise InvalidArgumentError(f'Unknown period {str(period)[:40]!r}: the tiles take '
+                                   f'{", ".join(PERIODS)}.')
+    lookup = relay.spycloud.lookup(module.api_key)
+    note_lookup([], lookup.stats)
+    gathered = relay.dashboard.gathered(lookup, period)
+    doc = tile_data(tile_id, gathered.aggregate, gathered.catalogs,
+                    relay.settings.spycloud_ui_url, gathered.computed_at, relay.dashboard.ttl_s)
+    warnings = [*module.warnings, *gathered.aggregate.warnings]
+    return data_response(doc, warnings)
+
+
+def _body(relay):
+    body = read_json(request, relay.settings.max_content_length)
+    if not isinstance(body, dict):
+        raise InvalidArgumentError('The body must be a JSON object with a tile_id '
+                                   '(and, for tile data, a period).')
+    return body
+
+
+def _tile_id(body):
+    tile_id = body.get('tile_id')
+    if not isinstance(tile_id, str) or not tile_id.strip():
+        raise InvalidArgumentError('The body needs a tile_id: one of '
+                                   f'{", ".join(BY_ID)}.')
+    if tile_id.strip() not in BY_ID:
+        raise InvalidArgumentError(f'Unknown tile_id {tile_id[:60]!r}: the tiles are '
+                                   f'{", ".join(BY_ID)}.')
+    return tile_id.strip()

@@ -1,0 +1,50 @@
+"""The state behind the client's caches and its SpyCloud rate budget.
+
+In-process by default; with REDIS_URL, shared by every worker and replica through Redis, the
+entries named and sealed with keys derived from each tenant's API key (a dump of Redis is
+useless without it), and Redis failing never fails a lookup: each store and the limiter then
+use their in-process twins until Redis answers again.
+
+    catalogs = state.cache(settings, 'catalogs', size, ttl)   # get/set(..., secret=api_key)
+    limiter = state.limiter(settings)                         # acquire(fingerprint, deadline)
+"""
+import threading
+
+from state.link import RedisLink, Unavailable
+from state.ratelimit import AdaptiveLimiter, BudgetRule, Limiter, RedisLimiter
+from state.store import MISSING, MemoryStore, RedisStore, Store
+
+__all__ = ['MISSING', 'AdaptiveLimiter', 'BudgetRule', 'Limiter', 'MemoryStore', 'RedisLimiter',
+           'RedisLink', 'RedisStore', 'Store', 'Unavailable', 'cache', 'limiter', 'link']
+
+_links: dict = {}
+_links_lock = threading.Lock()
+
+
+def link(settings) -> RedisLink | None:
+    """The process's Redis link for these settings (one pool, one outage state), or None
+    without REDIS_URL. Nothing connects until the first command."""
+    if not settings.redis_url:
+        return None
+    key = (settings.redis_url, settings.redis_timeout_s)
+    with _links_lock:
+        if key not in _links:
+            _links[key] = RedisLink(settings.redis_url, settings.redis_timeout_s)
+        return _links[key]
+
+
+def cache(settings, name: str, maxsize: int, ttl: float) -> Store:
+    """A store for the cache ``name`` (a Redis namespace: ``catalogs``, ``records``)."""
+    shared = link(settings)
+    if shared is None or maxsize <= 0 or ttl <= 0:
+        return MemoryStore(maxsize, ttl)
+    return RedisStore(shared, name, maxsize, ttl)
+
+
+def limiter(settings) -> Limiter:
+    """The SpyCloud rate budget per key: shared through Redis when it is configured."""
+    rule = BudgetRule.from_settings(settings)
+    shared = link(settings)
+    if shared is None or not rule.enabled:
+        return AdaptiveLimiter(rule)
+    return RedisLimiter(shared, rule)

@@ -1,0 +1,164 @@
+"""The store behind the client's caches: in-process by default, Redis when REDIS_URL is set.
+
+Both take the same calls (``get``/``set``/``get_many``/``set_many``, each with the tenant's
+API key as ``secret``), so the client never knows which it has. The Redis store names and
+seals every entry with keys derived from that secret (state.crypto), and keeps an in-process
+twin, written with every value: when Redis does not answer, lookups go on from the twin.
+"""
+import logging
+import threading
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, Protocol
+
+from cachetools import TTLCache
+
+from metrics import STATE_FALLBACKS
+from state import codec
+from state.crypto import TenantKeys, tenant_keys
+from state.link import RedisLink, Unavailable
+
+log = logging.getLogger(__name__)
+MISSING = object()
+
+
+class Store(Protocol):
+    """What the client needs of a cache; ``secret`` is the API key whose data it is."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def get(self, key: Hashable, default: Any = MISSING, *, secret: str | None = None
+            ) -> Any: ...
+
+    def set(self, key: Hashable, value: Any, *, secret: str | None = None) -> None: ...
+
+    def get_many(self, keys: Iterable, *, secret: str | None = None) -> dict: ...
+
+    def set_many(self, values: Mapping, *, secret: str | None = None) -> None: ...
+
+
+class MemoryStore:
+    """A TTL cache shared by a process's threads; a TTL of 0 turns it off (nothing is kept).
+    ``secret`` is accepted and not needed: the process holds the API key anyway."""
+
+    def __init__(self, maxsize: int, ttl: float) -> None:
+        self._data: TTLCache[Hashable, Any] | None = \
+            TTLCache(maxsize=maxsize, ttl=ttl) if ttl > 0 and maxsize > 0 else None
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self._data is not None
+
+    def get(self, key: Hashable, default: Any = MISSING, *, secret: str | None = None
+            ) -> Any:
+        if self._data is None:
+            return default
+        with self._lock:
+            return self._data.get(key, default)
+
+    def set(self, key: Hashable, value: Any, *, secret: str | None = None) -> None:
+        if self._data is not None:
+            with self._lock:
+                self._data[key] = value
+
+    def get_many(self, keys: Iterable, *, secret: str | None = None) -> dict:
+        """key → value for the keys present."""
+        if self._data is None:
+            return {}
+        with self._lock:
+            return {key: self._data[key] for key in keys if key in self._data}
+
+    def set_many(self, values: Mapping, *, secret: str | None = None) -> None:
+        if self._data is not None:
+            with self._lock:
+                self._data.update(values)
+
+
+class RedisStore:
+    """Entries shared by every worker and replica, each with the cache's TTL; what Redis
+    cannot answer (an outage, a miss, a value that does not open) the in-process twin does.
+    Without a ``secret`` nothing goes to Redis: no entry is ever stored unsealed."""
+
+    def __init__(self, link: RedisLink, name: str, maxsize: int, ttl: float) -> None:
+        self.name = name
+        self._link = link
+        self._local = MemoryStore(maxsize, ttl)
+        self._ttl_ms = max(1, int(ttl * 1000))
+        self._unstorable_logged = False
+
+    @property
+    def enabled(self) -> bool:
+        return self._local.enabled
+
+    def get(self, key: Hashable, default: Any = MISSING, *, secret: str | None = None
+            ) -> Any:
+        return self.get_many([key], secret=secret).get(key, default)
+
+    def set(self, key: Hashable, value: Any, *, secret: str | None = None) -> None:
+        self.set_many({key: value}, secret=secret)
+
+    def get_many(self, keys: Iterable, *, secret: str | None = None) -> dict:
+        """key → value for the keys present (in Redis, else in the twin)."""
+        keys = list(keys)
+        if not self.enabled or not secret or not keys:
+            return self._local.get_many(keys)
+        tenant = tenant_keys(secret)
+        names = [tenant.name(self.name, key) for key in keys]
+        try:
+            sealed = self._link.call(lambda client: client.mget(names))
+        except Unavailable:
+            STATE_FALLBACKS.labels(self.name).inc()
+            return self._local.get_many(keys)
+        found = {}
+        for key, name, value in zip(keys, names, sealed, strict=True):
+            value = self._opened(tenant, name, value)
+            if value is not MISSING:
+                found[key] = value
+        rest = [key for key in keys if key not in found]
+        return {**self._local.get_many(rest), **found} if rest else found
+
+    def set_many(self, values: Mapping, *, secret: str | None = None) -> None:
+        if not self.enabled or not values:
+            return
+        self._local.set_many(values)
+        if not secret:
+            return
+        sealed = self._sealed(tenant_keys(secret), values)
+        if not sealed:
+            return
+
+        def write(client):
+            pipe = client.pipeline(transaction=False)
+            for name, value in sealed.items():
+                pipe.set(name, value, px=self._ttl_ms)
+            pipe.execute()
+        try:
+            self._link.call(write)
+        except Unavailable:
+            STATE_FALLBACKS.labels(self.name).inc()
+
+    def _sealed(self, tenant: TenantKeys, values: Mapping) -> dict:
+        """Redis name → sealed value; {} (the twin alone keeps them) for a value the codec
+        cannot write, a defect said once in the log rather than a failed lookup."""
+        try:
+            return {name: tenant.seal(name, codec.encode(value)) for name, value in
+                    ((tenant.name(self.name, key), value) for key, value in values.items())}
+        except (TypeError, ValueError) as error:
+            if not self._unstorable_logged:
+                self._unstorable_logged = True
+                log.error('the %s cache keeps a value in this process only: %s', self.name,
+                          error)
+            return {}
+
+    def _opened(self, tenant: TenantKeys, name: str, sealed: bytes | str | None) -> Any:
+        if not isinstance(sealed, bytes):  # absent (None); str only with decode_responses
+            return MISSING
+        plaintext = tenant.open(name, sealed)
+        if plaintext is None:
+            log.debug('a %s entry in Redis does not open with this key: a miss', self.name)
+            return MISSING
+        try:
+            return codec.decode(plaintext)
+        except codec.Undecodable:
+            return MISSING

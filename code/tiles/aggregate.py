@@ -1,0 +1,146 @@
+"""The whole watchlist's exposure over a period, counted as records stream in.
+
+One aggregate per API key and period serves every tile. Records are counted and let go: what
+is kept grows with the accounts, sources, machines and days of the tenant, never with its
+records. Pure: no I/O, no clock (the period is given).
+"""
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from spycloud.models import BreachRecord
+
+SEVERITY_CLASSES = ('Low', 'Medium', 'High', 'Critical')
+PERIODS = {'last_24_hours': timedelta(hours=24), 'last_7_days': timedelta(days=7),
+           'last_30_days': timedelta(days=30), 'last_90_days': timedelta(days=90)}
+DEFAULT_PERIOD = 'last_7_days'
+
+
+def severity_class(severity: int | None) -> str:
+    """SpyCloud's scale as the sightings show it: 2 Low, 5 Medium, 20 High, 25+ Critical."""
+    score = severity or 0
+    if score <= 2:
+        return 'Low'
+    if score <= 5:
+        return 'Medium'
+    return 'High' if score < 25 else 'Critical'
+
+
+@dataclass(frozen=True)
+class Period:
+    """A dashboard period: from ``start`` to ``end``, in day (or, past 60 days, week) bars."""
+    name: str
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def ending(cls, name: str, end: datetime) -> 'Period':
+        return cls(name, end - PERIODS[name], end)
+
+    @property
+    def days(self) -> list:
+        """Every calendar day the period touches, oldest first: the slices to fetch."""
+        first, last = self.start.date(), self.end.date()
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+    @property
+    def weekly(self) -> bool:
+        return self.end - self.start > timedelta(days=60)
+
+    def bucket(self, day: date) -> date:
+        """The bar a day belongs to: itself, or the first day of its week of the period."""
+        if not self.weekly:
+            return day
+        first = self.start.date()
+        return first + timedelta(days=(day - first).days // 7 * 7)
+
+    def buckets(self) -> list:
+        return list(dict.fromkeys(self.bucket(day) for day in self.days))
+
+
+@dataclass
+class Account:
+    records: int = 0
+    worst: int = 0
+    newest: date = date.min
+    sources: dict = field(default_factory=dict)  # source id → records
+
+
+@dataclass
+class Source:
+    records: int = 0
+    newest: date = date.min
+
+
+class Aggregate:
+    """Counters of one period's records: thread-safe, as slices arrive at once."""
+
+    def __init__(self, period: Period) -> None:
+        self.period = period
+        self.records = 0
+        self.plaintext = 0
+        self.machines: set = set()
+        self.accounts: dict = {}
+        self.sources: dict = {}
+        self.by_bucket: dict = {b: dict.fromkeys(SEVERITY_CLASSES, 0) for b in period.buckets()}
+        self.by_class: dict = {c: {'corporate': 0, 'infected': 0} for c in SEVERITY_CLASSES}
+        self.missing_days: list = []
+        self.warnings: list = []
+        self._lock = threading.Lock()
+
+    def add(self, record: BreachRecord, day: date) -> bool:
+        """Count a record of the slice ``day``; one published on another day, or outside the
+        period, belongs to another slice (or none) and is not counted here."""
+        published = record.published
+        if published.date() != day or not self.period.start <= published <= self.period.end:
+            return False
+        with self._lock:
+            self._count(record, published.date())
+        return True
+
+    def _count(self, record, day):
+        severity, kind = record.severity or 0, severity_class(record.severity)
+        infected = severity >= 25 and bool(record.get('infected_machine_id'))
+        self.records += 1
+        if infected:
+            self.machines.add(record.get('infected_machine_id'))
+        if _plaintext(record):
+            self.plaintext += 1
+        self.by_bucket[self.period.bucket(day)][kind] += 1
+        self.by_class[kind]['infected' if infected else 'corporate'] += 1
+        email = record.get('email')
+        if isinstance(email, str) and '@' in email:
+            account = self.accounts.setdefault(email.strip().lower(), Account())
+            account.records += 1
+            account.worst = max(account.worst, severity)
+            account.newest = max(account.newest, day)
+            if record.source_id is not None:
+                account.sources[record.source_id] = account.sources.get(record.source_id, 0) + 1
+        if record.source_id is not None:
+            source = self.sources.setdefault(record.source_id, Source())
+            source.records += 1
+            source.newest = max(source.newest, day)
+
+    def most_exposed(self, count: int = 10) -> list:
+        """(e-mail, Account) with the most records, the worst first among equals."""
+        return sorted(self.accounts.items(),
+                      key=lambda item: (-item[1].records, -item[1].worst, item[0]))[:count]
+
+    def newest_sources(self, count: int = 10) -> list:
+        """(source id, Source), the newest first, then the largest."""
+        return sorted(self.sources.items(),
+                      key=lambda item: (item[1].newest, item[1].records), reverse=True)[:count]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing_days
+
+
+def _plaintext(record):
+    kind = record.get('password_type')
+    return bool(record.get('password_plaintext')) or (
+        isinstance(kind, str) and kind.lower() == 'plaintext' and bool(record.get('password')))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,77 @@
+"""Gathering the dashboard's aggregate: the one place tiles meet the SpyCloud client.
+
+A cursor chain is sequential, so the period is split into days and the days are paged at
+once (each on the request's own pool, within the rate limiter and the deadline); records
+stream into the aggregate's counters. The aggregate is cached per API key and period
+(TILE_CACHE_TTL_S), so every tile of a dashboard costs one gathering.
+"""
+from dataclasses import dataclass
+from datetime import datetime
+
+from errors import AuthorizationError, RelayError, RelayWarning
+from spycloud.cache import MISSING, MemoryCache
+from spycloud.client import SpyCloudClient
+from spycloud.lookup import Lookup
+from tiles.aggregate import Aggregate, Period, utc_now
+
+
+@dataclass(frozen=True)
+class Gathered:
+    aggregate: Aggregate
+    catalogs: dict
+    computed_at: datetime
+    cached: bool = False
+
+
+class Dashboard:
+    """Aggregates of the watchlist per key and period, gathered once and kept a while."""
+
+    def __init__(self, client: SpyCloudClient, settings) -> None:
+        self._client = client
+        self.ttl_s = settings.tile_cache_ttl_s
+        self._cache = MemoryCache(settings.tile_cache_size, settings.tile_cache_ttl_s)
+
+    def gathered(self, lookup: Lookup, period_name: str) -> Gathered:
+        """The period's aggregate and the catalogs its tiles name; raises the RelayError of a
+        SpyCloud that refused the key (403: no licence, IP not allowed) or answered nothing."""
+        key = ('tiles', lookup.fingerprint, period_name)
+        cached = self._cache.get(key)
+        if cached is not MISSING:
+            lookup.stats.add(cache_hits=1)
+            return Gathered(cached.aggregate, cached.catalogs, cached.computed_at, cached=True)
+        now = utc_now()
+        aggregate = Aggregate(Period.ending(period_name, now))
+        self._gather(lookup, aggregate)
+        catalogs, _ = self._client.catalogs(lookup, _named_sources(aggregate))
+        gathered = Gathered(aggregate, catalogs, now)
+        if aggregate.complete:  # a partial picture is not kept: the next ask may complete it
+            self._cache.set(key, gathered)
+        return gathered
+
+    def _gather(self, lookup, aggregate):
+        days = aggregate.period.days
+        results = self._client.each(lookup, days, lambda lookup, day: self._client
+                                    .watchlist_day(lookup, day, aggregate.add),
+                                    describe=lambda day: f'the watchlist records of {day}')
+        failures = [(day, r) for day, r in zip(days, results, strict=True)
+                    if isinstance(r, RelayError)]
+        for _, error in failures:
+            if isinstance(error, AuthorizationError):
+                raise error
+        if failures and len(failures) == len(days):
+            raise failures[0][1]
+        aggregate.missing_days.extend(day for day, _ in failures)
+        if failures:
+            reasons = sorted({error.message for _, error in failures})
+            aggregate.warnings.append(RelayWarning(
+                'incomplete', f'SpyCloud did not answer for {len(failures)} of {len(days)} '
+                              f'days of the period ({"; ".join(reasons)[:300]}); the tiles '
+                              'show the days that arrived.'))
+
+
+def _named_sources(aggregate):
+    """The breach sources the markdown tiles name, whose titles come from the catalogs."""
+    ids = [source_id for source_id, _ in aggregate.newest_sources()]
+    for _, account in aggregate.most_exposed():
+        ids.extend(sorted(account.sources, key=lambda s: -account.sources[s])[:3])
+    return list(dict.fromkeys(ids))
