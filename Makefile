@@ -13,7 +13,7 @@ export PIPENV_INDEX_URL ?= $(shell $(PYTHON) -c 'from pip._internal.models.index
 
 PIPENV := $(PYTHON) -m pipenv
 RUN := cd code && $(PIPENV) run
-COVERED := api/*,spycloud/*,ctim/*
+COVERED := api/*,spycloud/*,ctim/*,state/*,tiles/*
 # Every tool's settings are in pyproject.toml; coverage, which runs from code/, is told where.
 export COVERAGE_RCFILE := $(CURDIR)/pyproject.toml
 
@@ -50,9 +50,8 @@ redis-server:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server) \
 		</dev/null
 
-# lint less the format check (add format-check here once `make format` has run on the tree),
-# then the whole suite with coverage.
-test: ruff typecheck redis-server
+# lint (ruff, the format check, mypy), then the whole suite with coverage.
+test: lint redis-server
 	$(RUN) coverage erase
 	$(RUN) coverage run -m pytest
 	$(RUN) coverage report --include='$(COVERED)' --fail-under=90

@@ -20,6 +20,7 @@ meant before it existed: breach sources cached, records asked again.
 
 The machine is shared and noisy: compare ratios from one run, not absolute figures across runs.
 """
+
 import argparse
 import itertools
 import json
@@ -57,17 +58,20 @@ class Client:
 
     def deliberate(self, values):
         started = time.perf_counter()
-        response = self.session.post(self.url + '/deliberate/observables',
-                                     json=[{'type': 'email', 'value': v} for v in values],
-                                     timeout=60)
+        response = self.session.post(
+            self.url + '/deliberate/observables',
+            json=[{'type': 'email', 'value': v} for v in values],
+            timeout=60,
+        )
         return time.perf_counter() - started, response.status_code, response.json()
 
     def observe(self, value, parse=True):
         """(seconds, status, body); with parse=False only an answer with errors is parsed,
         so the load generator spends the machine's two cores on the relay, not on JSON."""
         started = time.perf_counter()
-        response = self.session.post(self.url + '/observe/observables',
-                                     json=[{'type': 'email', 'value': value}], timeout=60)
+        response = self.session.post(
+            self.url + '/observe/observables', json=[{'type': 'email', 'value': value}], timeout=60
+        )
         elapsed = time.perf_counter() - started
         if parse or b'"errors"' in response.content:
             return elapsed, response.status_code, response.json()
@@ -99,12 +103,17 @@ def latency_table(url, token, spycloud, repeat):
             elapsed, status, body = client.observe(value)
             warm.append(elapsed)
             warm_calls.append(spycloud.stats()['requests'])
-        rows.append({'records': records, 'catalogs': catalogs,
-                     'cold_ms': statistics.median(cold) * 1000,
-                     'warm_ms': statistics.median(warm) * 1000,
-                     'calls_cold': statistics.median(cold_calls),
-                     'calls_warm': statistics.median(warm_calls),
-                     'sightings': min(records, 100)})
+        rows.append(
+            {
+                'records': records,
+                'catalogs': catalogs,
+                'cold_ms': statistics.median(cold) * 1000,
+                'warm_ms': statistics.median(warm) * 1000,
+                'calls_cold': statistics.median(cold_calls),
+                'calls_warm': statistics.median(warm_calls),
+                'sightings': min(records, 100),
+            }
+        )
     return rows
 
 
@@ -157,10 +166,17 @@ def load(url, token, clients, seconds, pool_size=200, seed=7):
     for thread in threads:
         thread.join()
     wall = time.monotonic() - started
-    return {'clients': clients, 'seconds': round(wall, 2), 'requests': len(latencies),
-            'throughput_rps': len(latencies) / wall,
-            'p50_ms': percentile(latencies, 50) * 1000, 'p95_ms': percentile(latencies, 95) * 1000,
-            'p99_ms': percentile(latencies, 99) * 1000, **outcomes, 'errors': errors}
+    return {
+        'clients': clients,
+        'seconds': round(wall, 2),
+        'requests': len(latencies),
+        'throughput_rps': len(latencies) / wall,
+        'p50_ms': percentile(latencies, 50) * 1000,
+        'p95_ms': percentile(latencies, 95) * 1000,
+        'p99_ms': percentile(latencies, 99) * 1000,
+        **outcomes,
+        'errors': errors,
+    }
 
 
 def deliberate_table(url, token, spycloud, repeat, latency):
@@ -171,8 +187,9 @@ def deliberate_table(url, token, spycloud, repeat, latency):
         cold, warm, cold_calls, warm_calls, found = [], [], [], [], []
         for _ in range(repeat):
             tag = next(tags)
-            values = [f'v{3 + i}s{20 if i % 2 == 0 else 5}@d{tag}.bench.example'
-                      for i in range(size)]
+            values = [
+                f'v{3 + i}s{20 if i % 2 == 0 else 5}@d{tag}.bench.example' for i in range(size)
+            ]
             for sample, calls in ((cold, cold_calls), (warm, warm_calls)):
                 spycloud.reset_stats()
                 elapsed, status, body = client.deliberate(values)
@@ -180,18 +197,27 @@ def deliberate_table(url, token, spycloud, repeat, latency):
                 sample.append(elapsed)
                 calls.append(spycloud.stats()['requests'])
             found.append(body['data'].get('verdicts', {}).get('count', 0))
-        rows.append({'observables': size, 'verdicts': statistics.median(found),
-                     'cold_ms': statistics.median(cold) * 1000,
-                     'cold_relay_ms': (statistics.median(cold) - latency) * 1000,
-                     'warm_ms': statistics.median(warm) * 1000,
-                     'calls_cold': statistics.median(cold_calls),
-                     'calls_warm': statistics.median(warm_calls)})
+        rows.append(
+            {
+                'observables': size,
+                'verdicts': statistics.median(found),
+                'cold_ms': statistics.median(cold) * 1000,
+                'cold_relay_ms': (statistics.median(cold) - latency) * 1000,
+                'warm_ms': statistics.median(warm) * 1000,
+                'calls_cold': statistics.median(cold_calls),
+                'calls_warm': statistics.median(warm_calls),
+            }
+        )
     return rows
 
 
-TILE_IDS = ('spycloud-exposure-summary', 'spycloud-exposures-per-day',
-            'spycloud-exposures-by-severity', 'spycloud-most-exposed-accounts',
-            'spycloud-newest-breach-sources')
+TILE_IDS = (
+    'spycloud-exposure-summary',
+    'spycloud-exposures-per-day',
+    'spycloud-exposures-by-severity',
+    'spycloud-most-exposed-accounts',
+    'spycloud-newest-breach-sources',
+)
 
 
 def worker_rss_kib(port):
@@ -220,8 +246,11 @@ def tiles_table(url, token, spycloud, repeat):
     before = worker_rss_kib(port)
     spycloud.reset_stats()
     started = time.perf_counter()
-    response = client.session.post(url + '/tiles/tile-data', timeout=60,
-                                   json={'tile_id': TILE_IDS[0], 'period': 'last_90_days'})
+    response = client.session.post(
+        url + '/tiles/tile-data',
+        timeout=60,
+        json={'tile_id': TILE_IDS[0], 'period': 'last_90_days'},
+    )
     cold = time.perf_counter() - started
     assert response.status_code == 200 and 'errors' not in response.json(), response.text
     cold_calls = spycloud.stats()['by_endpoint']
@@ -231,17 +260,24 @@ def tiles_table(url, token, spycloud, repeat):
         for tile_id in TILE_IDS:
             spycloud.reset_stats()
             started = time.perf_counter()
-            client.session.post(url + '/tiles/tile-data', timeout=60,
-                                json={'tile_id': tile_id, 'period': 'last_90_days'})
+            client.session.post(
+                url + '/tiles/tile-data',
+                timeout=60,
+                json={'tile_id': tile_id, 'period': 'last_90_days'},
+            )
             warm.append(time.perf_counter() - started)
             warm_calls += spycloud.stats()['requests']
     records = response.json()['data']['data'][1]['value']
-    return {'records': records, 'cold_ms': cold * 1000,
-            'calls_cold_watchlist': cold_calls['watchlist-records'],
-            'calls_cold_catalog': cold_calls['catalog'],
-            'warm_median_ms': statistics.median(warm) * 1000,
-            'warm_max_ms': max(warm) * 1000, 'calls_warm': warm_calls,
-            'worker_rss_growth_mib': grown / 1024}
+    return {
+        'records': records,
+        'cold_ms': cold * 1000,
+        'calls_cold_watchlist': cold_calls['watchlist-records'],
+        'calls_cold_catalog': cold_calls['catalog'],
+        'warm_median_ms': statistics.median(warm) * 1000,
+        'warm_max_ms': max(warm) * 1000,
+        'calls_warm': warm_calls,
+        'worker_rss_growth_mib': grown / 1024,
+    }
 
 
 def overhead(url, token, repeat):
@@ -260,8 +296,12 @@ def main(argv=None):
     parser.add_argument('--repeat', type=int, default=5, help='samples per median (5)')
     parser.add_argument('--clients', type=int, default=16, help='concurrent clients (16)')
     parser.add_argument('--seconds', type=float, default=10, help='load duration (10)')
-    parser.add_argument('--rate-limit', type=float, default=10,
-                        help="the simulator's per-key limit in scenario 5, requests/s (10)")
+    parser.add_argument(
+        '--rate-limit',
+        type=float,
+        default=10,
+        help="the simulator's per-key limit in scenario 5, requests/s (10)",
+    )
     parser.add_argument('--out', type=Path, default=ROOT / 'bench' / 'results' / 'bench.json')
     parser.add_argument('--quick', action='store_true', help='a short smoke run (CI)')
     args = parser.parse_args(argv)
@@ -278,17 +318,23 @@ def main(argv=None):
             results['latency'] = latency_table(url, token, spycloud, args.repeat)
             print(f'load: {args.clients} clients for {args.seconds:g} s ...', flush=True)
             results['load'] = load(url, token, args.clients, args.seconds)
-        serial = dict(SPYCLOUD_MAX_WORKERS=1, SPYCLOUD_CATALOG_BATCH=1, CATALOG_CACHE_SIZE=1,
-                      CATALOG_CACHE_TTL_S=0)  # one catalog per call, one call at a time
+        serial = dict(
+            SPYCLOUD_MAX_WORKERS=1,
+            SPYCLOUD_CATALOG_BATCH=1,
+            CATALOG_CACHE_SIZE=1,
+            CATALOG_CACHE_TTL_S=0,
+        )  # one catalog per call, one call at a time
         with gunicorn_relay(spycloud, issuer, **serial, **quiet) as url:
             print('serial path ...', flush=True)
             results['serial_cold_100_20_ms'] = serial_cold(url, issuer.mint(url), args.repeat)
 
-        with gunicorn_relay(spycloud, issuer, LOG_LEVEL='warning', SPYCLOUD_RATE_LIMIT=0,
-                            WEB_CONCURRENCY=1) as url:
+        with gunicorn_relay(
+            spycloud, issuer, LOG_LEVEL='warning', SPYCLOUD_RATE_LIMIT=0, WEB_CONCURRENCY=1
+        ) as url:
             print('deliberate ...', flush=True)
-            results['deliberate'] = deliberate_table(url, issuer.mint(url), spycloud,
-                                                     args.repeat, latency)
+            results['deliberate'] = deliberate_table(
+                url, issuer.mint(url), spycloud, args.repeat, latency
+            )
 
             print('dashboard tiles ...', flush=True)
             results['tiles'] = tiles_table(url, issuer.mint(url), spycloud, args.repeat)
@@ -302,9 +348,15 @@ def main(argv=None):
         spycloud.rate_limit = (args.rate_limit, 2 * args.rate_limit)
         workers = 2  # gunicorn.conf.py's default WEB_CONCURRENCY; each worker has its own bucket
         per_worker = args.rate_limit * 0.8 / workers
-        with gunicorn_relay(spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=workers,
-                            RECORDS_CACHE_TTL_S=0, SPYCLOUD_RATE_LIMIT=per_worker,
-                            SPYCLOUD_BURST=max(1, int(per_worker))) as url:
+        with gunicorn_relay(
+            spycloud,
+            issuer,
+            LOG_LEVEL='warning',
+            WEB_CONCURRENCY=workers,
+            RECORDS_CACHE_TTL_S=0,
+            SPYCLOUD_RATE_LIMIT=per_worker,
+            SPYCLOUD_BURST=max(1, int(per_worker)),
+        ) as url:
             print(f'rate-limited mix (simulator {args.rate_limit:g} rps) ...', flush=True)
             limited = load(url, issuer.mint(url), args.clients, args.seconds)
             limited['simulator_429s'] = sum(1 for c in spycloud.request_log if c['status'] == 429)
@@ -319,45 +371,71 @@ def main(argv=None):
 
 
 def report(results):
-    print(f'\n1-2. /observe/observables, one e-mail, simulator latency {results["latency_ms"]:g} ms'
-          f' (median of {results["repeat"]})')
-    print(f'{"records":>8} {"sources":>8} {"cold ms":>9} {"warm ms":>9} '
-          f'{"calls cold":>11} {"calls warm":>11}')
+    print(
+        f'\n1-2. /observe/observables, one e-mail, simulator latency {results["latency_ms"]:g} ms'
+        f' (median of {results["repeat"]})'
+    )
+    print(
+        f'{"records":>8} {"sources":>8} {"cold ms":>9} {"warm ms":>9} '
+        f'{"calls cold":>11} {"calls warm":>11}'
+    )
     for row in results['latency']:
-        print(f'{row["records"]:>8} {row["catalogs"]:>8} {row["cold_ms"]:>9.1f} '
-              f'{row["warm_ms"]:>9.1f} {row["calls_cold"]:>11g} {row["calls_warm"]:>11g}')
+        print(
+            f'{row["records"]:>8} {row["catalogs"]:>8} {row["cold_ms"]:>9.1f} '
+            f'{row["warm_ms"]:>9.1f} {row["calls_cold"]:>11g} {row["calls_warm"]:>11g}'
+        )
     target = next(r for r in results['latency'] if r['records'] == 100)
     serial = results['serial_cold_100_20_ms']
-    print(f'serial path, cold 100/20: {serial:.1f} ms = {serial / target["cold_ms"]:.1f}x the '
-          f'concurrent cold lookup ({target["cold_ms"]:.1f} ms)')
-    for name, title in (('load', '3. load over the mix'),
-                        ('rate_limited', '5. the same mix, simulator rate-limited')):
+    print(
+        f'serial path, cold 100/20: {serial:.1f} ms = {serial / target["cold_ms"]:.1f}x the '
+        f'concurrent cold lookup ({target["cold_ms"]:.1f} ms)'
+    )
+    for name, title in (
+        ('load', '3. load over the mix'),
+        ('rate_limited', '5. the same mix, simulator rate-limited'),
+    ):
         run = results[name]
-        print(f'\n{title}: {run["clients"]} clients, {run["seconds"]} s: '
-              f'{run["requests"]} answers, {run["throughput_rps"]:.1f}/s, '
-              f'p50 {run["p50_ms"]:.0f} ms, p95 {run["p95_ms"]:.0f} ms, p99 {run["p99_ms"]:.0f} ms')
-        print(f'   complete {run["ok"]}, partial {run["partial"]}, failed {run["failed"]}'
-              + (f', errors {run["errors"]}' if run['errors'] else '')
-              + (f', simulator 429s {run["simulator_429s"]}' if 'simulator_429s' in run else ''))
-    print(f'\n6. /deliberate/observables, simulator latency {results["latency_ms"]:g} ms '
-          f'(median of {results["repeat"]})')
-    print(f'{"accounts":>8} {"verdicts":>8} {"cold ms":>9} {"relay ms":>9} {"warm ms":>9} '
-          f'{"calls cold":>11} {"calls warm":>11}')
+        print(
+            f'\n{title}: {run["clients"]} clients, {run["seconds"]} s: '
+            f'{run["requests"]} answers, {run["throughput_rps"]:.1f}/s, '
+            f'p50 {run["p50_ms"]:.0f} ms, p95 {run["p95_ms"]:.0f} ms, p99 {run["p99_ms"]:.0f} ms'
+        )
+        print(
+            f'   complete {run["ok"]}, partial {run["partial"]}, failed {run["failed"]}'
+            + (f', errors {run["errors"]}' if run['errors'] else '')
+            + (f', simulator 429s {run["simulator_429s"]}' if 'simulator_429s' in run else '')
+        )
+    print(
+        f'\n6. /deliberate/observables, simulator latency {results["latency_ms"]:g} ms '
+        f'(median of {results["repeat"]})'
+    )
+    print(
+        f'{"accounts":>8} {"verdicts":>8} {"cold ms":>9} {"relay ms":>9} {"warm ms":>9} '
+        f'{"calls cold":>11} {"calls warm":>11}'
+    )
     for row in results['deliberate']:
-        print(f'{row["observables"]:>8} {row["verdicts"]:>8g} {row["cold_ms"]:>9.1f} '
-              f'{row["cold_relay_ms"]:>9.1f} {row["warm_ms"]:>9.1f} {row["calls_cold"]:>11g} '
-              f'{row["calls_warm"]:>11g}')
+        print(
+            f'{row["observables"]:>8} {row["verdicts"]:>8g} {row["cold_ms"]:>9.1f} '
+            f'{row["cold_relay_ms"]:>9.1f} {row["warm_ms"]:>9.1f} {row["calls_cold"]:>11g} '
+            f'{row["calls_warm"]:>11g}'
+        )
     tiles = results['tiles']
-    print(f'\n7. dashboard, last_90_days over the demo tenant ({tiles["records"]} records in the '
-          f'period), simulator latency {results["latency_ms"]:g} ms, limiter off')
-    print(f'   cold {tiles["cold_ms"]:.0f} ms with {tiles["calls_cold_watchlist"]} watchlist and '
-          f'{tiles["calls_cold_catalog"]} catalog calls; warm tiles median '
-          f'{tiles["warm_median_ms"]:.1f} ms (max {tiles["warm_max_ms"]:.1f}), '
-          f'{tiles["calls_warm"]} calls; worker memory grew '
-          f'{tiles["worker_rss_growth_mib"]:.1f} MiB')
+    print(
+        f'\n7. dashboard, last_90_days over the demo tenant ({tiles["records"]} records in the '
+        f'period), simulator latency {results["latency_ms"]:g} ms, limiter off'
+    )
+    print(
+        f'   cold {tiles["cold_ms"]:.0f} ms with {tiles["calls_cold_watchlist"]} watchlist and '
+        f'{tiles["calls_cold_catalog"]} catalog calls; warm tiles median '
+        f'{tiles["warm_median_ms"]:.1f} ms (max {tiles["warm_max_ms"]:.1f}), '
+        f'{tiles["calls_warm"]} calls; worker memory grew '
+        f'{tiles["worker_rss_growth_mib"]:.1f} MiB'
+    )
     over = results['overhead_0ms_100_sightings']
-    print(f'\n4. relay time at 0 ms simulator latency, 100 sightings (warm): '
-          f'median {over["median_ms"]:.1f} ms, p95 {over["p95_ms"]:.1f} ms')
+    print(
+        f'\n4. relay time at 0 ms simulator latency, 100 sightings (warm): '
+        f'median {over["median_ms"]:.1f} ms, p95 {over["p95_ms"]:.1f} ms'
+    )
 
 
 if __name__ == '__main__':

@@ -6,6 +6,7 @@ requests served, outcomes by kind (every kind must be one the request could expe
 latency, and the gunicorn workers' memory and threads at the start and the end.
 Exit status 1 when an outcome was unexpected, an HTTP 5xx was seen, or a worker grew.
 """
+
 import argparse
 import json
 import random
@@ -27,8 +28,13 @@ from simulator import JwksIssuer, SpyCloudSimulator  # noqa: E402
 # Which outcomes each kind of request may have: (type, code) pairs or 'ok'.
 EXPECTED = {
     'lookup': {'ok', ('warning', 'too many records')},
-    'faulty lookup': {'ok', ('fatal', 'unknown'), ('fatal', 'too many requests'),
-                      ('warning', 'deadline exceeded'), ('warning', 'too many records')},
+    'faulty lookup': {
+        'ok',
+        ('fatal', 'unknown'),
+        ('fatal', 'too many requests'),
+        ('warning', 'deadline exceeded'),
+        ('warning', 'too many records'),
+    },
     'bad token': {('fatal', 'authorization error')},
     'bad body': {('fatal', 'invalid argument')},
     'health': {'ok'},
@@ -45,8 +51,11 @@ def worker_pids(master_pid):
 
 def process_status(pid):
     """(resident MiB, threads) from /proc."""
-    fields = dict(line.split(':', 1) for line in Path(f'/proc/{pid}/status').read_text()
-                  .splitlines() if ':' in line)
+    fields = dict(
+        line.split(':', 1)
+        for line in Path(f'/proc/{pid}/status').read_text().splitlines()
+        if ':' in line
+    )
     return int(fields['VmRSS'].split()[0]) / 1024, int(fields['Threads'])
 
 
@@ -70,8 +79,9 @@ def main(argv=None):
     parser.add_argument('--clients', type=int, default=16)
     parser.add_argument('--seconds', type=float, default=60)
     parser.add_argument('--latency-ms', type=float, default=20)
-    parser.add_argument('--deadline', type=float, default=3.0,
-                        help='LOOKUP_DEADLINE_S of the relay under test (3)')
+    parser.add_argument(
+        '--deadline', type=float, default=3.0, help='LOOKUP_DEADLINE_S of the relay under test (3)'
+    )
     parser.add_argument('--out', type=Path, default=ROOT / 'bench' / 'results' / 'soak.json')
     args = parser.parse_args(argv)
 
@@ -80,21 +90,38 @@ def main(argv=None):
         spycloud.add_fault(mode='reset', match='reset', times=None)
         spycloud.throttle(times=None, match='throttled')
         spycloud.add_fault(mode='hang', delay=60, match='silent')
-        env = dict(LOG_LEVEL='warning', LOOKUP_DEADLINE_S=args.deadline, READ_TIMEOUT_S=5,
-                   SPYCLOUD_RATE_LIMIT=0, SPYCLOUD_BACKOFF_S=0.05, GUNICORN_TIMEOUT=30)
+        env = dict(
+            LOG_LEVEL='warning',
+            LOOKUP_DEADLINE_S=args.deadline,
+            READ_TIMEOUT_S=5,
+            SPYCLOUD_RATE_LIMIT=0,
+            SPYCLOUD_BACKOFF_S=0.05,
+            GUNICORN_TIMEOUT=30,
+        )
         with gunicorn_relay(spycloud, issuer, **env) as url:
             master = next(p for p in worker_pids_of_port(url))
             token = issuer.mint(url, exp=int(time.time()) + int(args.seconds) + 600)
-            bad_tokens = ['garbage', issuer.mint(url, exp=int(time.time()) - 60),
-                          issuer.mint('https://elsewhere.example'),
-                          issuer.mint(url, kid='forged')]
-            good = [f'r{n}c{max(1, n // 5)}-{i}@soak.example' for i in range(40)
-                    for n in (1, 5, 20)]
-            faulty = [f'r5c2-{kind}{i}@soak.example' for i in range(5)
-                      for kind in ('flaky503', 'reset', 'throttled', 'silent')]
-            bad_bodies = ['not json', '{"type": "email"}', '[{"type": "email"}]',
-                          json.dumps([{'type': 'email', 'value': f'a{i}@b.example'}
-                                      for i in range(500)]), '[' * 5000]
+            bad_tokens = [
+                'garbage',
+                issuer.mint(url, exp=int(time.time()) - 60),
+                issuer.mint('https://elsewhere.example'),
+                issuer.mint(url, kid='forged'),
+            ]
+            good = [
+                f'r{n}c{max(1, n // 5)}-{i}@soak.example' for i in range(40) for n in (1, 5, 20)
+            ]
+            faulty = [
+                f'r5c2-{kind}{i}@soak.example'
+                for i in range(5)
+                for kind in ('flaky503', 'reset', 'throttled', 'silent')
+            ]
+            bad_bodies = [
+                'not json',
+                '{"type": "email"}',
+                '[{"type": "email"}]',
+                json.dumps([{'type': 'email', 'value': f'a{i}@b.example'} for i in range(500)]),
+                '[' * 5000,
+            ]
 
             results, lock = [], threading.Lock()
 
@@ -119,8 +146,9 @@ def main(argv=None):
                         path = '/health'
                     began = time.perf_counter()
                     try:
-                        response = session.post(url + path, data=data, headers=headers,
-                                                timeout=args.deadline + 30)
+                        response = session.post(
+                            url + path, data=data, headers=headers, timeout=args.deadline + 30
+                        )
                         got = outcome(response)
                     except requests.RequestException as error:
                         got = ('client', type(error).__name__)
@@ -130,8 +158,10 @@ def main(argv=None):
 
             def phase(seconds, record):
                 stop_at = time.monotonic() + seconds
-                threads = [threading.Thread(target=client, args=(n, stop_at, record))
-                           for n in range(args.clients)]
+                threads = [
+                    threading.Thread(target=client, args=(n, stop_at, record))
+                    for n in range(args.clients)
+                ]
                 for thread in threads:
                     thread.start()
                 for thread in threads:
@@ -152,12 +182,19 @@ def main(argv=None):
     print(json.dumps(report, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + '\n')
-    ok = not report['unexpected'] and not report['workers_replaced'] and all(
-        w['rss_growth_mib'] < MAX_RSS_GROWTH_MIB and w['threads_end'] <= w['threads_start']
-        for w in report['workers'])
-    print(f'\nsoak {"passed" if ok else "FAILED"}: {report["requests"]} requests in '
-          f'{report["seconds"]} s, p99 {report["p99_ms"]} ms, '
-          f'{sum(report["unexpected"].values())} unexpected outcomes')
+    ok = (
+        not report['unexpected']
+        and not report['workers_replaced']
+        and all(
+            w['rss_growth_mib'] < MAX_RSS_GROWTH_MIB and w['threads_end'] <= w['threads_start']
+            for w in report['workers']
+        )
+    )
+    print(
+        f'\nsoak {"passed" if ok else "FAILED"}: {report["requests"]} requests in '
+        f'{report["seconds"]} s, p99 {report["p99_ms"]} ms, '
+        f'{sum(report["unexpected"].values())} unexpected outcomes'
+    )
     return 0 if ok else 1
 
 
@@ -174,15 +211,20 @@ def worker_pids_of_port(url):
         if not proc.name.isdigit():
             continue
         try:
-            if any(link.readlink().name == f'socket:[{inode}]'
-                   for link in (proc / 'fd').iterdir()):
+            if any(link.readlink().name == f'socket:[{inode}]' for link in (proc / 'fd').iterdir()):
                 cmdline = (proc / 'cmdline').read_text()
                 if 'gunicorn' in cmdline:
-                    status = dict(line.split(':', 1) for line in
-                                  (proc / 'status').read_text().splitlines() if ':' in line)
+                    status = dict(
+                        line.split(':', 1)
+                        for line in (proc / 'status').read_text().splitlines()
+                        if ':' in line
+                    )
                     parent = int(status['PPid'])
-                    yield parent if 'gunicorn' in Path(f'/proc/{parent}/cmdline').read_text() \
+                    yield (
+                        parent
+                        if 'gunicorn' in Path(f'/proc/{parent}/cmdline').read_text()
                         else int(proc.name)
+                    )
         except (OSError, ValueError):
             continue
 
@@ -199,16 +241,25 @@ def summarize(results, wall, start, end):
     workers = []
     for pid in sorted(set(start) & set(end)):
         (rss0, threads0), (rss1, threads1) = start[pid], end[pid]
-        workers.append({'pid': pid, 'rss_start_mib': round(rss0, 1), 'rss_end_mib': round(rss1, 1),
-                        'rss_growth_mib': round(rss1 - rss0, 1), 'threads_start': threads0,
-                        'threads_end': threads1})
+        workers.append(
+            {
+                'pid': pid,
+                'rss_start_mib': round(rss0, 1),
+                'rss_end_mib': round(rss1, 1),
+                'rss_growth_mib': round(rss1 - rss0, 1),
+                'threads_start': threads0,
+                'threads_end': threads1,
+            }
+        )
     return {
-        'requests': len(results), 'seconds': round(wall, 1),
+        'requests': len(results),
+        'seconds': round(wall, 1),
         'throughput_rps': round(len(results) / wall, 1),
         'p50_ms': round(statistics.median(latencies) * 1000),
         'p99_ms': round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000),
         'outcomes': {kind: dict(counter) for kind, counter in by_kind.items()},
-        'unexpected': dict(unexpected), 'workers': workers,
+        'unexpected': dict(unexpected),
+        'workers': workers,
         'workers_replaced': sorted(set(start) ^ set(end)),
     }
 

@@ -2,6 +2,7 @@
 
 The factory wires the parts and nothing more: each part registers itself (``init_app``).
 """
+
 import logging
 
 from flask import Flask
@@ -23,8 +24,11 @@ from spycloud.client import SpyCloudClient
 log = logging.getLogger('relay')
 
 
-def create_app(settings: Settings | None = None, spycloud: SpyCloudClient | None = None,
-               verifier: TokenVerifier | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    spycloud: SpyCloudClient | None = None,
+    verifier: TokenVerifier | None = None,
+) -> Flask:
     """The relay's WSGI app; ``spycloud`` and ``verifier`` replace the real ones in tests."""
     settings = settings or Settings.from_env()
     if not logging_configured():  # a process that set logging up at its start keeps its own
@@ -43,9 +47,11 @@ def create_app(settings: Settings | None = None, spycloud: SpyCloudClient | None
 def warn_if_audience_unset(settings: Settings) -> None:
     """Without JWT_AUDIENCE, whoever calls the relay chooses the audience it checks."""
     if not settings.jwt_audience:
-        log.warning('JWT_AUDIENCE is not set: the expected token audience is taken from each '
-                    'request\'s Host and X-Forwarded-Proto, which the caller chooses. Set it to '
-                    'the URL XDR calls in production.')
+        log.warning(
+            'JWT_AUDIENCE is not set: the expected token audience is taken from each '
+            "request's Host and X-Forwarded-Proto, which the caller chooses. Set it to "
+            'the URL XDR calls in production.'
+        )
 
 
 def configure(app: Flask, settings: Settings) -> None:
@@ -60,8 +66,7 @@ def configure(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask, settings: Settings) -> None:
     """The routes XDR calls, and the optional OpenAPI document and metrics."""
-    for blueprint in (health_api, enrich_api, respond_api, tiles_api, version_api,
-                      watchdog_api):
+    for blueprint in (health_api, enrich_api, respond_api, tiles_api, version_api, watchdog_api):
         app.register_blueprint(blueprint)
     if settings.openapi_enabled:
         app.register_blueprint(openapi_api)

@@ -9,6 +9,7 @@ is refused once the cap is passed, never inflated whole.
 No web framework and no relay layer here: the key-set fetch and the SpyCloud transport both
 read through this.
 """
+
 from collections.abc import Callable
 from typing import Protocol
 
@@ -34,12 +35,12 @@ class DeadlinePassed(BoundedReadError):
 class Read1(Protocol):
     """What the loop needs of a response body: urllib3's ``HTTPResponse`` (``response.raw``)."""
 
-    def read1(self, amt: int, decode_content: bool) -> bytes:
-        ...
+    def read1(self, amt: int, decode_content: bool) -> bytes: ...
 
 
-def read_bounded(raw: Read1, *, max_bytes: int, expired: Callable[[], bool],
-                 chunk_bytes: int = CHUNK_BYTES) -> bytes:
+def read_bounded(
+    raw: Read1, *, max_bytes: int, expired: Callable[[], bool], chunk_bytes: int = CHUNK_BYTES
+) -> bytes:
     """The whole (decoded) body, or BodyTooLarge / DeadlinePassed as soon as either applies.
 
     Both are checked after each chunk, size first. A server that sends nothing at all is not

@@ -8,6 +8,7 @@
 
 Exit codes: 0 success, 1 SpyCloud or lookup error, 2 bad usage, 3 bad configuration.
 """
+
 import ipaddress
 import json
 import os
@@ -24,26 +25,24 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from api.module_settings import (  # noqa: E402
+from api.module_settings import (
     DEFAULT_VERDICT_DAYS,
     DEFAULT_VERDICT_SEVERITY,
     SEVERITY_LEVELS,
     VERDICT_SEVERITIES,
     ModuleSettings,
 )
-from config import VERSION, ConfigError, Settings  # noqa: E402
-from ctim.answer import observe_answer  # noqa: E402
-from ctim.mapping import MappingOptions, mask  # noqa: E402
-from ctim.verdicts import reason, valid_time  # noqa: E402
-from errors import RelayError  # noqa: E402
-from spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES, SpyCloudClient  # noqa: E402
-from spycloud.deadline import DeadlineReached  # noqa: E402
-from spycloud.watchlist import watchlist_type  # noqa: E402
-from tiles.aggregate import DEFAULT_PERIOD, PERIODS  # noqa: E402
-from tiles.dashboard import TILES, tile_data  # noqa: E402
-from tiles.gather import Dashboard  # noqa: E402
+from config import VERSION, ConfigError, Settings
+from ctim.answer import observe_answer
+from ctim.mapping import MappingOptions, mask
+from ctim.verdicts import reason, valid_time
+from errors import RelayError
+from spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES, SpyCloudClient
+from spycloud.deadline import DeadlineReached
+from spycloud.watchlist import watchlist_type
+from tiles.aggregate import DEFAULT_PERIOD, PERIODS
+from tiles.dashboard import TILES, tile_data
+from tiles.gather import Dashboard
 
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / 'spycloud-relay-simulator'
 EXIT_LOOKUP, EXIT_CONFIG = 1, 3
@@ -72,6 +71,7 @@ def spycloud_for(simulator, api_url):
         yield api_url
         return
     from simulator import SpyCloudSimulator
+
     with SpyCloudSimulator() as sim:
         yield sim.url
 
@@ -87,12 +87,15 @@ def settings_for(api_url):
 def api_key_from(env_name, simulator):
     if simulator:
         from simulator import DEFAULT_API_KEY
+
         return DEFAULT_API_KEY
     key = os.environ.get(env_name, '').strip()
     if not key:
-        fail(f'no API key: set the {env_name} environment variable '
-             '(or pass --api-key-env NAME, or --simulator to try the built-in simulator)',
-             EXIT_CONFIG)
+        fail(
+            f'no API key: set the {env_name} environment variable '
+            '(or pass --api-key-env NAME, or --simulator to try the built-in simulator)',
+            EXIT_CONFIG,
+        )
     return key
 
 
@@ -108,12 +111,20 @@ def cli():
 
 
 api_options = [
-    click.option('--api-key-env', default='SPYCLOUD_API_KEY', show_default=True,
-                 help='Name of the environment variable holding the SpyCloud API key.'),
-    click.option('--api-url', default=None,
-                 help='SpyCloud API base URL (default: SPYCLOUD_API_URL or SpyCloud\'s).'),
-    click.option('--simulator', is_flag=True,
-                 help='Use the built-in SpyCloud simulator instead of SpyCloud.'),
+    click.option(
+        '--api-key-env',
+        default='SPYCLOUD_API_KEY',
+        show_default=True,
+        help='Name of the environment variable holding the SpyCloud API key.',
+    ),
+    click.option(
+        '--api-url',
+        default=None,
+        help="SpyCloud API base URL (default: SPYCLOUD_API_URL or SpyCloud's).",
+    ),
+    click.option(
+        '--simulator', is_flag=True, help='Use the built-in SpyCloud simulator instead of SpyCloud.'
+    ),
 ]
 
 
@@ -125,24 +136,63 @@ def with_api_options(command):
 
 @cli.command()
 @click.argument('observables', nargs=-1, required=True, metavar='OBSERVABLE...')
-@click.option('--type', 'kind', type=click.Choice(sorted(PAGE_ENDPOINTS)), default=None,
-              help='Observable type for every value (default: guessed from each value).')
-@click.option('--limit', type=click.IntRange(1, 1000), default=100, show_default=True,
-              help='Most records per observable, newest first.')
-@click.option('--min-severity', type=click.Choice([str(s) for s in SEVERITY_LEVELS]),
-              default=None, help='Keep records at or above this SpyCloud severity.')
-@click.option('--lookback-days', type=click.IntRange(0, 36500), default=0,
-              help='Keep records published in the last N days (0: all time).')
-@click.option('--verdict-min-severity', type=click.Choice([str(s) for s in VERDICT_SEVERITIES]),
-              default=str(DEFAULT_VERDICT_SEVERITY), show_default=True,
-              help='Suspicious from a record at or above this severity in the verdict window.')
-@click.option('--verdict-days', type=click.IntRange(0, 36500), default=DEFAULT_VERDICT_DAYS,
-              show_default=True, help='The verdict window in days (0: no verdicts).')
+@click.option(
+    '--type',
+    'kind',
+    type=click.Choice(sorted(PAGE_ENDPOINTS)),
+    default=None,
+    help='Observable type for every value (default: guessed from each value).',
+)
+@click.option(
+    '--limit',
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
+    help='Most records per observable, newest first.',
+)
+@click.option(
+    '--min-severity',
+    type=click.Choice([str(s) for s in SEVERITY_LEVELS]),
+    default=None,
+    help='Keep records at or above this SpyCloud severity.',
+)
+@click.option(
+    '--lookback-days',
+    type=click.IntRange(0, 36500),
+    default=0,
+    help='Keep records published in the last N days (0: all time).',
+)
+@click.option(
+    '--verdict-min-severity',
+    type=click.Choice([str(s) for s in VERDICT_SEVERITIES]),
+    default=str(DEFAULT_VERDICT_SEVERITY),
+    show_default=True,
+    help='Suspicious from a record at or above this severity in the verdict window.',
+)
+@click.option(
+    '--verdict-days',
+    type=click.IntRange(0, 36500),
+    default=DEFAULT_VERDICT_DAYS,
+    show_default=True,
+    help='The verdict window in days (0: no verdicts).',
+)
 @click.option('--show-passwords', is_flag=True, help='Show passwords in clear text.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the CTIM bundle XDR would get.')
 @with_api_options
-def lookup(observables, kind, limit, min_severity, lookback_days, verdict_min_severity,
-           verdict_days, show_passwords, as_json, api_key_env, api_url, simulator):
+def lookup(
+    observables,
+    kind,
+    limit,
+    min_severity,
+    lookback_days,
+    verdict_min_severity,
+    verdict_days,
+    show_passwords,
+    as_json,
+    api_key_env,
+    api_url,
+    simulator,
+):
     """Look up e-mails, domains, IPs or usernames, as the relay does for XDR.
 
     Prints one table per observable: date, severity, breach title, site, password type and
@@ -152,10 +202,15 @@ def lookup(observables, kind, limit, min_severity, lookback_days, verdict_min_se
     """
     items = [{'type': kind or guess_type(value), 'value': value.strip()} for value in observables]
     key = api_key_from(api_key_env, simulator)
-    module = ModuleSettings(api_key=key, entities_limit=limit, show_passwords=show_passwords,
-                            min_severity=int(min_severity or 0), lookback_days=lookback_days,
-                            verdict_min_severity=int(verdict_min_severity),
-                            verdict_days=verdict_days)
+    module = ModuleSettings(
+        api_key=key,
+        entities_limit=limit,
+        show_passwords=show_passwords,
+        min_severity=int(min_severity or 0),
+        lookback_days=lookback_days,
+        verdict_min_severity=int(verdict_min_severity),
+        verdict_days=verdict_days,
+    )
     rule = module.verdict_rule()
     with spycloud_for(simulator, api_url) as url:
         settings = settings_for(url)
@@ -181,35 +236,45 @@ def print_tables(results, show_passwords, rule):
         if isinstance(result, RelayError):
             continue
         observable = result.observable
-        table = Table(title=f'{observable["type"]} {observable["value"]}: {len(result.records)} '
-                            f'of {result.hits} SpyCloud records', title_justify='left')
+        table = Table(
+            title=f'{observable["type"]} {observable["value"]}: {len(result.records)} '
+            f'of {result.hits} SpyCloud records',
+            title_justify='left',
+        )
         for column in ('date', 'severity', 'breach', 'site', 'password type', 'password'):
             table.add_column(column, overflow='fold')
         for record in result.records:
             catalog = result.catalogs.get(record.source_id)
             password = record.get('password')
-            shown = '' if password is None else (
-                str(password) if show_passwords else mask(password, None))
-            table.add_row(record.published.date().isoformat(), str(record.severity or ''),
-                          (catalog.text('title') if catalog else None) or f'#{record.source_id}',
-                          (catalog.text('site') if catalog else None) or '',
-                          str(record.get('password_type') or ''), shown)
+            shown = (
+                ''
+                if password is None
+                else (str(password) if show_passwords else mask(password, None))
+            )
+            table.add_row(
+                record.published.date().isoformat(),
+                str(record.severity or ''),
+                (catalog.text('title') if catalog else None) or f'#{record.source_id}',
+                (catalog.text('site') if catalog else None) or '',
+                str(record.get('password_type') or ''),
+                shown,
+            )
         console.print(table)
         if rule is not None and observable['type'] in VERDICT_TYPES:
             console.print(verdict_line(result, rule), highlight=False, soft_wrap=True)
         for warning in result.warnings:
-            console.print(f'[yellow]warning[/] {warning.code}: {warning.message}',
-                          highlight=False)
+            console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)
 
 
 def verdict_line(result, rule):
     """``verdict: Suspicious until 2027-02-18 (2 exposures in 90 days, ...)`` or none."""
     if result.evidence is None:
-        return (f'verdict: none (no record at severity {rule.min_severity} or above in the last '
-                f'{rule.days} days; never Clean)')
+        return (
+            f'verdict: none (no record at severity {rule.min_severity} or above in the last '
+            f'{rule.days} days; never Clean)'
+        )
     until = valid_time(result.evidence, rule)['end_time'][:10]
-    return (f'[bold yellow]verdict: Suspicious[/] until {until} '
-            f'({reason(result.evidence, rule)})')
+    return f'[bold yellow]verdict: Suspicious[/] until {until} ({reason(result.evidence, rule)})'
 
 
 @cli.command()
@@ -246,22 +311,34 @@ def watchlist(action, value, api_key_env, api_url, simulator):
         try:
             if action == 'show':
                 item = client.watchlist.item(lookup, identifier)
-                click.echo(f'{identifier} ({kind}): ' + (
-                    'not on the watchlist' if item is None else
-                    f'{item.status.lower() or "on the watchlist"}, '
-                    f'{"verified" if item.verified else "not verified"}'))
+                click.echo(
+                    f'{identifier} ({kind}): '
+                    + (
+                        'not on the watchlist'
+                        if item is None
+                        else f'{item.status.lower() or "on the watchlist"}, '
+                        f'{"verified" if item.verified else "not verified"}'
+                    )
+                )
                 return
-            outcome = {'add': lambda: client.watchlist.add(lookup, identifier, kind),
-                       'remove': lambda: client.watchlist.remove(lookup, identifier),
-                       'verify': lambda: client.watchlist.verify(lookup, identifier)}[action]()
+            outcome = {
+                'add': lambda: client.watchlist.add(lookup, identifier, kind),
+                'remove': lambda: client.watchlist.remove(lookup, identifier),
+                'verify': lambda: client.watchlist.verify(lookup, identifier),
+            }[action]()
         except (RelayError, DeadlineReached) as error:
             fail(getattr(error, 'message', 'SpyCloud did not answer in time'), EXIT_LOOKUP)
     click.echo(f'{identifier} ({kind}): {outcome}')
 
 
 @cli.command()
-@click.option('--period', type=click.Choice(list(PERIODS)), default=DEFAULT_PERIOD,
-              show_default=True, help='The dashboard period.')
+@click.option(
+    '--period',
+    type=click.Choice(list(PERIODS)),
+    default=DEFAULT_PERIOD,
+    show_default=True,
+    help='The dashboard period.',
+)
 @with_api_options
 def tiles(period, api_key_env, api_url, simulator):
     """Print the exposure dashboard XDR shows for the watchlist, in the terminal."""
@@ -275,8 +352,14 @@ def tiles(period, api_key_env, api_url, simulator):
                 fail(f'{error.code}: {error.message}', EXIT_LOOKUP)
     console = Console()
     for tile in TILES:
-        doc = tile_data(tile['id'], gathered.aggregate, gathered.catalogs,
-                        settings.spycloud_ui_url, gathered.computed_at, 0)
+        doc = tile_data(
+            tile['id'],
+            gathered.aggregate,
+            gathered.catalogs,
+            settings.spycloud_ui_url,
+            gathered.computed_at,
+            0,
+        )
         console.rule(f'{tile["title"]} ({period})')
         print_tile(console, tile['type'], doc)
     for warning in gathered.aggregate.warnings:
@@ -291,25 +374,39 @@ def print_tile(console, kind, doc):
         table = Table('bar', *[k['label'] for k in doc['keys']], 'total')
         for bar in doc['data']:
             counts = {v['key']: v['value'] for v in bar['values']}
-            table.add_row(bar['label'], *[str(counts.get(k['key'], 0)) for k in doc['keys']],
-                          str(bar['value']))
+            table.add_row(
+                bar['label'],
+                *[str(counts.get(k['key'], 0)) for k in doc['keys']],
+                str(bar['value']),
+            )
         console.print(table)
     elif kind == 'donut_graph':
         table = Table(doc['label_headers'][0], *doc['labels'][1], 'total')
         for part in doc['data']:
-            table.add_row(doc['labels'][0][part['key']],
-                          *[str(s['value']) for s in part['segments']], str(part['value']))
+            table.add_row(
+                doc['labels'][0][part['key']],
+                *[str(s['value']) for s in part['segments']],
+                str(part['value']),
+            )
         console.print(table)
     else:
         console.print(Markdown('\n'.join(doc['data'])))
 
 
 @cli.command()
-@click.option('--state-dir', type=click.Path(file_okay=False, path_type=Path),
-              default=DEFAULT_STATE_DIR, show_default=True,
-              help='Where `relay simulator` keeps its signing key.')
-@click.option('--aud', default='http://127.0.0.1:9090', show_default=True,
-              help="The relay's root URL as it sees itself (the token's audience).")
+@click.option(
+    '--state-dir',
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help='Where `relay simulator` keeps its signing key.',
+)
+@click.option(
+    '--aud',
+    default='http://127.0.0.1:9090',
+    show_default=True,
+    help="The relay's root URL as it sees itself (the token's audience).",
+)
 @click.option('--api-key', default=None, help='The `key` claim (default: the simulator key).')
 @click.option('--limit', type=int, default=None, help='The CTR_ENTITIES_LIMIT claim.')
 @click.option('--show-passwords', is_flag=True, help='The show_passwords claim.')
@@ -324,10 +421,15 @@ def token(state_dir, aud, api_key, limit, show_passwords, min_severity, lookback
          -d '[{"type": "email", "value": "admin@example.org"}]'
     """
     from simulator import mint_token_from_state
+
     if not (state_dir / 'state.json').exists():
         fail(f'no issuer state in {state_dir}: start `relay simulator` first', EXIT_CONFIG)
-    claims = {'CTR_ENTITIES_LIMIT': limit, 'min_severity': min_severity,
-              'lookback_days': lookback_days, 'show_passwords': True if show_passwords else None}
+    claims = {
+        'CTR_ENTITIES_LIMIT': limit,
+        'min_severity': min_severity,
+        'lookback_days': lookback_days,
+        'show_passwords': True if show_passwords else None,
+    }
     if api_key:
         claims['key'] = api_key
     try:
@@ -339,11 +441,20 @@ def token(state_dir, aud, api_key, limit, show_passwords, min_severity, lookback
 @cli.command()
 @click.option('--spycloud-port', type=int, default=8081, show_default=True)
 @click.option('--jwks-port', type=int, default=8443, show_default=True)
-@click.option('--latency-ms', type=float, default=0, show_default=True,
-              help='Delay of every simulated SpyCloud answer.')
-@click.option('--state-dir', type=click.Path(file_okay=False, path_type=Path),
-              default=DEFAULT_STATE_DIR, show_default=True,
-              help='Where the issuer keeps its keys, so `relay token` can sign.')
+@click.option(
+    '--latency-ms',
+    type=float,
+    default=0,
+    show_default=True,
+    help='Delay of every simulated SpyCloud answer.',
+)
+@click.option(
+    '--state-dir',
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help='Where the issuer keeps its keys, so `relay token` can sign.',
+)
 def simulator(spycloud_port, jwks_port, latency_ms, state_dir):
     """Run the SpyCloud simulator and a local JWKS issuer until Ctrl-C.
 
@@ -351,6 +462,7 @@ def simulator(spycloud_port, jwks_port, latency_ms, state_dir):
     """
     from simulator import JwksIssuer, SpyCloudSimulator
     from simulator.data import DEFAULT_API_KEY
+
     state_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -358,9 +470,11 @@ def simulator(spycloud_port, jwks_port, latency_ms, state_dir):
         issuer = JwksIssuer(port=jwks_port, state_dir=str(state_dir)).start()
         sim = SpyCloudSimulator(port=spycloud_port, latency=latency_ms / 1000).start()
     except OSError as error:
-        fail(f'cannot start the simulator: {error} (another one running? try other ports)',
-             EXIT_CONFIG)
-    click.echo(f'''SpyCloud simulator  {sim.url}   (API key: {DEFAULT_API_KEY})
+        fail(
+            f'cannot start the simulator: {error} (another one running? try other ports)',
+            EXIT_CONFIG,
+        )
+    click.echo(f"""SpyCloud simulator  {sim.url}   (API key: {DEFAULT_API_KEY})
 JWKS issuer         https://{issuer.jwks_host}/.well-known/jwks
 
 Start a relay against them (from code/, in another terminal):
@@ -373,7 +487,7 @@ Then call it:
        -H "Authorization: Bearer $(pipenv run relay token --state-dir {state_dir})" \\
        -d '[{{"type": "email", "value": "admin@example.org"}}]'
 
-Addresses like r100c20@any.example get exactly 100 records over 20 sources. Ctrl-C stops.''')
+Addresses like r100c20@any.example get exactly 100 records over 20 sources. Ctrl-C stops.""")
     try:
         stop.wait()
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 A bad value stops the process with a message naming the variable, instead of
 surfacing later as a confusing error in the middle of an investigation.
 """
+
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -78,23 +79,41 @@ class Settings:
         url = self.spycloud_api_url.strip()
         if not url.startswith(('http://', 'https://')):
             raise ConfigError(
-                f'SPYCLOUD_API_URL must be an http(s) URL, got {self.spycloud_api_url!r}')
+                f'SPYCLOUD_API_URL must be an http(s) URL, got {self.spycloud_api_url!r}'
+            )
         object.__setattr__(self, 'spycloud_api_url', url.rstrip('/') + '/')
         hosts = tuple(h.strip().lower() for h in self.allowed_jwks_hosts if h.strip())
         if not hosts:
             raise ConfigError('ALLOWED_JWKS_HOSTS must name at least one host')
         object.__setattr__(self, 'allowed_jwks_hosts', hosts)
         object.__setattr__(self, 'jwt_audience', self.jwt_audience.strip().rstrip('/'))
-        for name in ('lookup_deadline_s', 'connect_timeout_s', 'read_timeout_s',
-                     'jwks_timeout_s', 'spycloud_max_workers', 'spycloud_catalog_batch',
-                     'catalog_cache_size', 'records_cache_size', 'tile_cache_size',
-                     'max_content_length', 'max_observables', 'max_value_length'):
+        for name in (
+            'lookup_deadline_s',
+            'connect_timeout_s',
+            'read_timeout_s',
+            'jwks_timeout_s',
+            'spycloud_max_workers',
+            'spycloud_catalog_batch',
+            'catalog_cache_size',
+            'records_cache_size',
+            'tile_cache_size',
+            'max_content_length',
+            'max_observables',
+            'max_value_length',
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name.upper()} must be greater than 0')
-        for name in ('spycloud_retries', 'spycloud_backoff_s', 'catalog_cache_ttl_s',
-                     'records_cache_ttl_s', 'tile_cache_ttl_s',
-                     'jwks_cache_ttl_s', 'jwks_refresh_min_interval_s', 'spycloud_rate_limit',
-                     'spycloud_burst'):
+        for name in (
+            'spycloud_retries',
+            'spycloud_backoff_s',
+            'catalog_cache_ttl_s',
+            'records_cache_ttl_s',
+            'tile_cache_ttl_s',
+            'jwks_cache_ttl_s',
+            'jwks_refresh_min_interval_s',
+            'spycloud_rate_limit',
+            'spycloud_burst',
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name.upper()} must not be negative')
         self._check_state()
@@ -103,9 +122,10 @@ class Settings:
         url = self.redis_url.strip()
         if url and not url.lower().startswith(('redis://', 'rediss://')):
             # Only the scheme is quoted: the rest of a Redis URL can hold its password.
-            got = f"a {url.partition('://')[0]!r} URL" if '://' in url else 'no scheme'
-            raise ConfigError(f'REDIS_URL must be a redis:// or rediss:// URL (or empty), '
-                              f'got {got}')
+            got = f'a {url.partition("://")[0]!r} URL' if '://' in url else 'no scheme'
+            raise ConfigError(
+                f'REDIS_URL must be a redis:// or rediss:// URL (or empty), got {got}'
+            )
         object.__setattr__(self, 'redis_url', url)
         for name in ('redis_timeout_s', 'spycloud_rate_floor', 'spycloud_rate_recovery_s'):
             if getattr(self, name) <= 0:
@@ -139,5 +159,5 @@ def _parse(name, raw, default):
         return kind(raw.strip())
     except ValueError:
         raise ConfigError(
-            f'{name.upper()} must be {"an integer" if kind is int else "a number"}, '
-            f'got {raw!r}') from None
+            f'{name.upper()} must be {"an integer" if kind is int else "a number"}, got {raw!r}'
+        ) from None

@@ -5,6 +5,7 @@ on 127.0.0.1:9090 pointed at them, posts ``observables.json`` with a freshly
 signed token, prints a summary and the JSON, then stops everything it started.
 No SpyCloud account and no network beyond loopback are needed.
 """
+
 import argparse
 import json
 import sys
@@ -28,14 +29,16 @@ def summary(observables, body):
     sightings = data.get('sightings', {}).get('docs', [])
     for observable in observables:
         if observable['type'].lower() not in PAGE_ENDPOINTS:
-            lines.append(f'  {observable["type"]:6} {observable["value"]:32} '
-                         'not a supported type: dropped')
+            lines.append(
+                f'  {observable["type"]:6} {observable["value"]:32} not a supported type: dropped'
+            )
             continue
         own = [s for s in sightings if s['observables'][0]['value'] == observable['value']]
         severities = Counter(s['severity'] for s in own)
         mix = ', '.join(f'{n} {name}' for name, n in severities.most_common()) or 'none'
-        lines.append(f'  {observable["type"]:6} {observable["value"]:32} '
-                     f'{len(own):3} sightings ({mix})')
+        lines.append(
+            f'  {observable["type"]:6} {observable["value"]:32} {len(own):3} sightings ({mix})'
+        )
     for plural in ('sightings', 'indicators', 'relationships'):
         lines.append(f'  {plural:14} {data.get(plural, {}).get("count", 0)}')
     leaks = sorted({r['related']['value'] for s in sightings for r in s.get('relations', [])})
@@ -55,26 +58,43 @@ def summary(observables, body):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--port', type=int, default=9090, help='relay port (default 9090)')
-    parser.add_argument('--observables', type=Path, default=OBSERVABLES,
-                        help='JSON array of observables to look up (default observables.json)')
+    parser.add_argument(
+        '--observables',
+        type=Path,
+        default=OBSERVABLES,
+        help='JSON array of observables to look up (default observables.json)',
+    )
     parser.add_argument('--quiet-json', action='store_true', help='print the summary only')
     args = parser.parse_args(argv)
     observables = json.loads(args.observables.read_text())
 
-    with JwksIssuer() as issuer, SpyCloudSimulator() as spycloud, \
-            gunicorn_relay(spycloud, issuer, port=args.port, WEB_CONCURRENCY=1,
-                           LOG_LEVEL='warning') as relay_url:
-        print(f'SpyCloud simulator: {spycloud.url}\nJWKS issuer:        https://{issuer.jwks_host}'
-              f'\nRelay (gunicorn):   {relay_url}\n', flush=True)
+    with (
+        JwksIssuer() as issuer,
+        SpyCloudSimulator() as spycloud,
+        gunicorn_relay(
+            spycloud, issuer, port=args.port, WEB_CONCURRENCY=1, LOG_LEVEL='warning'
+        ) as relay_url,
+    ):
+        print(
+            f'SpyCloud simulator: {spycloud.url}\nJWKS issuer:        https://{issuer.jwks_host}'
+            f'\nRelay (gunicorn):   {relay_url}\n',
+            flush=True,
+        )
         token = issuer.mint(relay_url)
         started = time.monotonic()
-        response = requests.post(relay_url + '/observe/observables', json=observables,
-                                 headers={'Authorization': f'Bearer {token}'}, timeout=60)
+        response = requests.post(
+            relay_url + '/observe/observables',
+            json=observables,
+            headers={'Authorization': f'Bearer {token}'},
+            timeout=60,
+        )
         elapsed = time.monotonic() - started
         body = response.json()
-        print(f'POST /observe/observables with {args.observables.name}: '
-              f'HTTP {response.status_code} in {elapsed * 1000:.0f} ms, '
-              f'{spycloud.stats()["requests"]} SpyCloud calls')
+        print(
+            f'POST /observe/observables with {args.observables.name}: '
+            f'HTTP {response.status_code} in {elapsed * 1000:.0f} ms, '
+            f'{spycloud.stats()["requests"]} SpyCloud calls'
+        )
         print(summary(observables, body))
         if not args.quiet_json:
             print(json.dumps(body, indent=2))

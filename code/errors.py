@@ -66,6 +66,7 @@ class RouteError(RelayError):
 
 class RelayWarning(RelayError):
     """A non-blocking problem reported beside partial results."""
+
     type = WARNING
 
     def __init__(self, code, message):

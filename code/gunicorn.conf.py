@@ -9,6 +9,7 @@ so a token up to the relay's own limit (16 KiB) reaches it and is judged there; 
 refuses is answered in the relay's envelope. Logs, access log included, are JSON lines on
 standard output.
 """
+
 import os
 import shutil
 import tempfile
@@ -47,4 +48,5 @@ def on_starting(server):
 def child_exit(server, worker):
     if _METRICS and os.environ.get('PROMETHEUS_MULTIPROC_DIR'):
         from prometheus_client import multiprocess
+
         multiprocess.mark_process_dead(worker.pid)

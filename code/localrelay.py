@@ -1,4 +1,5 @@
 """Run the relay under gunicorn on loopback, as in production, for the demo and the benchmarks."""
+
 import os
 import signal
 import socket
@@ -44,13 +45,22 @@ def gunicorn_relay(spycloud, issuer, port=None, output=None, **env):
     """
     port = port or free_port()
     url = f'http://127.0.0.1:{port}'
-    settings = dict(SPYCLOUD_API_URL=spycloud.url, ALLOWED_JWKS_HOSTS=issuer.jwks_host,
-                    REQUESTS_CA_BUNDLE=issuer.ca_pem_path, GUNICORN_BIND=f'127.0.0.1:{port}',
-                    JWT_AUDIENCE=url, PYTHONUNBUFFERED='1')
+    settings = dict(
+        SPYCLOUD_API_URL=spycloud.url,
+        ALLOWED_JWKS_HOSTS=issuer.jwks_host,
+        REQUESTS_CA_BUNDLE=issuer.ca_pem_path,
+        GUNICORN_BIND=f'127.0.0.1:{port}',
+        JWT_AUDIENCE=url,
+        PYTHONUNBUFFERED='1',
+    )
     settings.update({name: str(value) for name, value in env.items()})
     process = subprocess.Popen(
         [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py', APP],
-        cwd=HERE, env={**os.environ, **settings}, stdout=output, stderr=output)
+        cwd=HERE,
+        env={**os.environ, **settings},
+        stdout=output,
+        stderr=output,
+    )
     try:
         wait_until_up(url, process)
         yield url

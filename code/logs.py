@@ -4,6 +4,7 @@ Every line names its request id, so no line needs the token, the API key or a
 password to be traced. Fields are chosen, not dumped: nothing from a request's
 headers or body reaches a log line except its route, method and counts.
 """
+
 import json
 import logging
 import time
@@ -71,8 +72,9 @@ def configure_logging(level: str) -> None:
     logging.getLogger('werkzeug').setLevel(logging.WARNING)
     # urllib3 logs each retry with the URL, which holds the looked-up address; retries are
     # counted in the request's log line and in the metrics instead.
-    logging.getLogger('urllib3').setLevel(logging.DEBUG if level.upper() == 'DEBUG'
-                                          else logging.ERROR)
+    logging.getLogger('urllib3').setLevel(
+        logging.DEBUG if level.upper() == 'DEBUG' else logging.ERROR
+    )
 
 
 class JsonAccessLogger(GunicornLogger):
@@ -89,13 +91,16 @@ class JsonAccessLogger(GunicornLogger):
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
             return
         headers = dict((name.lower(), value) for name, value in resp.headers)
-        self.access_log.info('access', extra={
-            'request_id': headers.get('x-request-id', '-'),
-            'method': environ.get('REQUEST_METHOD'),
-            'path': environ.get('PATH_INFO'),
-            'status': resp.status_code if hasattr(resp, 'status_code') else resp.status,
-            'bytes': getattr(resp, 'sent', None),
-            'duration_ms': round(request_time.total_seconds() * 1000, 1),
-            'remote': environ.get('REMOTE_ADDR'),
-            'user_agent': (environ.get('HTTP_USER_AGENT') or '')[:200],
-        })
+        self.access_log.info(
+            'access',
+            extra={
+                'request_id': headers.get('x-request-id', '-'),
+                'method': environ.get('REQUEST_METHOD'),
+                'path': environ.get('PATH_INFO'),
+                'status': resp.status_code if hasattr(resp, 'status_code') else resp.status,
+                'bytes': getattr(resp, 'sent', None),
+                'duration_ms': round(request_time.total_seconds() * 1000, 1),
+                'remote': environ.get('REMOTE_ADDR'),
+                'user_agent': (environ.get('HTTP_USER_AGENT') or '')[:200],
+            },
+        )

@@ -4,6 +4,7 @@ Under gunicorn every worker counts on its own; with PROMETHEUS_MULTIPROC_DIR set
 (gunicorn.conf.py sets it when metrics are on) prometheus-client keeps the counts
 in files there and /metrics adds up all workers.
 """
+
 import os
 
 from prometheus_client import (
@@ -16,29 +17,43 @@ from prometheus_client import (
 )
 
 REQUEST_SECONDS = Histogram(
-    'relay_request_duration_seconds', 'Time to answer a request, by route and outcome.',
+    'relay_request_duration_seconds',
+    'Time to answer a request, by route and outcome.',
     ['route', 'outcome'],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60))
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60),
+)
 SPYCLOUD_CALLS = Counter(
-    'relay_spycloud_calls_total', 'Calls to the SpyCloud API, by endpoint and HTTP status '
-    '(or the error that stopped them).', ['endpoint', 'status'])
+    'relay_spycloud_calls_total',
+    'Calls to the SpyCloud API, by endpoint and HTTP status (or the error that stopped them).',
+    ['endpoint', 'status'],
+)
 SPYCLOUD_RETRIES = Counter(
-    'relay_spycloud_retries_total', 'Retries of SpyCloud calls (429 throttling, gateway '
-    'errors, connection errors).', ['endpoint'])
+    'relay_spycloud_retries_total',
+    'Retries of SpyCloud calls (429 throttling, gateway errors, connection errors).',
+    ['endpoint'],
+)
 CACHE_LOOKUPS = Counter(
-    'relay_cache_lookups_total', 'Cache lookups by cache (catalog, jwks) and result (hit, miss).',
-    ['cache', 'result'])
+    'relay_cache_lookups_total',
+    'Cache lookups by cache (catalog, jwks) and result (hit, miss).',
+    ['cache', 'result'],
+)
 LIMITER_WAIT_SECONDS = Histogram(
-    'relay_rate_limiter_wait_seconds', 'Time a SpyCloud call waited for the per-key rate limiter.',
-    buckets=(0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25))
+    'relay_rate_limiter_wait_seconds',
+    'Time a SpyCloud call waited for the per-key rate limiter.',
+    buckets=(0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25),
+)
 STATE_FALLBACKS = Counter(
-    'relay_state_fallback_total', 'Operations on the shared state (Redis) answered from the '
+    'relay_state_fallback_total',
+    'Operations on the shared state (Redis) answered from the '
     'in-process twin because Redis did not answer, by store (catalogs, records, limiter).',
-    ['store'])
+    ['store'],
+)
 STATE_OUTAGES = Counter(
-    'relay_state_outages_total', 'Times Redis stopped answering (each logged once, as a warning).')
+    'relay_state_outages_total', 'Times Redis stopped answering (each logged once, as a warning).'
+)
 RATE_BUDGET_CUTS = Counter(
-    'relay_rate_budget_cuts_total', 'Cuts of a key\'s SpyCloud rate budget after a throttling 429.')
+    'relay_rate_budget_cuts_total', "Cuts of a key's SpyCloud rate budget after a throttling 429."
+)
 
 
 def endpoint_label(path):

@@ -11,6 +11,7 @@ no module answer to wrap in a 200, and a proxy or client sees what went wrong) a
 ``Connection: close``. The messages are fixed texts: the request's bytes, which could hold a
 token, are never echoed, nor logged.
 """
+
 import json
 from datetime import timedelta
 from ssl import SSLError
@@ -24,8 +25,12 @@ from gunicorn.workers.ggevent import GeventWorker
 INVALID_ARGUMENT = 'invalid argument'
 INTERNAL_ERROR = 'internal error'
 BAD_REQUEST = (400, 'Bad Request')
-INTERNAL = (500, 'Internal Server Error', INTERNAL_ERROR,
-            'The relay failed unexpectedly; the details are in its log.')
+INTERNAL = (
+    500,
+    'Internal Server Error',
+    INTERNAL_ERROR,
+    'The relay failed unexpectedly; the details are in its log.',
+)
 
 
 def refusal(exc: BaseException, cfg) -> tuple:
@@ -33,12 +38,18 @@ def refusal(exc: BaseException, cfg) -> tuple:
     if isinstance(exc, (http.InvalidResponseHeader, http.InvalidResponseHeaderName)):
         return INTERNAL  # the app's fault (these subclass InvalidHeader*), not the client's
     if isinstance(exc, http.LimitRequestLine):
-        return (414, 'URI Too Long', INVALID_ARGUMENT,
-                f'The request line is too long: the limit is {cfg.limit_request_line} bytes.')
+        return (
+            414,
+            'URI Too Long',
+            INVALID_ARGUMENT,
+            f'The request line is too long: the limit is {cfg.limit_request_line} bytes.',
+        )
     if isinstance(exc, http.LimitRequestHeaders):
         if str(exc) == 'limit request headers fields size':  # gunicorn's fixed texts
-            message = (f'A request header is too large: the limit is '
-                       f'{cfg.limit_request_field_size} bytes per header line.')
+            message = (
+                f'A request header is too large: the limit is '
+                f'{cfg.limit_request_field_size} bytes per header line.'
+            )
         elif str(exc) == 'limit request headers fields':
             message = f'Too many request headers: the limit is {cfg.limit_request_fields}.'
         else:
@@ -48,19 +59,38 @@ def refusal(exc: BaseException, cfg) -> tuple:
         return (*BAD_REQUEST, INVALID_ARGUMENT, 'The request line is not valid HTTP.')
     if isinstance(exc, http.InvalidHTTPVersion):
         return (*BAD_REQUEST, INVALID_ARGUMENT, 'The HTTP version is not supported.')
-    if isinstance(exc, (http.InvalidHeader, http.InvalidHeaderName, http.ObsoleteFolding,
-                        http.InvalidSchemeHeaders)):
+    if isinstance(
+        exc,
+        (
+            http.InvalidHeader,
+            http.InvalidHeaderName,
+            http.ObsoleteFolding,
+            http.InvalidSchemeHeaders,
+        ),
+    ):
         return (*BAD_REQUEST, INVALID_ARGUMENT, 'A request header is not valid HTTP.')
-    if isinstance(exc, (http.InvalidChunkSize, http.ChunkMissingTerminator,
-                        http.InvalidChunkExtension)):
-        return (*BAD_REQUEST, INVALID_ARGUMENT,
-                'The request body could not be read: malformed chunked encoding.')
+    if isinstance(
+        exc, (http.InvalidChunkSize, http.ChunkMissingTerminator, http.InvalidChunkExtension)
+    ):
+        return (
+            *BAD_REQUEST,
+            INVALID_ARGUMENT,
+            'The request body could not be read: malformed chunked encoding.',
+        )
     if isinstance(exc, http.UnsupportedTransferCoding):
-        return (501, 'Not Implemented', INVALID_ARGUMENT,
-                'The request\'s Transfer-Encoding is not supported.')
+        return (
+            501,
+            'Not Implemented',
+            INVALID_ARGUMENT,
+            "The request's Transfer-Encoding is not supported.",
+        )
     if isinstance(exc, http.ExpectationFailed):
-        return (417, 'Expectation Failed', INVALID_ARGUMENT,
-                'The request\'s Expect header cannot be met.')
+        return (
+            417,
+            'Expectation Failed',
+            INVALID_ARGUMENT,
+            "The request's Expect header cannot be met.",
+        )
     if isinstance(exc, (http.InvalidProxyLine, http.InvalidH2CPreface)):
         return (*BAD_REQUEST, INVALID_ARGUMENT, 'The request is not valid HTTP.')
     if isinstance(exc, http.ForbiddenProxyRequest):
@@ -68,16 +98,22 @@ def refusal(exc: BaseException, cfg) -> tuple:
     if isinstance(exc, SSLError):
         return (403, 'Forbidden', INVALID_ARGUMENT, 'The TLS handshake failed.')
     if isinstance(exc, http.ConfigurationProblem):
-        return (500, 'Internal Server Error', INTERNAL_ERROR,
-                'The relay\'s HTTP server is misconfigured; see its log.')
+        return (
+            500,
+            'Internal Server Error',
+            INTERNAL_ERROR,
+            "The relay's HTTP server is misconfigured; see its log.",
+        )
     return INTERNAL
 
 
 def envelope(status: int, reason: str, code: str, message: str) -> bytes:
     """A whole HTTP/1.1 answer carrying ``{"errors": [...]}``, closing the connection."""
     body = json.dumps({'errors': [{'type': 'fatal', 'code': code, 'message': message}]})
-    return (f'HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n'
-            f'Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}').encode()
+    return (
+        f'HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n'
+        f'Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}'
+    ).encode()
 
 
 class RelayWorker(GeventWorker):
@@ -87,11 +123,15 @@ class RelayWorker(GeventWorker):
         status, reason, code, message = refusal(exc, self.cfg)
         addr = addr or ('', -1)  # a unix socket
         if code == INTERNAL_ERROR:
-            self.log.exception('unexpected error while serving a request (%s)',
-                               type(exc).__name__)
+            self.log.exception('unexpected error while serving a request (%s)', type(exc).__name__)
         else:
-            self.log.warning('refused a request from %s with %d: %s (%s)', addr[0], status,
-                             message, type(exc).__name__)
+            self.log.warning(
+                'refused a request from %s with %d: %s (%s)',
+                addr[0],
+                status,
+                message,
+                type(exc).__name__,
+            )
         answer = envelope(status, reason, code, message)
         req = req or getattr(exc, 'req', None)
         if isinstance(req, Request):

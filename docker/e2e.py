@@ -11,6 +11,7 @@ turns healthy. Then removes the container and stops the simulator, also on failu
 
 Exit status 0 when every check passed, 1 otherwise.
 """
+
 import argparse
 import json
 import os
@@ -31,7 +32,7 @@ sys.path.insert(0, str(CODE))
 import config  # noqa: E402  (the relay's own settings module: its VERSION)
 from simulator import mint_token_from_state  # noqa: E402
 
-EMAIL = 'r5c2@docker.example'   # the simulator answers exactly 5 records for local part r5c2
+EMAIL = 'r5c2@docker.example'  # the simulator answers exactly 5 records for local part r5c2
 EXPECTED_SIGHTINGS = 5
 CA_IN_CONTAINER = '/run/relay/jwks-ca.pem'
 START_TIMEOUT_S = 60
@@ -94,9 +95,22 @@ def start_simulator(workdir):
     out, err = workdir / 'simulator.out', workdir / 'simulator.err'
     with open(out, 'w') as stdout, open(err, 'w') as stderr:
         process = subprocess.Popen(
-            [sys.executable, '-m', 'simulator', '--spycloud-port', '0', '--jwks-port', '0',
-             '--state-dir', str(state_dir)],
-            cwd=CODE, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                '-m',
+                'simulator',
+                '--spycloud-port',
+                '0',
+                '--jwks-port',
+                '0',
+                '--state-dir',
+                str(state_dir),
+            ],
+            cwd=CODE,
+            stdout=stdout,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = out.read_text().partition('\n')
@@ -145,20 +159,43 @@ def run(args, checks, workdir):
         say(f'simulator at {info["spycloud_url"]}, JWKS issuer at https://{info["jwks_host"]}')
         ca = workdir / 'jwks-ca.pem'
         shutil.copyfile(info['ca_pem_path'], ca)
-        ca.chmod(0o644)   # readable by the container's non-root user
+        ca.chmod(0o644)  # readable by the container's non-root user
         port = free_port()
         base = f'http://127.0.0.1:{port}'
-        docker('run', '--detach', '--name', args.container, '--network', 'host',
-               '--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL',
-               '--security-opt', 'no-new-privileges',
-               '--health-interval', '2s', '--health-retries', '3',
-               '--health-start-period', '30s',
-               '--volume', f'{ca}:{CA_IN_CONTAINER}:ro',
-               '--env', f'GUNICORN_BIND=127.0.0.1:{port}', '--env', f'PORT={port}',
-               '--env', f'SPYCLOUD_API_URL={info["spycloud_url"]}',
-               '--env', f'ALLOWED_JWKS_HOSTS={info["jwks_host"]}',
-               '--env', f'REQUESTS_CA_BUNDLE={CA_IN_CONTAINER}',
-               args.image)
+        docker(
+            'run',
+            '--detach',
+            '--name',
+            args.container,
+            '--network',
+            'host',
+            '--read-only',
+            '--tmpfs',
+            '/tmp',
+            '--cap-drop',
+            'ALL',
+            '--security-opt',
+            'no-new-privileges',
+            '--health-interval',
+            '2s',
+            '--health-retries',
+            '3',
+            '--health-start-period',
+            '30s',
+            '--volume',
+            f'{ca}:{CA_IN_CONTAINER}:ro',
+            '--env',
+            f'GUNICORN_BIND=127.0.0.1:{port}',
+            '--env',
+            f'PORT={port}',
+            '--env',
+            f'SPYCLOUD_API_URL={info["spycloud_url"]}',
+            '--env',
+            f'ALLOWED_JWKS_HOSTS={info["jwks_host"]}',
+            '--env',
+            f'REQUESTS_CA_BUNDLE={CA_IN_CONTAINER}',
+            args.image,
+        )
         say(f'container {args.container} started from {args.image}, relay at {base}')
         wait_until_serving(args.container, base)
         check_all(args, checks, info, base)
@@ -170,48 +207,74 @@ def check_all(args, checks, info, base):
     user = docker('inspect', '--format', '{{.Config.User}}', args.image).stdout.strip()
     uid = docker('exec', args.container, 'id', '-u').stdout.strip()
     status1 = docker('exec', args.container, 'cat', '/proc/1/status').stdout
-    pid1_uid = next((line.split()[1] for line in status1.splitlines()
-                     if line.startswith('Uid:')), '?')
-    checks.check('runs as a non-root user', user not in ('', '0', 'root') and uid != '0'
-                 and pid1_uid not in ('0', '?'),
-                 f'USER {user or "(none)"}, exec uid {uid}, gunicorn master uid {pid1_uid}')
+    pid1_uid = next(
+        (line.split()[1] for line in status1.splitlines() if line.startswith('Uid:')), '?'
+    )
+    checks.check(
+        'runs as a non-root user',
+        user not in ('', '0', 'root') and uid != '0' and pid1_uid not in ('0', '?'),
+        f'USER {user or "(none)"}, exec uid {uid}, gunicorn master uid {pid1_uid}',
+    )
 
     status, raw = http('POST', f'{base}/version')
-    checks.check('POST /version', status == 200 and as_json(raw) == {'version': config.VERSION},
-                 f'HTTP {status} {raw[:200].decode(errors="replace").strip()}')
+    checks.check(
+        'POST /version',
+        status == 200 and as_json(raw) == {'version': config.VERSION},
+        f'HTTP {status} {raw[:200].decode(errors="replace").strip()}',
+    )
 
     probe = f'docker-test-{os.getpid()}'
     status, raw = http('GET', f'{base}/watchdog', {'Health-Check': probe})
-    checks.check('GET /watchdog', status == 200 and as_json(raw) == {'data': probe},
-                 f'HTTP {status} {raw[:200].decode(errors="replace").strip()}')
+    checks.check(
+        'GET /watchdog',
+        status == 200 and as_json(raw) == {'data': probe},
+        f'HTTP {status} {raw[:200].decode(errors="replace").strip()}',
+    )
 
     token = mint_token_from_state(info['state_dir'], aud=base, key=info['api_key'])
     started = time.monotonic()
-    status, raw = http('POST', f'{base}/observe/observables',
-                       {'Authorization': f'Bearer {token}'}, [{'type': 'email', 'value': EMAIL}])
+    status, raw = http(
+        'POST',
+        f'{base}/observe/observables',
+        {'Authorization': f'Bearer {token}'},
+        [{'type': 'email', 'value': EMAIL}],
+    )
     took_ms = (time.monotonic() - started) * 1000
     answer = as_json(raw) or {}
     data = answer.get('data') if isinstance(answer, dict) else None
-    counts = {kind: (data or {}).get(kind, {}).get('count')
-              for kind in ('sightings', 'indicators', 'relationships')}
-    checks.check('POST /observe/observables through the simulator and the JWKS issuer',
-                 status == 200 and not answer.get('errors')
-                 and counts['sightings'] == EXPECTED_SIGHTINGS,
-                 f'HTTP {status} in {took_ms:.0f} ms, {EMAIL}: '
-                 + ', '.join(f'{count} {kind}' for kind, count in counts.items())
-                 + (f', errors {answer.get("errors")}' if answer.get('errors') else ''))
+    counts = {
+        kind: (data or {}).get(kind, {}).get('count')
+        for kind in ('sightings', 'indicators', 'relationships')
+    }
+    checks.check(
+        'POST /observe/observables through the simulator and the JWKS issuer',
+        status == 200 and not answer.get('errors') and counts['sightings'] == EXPECTED_SIGHTINGS,
+        f'HTTP {status} in {took_ms:.0f} ms, {EMAIL}: '
+        + ', '.join(f'{count} {kind}' for kind, count in counts.items())
+        + (f', errors {answer.get("errors")}' if answer.get('errors') else ''),
+    )
 
-    listing = docker('exec', args.container, 'sh', '-c',
-                     'ls -A /app; for c in gcc cc make pipenv pytest; do '
-                     'command -v "$c" >/dev/null && echo "tool:$c"; done; '
-                     'ls /opt/relay/bin | grep -x "pip.*" | sed "s/^/tool:/"; true').stdout.split()
-    unwanted = [entry for entry in listing
-                if entry in ('tests', 'simulator', 'demo.py', 'localrelay.py', 'cli.py',
-                             'setup.cfg')
-                or entry.startswith(('tool:', '.'))]
-    checks.check('image holds no tests, simulator or build tools', not unwanted,
-                 f'/app: {" ".join(e for e in listing if not e.startswith("tool:"))}'
-                 + (f'; unwanted: {" ".join(unwanted)}' if unwanted else ''))
+    listing = docker(
+        'exec',
+        args.container,
+        'sh',
+        '-c',
+        'ls -A /app; for c in gcc cc make pipenv pytest; do '
+        'command -v "$c" >/dev/null && echo "tool:$c"; done; '
+        'ls /opt/relay/bin | grep -x "pip.*" | sed "s/^/tool:/"; true',
+    ).stdout.split()
+    unwanted = [
+        entry
+        for entry in listing
+        if entry in ('tests', 'simulator', 'demo.py', 'localrelay.py', 'cli.py', 'setup.cfg')
+        or entry.startswith(('tool:', '.'))
+    ]
+    checks.check(
+        'image holds no tests, simulator or build tools',
+        not unwanted,
+        f'/app: {" ".join(e for e in listing if not e.startswith("tool:"))}'
+        + (f'; unwanted: {" ".join(unwanted)}' if unwanted else ''),
+    )
 
     deadline, health = time.monotonic() + HEALTHY_TIMEOUT_S, {}
     while time.monotonic() < deadline:
@@ -220,9 +283,12 @@ def check_all(args, checks, info, base):
             break
         time.sleep(1)
     last = (health.get('Log') or [{}])[-1]
-    checks.check('HEALTHCHECK turns healthy', health.get('Status') == 'healthy',
-                 f'status {health.get("Status")}, last probe: exit {last.get("ExitCode")}, '
-                 f'{(last.get("Output") or "").strip()[:200]}')
+    checks.check(
+        'HEALTHCHECK turns healthy',
+        health.get('Status') == 'healthy',
+        f'status {health.get("Status")}, last probe: exit {last.get("ExitCode")}, '
+        f'{(last.get("Output") or "").strip()[:200]}',
+    )
 
 
 def main():

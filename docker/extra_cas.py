@@ -7,6 +7,7 @@ difference is passed: a whole system bundle (200+ KiB) is too big for one build 
 
     .venv/bin/python docker/extra_cas.py /etc/ssl/certs/ca-certificates.crt
 """
+
 import re
 import ssl
 import sys

@@ -4,6 +4,7 @@ Follows GUNICORN_BIND / PORT like code/gunicorn.conf.py (a wildcard address is a
 loopback; ``unix:PATH`` is supported). Exit 0 when the relay echoes the header, else 1.
 Standard library only.
 """
+
 import http.client
 import json
 import os
@@ -28,7 +29,7 @@ def connection(timeout=4):
     bind = os.environ.get('GUNICORN_BIND') or f'0.0.0.0:{os.environ.get("PORT", "9090")}'
     bind = bind.split(',')[0].strip()
     if bind.startswith('unix:'):
-        return UnixHTTPConnection(bind[len('unix:'):], timeout)
+        return UnixHTTPConnection(bind[len('unix:') :], timeout)
     host, _, port = bind.rpartition(':')
     host = host.strip('[]')
     host = {'': '127.0.0.1', '0.0.0.0': '127.0.0.1', '::': '::1'}.get(host, host)

@@ -6,6 +6,7 @@ output as ``pipenv requirements --hash`` without its ``-i <index>`` line, for
 
     python3 lock_to_requirements.py Pipfile.lock > requirements.txt
 """
+
 import json
 import sys
 
@@ -15,10 +16,12 @@ def requirements(lock):
     for name, entry in sorted(lock.get('default', {}).items()):
         version, hashes = entry.get('version', ''), entry.get('hashes', [])
         if not version.startswith('==') or not hashes:
-            raise SystemExit(f'{name}: only pinned packages with hashes can be installed '
-                             f'from the lock (got {entry!r})')
-        extras = f"[{','.join(entry['extras'])}]" if entry.get('extras') else ''
-        markers = f"; {entry['markers']}" if entry.get('markers') else ''
+            raise SystemExit(
+                f'{name}: only pinned packages with hashes can be installed '
+                f'from the lock (got {entry!r})'
+            )
+        extras = f'[{",".join(entry["extras"])}]' if entry.get('extras') else ''
+        markers = f'; {entry["markers"]}' if entry.get('markers') else ''
         lines.append(f'{name}{extras}{version}{markers} \\')
         lines.extend(f'    --hash={digest} \\' for digest in hashes[:-1])
         lines.append(f'    --hash={hashes[-1]}')

@@ -16,11 +16,15 @@ WRONG_AUTH_TYPE = 'Wrong authorization type'
 WRONG_PAYLOAD_STRUCTURE = 'Wrong JWT payload structure'
 WRONG_JWT_STRUCTURE = 'Wrong JWT structure'
 WRONG_AUDIENCE = 'Wrong configuration-token-audience'
-WRONG_KEY = ('Failed to decode JWT with provided key. '
-             'Make sure domain in custom_jwks_host corresponds '
-             'to your SecureX instance region.')
-JWKS_HOST_MISSING = ('jwks_host is missing in JWT payload. Make sure '
-                     'custom_jwks_host field is present in module_type')
+WRONG_KEY = (
+    'Failed to decode JWT with provided key. '
+    'Make sure domain in custom_jwks_host corresponds '
+    'to your SecureX instance region.'
+)
+JWKS_HOST_MISSING = (
+    'jwks_host is missing in JWT payload. Make sure '
+    'custom_jwks_host field is present in module_type'
+)
 TOKEN_EXPIRED = 'The token has expired'
 TOKEN_NOT_YET_VALID = 'The token is not yet valid'
 
@@ -54,8 +58,9 @@ class TokenVerifier:
         self._allowed_hosts = frozenset(settings.allowed_jwks_hosts)
         self._key_set = key_set or KeySet(settings)
 
-    def module_settings(self, authorization_header: str | None,
-                        request_root: str) -> ModuleSettings:
+    def module_settings(
+        self, authorization_header: str | None, request_root: str
+    ) -> ModuleSettings:
         """The settings of this request's module instance, from its verified token."""
         claims = self.claims(authorization_header, request_root)
         try:
@@ -89,8 +94,11 @@ class TokenVerifier:
         if not value:
             raise AuthorizationError(JWKS_HOST_MISSING)
         # ASCII first: str.lower() maps a few non-ASCII letters (the Kelvin sign) to ASCII ones.
-        if not isinstance(value, str) or not value.isascii() \
-                or value.lower() not in self._allowed_hosts:
+        if (
+            not isinstance(value, str)
+            or not value.isascii()
+            or value.lower() not in self._allowed_hosts
+        ):
             raise AuthorizationError(WRONG_JWKS_HOST)
         return value.lower()
 
@@ -100,8 +108,10 @@ def _unverified(token: str) -> tuple[dict, dict]:
     if len(token) > MAX_TOKEN_BYTES:
         raise AuthorizationError(WRONG_JWT_STRUCTURE)
     try:
-        return (jwt.get_unverified_header(token),
-                jwt.decode(token, options={'verify_signature': False}))
+        return (
+            jwt.get_unverified_header(token),
+            jwt.decode(token, options={'verify_signature': False}),
+        )
     except jwt.PyJWTError:
         raise AuthorizationError(WRONG_JWT_STRUCTURE) from None
 

@@ -1,4 +1,5 @@
 """POST /observe/observables and /deliberate/observables: verify, look up, map, answer."""
+
 from flask import Blueprint, Response, request
 
 from api.envelope import answer_response, data_response
@@ -23,8 +24,9 @@ def observe_observables() -> Response:
     lookup = relay.spycloud.lookup(module.api_key, module.entities_limit, module.query(), rule)
     note_lookup(observables, lookup.stats)
     results = relay.spycloud.exposures(lookup, observables)
-    options = MappingOptions(show_passwords=module.show_passwords,
-                             ui_url=relay.settings.spycloud_ui_url)
+    options = MappingOptions(
+        show_passwords=module.show_passwords, ui_url=relay.settings.spycloud_ui_url
+    )
     return answer_response(observe_answer(results, options, module.warnings, rule))
 
 

@@ -1,4 +1,5 @@
 """XDR's response shapes: ``{"data": ...}`` and ``{"errors": [...], "data"?: ...}``."""
+
 from collections.abc import Sequence
 
 from flask import Response, jsonify
@@ -13,8 +14,9 @@ def data_response(data: object, warnings: Sequence[RelayError] = ()) -> Response
     return jsonify(envelope(data, warnings))
 
 
-def error_response(errors: Sequence[RelayError], data: dict | list | None = None,
-                   status: int = 200) -> Response:
+def error_response(
+    errors: Sequence[RelayError], data: dict | list | None = None, status: int = 200
+) -> Response:
     fatal = [e for e in errors if e.type == FATAL]
     note_outcome(fatal[0].code if fatal else 'partial')
     body = envelope(data or {}, errors)

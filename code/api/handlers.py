@@ -4,6 +4,7 @@ Errors the caller can cause are HTTP 200 with ``{"errors": [...]}``, as XDR expe
 unknown route or a wrong method keeps its 404 or 405, and an unexpected exception is logged by
 where it happened, never by what it said.
 """
+
 import logging
 import traceback
 
@@ -34,14 +35,18 @@ def relay_error(error: RelayError) -> Response:
 def body_too_large(error: RequestEntityTooLarge) -> Response:
     """Bodies over MAX_CONTENT_LENGTH are refused as they are read; say what the limit is."""
     limit = current_app.config['MAX_CONTENT_LENGTH']
-    return error_response([InvalidArgumentError(
-        f'Request body too large: the limit is {limit} bytes (MAX_CONTENT_LENGTH).')])
+    return error_response(
+        [
+            InvalidArgumentError(
+                f'Request body too large: the limit is {limit} bytes (MAX_CONTENT_LENGTH).'
+            )
+        ]
+    )
 
 
 def method_not_allowed(error: MethodNotAllowed) -> Response:
     """405 in the envelope, with the Allow header HTTP asks for."""
-    response = error_response([RouteError('method not allowed', error.description)],
-                              status=405)
+    response = error_response([RouteError('method not allowed', error.description)], status=405)
     response.headers['Allow'] = ', '.join(sorted(error.valid_methods or ()))
     return response
 
@@ -50,16 +55,25 @@ def http_error(error: HTTPException) -> Response:
     """An unknown route keeps its 404 (and a 405 its status); any other HTTP error is the
     caller's input, answered as an invalid argument."""
     if error.code in (404, 405):
-        return error_response([RouteError(error.name.lower(), error.description)],
-                              status=error.code)
+        return error_response(
+            [RouteError(error.name.lower(), error.description)], status=error.code
+        )
     return error_response([InvalidArgumentError(f'{error.name}: {error.description}')])
 
 
 def unexpected_error(error: Exception) -> Response:
     """Logged with its frames and a request id to quote, not its message: a library's
     message can quote a header or a key."""
-    log.error('unexpected error (%s)', type(error).__name__,
-              extra={'traceback': ''.join(traceback.format_tb(error.__traceback__))})
-    return error_response([InternalServerError(
-        f'The relay failed unexpectedly; quote request id {g.get("request_id", "-")} '
-        'to its operator.')])
+    log.error(
+        'unexpected error (%s)',
+        type(error).__name__,
+        extra={'traceback': ''.join(traceback.format_tb(error.__traceback__))},
+    )
+    return error_response(
+        [
+            InternalServerError(
+                f'The relay failed unexpectedly; quote request id {g.get("request_id", "-")} '
+                'to its operator.'
+            )
+        ]
+    )

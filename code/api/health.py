@@ -1,4 +1,5 @@
 """POST /health: the token verifies and SpyCloud accepts its API key, with one call."""
+
 from flask import Blueprint, Response
 
 from api.envelope import data_response

@@ -4,6 +4,7 @@ A stream of forged tokens must not make the relay hammer XDR: keys are cached pe
 TTL, and a token naming an unknown ``kid`` triggers at most one refresh per interval. The host
 itself has been checked against the allow-list (api/auth.py) before anything here runs.
 """
+
 import functools
 import json
 import socket
@@ -28,8 +29,10 @@ if TYPE_CHECKING:  # what urllib3's pools make (it imports the protocol the same
     from urllib3._base_connection import BaseHTTPConnection
 
 KID_NOT_FOUND = 'kid from JWT header not found in API response'
-WRONG_JWKS_HOST = ('Wrong jwks_host in JWT payload. Make sure domain follows '
-                   'the visibility.<region>.cisco.com structure')
+WRONG_JWKS_HOST = (
+    'Wrong jwks_host in JWT payload. Make sure domain follows '
+    'the visibility.<region>.cisco.com structure'
+)
 
 ALGORITHM = 'RS256'
 MAX_JWKS_BYTES = 512 * 1024
@@ -149,12 +152,12 @@ SessionFactory = Callable[[FetchWatchdog], requests.Session]
 class KeySet:
     """The RSA keys one JWKS host serves, cached with a TTL, refreshed on unknown kids."""
 
-    def __init__(self, settings: Settings,
-                 session_factory: SessionFactory = jwks_session) -> None:
+    def __init__(self, settings: Settings, session_factory: SessionFactory = jwks_session) -> None:
         self._settings = settings
         self._session_factory = session_factory
         self._keys: TTLCache[str, dict[str, jwt.PyJWK]] = TTLCache(
-            maxsize=64, ttl=settings.jwks_cache_ttl_s)
+            maxsize=64, ttl=settings.jwks_cache_ttl_s
+        )
         self._fetched_at: dict[str, float] = {}
         self._failed_at: dict[str, float] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -210,17 +213,25 @@ class KeySet:
         timeout = self._settings.jwks_timeout_s
         deadline = time.monotonic() + timeout
         try:
-            with FetchWatchdog(timeout) as watchdog, \
-                    self._session_factory(watchdog) as session, \
-                    session.get(f'https://{host}/.well-known/jwks', timeout=timeout,
-                                allow_redirects=False, stream=True,
-                                headers={'Accept': 'application/json',
-                                         'Connection': 'close'}) as response:
+            with (
+                FetchWatchdog(timeout) as watchdog,
+                self._session_factory(watchdog) as session,
+                session.get(
+                    f'https://{host}/.well-known/jwks',
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    headers={'Accept': 'application/json', 'Connection': 'close'},
+                ) as response,
+            ):
                 if response.status_code != 200:
                     raise AuthorizationError(WRONG_JWKS_HOST)
-                body = read_bounded(response.raw, max_bytes=MAX_JWKS_BYTES,
-                                    expired=lambda: time.monotonic() > deadline,
-                                    chunk_bytes=CHUNK_BYTES)
+                body = read_bounded(
+                    response.raw,
+                    max_bytes=MAX_JWKS_BYTES,
+                    expired=lambda: time.monotonic() > deadline,
+                    chunk_bytes=CHUNK_BYTES,
+                )
                 if watchdog.expired:
                     raise AuthorizationError(WRONG_JWKS_HOST)  # cut short: not the whole body
                 return body
@@ -231,9 +242,13 @@ class KeySet:
 def parse_jwks(body: bytes) -> dict[str, jwt.PyJWK]:
     """kid → PyJWK for every usable RSA key with a string kid; a document with none is
     unusable (WRONG_JWKS_HOST), and so is one that is not a JWKS at all."""
-    candidates = [dict(entry, alg=ALGORITHM) for entry in _entries(body)
-                  if isinstance(entry, dict) and entry.get('kty') == 'RSA'
-                  and isinstance(entry.get('kid'), str)]
+    candidates = [
+        dict(entry, alg=ALGORITHM)
+        for entry in _entries(body)
+        if isinstance(entry, dict)
+        and entry.get('kty') == 'RSA'
+        and isinstance(entry.get('kid'), str)
+    ]
     try:
         # PyJWKSet skips the entries it cannot make a key of, and refuses a set left empty.
         # The alg is set above: the keys verify RS256 only, whatever alg an entry names.

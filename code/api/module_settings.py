@@ -6,6 +6,7 @@ request and travel explicitly through the call chain. A value the relay cannot
 use falls back to its default and says so in a warning, so a typo in the
 module's form does not silently change what analysts see.
 """
+
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -53,8 +54,9 @@ class ModuleSettings:
             show_passwords=form.flag('show_passwords', False),
             min_severity=form.choice('min_severity', SEVERITY_LEVELS, 0, 'no minimum'),
             lookback_days=form.days('lookback_days', 0, 'all time'),
-            verdict_min_severity=form.choice('verdict_min_severity', VERDICT_SEVERITIES,
-                                             DEFAULT_VERDICT_SEVERITY),
+            verdict_min_severity=form.choice(
+                'verdict_min_severity', VERDICT_SEVERITIES, DEFAULT_VERDICT_SEVERITY
+            ),
             verdict_days=form.days('verdict_days', DEFAULT_VERDICT_DAYS),
             watchlist_actions=form.flag('watchlist_actions', True),
             watchlist_removal=form.flag('watchlist_removal', False),
@@ -104,8 +106,9 @@ class _Form:
         raw = self._raw(name)
         value = integer(raw)
         if raw is not None and value not in options:
-            self._ignored(name, raw, f'one of {", ".join(map(str, options))}',
-                          default_text or str(default))
+            self._ignored(
+                name, raw, f'one of {", ".join(map(str, options))}', default_text or str(default)
+            )
         return value if value is not None and value in options else default
 
     def days(self, name: str, default: int, default_text: str = '') -> int:
@@ -114,15 +117,23 @@ class _Form:
         if value is not None and 0 <= value <= MAX_DAYS:
             return value
         if raw is not None:
-            self._ignored(name, raw, f'a whole number of days from 0 to {MAX_DAYS}',
-                          default_text or f'{default} days')
+            self._ignored(
+                name,
+                raw,
+                f'a whole number of days from 0 to {MAX_DAYS}',
+                default_text or f'{default} days',
+            )
         return default
 
     def _ignored(self, name, raw, expected, default):
         shown = str(raw)[:40]
-        self.warnings.append(RelayWarning(
-            'invalid argument', f'The module setting custom_{name} must be {expected}, not '
-                                f'{shown!r}; using {default}.'))
+        self.warnings.append(
+            RelayWarning(
+                'invalid argument',
+                f'The module setting custom_{name} must be {expected}, not '
+                f'{shown!r}; using {default}.',
+            )
+        )
 
 
 def entities_limit(raw: Any) -> int:

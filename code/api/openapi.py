@@ -4,6 +4,7 @@ The app factory registers this blueprint only when ``OPENAPI_ENABLED`` is true, 
 is a plain 404 otherwise. The document is read once, when the blueprint is registered: a
 missing or broken file stops the start-up instead of failing the first request.
 """
+
 from pathlib import Path
 
 import yaml
@@ -26,7 +27,8 @@ def load_document(path: str | Path = DOCUMENT) -> dict:
             document = yaml.safe_load(handle)
     except (OSError, yaml.YAMLError) as error:
         raise OpenApiDocumentError(
-            f'OPENAPI_ENABLED is true but {path} cannot be read: {error}') from None
+            f'OPENAPI_ENABLED is true but {path} cannot be read: {error}'
+        ) from None
     if not isinstance(document, dict) or 'openapi' not in document:
         raise OpenApiDocumentError(f'{path} is not an OpenAPI document')
     return document

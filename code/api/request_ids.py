@@ -3,6 +3,7 @@
 The caller's ``X-Request-Id`` is kept when it is a plain one, a new id is made otherwise, and
 the answer echoes it. Log lines name it through logs.RequestIdFilter.
 """
+
 import re
 import uuid
 

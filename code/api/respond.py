@@ -4,6 +4,7 @@ The offer asks SpyCloud whether each observable is on the watchlist (at once, wi
 deadline and the rate limiter); the trigger checks everything it was given before it sends a
 single write, and logs one line per action with the identifier masked.
 """
+
 import logging
 
 from flask import Blueprint, Response, request
@@ -33,8 +34,12 @@ def respond_observables() -> Response:
     targets, warnings = _targets(observables)
     lookup = relay.spycloud.lookup(module.api_key)
     note_lookup(observables, lookup.stats)
-    items = relay.spycloud.each(lookup, targets, lambda lookup, target: relay.spycloud
-                                .watchlist.item(lookup, target.value), describe=_value)
+    items = relay.spycloud.each(
+        lookup,
+        targets,
+        lambda lookup, target: relay.spycloud.watchlist.item(lookup, target.value),
+        describe=_value,
+    )
     actions: list = []
     fatal: list = []
     for target, item in zip(targets, items, strict=True):
@@ -54,8 +59,11 @@ def respond_trigger() -> Response:
     action_id, target = 'unknown', None
     try:
         module = relay.module_settings()
-        action_id, target = _trigger(read_json(request, relay.settings.max_content_length),
-                                     relay.settings.max_value_length, module)
+        action_id, target = _trigger(
+            read_json(request, relay.settings.max_content_length),
+            relay.settings.max_value_length,
+            module,
+        )
         lookup = relay.spycloud.lookup(module.api_key)
         note_lookup([{'type': target.observable_type}], lookup.stats)
         outcome = _perform(relay.spycloud.watchlist, lookup, action_id, target)
@@ -71,9 +79,13 @@ def _targets(observables):
     for observable in observables:
         kind = watchlist_type(observable['type'], observable['value'])
         if kind is None:
-            warnings.append(RelayWarning(
-                'invalid argument', f'{observable["value"]!r} is not a {observable["type"]} '
-                                    'the SpyCloud watchlist takes; no action is offered for it.'))
+            warnings.append(
+                RelayWarning(
+                    'invalid argument',
+                    f'{observable["value"]!r} is not a {observable["type"]} '
+                    'the SpyCloud watchlist takes; no action is offered for it.',
+                )
+            )
         else:
             targets.append(Target(observable['type'], observable['value'].lower(), kind))
     return targets, warnings
@@ -82,35 +94,48 @@ def _targets(observables):
 def _trigger(payload, max_length, module):
     """(action id, Target) from the trigger's JSON object, or ``invalid argument``."""
     if not isinstance(payload, dict):
-        raise InvalidArgumentError('The trigger must be a JSON object with action-id, '
-                                   'observable_type, observable_value and watchlist_type.')
+        raise InvalidArgumentError(
+            'The trigger must be a JSON object with action-id, '
+            'observable_type, observable_value and watchlist_type.'
+        )
     action_id = payload.get('action-id')
     if action_id not in TAKES:
-        raise InvalidArgumentError(f'Unknown action-id {str(action_id)[:60]!r}: this module '
-                                   f'offers {", ".join(TAKES)}.')
-    missing = [name for name in FIELDS
-               if not isinstance(payload.get(name), str) or not payload[name].strip()]
+        raise InvalidArgumentError(
+            f'Unknown action-id {str(action_id)[:60]!r}: this module offers {", ".join(TAKES)}.'
+        )
+    missing = [
+        name
+        for name in FIELDS
+        if not isinstance(payload.get(name), str) or not payload[name].strip()
+    ]
     if missing:
         raise InvalidArgumentError(f'The trigger of {action_id} needs {", ".join(missing)}.')
     values: dict[str, str] = {name: payload[name] for name in FIELDS}
     kind, value = values['observable_type'].strip().lower(), values['observable_value'].strip()
     if kind not in TAKES[action_id]:
-        raise InvalidArgumentError(f'{action_id} takes {" or ".join(TAKES[action_id])} '
-                                   f'observables, not {kind[:40]!r}.')
+        raise InvalidArgumentError(
+            f'{action_id} takes {" or ".join(TAKES[action_id])} observables, not {kind[:40]!r}.'
+        )
     if len(value) > max_length:
-        raise InvalidArgumentError(f'The observable_value has {len(value)} characters; the '
-                                   f'limit is {max_length} (MAX_VALUE_LENGTH).')
+        raise InvalidArgumentError(
+            f'The observable_value has {len(value)} characters; the '
+            f'limit is {max_length} (MAX_VALUE_LENGTH).'
+        )
     expected = watchlist_type(kind, value)
     if expected is None or values['watchlist_type'].strip().lower() != expected:
         raise InvalidArgumentError(
             f'The watchlist_type {values["watchlist_type"][:20]!r} does not match the {kind} '
-            f'{value!r}' + (f' (a {expected}).' if expected else '.'))
+            f'{value!r}' + (f' (a {expected}).' if expected else '.')
+        )
     if action_id == REMOVE and not module.watchlist_removal:
-        raise InvalidArgumentError('Removal from the SpyCloud watchlist is turned off for this '
-                                   'module (custom_watchlist_removal).')
+        raise InvalidArgumentError(
+            'Removal from the SpyCloud watchlist is turned off for this '
+            'module (custom_watchlist_removal).'
+        )
     if action_id in (ADD, VERIFY) and not module.watchlist_actions:
-        raise InvalidArgumentError('Watchlist actions are turned off for this module '
-                                   '(custom_watchlist_actions).')
+        raise InvalidArgumentError(
+            'Watchlist actions are turned off for this module (custom_watchlist_actions).'
+        )
     return action_id, Target(kind, value.lower(), expected)
 
 
@@ -122,16 +147,24 @@ def _perform(watchlist, lookup, action_id, target):
             return watchlist.remove(lookup, target.value)
         return watchlist.verify(lookup, target.value)
     except DeadlineReached:
-        raise UnknownError(f'SpyCloud did not answer within {lookup.deadline.seconds:g} s; the '
-                           'action may or may not have been done: check the watchlist before '
-                           'trying again.') from None
+        raise UnknownError(
+            f'SpyCloud did not answer within {lookup.deadline.seconds:g} s; the '
+            'action may or may not have been done: check the watchlist before '
+            'trying again.'
+        ) from None
 
 
 def _log(action_id, target, outcome, detail):
-    log.info('watchlist action', extra={
-        'action': action_id, 'observable_type': target.observable_type if target else None,
-        'identifier': masked(target.value) if target else None, 'outcome': outcome,
-        'detail': detail})
+    log.info(
+        'watchlist action',
+        extra={
+            'action': action_id,
+            'observable_type': target.observable_type if target else None,
+            'identifier': masked(target.value) if target else None,
+            'outcome': outcome,
+            'detail': detail,
+        },
+    )
 
 
 def _value(target):

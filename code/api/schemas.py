@@ -1,4 +1,5 @@
 """The observe input: a JSON array of CTIM observables."""
+
 import json
 from collections.abc import Collection
 from typing import Any
@@ -13,8 +14,9 @@ from api.services import services
 from config import Settings
 
 NOT_BLANK = validate.Length(min=1, error='Field may not be blank.')
-UNREADABLE_BODY = ('The request body could not be read: malformed chunked encoding or a body '
-                   'cut short.')
+UNREADABLE_BODY = (
+    'The request body could not be read: malformed chunked encoding or a body cut short.'
+)
 # What reading a body raises when its bytes do not add up: werkzeug's wrapper of the server's
 # stream turns the server's OSError and ValueError into ClientDisconnected; gunicorn's chunk
 # and trailer errors (ParseException) pass through it.
@@ -33,8 +35,9 @@ OBSERVABLES = ObservableSchema(many=True)
 MAX_ERRORS_SHOWN = 10
 
 
-def parse_observables(request: Request, supported_types: Collection[str],
-                      limits: Settings | None = None) -> list[dict]:
+def parse_observables(
+    request: Request, supported_types: Collection[str], limits: Settings | None = None
+) -> list[dict]:
     """Lower-cased types, supported ones only, duplicates removed, order kept.
 
     The limits (``Settings``, by default the app's) apply to what the relay would look up:
@@ -46,13 +49,15 @@ def parse_observables(request: Request, supported_types: Collection[str],
     limits = limits or services().settings
     payload = read_json(request, limits.max_content_length)
     if payload is None:
-        raise InvalidArgumentError('Invalid JSON payload received. '
-                                   'The body must be a JSON array of observables.')
+        raise InvalidArgumentError(
+            'Invalid JSON payload received. The body must be a JSON array of observables.'
+        )
     try:
         observables = OBSERVABLES.load(payload)
     except ValidationError as error:
         raise InvalidArgumentError(
-            f'Invalid JSON payload received. {describe(error.messages)}.') from None
+            f'Invalid JSON payload received. {describe(error.messages)}.'
+        ) from None
     unique: dict[tuple[str, str], dict] = {}
     for index, observable in enumerate(observables):
         kind, value = observable['type'].strip().lower(), observable['value'].strip()
@@ -62,13 +67,15 @@ def parse_observables(request: Request, supported_types: Collection[str],
             raise InvalidArgumentError(
                 f'Invalid JSON payload received. Observable {index} ({kind}) has a value of '
                 f'{len(value)} characters; the limit is {limits.max_value_length} '
-                '(MAX_VALUE_LENGTH).')
+                '(MAX_VALUE_LENGTH).'
+            )
         unique.setdefault((kind, value), {'type': kind, 'value': value})
     if len(unique) > limits.max_observables:
         raise InvalidArgumentError(
             f'Invalid JSON payload received. Too many observables: {len(unique)} distinct '
             f'observables to look up; the limit is {limits.max_observables} per request '
-            '(MAX_OBSERVABLES).')
+            '(MAX_OBSERVABLES).'
+        )
     return list(unique.values())
 
 

@@ -1,4 +1,5 @@
 """The process-wide collaborators a route needs, created once by the app factory."""
+
 from dataclasses import dataclass
 
 from flask import Flask, current_app, request
@@ -20,12 +21,20 @@ class Services:
     dashboard: Dashboard
 
     @classmethod
-    def create(cls, settings: Settings, spycloud: SpyCloudClient | None = None,
-               verifier: TokenVerifier | None = None) -> 'Services':
+    def create(
+        cls,
+        settings: Settings,
+        spycloud: SpyCloudClient | None = None,
+        verifier: TokenVerifier | None = None,
+    ) -> 'Services':
         """The real collaborators, unless a test hands in its own."""
         spycloud = spycloud or SpyCloudClient(settings)
-        return cls(settings=settings, verifier=verifier or TokenVerifier(settings),
-                   spycloud=spycloud, dashboard=Dashboard(spycloud, settings))
+        return cls(
+            settings=settings,
+            verifier=verifier or TokenVerifier(settings),
+            spycloud=spycloud,
+            dashboard=Dashboard(spycloud, settings),
+        )
 
     def init_app(self, app: Flask) -> None:
         """One set per app: routes find it through ``services()``, never through globals."""
@@ -33,8 +42,7 @@ class Services:
 
     def module_settings(self) -> ModuleSettings:
         """Verify the request's token; the answer belongs to this request only."""
-        return self.verifier.module_settings(request.headers.get('Authorization'),
-                                             request.url_root)
+        return self.verifier.module_settings(request.headers.get('Authorization'), request.url_root)
 
 
 def services() -> Services:

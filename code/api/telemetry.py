@@ -3,6 +3,7 @@
 The routes leave their facts in Flask's per-request ``g`` (the lookup's stats, the observables
 by type, the outcome the envelope answered); nothing here reads a header or a body.
 """
+
 import logging
 import time
 from collections import Counter
@@ -19,8 +20,7 @@ metrics_api = Blueprint('metrics', __name__)
 class LookupStats(Protocol):
     """What a lookup counted (calls, retries, waits): the fields of its log line."""
 
-    def as_dict(self) -> dict:
-        ...
+    def as_dict(self) -> dict: ...
 
 
 def init_app(app: Flask) -> None:
@@ -59,8 +59,13 @@ def request_finished(response: Response) -> Response:
     seconds = time.perf_counter() - g.get('started', time.perf_counter())
     outcome = g.get('outcome') or ('ok' if response.status_code < 400 else 'http error')
     REQUEST_SECONDS.labels(route, outcome).observe(seconds)
-    fields = {'route': route, 'method': request.method, 'status': response.status_code,
-              'outcome': outcome, 'duration_ms': round(seconds * 1000, 1)}
+    fields = {
+        'route': route,
+        'method': request.method,
+        'status': response.status_code,
+        'outcome': outcome,
+        'duration_ms': round(seconds * 1000, 1),
+    }
     if 'observables' in g:
         fields['observables'] = g.observables
     if 'lookup_stats' in g:

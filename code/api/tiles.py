@@ -1,4 +1,5 @@
 """POST /tiles, /tiles/tile and /tiles/tile-data: the exposure dashboard of the watchlist."""
+
 from flask import Blueprint, Response, request
 
 from api.envelope import data_response
@@ -35,13 +36,20 @@ def tile_data_route() -> Response:
     tile_id = _tile_id(body)
     period = body.get('period') or BY_ID[tile_id]['default_period']
     if period not in PERIODS:
-        raise InvalidArgumentError(f'Unknown period {str(period)[:40]!r}: the tiles take '
-                                   f'{", ".join(PERIODS)}.')
+        raise InvalidArgumentError(
+            f'Unknown period {str(period)[:40]!r}: the tiles take {", ".join(PERIODS)}.'
+        )
     lookup = relay.spycloud.lookup(module.api_key)
     note_lookup([], lookup.stats)
     gathered = relay.dashboard.gathered(lookup, period)
-    doc = tile_data(tile_id, gathered.aggregate, gathered.catalogs,
-                    relay.settings.spycloud_ui_url, gathered.computed_at, relay.dashboard.ttl_s)
+    doc = tile_data(
+        tile_id,
+        gathered.aggregate,
+        gathered.catalogs,
+        relay.settings.spycloud_ui_url,
+        gathered.computed_at,
+        relay.dashboard.ttl_s,
+    )
     warnings = [*module.warnings, *gathered.aggregate.warnings]
     return data_response(doc, warnings)
 
@@ -49,17 +57,18 @@ def tile_data_route() -> Response:
 def _body(relay):
     body = read_json(request, relay.settings.max_content_length)
     if not isinstance(body, dict):
-        raise InvalidArgumentError('The body must be a JSON object with a tile_id '
-                                   '(and, for tile data, a period).')
+        raise InvalidArgumentError(
+            'The body must be a JSON object with a tile_id (and, for tile data, a period).'
+        )
     return body
 
 
 def _tile_id(body):
     tile_id = body.get('tile_id')
     if not isinstance(tile_id, str) or not tile_id.strip():
-        raise InvalidArgumentError('The body needs a tile_id: one of '
-                                   f'{", ".join(BY_ID)}.')
+        raise InvalidArgumentError(f'The body needs a tile_id: one of {", ".join(BY_ID)}.')
     if tile_id.strip() not in BY_ID:
-        raise InvalidArgumentError(f'Unknown tile_id {tile_id[:60]!r}: the tiles are '
-                                   f'{", ".join(BY_ID)}.')
+        raise InvalidArgumentError(
+            f'Unknown tile_id {tile_id[:60]!r}: the tiles are {", ".join(BY_ID)}.'
+        )
     return tile_id.strip()

@@ -1,4 +1,5 @@
 """POST or GET /version: the relay's version, unwrapped, as XDR asks."""
+
 from flask import Blueprint, Response, jsonify
 
 from config import VERSION

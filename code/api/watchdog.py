@@ -1,4 +1,5 @@
 """GET /watchdog: liveness, for XDR and the image's HEALTHCHECK; no token, no SpyCloud."""
+
 from flask import Blueprint, Response, request
 
 from api.envelope import data_response

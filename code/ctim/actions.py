@@ -4,12 +4,16 @@ shows it. Pure functions, no I/O.
 Offers follow the identifier's state: not on the watchlist → add; a domain on it but not yet
 verified → verify; on it → remove, only where the module allows removal (it stops monitoring).
 """
+
 from dataclasses import dataclass
 
 from spycloud.watchlist import WatchlistItem
 
-ADD, VERIFY, REMOVE = 'spycloud-watchlist-add', 'spycloud-watchlist-verify', \
-    'spycloud-watchlist-remove'
+ADD, VERIFY, REMOVE = (
+    'spycloud-watchlist-add',
+    'spycloud-watchlist-verify',
+    'spycloud-watchlist-remove',
+)
 CATEGORIES = ['SpyCloud', 'Watchlist']
 # The observable types each action takes.
 TAKES = {ADD: ('email', 'domain', 'ip'), VERIFY: ('domain',), REMOVE: ('email', 'domain', 'ip')}
@@ -18,6 +22,7 @@ TAKES = {ADD: ('email', 'domain', 'ip'), VERIFY: ('domain',), REMOVE: ('email', 
 @dataclass(frozen=True)
 class Target:
     """An observable as the watchlist knows it: its value and its watchlist type."""
+
     observable_type: str
     value: str
     watchlist_type: str
@@ -42,33 +47,45 @@ def action(action_id: str, target: Target) -> dict:
         'title': title,
         'description': description,
         'categories': list(CATEGORIES),
-        'query-params': {'observable_type': target.observable_type,
-                         'observable_value': target.value,
-                         'watchlist_type': target.watchlist_type},
+        'query-params': {
+            'observable_type': target.observable_type,
+            'observable_value': target.value,
+            'watchlist_type': target.watchlist_type,
+        },
     }
 
 
 def _words(action_id, target):
     value, kind = target.value, target.watchlist_type
     if action_id == VERIFY:
-        return (f'Verify {value} on the SpyCloud watchlist',
-                f'SpyCloud checks the DNS verification record of {value}; once it is found, '
-                'SpyCloud searches the breach data of the domain and its addresses.')
+        return (
+            f'Verify {value} on the SpyCloud watchlist',
+            f'SpyCloud checks the DNS verification record of {value}; once it is found, '
+            'SpyCloud searches the breach data of the domain and its addresses.',
+        )
     if action_id == REMOVE:
-        return (f'Remove {value} from the SpyCloud watchlist',
-                f'SpyCloud stops monitoring {value}: it is no longer searched, and SpyCloud '
-                'refuses lookups of it with this key.')
+        return (
+            f'Remove {value} from the SpyCloud watchlist',
+            f'SpyCloud stops monitoring {value}: it is no longer searched, and SpyCloud '
+            'refuses lookups of it with this key.',
+        )
     if kind == 'email':
-        detail = ('An address at a domain the watchlist has verified is searched at once; a '
-                  'personal address first gets a verification mail, and is searched once its '
-                  'owner confirms.')
+        detail = (
+            'An address at a domain the watchlist has verified is searched at once; a '
+            'personal address first gets a verification mail, and is searched once its '
+            'owner confirms.'
+        )
     elif kind == 'ip':
         detail = 'SpyCloud searches the infostealer logs of machines seen with this address.'
     else:
-        detail = ('SpyCloud searches it once you prove you own it with a DNS record; then use '
-                  f'"Verify {value} on the SpyCloud watchlist".')
-    return (f'Add {value} to the SpyCloud watchlist',
-            f'SpyCloud adds {value} to your watchlist as a {kind}. {detail}')
+        detail = (
+            'SpyCloud searches it once you prove you own it with a DNS record; then use '
+            f'"Verify {value} on the SpyCloud watchlist".'
+        )
+    return (
+        f'Add {value} to the SpyCloud watchlist',
+        f'SpyCloud adds {value} to your watchlist as a {kind}. {detail}',
+    )
 
 
 def masked(value: str) -> str:

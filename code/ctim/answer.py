@@ -3,6 +3,7 @@
 Each observable's result is an Exposure (mapped to CTIM, its warnings kept) or the
 RelayError that stopped it; what the other observables found still reaches the analyst.
 """
+
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -28,22 +29,27 @@ class Answer:
         return envelope(self.data, self.errors)
 
 
-def observe_answer(results: list, options: MappingOptions, warnings: Iterable = (),
-                   rule: VerdictRule | None = None) -> Answer:
+def observe_answer(
+    results: list, options: MappingOptions, warnings: Iterable = (), rule: VerdictRule | None = None
+) -> Answer:
     """The bundle of every Exposure in ``results`` (sightings, indicators, relationships, and
     a judgement and verdict for each with evidence), their warnings, and the fatal errors."""
+
     def entities(exposure):
         yield from exposure_entities(exposure, options)
         if rule is not None:
             yield from exposure_verdicts(exposure, rule, options)
+
     return _answer(results, entities, warnings)
 
 
 def deliberate_answer(results: list, rule: VerdictRule, warnings: Iterable = ()) -> Answer:
     """The verdicts of every Exposure in ``results`` that holds evidence."""
+
     def entities(exposure):
         if exposure.evidence is not None:
             yield [verdict(exposure.observable, exposure.evidence, rule)]
+
     return _answer(results, entities, warnings)
 
 

@@ -3,6 +3,7 @@
 XDR's bundle schema wants unique docs per list, so a document seen twice (the
 same breach source behind two observables) is kept once.
 """
+
 from collections.abc import Iterable
 
 
@@ -23,8 +24,11 @@ class Bundle:
 
     def data(self) -> dict:
         """``{"sightings": {"count", "docs"}, ...}``; empty lists are left out."""
-        return {plural: {'count': len(docs), 'docs': list(docs.values())}
-                for plural, docs in self._docs.items() if docs}
+        return {
+            plural: {'count': len(docs), 'docs': list(docs.values())}
+            for plural, docs in self._docs.items()
+            if docs
+        }
 
 
 def _identity(doc):

@@ -3,6 +3,7 @@
 Ids are deterministic (uuid5 of SpyCloud's own ids), so the same breach is the
 same entity in every answer and XDR can merge and de-duplicate it.
 """
+
 import json
 import re
 from dataclasses import dataclass
@@ -19,25 +20,36 @@ SIGHTING_TITLE = 'Reported to SpyCloud'
 UNKNOWN_SOURCE_TITLE = 'an undisclosed breach source'
 
 # Fields already shown elsewhere in the sighting, or ids that mean nothing to an analyst.
-HIDDEN_FIELDS = frozenset({
-    'sighting', 'infected_machine_id', 'email_domain', 'domain', 'email_username',
-    'document_id', 'source_id', 'spycloud_publish_date', 'severity',
-})
+HIDDEN_FIELDS = frozenset(
+    {
+        'sighting',
+        'infected_machine_id',
+        'email_domain',
+        'domain',
+        'email_username',
+        'document_id',
+        'source_id',
+        'spycloud_publish_date',
+        'severity',
+    }
+)
 # Values an analyst must not see by default: credentials, their salts, session cookies,
 # and the card and bank numbers SpyCloud carries as PII.
 SECRET_FIELD = re.compile(
     r'(passw|passwd|pwd|salt|secret|token|cookie_value|session_id|cc_number|cc_code|cvv'
     r'|bank_number|account_number|ssn|social_security|national_id|passport|pin_code)',
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 SECRET_KINDS = {'password': None, 'password_plaintext': 'plaintext', 'salt': 'salt'}
 # Fields that name a secret without holding one: the hash type is what an analyst weighs.
 NOT_SECRET = frozenset({'password_type'})
 
 DOMAIN = re.compile(
-    r'^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$')
+    r'^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$'
+)
 
 CONFIDENCE: dict[float, str] = {1: 'High', 2: 'Medium', 3: 'Low'}
-MAX_COUNT = 2 ** 63 - 1  # CTIM's count is an int64
+MAX_COUNT = 2**63 - 1  # CTIM's count is an int64
 
 
 @dataclass(frozen=True)
@@ -53,8 +65,10 @@ def transient_id(kind: str, seed: object) -> str:
 def ctim_time(moment: datetime) -> str:
     """CTIM's preferred form: ``2020-01-09T00:00:00.000Z``, years below 1000 included (the
     C library's ``%Y`` writes year 999 as ``999``, which is not a date-time)."""
-    return (f'{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:'
-            f'{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z')
+    return (
+        f'{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:'
+        f'{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z'
+    )
 
 
 def severity(record: BreachRecord, catalog: Catalog | None) -> str:
@@ -148,12 +162,14 @@ def leaked_from(account: dict, catalog: Catalog | None) -> list[dict]:
     domain = breached_domain(catalog)
     if not domain:
         return []
-    return [{
-        'origin': RELATION_ORIGIN,
-        'relation': 'Leaked_From',
-        'source': account,
-        'related': {'type': 'domain', 'value': domain},
-    }]
+    return [
+        {
+            'origin': RELATION_ORIGIN,
+            'relation': 'Leaked_From',
+            'source': account,
+            'related': {'type': 'domain', 'value': domain},
+        }
+    ]
 
 
 def sighting_id(observable: dict, record: BreachRecord) -> str:
@@ -161,8 +177,9 @@ def sighting_id(observable: dict, record: BreachRecord) -> str:
     request may find the same record, and each is a sighting of its own observable."""
     if observable['type'] == 'email':
         return transient_id('sighting', record.document_id)
-    return transient_id('sighting', f'{record.document_id}|{observable["type"]}|'
-                                    f'{observable["value"]}')
+    return transient_id(
+        'sighting', f'{record.document_id}|{observable["type"]}|{observable["value"]}'
+    )
 
 
 def exposed_accounts(observable: dict, record: BreachRecord) -> list[dict]:
@@ -194,8 +211,9 @@ def sighting_count(raw: object) -> int:
     return 1
 
 
-def sighting(observable: dict, record: BreachRecord, catalog: Catalog | None,
-             options: MappingOptions) -> dict:
+def sighting(
+    observable: dict, record: BreachRecord, catalog: Catalog | None, options: MappingOptions
+) -> dict:
     observed = {'start_time': ctim_time(record.published), 'end_time': ctim_time(record.published)}
     title = catalog.text('title') if catalog is not None else None
     doc: dict[str, Any] = {
@@ -212,8 +230,11 @@ def sighting(observable: dict, record: BreachRecord, catalog: Catalog | None,
         'observed_time': observed,
         'observables': [observable],
         'targets': targets(observable, record, observed),
-        'relations': [relation for account in exposed_accounts(observable, record)
-                      for relation in leaked_from(account, catalog)],
+        'relations': [
+            relation
+            for account in exposed_accounts(observable, record)
+            for relation in leaked_from(account, catalog)
+        ],
         'external_ids': external_ids(record),
         'data': data_table(record, options),
     }
@@ -258,12 +279,19 @@ def external_references(catalog: Catalog, options: MappingOptions) -> list[dict]
     domain = breached_domain(catalog)
     site_description = catalog.text('site_description')
     if domain and site_description:
-        references.append({'source_name': SOURCE, 'description': site_description,
-                           'url': f'https://{domain}'})
+        references.append(
+            {'source_name': SOURCE, 'description': site_description, 'url': f'https://{domain}'}
+        )
     uuid, description = catalog.text('uuid'), catalog.text('description')
     if uuid and description:
-        references.append({'source_name': SOURCE, 'description': description,
-                           'url': options.ui_url.format(uuid=uuid), 'external_id': uuid})
+        references.append(
+            {
+                'source_name': SOURCE,
+                'description': description,
+                'url': options.ui_url.format(uuid=uuid),
+                'external_id': uuid,
+            }
+        )
     return references
 
 
@@ -289,8 +317,9 @@ def _text(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def exposure_entities(exposure: Exposure,
-                      options: MappingOptions) -> tuple[list[dict], list[dict], list[dict]]:
+def exposure_entities(
+    exposure: Exposure, options: MappingOptions
+) -> tuple[list[dict], list[dict], list[dict]]:
     """Sightings (newest first), one Indicator per breach source, and the links between them."""
     sightings: list[dict] = []
     indicators: dict[int, dict] = {}

@@ -4,6 +4,7 @@ An account is Suspicious (disposition 3) while a qualifying record is younger th
 window; the verdict's ``valid_time`` ends exactly when the newest one ages out. The relay
 never says Clean: absence from SpyCloud is not evidence of safety.
 """
+
 from datetime import UTC, datetime, time, timedelta
 
 from ctim.mapping import SCHEMA_VERSION, SOURCE, MappingOptions, ctim_time, transient_id
@@ -18,18 +19,23 @@ TLP_LEVELS = ('white', 'green', 'amber', 'red')
 def valid_time(evidence: Evidence, rule: VerdictRule) -> dict:
     """From the newest qualifying record's publish date to that date plus the window."""
     start = datetime.combine(evidence.newest.published.date(), time(), tzinfo=UTC)
-    return {'start_time': ctim_time(start),
-            'end_time': ctim_time(start + timedelta(days=rule.days))}
+    return {
+        'start_time': ctim_time(start),
+        'end_time': ctim_time(start + timedelta(days=rule.days)),
+    }
 
 
 def judgement_id(observable: dict, evidence: Evidence, rule: VerdictRule) -> str:
-    seed = (f'{observable["type"]}|{observable["value"]}|{evidence.newest.document_id}|'
-            f'{rule.min_severity}|{rule.days}')
+    seed = (
+        f'{observable["type"]}|{observable["value"]}|{evidence.newest.document_id}|'
+        f'{rule.min_severity}|{rule.days}'
+    )
     return transient_id('judgement', seed)
 
 
-def verdict(observable: dict, evidence: Evidence, rule: VerdictRule,
-            judgement: dict | None = None) -> dict:
+def verdict(
+    observable: dict, evidence: Evidence, rule: VerdictRule, judgement: dict | None = None
+) -> dict:
     doc = {
         'type': 'verdict',
         'disposition': SUSPICIOUS,
@@ -48,12 +54,19 @@ def reason(evidence: Evidence, rule: VerdictRule) -> str:
     count = evidence.hits
     worst = evidence.worst_severity
     kind = SEVERITY_NAMES.get(worst, 'severity')
-    return (f'{count} exposure{"s" if count != 1 else ""} in {rule.days} days, newest '
-            f'{evidence.newest.published.date().isoformat()}, worst: {kind} ({worst})')
+    return (
+        f'{count} exposure{"s" if count != 1 else ""} in {rule.days} days, newest '
+        f'{evidence.newest.published.date().isoformat()}, worst: {kind} ({worst})'
+    )
 
 
-def judgement(observable: dict, evidence: Evidence, rule: VerdictRule,
-              catalog: Catalog | None, options: MappingOptions) -> dict:
+def judgement(
+    observable: dict,
+    evidence: Evidence,
+    rule: VerdictRule,
+    catalog: Catalog | None,
+    options: MappingOptions,
+) -> dict:
     doc = {
         'id': judgement_id(observable, evidence, rule),
         'type': 'judgement',

@@ -8,4 +8,4 @@ from .data import DEFAULT_API_KEY
 from .jwks import JwksIssuer, mint_token_from_state
 from .spycloud import SpyCloudSimulator
 
-__all__ = ["SpyCloudSimulator", "JwksIssuer", "DEFAULT_API_KEY", "mint_token_from_state"]
+__all__ = ['SpyCloudSimulator', 'JwksIssuer', 'DEFAULT_API_KEY', 'mint_token_from_state']

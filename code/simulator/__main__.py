@@ -18,36 +18,64 @@ from .spycloud import SpyCloudSimulator
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="python -m simulator",
-        description="Serve a local SpyCloud Enterprise API v2 simulator and an HTTPS JWKS "
-                    "issuer until SIGTERM/SIGINT. Prints one JSON line with spycloud_url, "
-                    "jwks_host, ca_pem_path, api_key and state_dir once both are listening.")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to bind both servers to (default: %(default)s)")
-    parser.add_argument("--spycloud-port", type=int, default=0,
-                        help="SpyCloud simulator port; 0 picks a free one (default: 0)")
-    parser.add_argument("--jwks-port", type=int, default=0,
-                        help="JWKS issuer port; 0 reuses the port saved in --state-dir if "
-                             "free, else picks a free one (default: 0)")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="delay before every SpyCloud answer, in ms (default: 0)")
-    parser.add_argument("--page-size", type=int, default=1000,
-                        help="records per SpyCloud page (default: %(default)s)")
-    parser.add_argument("--state-dir", default=None,
-                        help="keep the CA, TLS and signing keys here and reuse them on the next "
-                             "start; without it a temporary directory is used and removed on exit")
-    parser.add_argument("--api-key", action="append", default=None,
-                        help=f"accepted SpyCloud API key; repeatable (default: {DEFAULT_API_KEY})")
-    parser.add_argument("--spycloud-tls", action="store_true",
-                        help="serve the SpyCloud simulator over HTTPS with a certificate from "
-                             "the same CA as the JWKS issuer")
+        prog='python -m simulator',
+        description='Serve a local SpyCloud Enterprise API v2 simulator and an HTTPS JWKS '
+        'issuer until SIGTERM/SIGINT. Prints one JSON line with spycloud_url, '
+        'jwks_host, ca_pem_path, api_key and state_dir once both are listening.',
+    )
+    parser.add_argument(
+        '--host', default='127.0.0.1', help='address to bind both servers to (default: %(default)s)'
+    )
+    parser.add_argument(
+        '--spycloud-port',
+        type=int,
+        default=0,
+        help='SpyCloud simulator port; 0 picks a free one (default: 0)',
+    )
+    parser.add_argument(
+        '--jwks-port',
+        type=int,
+        default=0,
+        help='JWKS issuer port; 0 reuses the port saved in --state-dir if '
+        'free, else picks a free one (default: 0)',
+    )
+    parser.add_argument(
+        '--latency-ms',
+        type=float,
+        default=0.0,
+        help='delay before every SpyCloud answer, in ms (default: 0)',
+    )
+    parser.add_argument(
+        '--page-size',
+        type=int,
+        default=1000,
+        help='records per SpyCloud page (default: %(default)s)',
+    )
+    parser.add_argument(
+        '--state-dir',
+        default=None,
+        help='keep the CA, TLS and signing keys here and reuse them on the next '
+        'start; without it a temporary directory is used and removed on exit',
+    )
+    parser.add_argument(
+        '--api-key',
+        action='append',
+        default=None,
+        help=f'accepted SpyCloud API key; repeatable (default: {DEFAULT_API_KEY})',
+    )
+    parser.add_argument(
+        '--spycloud-tls',
+        action='store_true',
+        help='serve the SpyCloud simulator over HTTPS with a certificate from '
+        'the same CA as the JWKS issuer',
+    )
     return parser
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     if args.page_size < 1:
-        _parser().error("--page-size must be at least 1")
+        _parser().error('--page-size must be at least 1')
     keys = args.api_key or [DEFAULT_API_KEY]
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -55,13 +83,26 @@ def main(argv=None):
     issuer = JwksIssuer(host=args.host, port=args.jwks_port, state_dir=args.state_dir).start()
     try:
         sim = SpyCloudSimulator(
-            host=args.host, port=args.spycloud_port, api_keys=keys, page_size=args.page_size,
+            host=args.host,
+            port=args.spycloud_port,
+            api_keys=keys,
+            page_size=args.page_size,
             latency=args.latency_ms / 1000.0,
-            tls=issuer.server_cert_paths if args.spycloud_tls else None).start()
+            tls=issuer.server_cert_paths if args.spycloud_tls else None,
+        ).start()
         try:
-            print(json.dumps({"spycloud_url": sim.url, "jwks_host": issuer.jwks_host,
-                              "ca_pem_path": issuer.ca_pem_path, "api_key": keys[0],
-                              "state_dir": issuer.state_dir}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        'spycloud_url': sim.url,
+                        'jwks_host': issuer.jwks_host,
+                        'ca_pem_path': issuer.ca_pem_path,
+                        'api_key': keys[0],
+                        'state_dir': issuer.state_dir,
+                    }
+                ),
+                flush=True,
+            )
             while not stop.wait(0.2):
                 pass
         finally:
@@ -71,5 +112,5 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     sys.exit(main())

@@ -17,7 +17,7 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["BackgroundServer", "BaseHandler", "reason", "tls_server_context"]
+__all__ = ['BackgroundServer', 'BaseHandler', 'reason', 'tls_server_context']
 
 
 def reason(status):
@@ -25,7 +25,7 @@ def reason(status):
     try:
         return HTTPStatus(status).phrase
     except ValueError:
-        return "Unknown"
+        return 'Unknown'
 
 
 class _Server(ThreadingHTTPServer):
@@ -82,10 +82,10 @@ class _Server(ThreadingHTTPServer):
 class BaseHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 handler with quiet logging, optional TLS and JSON helpers."""
 
-    protocol_version = "HTTP/1.1"
+    protocol_version = 'HTTP/1.1'
     timeout = 30  # idle keep-alive connections are dropped after this long
     disable_nagle_algorithm = True  # headers and body go out in two writes; avoid 40 ms stalls
-    server_version = "simulator"
+    server_version = 'simulator'
 
     def version_string(self):
         return self.server_version
@@ -98,7 +98,8 @@ class BaseHandler(BaseHTTPRequestHandler):
             raw.settimeout(self.timeout)
             try:
                 tls_sock = self.server.ssl_context.wrap_socket(
-                    raw, server_side=True, do_handshake_on_connect=False)
+                    raw, server_side=True, do_handshake_on_connect=False
+                )
             except Exception:
                 self.server.untrack(raw)
                 raise
@@ -156,21 +157,21 @@ class BaseHandler(BaseHTTPRequestHandler):
 
     def read_body(self, cap=65536):
         """The request body (at most ``cap`` bytes are kept; the rest is read and dropped)."""
-        length = self.headers.get("Content-Length")
+        length = self.headers.get('Content-Length')
         if not (length and length.isdigit()):
-            return b""
+            return b''
         remaining, kept = int(length), bytearray()
         while remaining > 0:
             chunk = self.rfile.read(min(remaining, 65536))
             if not chunk:
                 break
             remaining -= len(chunk)
-            kept += chunk[:max(0, cap - len(kept))]
+            kept += chunk[: max(0, cap - len(kept))]
         return bytes(kept)
 
     def discard_body(self):
         """Read a request body so the connection stays usable for the next request."""
-        length = self.headers.get("Content-Length")
+        length = self.headers.get('Content-Length')
         if length and length.isdigit():
             remaining = int(length)
             while remaining > 0:
@@ -181,20 +182,20 @@ class BaseHandler(BaseHTTPRequestHandler):
 
     def send_bytes(self, status, body, content_type, headers=None, close=False):
         self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header('Content-Type', content_type)
+        self.send_header('Content-Length', str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, str(value))
         if close:
-            self.send_header("Connection", "close")
+            self.send_header('Connection', 'close')
             self.close_connection = True
         self.end_headers()
-        if self.command != "HEAD" and body:
+        if self.command != 'HEAD' and body:
             self.wfile.write(body)
 
     def send_json(self, status, payload, headers=None, close=False):
-        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
-        self.send_bytes(status, body, "application/json", headers, close)
+        body = b'' if payload is None else json.dumps(payload).encode('utf-8')
+        self.send_bytes(status, body, 'application/json', headers, close)
 
     def drop_connection(self, reset=False):
         """End the exchange without sending a response (optionally with a TCP RST)."""
@@ -202,7 +203,8 @@ class BaseHandler(BaseHTTPRequestHandler):
         if reset:
             try:
                 self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)
+                )
             except OSError:
                 pass
         try:
@@ -243,11 +245,19 @@ class BackgroundServer:
         if self._server is not None:
             return self
         self.stop_event.clear()
-        self._server = _Server((self.host, self.requested_port), self.handler, self.owner,
-                               self.stop_event, self.ssl_context)
+        self._server = _Server(
+            (self.host, self.requested_port),
+            self.handler,
+            self.owner,
+            self.stop_event,
+            self.ssl_context,
+        )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-            name=f"sim-{type(self.owner).__name__}-{self.port}", daemon=True)
+            target=self._server.serve_forever,
+            kwargs={'poll_interval': 0.02},
+            name=f'sim-{type(self.owner).__name__}-{self.port}',
+            daemon=True,
+        )
         self._thread.start()
         return self
 

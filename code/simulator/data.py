@@ -21,12 +21,19 @@ import string
 import uuid
 
 __all__ = [
-    "DEFAULT_API_KEY", "KINDS", "MAX_RECORDS", "SEVERITY_PATTERN",
-    "records_for", "catalog_ids_for", "catalog", "watchlist_item", "parse_rc_label",
+    'DEFAULT_API_KEY',
+    'KINDS',
+    'MAX_RECORDS',
+    'SEVERITY_PATTERN',
+    'records_for',
+    'catalog_ids_for',
+    'catalog',
+    'watchlist_item',
+    'parse_rc_label',
 ]
 
-DEFAULT_API_KEY = "spycloud-sim-key"
-KINDS = ("emails", "domains", "ips", "usernames")
+DEFAULT_API_KEY = 'spycloud-sim-key'
+KINDS = ('emails', 'domains', 'ips', 'usernames')
 # r{N}c{M} asks for N records; a cap keeps a typo from eating the test machine's memory.
 MAX_RECORDS = 100_000
 RANDOM_CAP = 50
@@ -34,67 +41,141 @@ RANDOM_CAP = 50
 # 50-long cycle: 35x20, 8x25, 4x5, 3x2 = 70/16/8/6 %, and it starts 20, 25, 5, 2 so that even
 # a four-record observable exercises every severity.
 SEVERITY_PATTERN = (
-    20, 25, 5, 2, 20, 20, 20, 25, 20, 20,
-    20, 20, 25, 20, 20, 5, 20, 20, 25, 20,
-    20, 20, 2, 20, 20, 25, 20, 20, 20, 5,
-    20, 20, 25, 20, 20, 20, 20, 2, 20, 25,
-    20, 20, 5, 20, 20, 20, 25, 20, 20, 20,
+    20,
+    25,
+    5,
+    2,
+    20,
+    20,
+    20,
+    25,
+    20,
+    20,
+    20,
+    20,
+    25,
+    20,
+    20,
+    5,
+    20,
+    20,
+    25,
+    20,
+    20,
+    20,
+    2,
+    20,
+    20,
+    25,
+    20,
+    20,
+    20,
+    5,
+    20,
+    20,
+    25,
+    20,
+    20,
+    20,
+    20,
+    2,
+    20,
+    25,
+    20,
+    20,
+    5,
+    20,
+    20,
+    20,
+    25,
+    20,
+    20,
+    20,
 )
 
-_NS = uuid.UUID("5b0c6f38-3f7e-4f51-9a53-5c10d0c0a1e5")
-_RC_RE = re.compile(r"^r(\d+)c(\d+)(?:-.*)?$", re.IGNORECASE | re.DOTALL)
-_DATED_RE = re.compile(r"^v(\d{1,5})s(\d{1,2})$", re.IGNORECASE)
-_ROLE_LOCALS = {"admin", "test", "info", "root", "support", "example", "sales", "contact"}
+_NS = uuid.UUID('5b0c6f38-3f7e-4f51-9a53-5c10d0c0a1e5')
+_RC_RE = re.compile(r'^r(\d+)c(\d+)(?:-.*)?$', re.IGNORECASE | re.DOTALL)
+_DATED_RE = re.compile(r'^v(\d{1,5})s(\d{1,2})$', re.IGNORECASE)
+_ROLE_LOCALS = {'admin', 'test', 'info', 'root', 'support', 'example', 'sales', 'contact'}
 
 _FIRST_DAY = datetime.date(2016, 1, 1)
 _LAST_DAY = datetime.date(2026, 10, 31)  # fixed, so data never depends on the wall clock
 _SPAN_DAYS = (_LAST_DAY - _FIRST_DAY).days
 
-_PASSWORD_CHARS = string.ascii_letters + string.digits + "!@#$%&*?-_.+="
+_PASSWORD_CHARS = string.ascii_letters + string.digits + '!@#$%&*?-_.+='
 _SIGHTING_WEIGHTS = (260, 161, 116, 78, 50, 32, 20, 13, 8, 5, 3, 2, 1)
-_BROWSERS = ("Google Chrome 120.0.6099.130", "Microsoft Edge 119.0.2151.97",
-             "Mozilla Firefox 118.0", "Opera GX 104.0", "Brave 1.61")
-_OSES = ("Windows 10 Pro x64", "Windows 11 Home x64", "Windows 10 Enterprise x64",
-         "Windows 7 Ultimate x86", "Windows 11 Pro x64")
-_COUNTRIES = (("United States", "US", "en-us"), ("Germany", "DE", "de-de / en-us"),
-              ("Brazil", "BR", "pt-br"), ("India", "IN", "en-in / hi-in"),
-              ("France", "FR", "fr-fr"), ("Vietnam", "VN", "vi-vn / en-us"),
-              ("Poland", "PL", "pl-pl"), ("Mexico", "MX", "es-mx"))
-_STEALER_FILES = ("Set-up.exe", "installer_x64.exe", "crack.exe", "AdobeUpdate.exe",
-                  "svchost32.exe", "KMSAuto.exe")
-_FIRST_NAMES = ("Alex", "Maria", "John", "Priya", "Chen", "Fatima", "Lukas", "Sofia", "Omar")
-_LAST_NAMES = ("Smith", "Garcia", "Nguyen", "Muller", "Kowalski", "Silva", "Khan", "Dubois")
-_JOB_TITLES = ("Accountant", "Software Engineer", "Sales Manager", "HR Specialist",
-               "IT Administrator", "Marketing Director", "Analyst")
-_HASH_TYPES = ("bcrypt", "md5", "sha1", "sha256", "md5")
-_STEALERS = ("RedLine", "Raccoon", "Vidar", "Lumma", "StealC", "MetaStealer")
-_SYLLABLES = ("zen", "tri", "vo", "lex", "ka", "mo", "ra", "quin", "dal", "fi", "bor", "nex")
-_BREACH_CATEGORIES = ("exfiltrated", "exposed", "scraped", "phished", "unknown")
-_BCRYPT_ALPHABET = "./" + string.ascii_uppercase + string.ascii_lowercase + string.digits
+_BROWSERS = (
+    'Google Chrome 120.0.6099.130',
+    'Microsoft Edge 119.0.2151.97',
+    'Mozilla Firefox 118.0',
+    'Opera GX 104.0',
+    'Brave 1.61',
+)
+_OSES = (
+    'Windows 10 Pro x64',
+    'Windows 11 Home x64',
+    'Windows 10 Enterprise x64',
+    'Windows 7 Ultimate x86',
+    'Windows 11 Pro x64',
+)
+_COUNTRIES = (
+    ('United States', 'US', 'en-us'),
+    ('Germany', 'DE', 'de-de / en-us'),
+    ('Brazil', 'BR', 'pt-br'),
+    ('India', 'IN', 'en-in / hi-in'),
+    ('France', 'FR', 'fr-fr'),
+    ('Vietnam', 'VN', 'vi-vn / en-us'),
+    ('Poland', 'PL', 'pl-pl'),
+    ('Mexico', 'MX', 'es-mx'),
+)
+_STEALER_FILES = (
+    'Set-up.exe',
+    'installer_x64.exe',
+    'crack.exe',
+    'AdobeUpdate.exe',
+    'svchost32.exe',
+    'KMSAuto.exe',
+)
+_FIRST_NAMES = ('Alex', 'Maria', 'John', 'Priya', 'Chen', 'Fatima', 'Lukas', 'Sofia', 'Omar')
+_LAST_NAMES = ('Smith', 'Garcia', 'Nguyen', 'Muller', 'Kowalski', 'Silva', 'Khan', 'Dubois')
+_JOB_TITLES = (
+    'Accountant',
+    'Software Engineer',
+    'Sales Manager',
+    'HR Specialist',
+    'IT Administrator',
+    'Marketing Director',
+    'Analyst',
+)
+_HASH_TYPES = ('bcrypt', 'md5', 'sha1', 'sha256', 'md5')
+_STEALERS = ('RedLine', 'Raccoon', 'Vidar', 'Lumma', 'StealC', 'MetaStealer')
+_SYLLABLES = ('zen', 'tri', 'vo', 'lex', 'ka', 'mo', 'ra', 'quin', 'dal', 'fi', 'bor', 'nex')
+_BREACH_CATEGORIES = ('exfiltrated', 'exposed', 'scraped', 'phished', 'unknown')
+_BCRYPT_ALPHABET = './' + string.ascii_uppercase + string.ascii_lowercase + string.digits
 
 
 def _sha256_int(text):
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest(), "big")
+    return int.from_bytes(hashlib.sha256(text.encode('utf-8')).digest(), 'big')
 
 
 def _rng(*parts):
-    return random.Random(_sha256_int("\x1f".join(str(p) for p in parts)))
+    return random.Random(_sha256_int('\x1f'.join(str(p) for p in parts)))
 
 
 def _iso_day(day):
-    return f"{day.isoformat()}T00:00:00Z"
+    return f'{day.isoformat()}T00:00:00Z'
 
 
 def _normalize(kind, value):
     value = value.strip()
-    if kind in ("emails", "domains", "ips"):
+    if kind in ('emails', 'domains', 'ips'):
         value = value.lower()
     return value
 
 
 def parse_rc_label(label):
     """(N, M) for an ``r{N}c{M}[-...]`` label, or None. ``none`` counts as (0, 0)."""
-    if label.lower() == "none":
+    if label.lower() == 'none':
         return 0, 0
     m = _RC_RE.match(label)
     if not m:
@@ -103,11 +184,11 @@ def parse_rc_label(label):
 
 
 def _label(kind, value):
-    if kind == "emails":
-        return value.rpartition("@")[0] if "@" in value else None
-    if kind == "domains":
-        return value.split(".", 1)[0]
-    if kind == "usernames":
+    if kind == 'emails':
+        return value.rpartition('@')[0] if '@' in value else None
+    if kind == 'domains':
+        return value.split('.', 1)[0]
+    if kind == 'usernames':
         return value
     return None
 
@@ -126,7 +207,7 @@ def parse_dated_label(label):
     """[(days ago, severity), ...] for a ``v{D}s{S}_v{D}s{S}`` label, or None."""
     if not label:
         return None
-    tokens = [_DATED_RE.match(token) for token in label.split("_")]
+    tokens = [_DATED_RE.match(token) for token in label.split('_')]
     if not all(tokens):
         return None
     return [(int(t.group(1)), int(t.group(2))) for t in tokens]
@@ -137,12 +218,17 @@ def _dates_and_severities(kind, value, n, rng):
     dated = parse_dated_label(_label(kind, value))
     if dated is not None:
         today = datetime.datetime.now(datetime.UTC).date()
-        return sorted(((today - datetime.timedelta(days=ago), sev) for ago, sev in dated),
-                      reverse=True)
+        return sorted(
+            ((today - datetime.timedelta(days=ago), sev) for ago, sev in dated), reverse=True
+        )
     days = sorted((rng.randrange(_SPAN_DAYS + 1) for _ in range(n)), reverse=True)
-    return [(_FIRST_DAY + datetime.timedelta(days=offset),
-             25 if kind == "ips" else SEVERITY_PATTERN[i % len(SEVERITY_PATTERN)])
-            for i, offset in enumerate(days)]
+    return [
+        (
+            _FIRST_DAY + datetime.timedelta(days=offset),
+            25 if kind == 'ips' else SEVERITY_PATTERN[i % len(SEVERITY_PATTERN)],
+        )
+        for i, offset in enumerate(days)
+    ]
 
 
 def _plan(kind, value):
@@ -157,7 +243,7 @@ def _plan(kind, value):
         if n == 0:
             return 0, 0
         return n, max(1, min(n, m))
-    rng = _rng("plan", kind, value)
+    rng = _rng('plan', kind, value)
     if (label is not None and label.lower() in _ROLE_LOCALS) or rng.random() < 0.01:
         # Role and junk accounts collect far more records (spec §6.3: Pareto tail).
         n = int(3 * rng.paretovariate(1.3))
@@ -188,13 +274,13 @@ def catalog_ids_for(kind, value):
 
 def _valid_observable(kind, value):
     if kind not in KINDS:
-        raise ValueError("unknown kind {!r} (expected one of {})".format(kind, ", ".join(KINDS)))
+        raise ValueError('unknown kind {!r} (expected one of {})'.format(kind, ', '.join(KINDS)))
     if not value:
         return False
-    if kind == "emails":
-        local, _, domain = value.rpartition("@")
+    if kind == 'emails':
+        local, _, domain = value.rpartition('@')
         return bool(local and domain)
-    if kind == "ips":
+    if kind == 'ips':
         return _ip_pool(value) is not None
     return True
 
@@ -202,22 +288,22 @@ def _valid_observable(kind, value):
 def _ip_pool(value):
     """The network a queried IP or ``a.b.c.d_nn`` CIDR covers, or None if it is no IP."""
     try:
-        return ipaddress.ip_network(value.replace("_", "/"), strict=False)
+        return ipaddress.ip_network(value.replace('_', '/'), strict=False)
     except ValueError:
         return None
 
 
 def _password(rng):
-    return "".join(rng.choice(_PASSWORD_CHARS) for _ in range(rng.randint(6, 16)))
+    return ''.join(rng.choice(_PASSWORD_CHARS) for _ in range(rng.randint(6, 16)))
 
 
 def _ipv4(rng):
-    prefix = rng.choice(("192.0.2", "198.51.100", "203.0.113"))
-    return f"{prefix}.{rng.randint(1, 254)}"
+    prefix = rng.choice(('192.0.2', '198.51.100', '203.0.113'))
+    return f'{prefix}.{rng.randint(1, 254)}'
 
 
 def _ipv6(rng):
-    return f"2001:db8:{rng.getrandbits(16):x}:{rng.getrandbits(16):x}::{rng.getrandbits(16):x}"
+    return f'2001:db8:{rng.getrandbits(16):x}:{rng.getrandbits(16):x}::{rng.getrandbits(16):x}'
 
 
 def _ip_in(rng, network):
@@ -230,29 +316,29 @@ def _ip_in(rng, network):
 def _hash_password(rng, plaintext):
     kind = rng.choice(_HASH_TYPES)
     salt = None
-    if kind == "bcrypt":
-        tail = "".join(rng.choice(_BCRYPT_ALPHABET) for _ in range(53))
-        return "$2a$10$" + tail, kind, None
+    if kind == 'bcrypt':
+        tail = ''.join(rng.choice(_BCRYPT_ALPHABET) for _ in range(53))
+        return '$2a$10$' + tail, kind, None
     if rng.random() < 0.6:
-        salt = f"{rng.getrandbits(64):016x}"
-    digest = getattr(hashlib, kind)(((salt or "") + plaintext).encode("utf-8")).hexdigest()
+        salt = f'{rng.getrandbits(64):016x}'
+    digest = getattr(hashlib, kind)(((salt or '') + plaintext).encode('utf-8')).hexdigest()
     return digest, kind, salt
 
 
 def _account(kind, value, index, n, rng):
     """(email, username-or-None) that a record is about."""
-    if kind == "emails":
+    if kind == 'emails':
         return value, None
-    if kind == "domains":
+    if kind == 'domains':
         accounts = max(1, (n + 1) // 2)
-        return f"user{index % accounts}@{value}", None
-    if kind == "usernames":
-        local = re.sub(r"[^a-z0-9._+-]", "", value.lower()) or "user"
-        mailbox = ("mail.example", "webmail.example", "inbox.example")[_sha256_int(value) % 3]
-        return f"{local}@{mailbox}", value
+        return f'user{index % accounts}@{value}', None
+    if kind == 'usernames':
+        local = re.sub(r'[^a-z0-9._+-]', '', value.lower()) or 'user'
+        mailbox = ('mail.example', 'webmail.example', 'inbox.example')[_sha256_int(value) % 3]
+        return f'{local}@{mailbox}', value
     accounts = max(1, (n + 1) // 2)
-    corp = f"corp-{_sha256_int(value) % 1000}.example"
-    return f"user{index % accounts}@{corp}", None
+    corp = f'corp-{_sha256_int(value) % 1000}.example'
+    return f'user{index % accounts}@{corp}', None
 
 
 def _machine_fields(rng, publish_day, email_user, ip_network, queried):
@@ -267,34 +353,36 @@ def _machine_fields(rng, publish_day, email_user, ip_network, queried):
             ips.append(_ipv6(rng))
     lag = int(min(2000, max(1, math.exp(rng.gauss(math.log(367), 1.0)))))
     infected = datetime.datetime.combine(
-        publish_day - datetime.timedelta(days=lag), datetime.time()) + datetime.timedelta(
-        seconds=rng.randrange(86400))
+        publish_day - datetime.timedelta(days=lag), datetime.time()
+    ) + datetime.timedelta(seconds=rng.randrange(86400))
     if rng.random() < 0.5:
         machine_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     else:
-        machine_id = f"{rng.getrandbits(128):032X}"
-    user_dir = re.sub(r"[^A-Za-z0-9]", "", email_user)[:12] or "user"
+        machine_id = f'{rng.getrandbits(128):032X}'
+    user_dir = re.sub(r'[^A-Za-z0-9]', '', email_user)[:12] or 'user'
     return {
-        "infected_machine_id": machine_id,
-        "user_browser": rng.choice(_BROWSERS),
-        "user_os": rng.choice(_OSES),
-        "ip_addresses": ips,
-        "country": country,
-        "country_code": code,
-        "keyboard_languages": keyboard,
-        "infected_path": (f"C:\\Users\\{user_dir}\\AppData\\Local\\Temp\\"
-                          f"{rng.choice(_STEALER_FILES)}"),
-        "infected_time": infected.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "user_hostname": "DESKTOP-{}".format("".join(
-            rng.choice(string.ascii_uppercase + string.digits) for _ in range(7))),
+        'infected_machine_id': machine_id,
+        'user_browser': rng.choice(_BROWSERS),
+        'user_os': rng.choice(_OSES),
+        'ip_addresses': ips,
+        'country': country,
+        'country_code': code,
+        'keyboard_languages': keyboard,
+        'infected_path': (
+            f'C:\\Users\\{user_dir}\\AppData\\Local\\Temp\\{rng.choice(_STEALER_FILES)}'
+        ),
+        'infected_time': infected.strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'user_hostname': 'DESKTOP-{}'.format(
+            ''.join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(7))
+        ),
     }
 
 
 def _target(rng):
-    prefix = rng.choice(("login", "portal", "shop", "mail", "bank"))
-    site = f"{prefix}-{rng.randint(1, 999)}.example"
-    path = rng.choice(("/login", "/signin", "/account/login", "/auth", "/"))
-    return f"https://{site}{path}", site
+    prefix = rng.choice(('login', 'portal', 'shop', 'mail', 'bank'))
+    site = f'{prefix}-{rng.randint(1, 999)}.example'
+    path = rng.choice(('/login', '/signin', '/account/login', '/auth', '/'))
+    return f'https://{site}{path}', site
 
 
 def records_for(kind, value):
@@ -305,145 +393,169 @@ def records_for(kind, value):
     n, m = _plan(kind, value)
     if n == 0:
         return []
-    rng = _rng("records", kind, value)
+    rng = _rng('records', kind, value)
     base = _catalog_base(value)
-    ip_network = _ip_pool(value) if kind == "ips" else None
+    ip_network = _ip_pool(value) if kind == 'ips' else None
     records = []
     for i, (day, severity) in enumerate(_dates_and_severities(kind, value, n, rng)):
         email, username = _account(kind, value, i, n, rng)
-        email_user, _, email_domain = email.rpartition("@")
+        email_user, _, email_domain = email.rpartition('@')
         record = {
-            "document_id": str(uuid.uuid5(_NS, f"{kind}:{value}:{i}")),
-            "source_id": base + (i % m),
-            "spycloud_publish_date": _iso_day(day),
-            "severity": severity,
-            "email": email,
-            "email_domain": email_domain,
-            "email_username": email_user,
-            "domain": email_domain,
+            'document_id': str(uuid.uuid5(_NS, f'{kind}:{value}:{i}')),
+            'source_id': base + (i % m),
+            'spycloud_publish_date': _iso_day(day),
+            'severity': severity,
+            'email': email,
+            'email_domain': email_domain,
+            'email_username': email_user,
+            'domain': email_domain,
         }
         if username is not None:
-            record["username"] = username
+            record['username'] = username
         if severity >= 20:
             plaintext = _password(rng)
-            record.update(password=plaintext, password_type="plaintext",
-                          password_plaintext=plaintext,
-                          sighting=rng.choices(range(1, 14), _SIGHTING_WEIGHTS)[0])
+            record.update(
+                password=plaintext,
+                password_type='plaintext',
+                password_plaintext=plaintext,
+                sighting=rng.choices(range(1, 14), _SIGHTING_WEIGHTS)[0],
+            )
             if severity >= 25 or rng.random() < 0.5:
-                record["target_url"], record["target_domain"] = _target(rng)
+                record['target_url'], record['target_domain'] = _target(rng)
             if severity >= 25:
                 record.update(_machine_fields(rng, day, email_user, ip_network, value))
-                record["log_id"] = hashlib.sha256(
-                    f"log:{value}:{i}".encode()).hexdigest()
+                record['log_id'] = hashlib.sha256(f'log:{value}:{i}'.encode()).hexdigest()
         elif severity == 5:
             if rng.random() < 0.6:
                 digest, hash_type, salt = _hash_password(rng, _password(rng))
                 record.update(password=digest, password_type=hash_type)
                 if salt is not None:
-                    record["salt"] = salt
+                    record['salt'] = salt
             else:
                 record.update(
-                    full_name=f"{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}",
+                    full_name=f'{rng.choice(_FIRST_NAMES)} {rng.choice(_LAST_NAMES)}',
                     job_title=rng.choice(_JOB_TITLES),
-                    phone=f"+1-555-{rng.randrange(1000):03d}-{rng.randrange(10000):04d}")
+                    phone=f'+1-555-{rng.randrange(1000):03d}-{rng.randrange(10000):04d}',
+                )
         records.append(record)
     return records
 
 
 def _catalog_kind(catalog_id):
     if catalog_id % 10 == 7:
-        return "combolist"
+        return 'combolist'
     if catalog_id % 10 == 3:
-        return "infostealer"
-    return "breach"
+        return 'infostealer'
+    return 'breach'
 
 
 def catalog(catalog_id):
     """The catalog (breach source) entry for ``catalog_id``; see spec §2.6."""
     catalog_id = int(catalog_id)
-    rng = _rng("catalog", catalog_id)
+    rng = _rng('catalog', catalog_id)
     kind = _catalog_kind(catalog_id)
     publish = _FIRST_DAY + datetime.timedelta(days=rng.randrange(_SPAN_DAYS + 1))
     acquired = publish - datetime.timedelta(days=rng.randint(1, 21))
     num_records = int(math.exp(rng.uniform(math.log(50_000), math.log(250_000_000))))
-    name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
-    sensitive = kind == "breach" and catalog_id % 29 == 13
-    if kind == "combolist":
-        title = f"Combolist {name}"
+    name = ''.join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+    sensitive = kind == 'breach' and catalog_id % 29 == 13
+    if kind == 'combolist':
+        title = f'Combolist {name}'
         short_title = title
-        description = ("A combolist of e-mail and password pairs collected from many earlier "
-                       "breaches and shared on a criminal forum.")
-        site, main_category, category = "n/a", "combolist", "combolist"
-        assets = {"email": num_records, "password": num_records}
-    elif kind == "infostealer":
+        description = (
+            'A combolist of e-mail and password pairs collected from many earlier '
+            'breaches and shared on a criminal forum.'
+        )
+        site, main_category, category = 'n/a', 'combolist', 'combolist'
+        assets = {'email': num_records, 'password': num_records}
+    elif kind == 'infostealer':
         family = rng.choice(_STEALERS)
-        title = "{} Stealer Logs {}".format(family, publish.strftime("%b %Y"))
-        short_title = f"{family} Stealer Logs"
-        description = (f"Credentials and device data harvested by the {family} infostealer from "
-                       "infected machines.")
-        site, main_category, category = "n/a", "malware", "infostealer"
-        assets = {"email": num_records, "password": num_records,
-                  "username": num_records // 3, "target_url": num_records,
-                  "ip_addresses": num_records, "infected_machine_id": num_records,
-                  "log_id": num_records, "user_browser": num_records, "user_os": num_records}
+        title = '{} Stealer Logs {}'.format(family, publish.strftime('%b %Y'))
+        short_title = f'{family} Stealer Logs'
+        description = (
+            f'Credentials and device data harvested by the {family} infostealer from '
+            'infected machines.'
+        )
+        site, main_category, category = 'n/a', 'malware', 'infostealer'
+        assets = {
+            'email': num_records,
+            'password': num_records,
+            'username': num_records // 3,
+            'target_url': num_records,
+            'ip_addresses': num_records,
+            'infected_machine_id': num_records,
+            'log_id': num_records,
+            'user_browser': num_records,
+            'user_os': num_records,
+        }
     else:
-        site = f"breach-{catalog_id}.example"
-        title = "Sensitive Source" if sensitive else f"{name} Breach"
-        short_title = "Sensitive Source" if sensitive else name
-        description = (f"On {acquired.strftime('%B %d, %Y')}, {site} suffered a breach "
-                       "exposing user account data.")
-        main_category, category = "breach", rng.choice(_BREACH_CATEGORIES)
-        assets = {"email": num_records, "password": int(num_records * rng.uniform(0.3, 1.0)),
-                  "username": int(num_records * rng.uniform(0.1, 0.9))}
+        site = f'breach-{catalog_id}.example'
+        title = 'Sensitive Source' if sensitive else f'{name} Breach'
+        short_title = 'Sensitive Source' if sensitive else name
+        description = (
+            f'On {acquired.strftime("%B %d, %Y")}, {site} suffered a breach '
+            'exposing user account data.'
+        )
+        main_category, category = 'breach', rng.choice(_BREACH_CATEGORIES)
+        assets = {
+            'email': num_records,
+            'password': int(num_records * rng.uniform(0.3, 1.0)),
+            'username': int(num_records * rng.uniform(0.1, 0.9)),
+        }
         if rng.random() < 0.5:
-            assets["full_name"] = int(num_records * rng.uniform(0.1, 0.8))
-            assets["phone"] = int(num_records * rng.uniform(0.05, 0.5))
+            assets['full_name'] = int(num_records * rng.uniform(0.1, 0.8))
+            assets['phone'] = int(num_records * rng.uniform(0.05, 0.5))
     public = rng.random() < 0.4
     entry = {
-        "id": catalog_id,
-        "uuid": str(uuid.uuid5(_NS, f"catalog:{catalog_id}")),
-        "title": title,
-        "short_title": short_title,
-        "description": description,
-        "site_description": "%s is an online service with a global user base." % (
-            site if site != "n/a" else name),
-        "site": site,
-        "type": "PUBLIC" if public else "PRIVATE",
-        "confidence": rng.choices((3, 2, 1), (85, 8, 7))[0],
-        "acquisition_date": _iso_day(acquired),
-        "spycloud_publish_date": _iso_day(publish),
-        "num_records": num_records,
-        "assets": assets,
-        "premium_flag": "YES",
-        "tlp": "amber",
-        "breach_main_category": main_category,
-        "breach_category": category,
-        "consumer_category": "publicexposure" if public else "privateexposure",
-        "sensitive_source": sensitive,
+        'id': catalog_id,
+        'uuid': str(uuid.uuid5(_NS, f'catalog:{catalog_id}')),
+        'title': title,
+        'short_title': short_title,
+        'description': description,
+        'site_description': '%s is an online service with a global user base.'
+        % (site if site != 'n/a' else name),
+        'site': site,
+        'type': 'PUBLIC' if public else 'PRIVATE',
+        'confidence': rng.choices((3, 2, 1), (85, 8, 7))[0],
+        'acquisition_date': _iso_day(acquired),
+        'spycloud_publish_date': _iso_day(publish),
+        'num_records': num_records,
+        'assets': assets,
+        'premium_flag': 'YES',
+        'tlp': 'amber',
+        'breach_main_category': main_category,
+        'breach_category': category,
+        'consumer_category': 'publicexposure' if public else 'privateexposure',
+        'sensitive_source': sensitive,
     }
-    if kind == "combolist":
-        entry["combo_list_flag"] = "YES"  # never "NO": the key is absent instead (spec §2.6)
+    if kind == 'combolist':
+        entry['combo_list_flag'] = 'YES'  # never "NO": the key is absent instead (spec §2.6)
     if catalog_id % 13 == 5:
-        del entry["site_description"]
+        del entry['site_description']
     return entry
 
 
 def _identifier_type(identifier):
-    if "@" in identifier:
-        return "email"
+    if '@' in identifier:
+        return 'email'
     if _ip_pool(identifier) is not None:
-        return "ip"
-    return "subdomain" if identifier.count(".") >= 2 else "domain"
+        return 'ip'
+    return 'subdomain' if identifier.count('.') >= 2 else 'domain'
 
 
 # The simulated tenant's watchlist when a key first uses it: the demo data's domains, verified,
 # one domain still to verify, a few addresses and an IP.
 SEED_WATCHLIST = (
-    ("example.org", "YES"), ("example.com", "YES"), ("example.net", "YES"),
-    ("r6c3.example.net", "YES"), ("pending.example", "NO"),
-    ("admin@example.org", "YES"), ("jane.doe@example.com", "YES"), ("192.0.2.1", "YES"),
+    ('example.org', 'YES'),
+    ('example.com', 'YES'),
+    ('example.net', 'YES'),
+    ('r6c3.example.net', 'YES'),
+    ('pending.example', 'NO'),
+    ('admin@example.org', 'YES'),
+    ('jane.doe@example.com', 'YES'),
+    ('192.0.2.1', 'YES'),
 )
-WATCHLIST_TYPES = ("email", "domain", "subdomain", "ip")
+WATCHLIST_TYPES = ('email', 'domain', 'subdomain', 'ip')
 
 
 def identifier_type(identifier):
@@ -454,17 +566,17 @@ def identifier_type(identifier):
 def watchlist_item(identifier):
     """A watchlist entry (spec §2.4) for any identifier: the simulated tenant watches all."""
     identifier = identifier.strip().lower()
-    rng = _rng("watchlist", identifier)
+    rng = _rng('watchlist', identifier)
     last = _LAST_DAY - datetime.timedelta(days=rng.randrange(60))
     return {
-        "identifier_name": identifier,
-        "identifier_type": _identifier_type(identifier),
-        "status": "ACTIVE",
-        "verified": "YES",
-        "verification_secret": str(uuid.uuid5(_NS, f"verify:{identifier}")),
-        "last_discovered": _iso_day(last),
-        "corporate_record_count": rng.randrange(5000),
-        "infected_employee_record_count": rng.randrange(60),
-        "infected_consumer_record_count": rng.randrange(400),
-        "infected_user_record_count": rng.randrange(200),
+        'identifier_name': identifier,
+        'identifier_type': _identifier_type(identifier),
+        'status': 'ACTIVE',
+        'verified': 'YES',
+        'verification_secret': str(uuid.uuid5(_NS, f'verify:{identifier}')),
+        'last_discovered': _iso_day(last),
+        'corporate_record_count': rng.randrange(5000),
+        'infected_employee_record_count': rng.randrange(60),
+        'infected_consumer_record_count': rng.randrange(400),
+        'infected_user_record_count': rng.randrange(200),
     }

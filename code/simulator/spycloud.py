@@ -19,21 +19,32 @@ from urllib.parse import parse_qs, unquote
 from . import data, tenant
 from ._http import BackgroundServer, BaseHandler, reason, tls_server_context
 
-__all__ = ["SpyCloudSimulator", "Fault", "FAULT_MODES", "ENDPOINTS"]
+__all__ = ['SpyCloudSimulator', 'Fault', 'FAULT_MODES', 'ENDPOINTS']
 
-PREFIX = "/enterprise-v2/"
-ENDPOINTS = ("emails", "domains", "ips", "usernames", "watchlist-records", "catalog", "watchlist",
-             "watchlist-create", "watchlist-delete", "watchlist-verify", "other")
-FAULT_MODES = ("status", "reset", "hang", "truncated", "incomplete", "html", "drip", "raw")
-_DOMAIN_TYPES = ("corporate", "infected", "email_domain", "target_domain")
+PREFIX = '/enterprise-v2/'
+ENDPOINTS = (
+    'emails',
+    'domains',
+    'ips',
+    'usernames',
+    'watchlist-records',
+    'catalog',
+    'watchlist',
+    'watchlist-create',
+    'watchlist-delete',
+    'watchlist-verify',
+    'other',
+)
+FAULT_MODES = ('status', 'reset', 'hang', 'truncated', 'incomplete', 'html', 'drip', 'raw')
+_DOMAIN_TYPES = ('corporate', 'infected', 'email_domain', 'target_domain')
 
 
 class _BadRequest(Exception):
     def __init__(self, name, detail):
         super().__init__(name)
         self.body = {
-            "errorType": "BadRequest",
-            "errorMessage": f"[BadRequest] Invalid parameter: '{name}'. {detail}",
+            'errorType': 'BadRequest',
+            'errorMessage': f"[BadRequest] Invalid parameter: '{name}'. {detail}",
         }
 
 
@@ -47,27 +58,31 @@ def _records(kind, value):
 def _route(raw_path):
     """(endpoint, args) for a raw request path; endpoint "other" when nothing matches."""
     if not raw_path.startswith(PREFIX):
-        return "other", None
-    parts = [unquote(p) for p in raw_path[len(PREFIX):].split("/")]
-    if parts == ["breach", "data", "watchlist"]:
-        return "watchlist-records", None
-    if len(parts) == 4 and parts[:2] == ["breach", "data"] and parts[2] in data.KINDS:
+        return 'other', None
+    parts = [unquote(p) for p in raw_path[len(PREFIX) :].split('/')]
+    if parts == ['breach', 'data', 'watchlist']:
+        return 'watchlist-records', None
+    if len(parts) == 4 and parts[:2] == ['breach', 'data'] and parts[2] in data.KINDS:
         if parts[3]:
             return parts[2], parts[3]
-    elif len(parts) == 3 and parts[:2] == ["breach", "catalog"] and parts[2]:
-        return "catalog", parts[2]
-    elif len(parts) == 2 and parts == ["watchlist", "create"]:
-        return "watchlist-create", None
-    elif len(parts) == 2 and parts[0] == "watchlist" and parts[1]:
-        return "watchlist", parts[1]
-    elif len(parts) == 3 and parts[0] == "watchlist" and parts[1] \
-            and parts[2] in ("delete", "verify"):
-        return "watchlist-" + parts[2], parts[1]
-    return "other", None
+    elif len(parts) == 3 and parts[:2] == ['breach', 'catalog'] and parts[2]:
+        return 'catalog', parts[2]
+    elif len(parts) == 2 and parts == ['watchlist', 'create']:
+        return 'watchlist-create', None
+    elif len(parts) == 2 and parts[0] == 'watchlist' and parts[1]:
+        return 'watchlist', parts[1]
+    elif (
+        len(parts) == 3
+        and parts[0] == 'watchlist'
+        and parts[1]
+        and parts[2] in ('delete', 'verify')
+    ):
+        return 'watchlist-' + parts[2], parts[1]
+    return 'other', None
 
 
 # Which method each watchlist endpoint takes (spec §5); the breach endpoints take GET.
-_METHODS = {"watchlist-create": ("POST",), "watchlist-delete": ("DELETE",)}
+_METHODS = {'watchlist-create': ('POST',), 'watchlist-delete': ('DELETE',)}
 
 
 def _first(query, name):
@@ -80,10 +95,11 @@ def _int_list(query, name):
     if raw is None or not raw.strip():
         return None
     try:
-        return {int(item) for item in raw.split(",")}
+        return {int(item) for item in raw.split(',')}
     except ValueError:
-        raise _BadRequest(name, "Must be an integer or a comma-separated list of integers.") \
-            from None
+        raise _BadRequest(
+            name, 'Must be an integer or a comma-separated list of integers.'
+        ) from None
 
 
 def _date(query, name):
@@ -94,33 +110,33 @@ def _date(query, name):
     try:
         if len(raw) == 10:
             return datetime.datetime.combine(datetime.date.fromisoformat(raw), datetime.time())
-        moment = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        moment = datetime.datetime.fromisoformat(raw.replace('Z', '+00:00'))
     except ValueError:
-        raise _BadRequest(name, "Expected YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[Z].") from None
+        raise _BadRequest(name, 'Expected YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[Z].') from None
     if moment.tzinfo is not None:
         moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
     return moment
 
 
 def _publish_moment(record):
-    return datetime.datetime.strptime(record["spycloud_publish_date"], "%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.strptime(record['spycloud_publish_date'], '%Y-%m-%dT%H:%M:%SZ')
 
 
 def _filter(records, query):
-    severities = _int_list(query, "severity")
-    sources = _int_list(query, "source_id")
-    since = _date(query, "since")
-    until = _date(query, "until")
-    rtype = _first(query, "type")
+    severities = _int_list(query, 'severity')
+    sources = _int_list(query, 'source_id')
+    since = _date(query, 'since')
+    until = _date(query, 'until')
+    rtype = _first(query, 'type')
     if rtype is not None and rtype.strip() and rtype not in _DOMAIN_TYPES:
-        raise _BadRequest("type", "Must be one of {}.".format(", ".join(_DOMAIN_TYPES)))
+        raise _BadRequest('type', 'Must be one of {}.'.format(', '.join(_DOMAIN_TYPES)))
     out = []
     for record in records:
-        if severities is not None and record["severity"] not in severities:
+        if severities is not None and record['severity'] not in severities:
             continue
-        if sources is not None and record["source_id"] not in sources:
+        if sources is not None and record['source_id'] not in sources:
             continue
-        if rtype == "infected" and record["severity"] != 25:
+        if rtype == 'infected' and record['severity'] != 25:
             continue
         if since is not None or until is not None:
             moment = _publish_moment(record)
@@ -138,7 +154,7 @@ class Fault:
 
     def __init__(self, mode, status, match, times, headers, body, delay):
         if mode not in FAULT_MODES:
-            raise ValueError("mode must be one of {}".format(", ".join(FAULT_MODES)))
+            raise ValueError('mode must be one of {}'.format(', '.join(FAULT_MODES)))
         self.mode = mode
         self.status = status
         self.match = match
@@ -159,12 +175,14 @@ class Fault:
         return bool(self.pattern.search(raw_path) or self.pattern.search(unquote(raw_path)))
 
     def __repr__(self):
-        return (f"Fault(mode={self.mode!r}, status={self.status!r}, match={self.match!r}, "
-                f"remaining={self.remaining!r}, hits={self.hits})")
+        return (
+            f'Fault(mode={self.mode!r}, status={self.status!r}, match={self.match!r}, '
+            f'remaining={self.remaining!r}, hits={self.hits})'
+        )
 
 
 class _Cursor:
-    __slots__ = ("api_key", "results", "offset", "issued")
+    __slots__ = ('api_key', 'results', 'offset', 'issued')
 
     def __init__(self, api_key, results, offset):
         self.api_key = api_key
@@ -208,8 +226,15 @@ class SpyCloudSimulator:
     ``watchlist_timeout_s``, as SpyCloud's gateway does for large watchlists (None: never).
     """
 
-    def __init__(self, host="127.0.0.1", port=0, api_keys=(data.DEFAULT_API_KEY,),
-                 page_size=1000, latency=0.0, tls=None):
+    def __init__(
+        self,
+        host='127.0.0.1',
+        port=0,
+        api_keys=(data.DEFAULT_API_KEY,),
+        page_size=1000,
+        latency=0.0,
+        tls=None,
+    ):
         self.host = host
         self.page_size = page_size
         self.latency = latency
@@ -259,13 +284,22 @@ class SpyCloudSimulator:
 
     @property
     def url(self):
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://{self.host}:{self.port}{PREFIX}"
+        scheme = 'https' if self.tls else 'http'
+        return f'{scheme}://{self.host}:{self.port}{PREFIX}'
 
     # -- fault injection -------------------------------------------------------------------
 
-    def add_fault(self, status=None, *, match=None, times=None, headers=None, body=None,
-                  mode="status", delay=0.0):
+    def add_fault(
+        self,
+        status=None,
+        *,
+        match=None,
+        times=None,
+        headers=None,
+        body=None,
+        mode='status',
+        delay=0.0,
+    ):
         """Queue a misbehaviour; faults are tried in order before auth and normal handling."""
         fault = Fault(mode, status, match, times, headers, body, delay)
         with self._lock:
@@ -283,24 +317,33 @@ class SpyCloudSimulator:
 
     def throttle(self, times=1, *, match=None, retry_after=None):
         """429 as API Gateway sends it when the per-key rate is exceeded."""
-        headers = {"x-amzn-ErrorType": "TooManyRequestsException"}
+        headers = {'x-amzn-ErrorType': 'TooManyRequestsException'}
         retry_after = self.retry_after if retry_after is None else retry_after
         if retry_after is not None:
-            headers["Retry-After"] = _header_number(retry_after)
-        return self.add_fault(429, match=match, times=times, headers=headers,
-                              body={"message": "Too Many Requests"})
+            headers['Retry-After'] = _header_number(retry_after)
+        return self.add_fault(
+            429, match=match, times=times, headers=headers, body={'message': 'Too Many Requests'}
+        )
 
     def quota_exhausted(self, times=None, *, match=None):
         """429 for a used-up monthly quota: clients must not retry this one."""
-        return self.add_fault(429, match=match, times=times,
-                              headers={"x-amzn-ErrorType": "LimitExceededException"},
-                              body={"message": "Limit Exceeded"})
+        return self.add_fault(
+            429,
+            match=match,
+            times=times,
+            headers={'x-amzn-ErrorType': 'LimitExceededException'},
+            body={'message': 'Limit Exceeded'},
+        )
 
     def forbidden_ip(self, times=None, *, match=None):
         """403 for a caller outside the key's IP allow-list."""
-        return self.add_fault(403, match=match, times=times,
-                              headers={"SpyCloud-Error": "Invalid IP 1.2.3.4"},
-                              body={"message": "Forbidden"})
+        return self.add_fault(
+            403,
+            match=match,
+            times=times,
+            headers={'SpyCloud-Error': 'Invalid IP 1.2.3.4'},
+            body={'message': 'Forbidden'},
+        )
 
     def _take_fault(self, raw_path):
         with self._lock:
@@ -330,13 +373,13 @@ class SpyCloudSimulator:
     def stats(self):
         with self._lock:
             return {
-                "requests": self._requests,
-                "by_endpoint": dict(self._by_endpoint),
-                "max_in_flight": self._max_in_flight,
-                "in_flight": self._in_flight,
-                "quota_used": dict(self._quota_used),
-                "open_cursors": len(self._cursors),
-                "connections": self._server.accepted - self._connections_base,
+                'requests': self._requests,
+                'by_endpoint': dict(self._by_endpoint),
+                'max_in_flight': self._max_in_flight,
+                'in_flight': self._in_flight,
+                'quota_used': dict(self._quota_used),
+                'open_cursors': len(self._cursors),
+                'connections': self._server.accepted - self._connections_base,
             }
 
     def reset_stats(self):
@@ -356,16 +399,23 @@ class SpyCloudSimulator:
     # -- request handling ------------------------------------------------------------------
 
     def _serve(self, handler):
-        raw_path, _, raw_query = handler.path.partition("?")
+        raw_path, _, raw_query = handler.path.partition('?')
         endpoint, arg = _route(raw_path)
         query = parse_qs(raw_query, keep_blank_values=True)
         api_key = None
         for name, value in handler.headers.items():
-            if name.lower() == "x-api-key":
+            if name.lower() == 'x-api-key':
                 api_key = value.strip()
                 break
-        entry = {"method": handler.command, "path": raw_path, "endpoint": endpoint,
-                 "query": query, "api_key": api_key, "status": None, "time": time.time()}
+        entry = {
+            'method': handler.command,
+            'path': raw_path,
+            'endpoint': endpoint,
+            'query': query,
+            'api_key': api_key,
+            'status': None,
+            'time': time.time(),
+        }
         handler.sim_entry = entry
         with self._lock:
             self._requests += 1
@@ -380,16 +430,21 @@ class SpyCloudSimulator:
                 return
             fault = self._take_fault(handler.path)
             if fault is not None:
-                entry["fault"] = fault.mode
+                entry['fault'] = fault.mode
                 self._apply_fault(handler, fault)
                 return
-            status, body, headers = self._respond(handler.command, endpoint, arg, query,
-                                                  api_key, getattr(handler, "body", b""))
-            if self.gzip and body is not None \
-                    and "gzip" in handler.headers.get("Accept-Encoding", ""):
-                packed = gzip.compress(json.dumps(body).encode("utf-8"), 6)
-                handler.send_bytes(status, packed, "application/json",
-                                   {**headers, "Content-Encoding": "gzip"})
+            status, body, headers = self._respond(
+                handler.command, endpoint, arg, query, api_key, getattr(handler, 'body', b'')
+            )
+            if (
+                self.gzip
+                and body is not None
+                and 'gzip' in handler.headers.get('Accept-Encoding', '')
+            ):
+                packed = gzip.compress(json.dumps(body).encode('utf-8'), 6)
+                handler.send_bytes(
+                    status, packed, 'application/json', {**headers, 'Content-Encoding': 'gzip'}
+                )
                 return
             handler.send_json(status, body, headers)
         finally:
@@ -397,37 +452,43 @@ class SpyCloudSimulator:
 
     def _finish(self, handler, status):
         """Record the outcome once per request: at the status line, or at the end if none."""
-        entry = getattr(handler, "sim_entry", None)
+        entry = getattr(handler, 'sim_entry', None)
         if entry is None:
             return
         handler.sim_entry = None
         with self._lock:
-            entry["status"] = status
+            entry['status'] = status
             self._in_flight -= 1
 
     def _apply_fault(self, handler, fault):
         mode = fault.mode
-        if mode == "reset":
+        if mode == 'reset':
             handler.drop_connection(reset=True)
             return
-        if mode == "hang":
+        if mode == 'hang':
             handler.wait_for_client_or_stop(fault.delay)
             handler.drop_connection()
             return
-        if mode == "drip":
+        if mode == 'drip':
             # Headers at once, then the body a byte every ``delay`` seconds (0.2 by default):
             # no single read ever waits long enough to time out.
-            payload = fault.body if fault.body is not None else {
-                "cursor": "", "hits": 1, "results": list(_records(
-                    "emails", "r3c2@drip.example"))}
-            full = json.dumps(payload).encode("utf-8")
+            payload = (
+                fault.body
+                if fault.body is not None
+                else {
+                    'cursor': '',
+                    'hits': 1,
+                    'results': list(_records('emails', 'r3c2@drip.example')),
+                }
+            )
+            full = json.dumps(payload).encode('utf-8')
             handler.send_response(fault.status or 200)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(full)))
+            handler.send_header('Content-Type', 'application/json')
+            handler.send_header('Content-Length', str(len(full)))
             handler.end_headers()
             try:
                 for index in range(len(full)):
-                    handler.wfile.write(full[index:index + 1])
+                    handler.wfile.write(full[index : index + 1])
                     handler.wfile.flush()
                     if handler.stop_event.wait(fault.delay or 0.2):
                         break
@@ -439,62 +500,73 @@ class SpyCloudSimulator:
             if handler.stop_event.wait(fault.delay):
                 handler.drop_connection()
                 return
-        if mode in ("truncated", "incomplete"):
-            payload = fault.body if fault.body is not None else {
-                "cursor": "", "hits": 1, "results": list(_records(
-                    "emails", "r3c2@truncated.example"))}
-            full = json.dumps(payload).encode("utf-8")
-            cut = full[:max(1, len(full) // 2)]
+        if mode in ('truncated', 'incomplete'):
+            payload = (
+                fault.body
+                if fault.body is not None
+                else {
+                    'cursor': '',
+                    'hits': 1,
+                    'results': list(_records('emails', 'r3c2@truncated.example')),
+                }
+            )
+            full = json.dumps(payload).encode('utf-8')
+            cut = full[: max(1, len(full) // 2)]
             status = fault.status or 200
-            if mode == "truncated":
+            if mode == 'truncated':
                 # A complete HTTP message whose JSON is cut short: a parse error for the client.
-                handler.send_bytes(status, cut, "application/json", fault.headers, close=True)
+                handler.send_bytes(status, cut, 'application/json', fault.headers, close=True)
             else:
                 # Content-Length promises the whole body, then the connection drops mid-way.
                 handler.send_response(status)
-                handler.send_header("Content-Type", "application/json")
-                handler.send_header("Content-Length", str(len(full)))
+                handler.send_header('Content-Type', 'application/json')
+                handler.send_header('Content-Length', str(len(full)))
                 for name, value in fault.headers.items():
                     handler.send_header(name, str(value))
-                handler.send_header("Connection", "close")
+                handler.send_header('Connection', 'close')
                 handler.end_headers()
                 handler.wfile.write(cut)
                 handler.close_connection = True
             return
-        if mode == "raw":
+        if mode == 'raw':
             # ``body`` as bytes, exactly: a compressed payload, a nesting bomb, a redirect.
             headers = dict(fault.headers)
-            content_type = headers.pop("Content-Type", "application/json")
-            handler.send_bytes(fault.status or 200, fault.body or b"", content_type, headers)
+            content_type = headers.pop('Content-Type', 'application/json')
+            handler.send_bytes(fault.status or 200, fault.body or b'', content_type, headers)
             return
-        if mode == "html":
+        if mode == 'html':
             status = fault.status or 502
-            title = f"{status} {reason(status)}"
-            page = fault.body if isinstance(fault.body, str) else (
-                f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>"
-                f"{title}</h1></center>\r\n</body>\r\n</html>\r\n")
-            handler.send_bytes(status, page.encode("utf-8"), "text/html", fault.headers)
+            title = f'{status} {reason(status)}'
+            page = (
+                fault.body
+                if isinstance(fault.body, str)
+                else (
+                    f'<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>'
+                    f'{title}</h1></center>\r\n</body>\r\n</html>\r\n'
+                )
+            )
+            handler.send_bytes(status, page.encode('utf-8'), 'text/html', fault.headers)
             return
         status = fault.status or 500
-        body = fault.body if fault.body is not None else {"message": reason(status)}
+        body = fault.body if fault.body is not None else {'message': reason(status)}
         handler.send_json(status, body, fault.headers)
 
-    def _respond(self, method, endpoint, arg, query, api_key, body=b""):
-        if endpoint == "other" or method not in _METHODS.get(endpoint, ("GET", "HEAD")):
-            return 404, {"message": "Not Found"}, {}
+    def _respond(self, method, endpoint, arg, query, api_key, body=b''):
+        if endpoint == 'other' or method not in _METHODS.get(endpoint, ('GET', 'HEAD')):
+            return 404, {'message': 'Not Found'}, {}
         if not api_key:
-            return 401, {"message": "Unauthorized"}, {}
+            return 401, {'message': 'Unauthorized'}, {}
         if api_key not in self.api_keys:
-            return 403, {"message": "Forbidden"}, {"SpyCloud-Error": "Invalid API key"}
+            return 403, {'message': 'Forbidden'}, {'SpyCloud-Error': 'Invalid API key'}
         refused = self._admit(api_key)
         if refused is not None:
             return refused
         try:
-            if endpoint == "catalog":
+            if endpoint == 'catalog':
                 return 200, self._catalogs(arg), {}
-            if endpoint == "watchlist-records":
+            if endpoint == 'watchlist-records':
                 return self._watchlist_records(query, api_key)
-            if endpoint.startswith("watchlist"):
+            if endpoint.startswith('watchlist'):
                 return self._watchlist_call(endpoint, arg, api_key, body)
             return 200, self._breach_page(endpoint, arg, query, api_key), {}
         except _BadRequest as exc:
@@ -515,52 +587,55 @@ class SpyCloudSimulator:
         if api_key not in self._watchlists:
             self._watchlists[api_key] = {
                 name: dict(data.watchlist_item(name), verified=verified)
-                for name, verified in data.SEED_WATCHLIST}
+                for name, verified in data.SEED_WATCHLIST
+            }
         return self._watchlists[api_key]
 
     def _watchlist_call(self, endpoint, arg, api_key, body):
         """[ASSUME] statuses (spec §5): 404 absent, 409 already there, 400 a bad type."""
-        identifier = (arg or "").strip().lower()
+        identifier = (arg or '').strip().lower()
         with self._lock:
             items = self._watchlist_of(api_key)
-            if endpoint == "watchlist-create":
+            if endpoint == 'watchlist-create':
                 return self._create(items, body)
             item = items.get(identifier)
             if item is None:
-                return 404, {"message": "Not Found"}, {}
-            if endpoint == "watchlist":
-                return 200, {"cursor": "", "hits": 1, "results": [dict(item)]}, {}
-            if endpoint == "watchlist-delete":
+                return 404, {'message': 'Not Found'}, {}
+            if endpoint == 'watchlist':
+                return 200, {'cursor': '', 'hits': 1, 'results': [dict(item)]}, {}
+            if endpoint == 'watchlist-delete':
                 del items[identifier]
                 return 204, None, {}
-            if item["identifier_type"] not in ("domain", "subdomain"):
-                raise _BadRequest("identifier", "Only domains are verified.")
-            item["verified"] = "YES"  # the verification record was found
-            return 200, {"identifier_name": identifier, "verified": "YES"}, {}
+            if item['identifier_type'] not in ('domain', 'subdomain'):
+                raise _BadRequest('identifier', 'Only domains are verified.')
+            item['verified'] = 'YES'  # the verification record was found
+            return 200, {'identifier_name': identifier, 'verified': 'YES'}, {}
 
     @staticmethod
     def _create(items, body):
         try:
-            request = json.loads(body or b"{}")
+            request = json.loads(body or b'{}')
         except ValueError:
-            raise _BadRequest("body", "Expected a JSON object.") from None
-        identifier = request.get("identifier") if isinstance(request, dict) else None
-        kind = request.get("watchlist_type") if isinstance(request, dict) else None
+            raise _BadRequest('body', 'Expected a JSON object.') from None
+        identifier = request.get('identifier') if isinstance(request, dict) else None
+        kind = request.get('watchlist_type') if isinstance(request, dict) else None
         if not isinstance(identifier, str) or not identifier.strip():
-            raise _BadRequest("identifier", "Required.")
+            raise _BadRequest('identifier', 'Required.')
         identifier = identifier.strip().lower()
         if kind not in data.WATCHLIST_TYPES or data.identifier_type(identifier) != kind:
-            kinds = ", ".join(data.WATCHLIST_TYPES)
-            raise _BadRequest("watchlist_type", f"Must be one of {kinds} and match the identifier.")
+            kinds = ', '.join(data.WATCHLIST_TYPES)
+            raise _BadRequest('watchlist_type', f'Must be one of {kinds} and match the identifier.')
         if identifier in items:
-            return 409, {"message": "Identifier already exists"}, {}
+            return 409, {'message': 'Identifier already exists'}, {}
         # A domain awaits its DNS proof; a personal e-mail its owner's answer to a verification
         # mail; an address at a verified domain and an IP are searched at once.
-        domain = identifier.rpartition("@")[2]
-        verified = kind == "ip" or (kind == "email" and items.get(domain, {}).get("verified")
-                                    == "YES")
-        items[identifier] = dict(data.watchlist_item(identifier),
-                                 verified="YES" if verified else "NO")
+        domain = identifier.rpartition('@')[2]
+        verified = kind == 'ip' or (
+            kind == 'email' and items.get(domain, {}).get('verified') == 'YES'
+        )
+        items[identifier] = dict(
+            data.watchlist_item(identifier), verified='YES' if verified else 'NO'
+        )
         return 201, dict(items[identifier]), {}
 
     def _admit(self, api_key):
@@ -576,57 +651,59 @@ class SpyCloudSimulator:
                 tokens = min(float(burst), tokens + (now - stamp) * rps)
                 if tokens < 1:
                     self._buckets[api_key] = (tokens, now, limit)
-                    headers = {"x-amzn-ErrorType": "TooManyRequestsException"}
+                    headers = {'x-amzn-ErrorType': 'TooManyRequestsException'}
                     if self.retry_after is not None:
-                        headers["Retry-After"] = _header_number(self.retry_after)
-                    return 429, {"message": "Too Many Requests"}, headers
+                        headers['Retry-After'] = _header_number(self.retry_after)
+                    return 429, {'message': 'Too Many Requests'}, headers
                 self._buckets[api_key] = (tokens - 1, now, limit)
             quota = self.monthly_quota
             used = self._quota_used.get(api_key, 0)
             if quota is not None and used >= quota:
-                return (429, {"message": "Limit Exceeded"},
-                        {"x-amzn-ErrorType": "LimitExceededException"})
+                return (
+                    429,
+                    {'message': 'Limit Exceeded'},
+                    {'x-amzn-ErrorType': 'LimitExceededException'},
+                )
             self._quota_used[api_key] = used + 1
         return None
 
     def _catalogs(self, arg):
         ids = []
-        for item in arg.split(","):
+        for item in arg.split(','):
             item = item.strip()
             if not item.isdigit():
-                raise _BadRequest("id", "Must be an integer or a comma-separated list of "
-                                        "integers.")
+                raise _BadRequest('id', 'Must be an integer or a comma-separated list of integers.')
             if int(item) not in ids:
                 ids.append(int(item))
         missing = self.missing_catalogs
         found = [data.catalog(i) for i in ids if i >= 1 and i not in missing]
-        return {"cursor": "", "hits": len(found), "results": found}
+        return {'cursor': '', 'hits': len(found), 'results': found}
 
     def _watchlist_records(self, query, api_key):
-        since, until = _date(query, "since"), _date(query, "until")
+        since, until = _date(query, 'since'), _date(query, 'until')
         limit = self.watchlist_max_days
-        if limit is not None and _first(query, "cursor") in (None, ""):
+        if limit is not None and _first(query, 'cursor') in (None, ''):
             span = ((until or datetime.datetime.now()) - (since or datetime.datetime.min)).days
             if span > limit:
                 time.sleep(self.watchlist_timeout_s)
-                return 504, {"message": "Endpoint request timed out"}, {}
-        return 200, self._breach_page("watchlist", None, query, api_key), {}
+                return 504, {'message': 'Endpoint request timed out'}, {}
+        return 200, self._breach_page('watchlist', None, query, api_key), {}
 
     def _breach_page(self, kind, value, query, api_key):
-        token = _first(query, "cursor")
+        token = _first(query, 'cursor')
         now = time.monotonic()
         if token is not None and token.strip():
             with self._lock:
                 cursor = self._cursors.get(token.strip())
                 ttl = self.cursor_ttl
             if cursor is None or cursor.api_key != api_key or now - cursor.issued > ttl:
-                raise _BadRequest("cursor", "Cursor not found.")
+                raise _BadRequest('cursor', 'Cursor not found.')
             results, offset = cursor.results, cursor.offset
         else:
             results, offset = _filter(self._candidates(kind, value, query), query), 0
         size = max(1, int(self.page_size))
-        page = results[offset:offset + size]
-        following = ""
+        page = results[offset : offset + size]
+        following = ''
         if offset + size < len(results):
             following = str(uuid.uuid4())
             with self._lock:
@@ -634,15 +711,14 @@ class SpyCloudSimulator:
                 for key in [k for k, c in self._cursors.items() if now - c.issued > ttl]:
                     del self._cursors[key]
                 self._cursors[following] = _Cursor(api_key, results, offset + size)
-        return {"cursor": following, "hits": len(results), "results": page}
-
+        return {'cursor': following, 'hits': len(results), 'results': page}
 
     @staticmethod
     def _candidates(kind, value, query):
-        if kind != "watchlist":
+        if kind != 'watchlist':
             return _records(kind, value)
         today = datetime.datetime.now(datetime.UTC).date()
-        return tenant.select(today, _date(query, "since"), _date(query, "until"))
+        return tenant.select(today, _date(query, 'since'), _date(query, 'until'))
 
 
 def _header_number(value):

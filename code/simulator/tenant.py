@@ -7,6 +7,7 @@ demo's proportions (6 % sev 2, 7 % sev 5, 71 % sev 20, 16 % sev 25). Publish dat
 stamps spread over the 365 days before today (UTC), so every dashboard period has data; the
 records are a pure function of the day they are made for, indexed by publish date.
 """
+
 import datetime
 import functools
 import hashlib
@@ -20,23 +21,45 @@ SOURCES = 80
 DAYS = 365
 SOURCE_BASE = 70_000
 SEVERITIES = (2,) * 6 + (5,) * 7 + (20,) * 71 + (25,) * 16
-DOMAINS = ("example.org", "example.com", "example.net")
-_NS = uuid.UUID("8d7e3c2a-45f1-4b39-9a0e-2f4c6b1d7e90")
-_FIRST = ("alex", "maria", "john", "priya", "chen", "fatima", "lukas", "sofia", "omar", "ines",
-          "kai", "noor", "liam", "yara", "ivan", "mei", "tom", "ana", "raj", "zoe", "ola", "ben")
+DOMAINS = ('example.org', 'example.com', 'example.net')
+_NS = uuid.UUID('8d7e3c2a-45f1-4b39-9a0e-2f4c6b1d7e90')
+_FIRST = (
+    'alex',
+    'maria',
+    'john',
+    'priya',
+    'chen',
+    'fatima',
+    'lukas',
+    'sofia',
+    'omar',
+    'ines',
+    'kai',
+    'noor',
+    'liam',
+    'yara',
+    'ivan',
+    'mei',
+    'tom',
+    'ana',
+    'raj',
+    'zoe',
+    'ola',
+    'ben',
+)
 
 
 def _rng(*parts):
-    seed = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(seed, "big"))
+    seed = hashlib.sha256('\x1f'.join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(seed, 'big'))
 
 
 def account(index):
     """The e-mail address of account ``index``: a few role accounts collect many records."""
     if index < 3:
-        return ("admin", "test", "info")[index] + "@" + DOMAINS[0]
+        return ('admin', 'test', 'info')[index] + '@' + DOMAINS[0]
     first, last = _FIRST[index % len(_FIRST)], _FIRST[(index * 7 + 3) % len(_FIRST)]
-    return f"{first}.{last}{index}@{DOMAINS[index % len(DOMAINS)]}"
+    return f'{first}.{last}{index}@{DOMAINS[index % len(DOMAINS)]}'
 
 
 _making = threading.Lock()
@@ -51,7 +74,7 @@ def records_by_day(today):
 
 @functools.lru_cache(maxsize=2)
 def _make(today):
-    rng = _rng("tenant", today.isoformat())
+    rng = _rng('tenant', today.isoformat())
     accounts = [account(i) for i in range(ACCOUNTS)]
     # admin@, test@, info@ hold 13, 6 and 2 % (spec §6.1: 129, 62, 17 of 1000); the others
     # share the rest with a gentle tail.
@@ -72,25 +95,30 @@ def _make(today):
 
 def _record(index, day, email, source, rng):
     severity = rng.choice(SEVERITIES)
-    user, _, domain = email.partition("@")
+    user, _, domain = email.partition('@')
     record = {
-        "document_id": str(uuid.uuid5(_NS, f"tenant:{index}")),
-        "source_id": SOURCE_BASE + source,
-        "spycloud_publish_date": f"{day.isoformat()}T00:00:00Z",
-        "severity": severity,
-        "email": email, "email_domain": domain, "email_username": user, "domain": domain,
+        'document_id': str(uuid.uuid5(_NS, f'tenant:{index}')),
+        'source_id': SOURCE_BASE + source,
+        'spycloud_publish_date': f'{day.isoformat()}T00:00:00Z',
+        'severity': severity,
+        'email': email,
+        'email_domain': domain,
+        'email_username': user,
+        'domain': domain,
     }
     if severity >= 20:
-        secret = "".join(rng.choice("abcdefghjkmnpqrstuvwxyz23456789") for _ in range(10))
-        record.update(password=secret, password_type="plaintext", password_plaintext=secret)
+        secret = ''.join(rng.choice('abcdefghjkmnpqrstuvwxyz23456789') for _ in range(10))
+        record.update(password=secret, password_type='plaintext', password_plaintext=secret)
     elif severity == 5 and rng.random() < 0.6:
-        record.update(password=hashlib.sha1(str(index).encode()).hexdigest(),
-                      password_type="sha1")
+        record.update(password=hashlib.sha1(str(index).encode()).hexdigest(), password_type='sha1')
     if severity >= 25:
         # Infected machines: an employee's laptop leaks many of their credentials at once.
-        machine = uuid.uuid5(_NS, f"machine:{email}:{rng.randrange(2)}")
-        record.update(infected_machine_id=str(machine), target_domain="login.example.net",
-                      target_url="https://login.example.net/")
+        machine = uuid.uuid5(_NS, f'machine:{email}:{rng.randrange(2)}')
+        record.update(
+            infected_machine_id=str(machine),
+            target_domain='login.example.net',
+            target_url='https://login.example.net/',
+        )
     return record
 
 

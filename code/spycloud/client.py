@@ -6,6 +6,7 @@ and fetched at once: two round trips. A warm one costs only the pages.
 Everything runs inside the lookup's deadline; when it runs out, what arrived is
 answered with a warning naming what is missing.
 """
+
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -46,10 +47,12 @@ class SpyCloudClient:
     def __init__(self, settings, transport=None, catalogs=None, records=None):
         self._settings = settings
         self._transport = transport or Transport(settings)
-        self._catalogs = catalogs or state.cache(settings, 'catalogs', settings.catalog_cache_size,
-                                                 settings.catalog_cache_ttl_s)
-        self._records = records or state.cache(settings, 'records', settings.records_cache_size,
-                                               settings.records_cache_ttl_s)
+        self._catalogs = catalogs or state.cache(
+            settings, 'catalogs', settings.catalog_cache_size, settings.catalog_cache_ttl_s
+        )
+        self._records = records or state.cache(
+            settings, 'records', settings.records_cache_size, settings.records_cache_ttl_s
+        )
         self.watchlist = Watchlist(self._transport)
 
     def __enter__(self) -> 'SpyCloudClient':
@@ -65,11 +68,21 @@ class SpyCloudClient:
     def close(self) -> None:
         self._transport.close()
 
-    def lookup(self, api_key: str, limit: int = 100, filters: Mapping[str, str] | None = None,
-               verdicts: VerdictRule | None = None) -> Lookup:
+    def lookup(
+        self,
+        api_key: str,
+        limit: int = 100,
+        filters: Mapping[str, str] | None = None,
+        verdicts: VerdictRule | None = None,
+    ) -> Lookup:
         """A request's context, with a fresh deadline of LOOKUP_DEADLINE_S."""
-        return Lookup(api_key=api_key, deadline=Deadline(self._settings.lookup_deadline_s),
-                      limit=limit, filters=filters or {}, verdicts=verdicts)
+        return Lookup(
+            api_key=api_key,
+            deadline=Deadline(self._settings.lookup_deadline_s),
+            limit=limit,
+            filters=filters or {},
+            verdicts=verdicts,
+        )
 
     # -- the calls -------------------------------------------------------------
 
@@ -80,8 +93,9 @@ class SpyCloudClient:
         except BadRequest:
             pass  # SpyCloud accepted the key; only the probe's answer was odd
         except DeadlineReached:
-            raise UnknownError(f'SpyCloud did not answer the health check within '
-                               f'{lookup.deadline.seconds:g} s.') from None
+            raise UnknownError(
+                f'SpyCloud did not answer the health check within {lookup.deadline.seconds:g} s.'
+            ) from None
 
     def exposures(self, lookup: Lookup, observables: list) -> list:
         """Exposure (or the RelayError that stopped it) per observable, in order, concurrently."""
@@ -99,13 +113,17 @@ class SpyCloudClient:
         with self._pool(len(items), 'lookup') as pool:
             futures = [pool.submit(task, lookup, item) for item in items]
             wait(futures, timeout=lookup.deadline.remaining() + 1.0)
-        return [_settled(lookup, describe(item), future)
-                for item, future in zip(items, futures, strict=True)]
+        return [
+            _settled(lookup, describe(item), future)
+            for item, future in zip(items, futures, strict=True)
+        ]
 
     def _per_observable(self, lookup, observables, task):
         results = self.each(lookup, observables, task, describe=lambda o: o['value'])
-        return [Exposure(o, [], 0, {}, [r]) if r.__class__ is RelayWarning else r
-                for o, r in zip(observables, results, strict=True)]
+        return [
+            Exposure(o, [], 0, {}, [r]) if r.__class__ is RelayWarning else r
+            for o, r in zip(observables, results, strict=True)
+        ]
 
     def judged(self, lookup: Lookup, observable: dict) -> Exposure:
         """The verdict lookup of one observable: one call, or none when cached."""
@@ -116,8 +134,17 @@ class SpyCloudClient:
         except Refused as error:
             return Exposure(observable, [], 0, {}, [warnings.refused(observable, error)])
         except DeadlineReached:
-            return Exposure(observable, [], 0, {}, [warnings.cut_short(
-                lookup.deadline, f'the verdict lookup of {observable["value"]}')])
+            return Exposure(
+                observable,
+                [],
+                0,
+                {},
+                [
+                    warnings.cut_short(
+                        lookup.deadline, f'the verdict lookup of {observable["value"]}'
+                    )
+                ],
+            )
         return Exposure(observable, [], 0, {}, evidence=evidence)
 
     def evidence(self, lookup: Lookup, observable: dict) -> Evidence | None:
@@ -156,19 +183,32 @@ class SpyCloudClient:
             catalogs, reasons = self.catalogs(lookup, ids)
             wait([judged], timeout=lookup.deadline.remaining() + 1.0)
         evidence = judged.result() if judged.done() else None
-        if evidence is not None and evidence.newest.source_id not in catalogs \
-                and evidence.newest.source_id is not None:  # its source, for the judgement's link
+        if (
+            evidence is not None
+            and evidence.newest.source_id not in catalogs
+            and evidence.newest.source_id is not None
+        ):  # its source, for the judgement's link
             catalogs.update(self.catalogs(lookup, [evidence.newest.source_id])[0])
         found.extend(reasons[i] for i in ids if i in reasons)
         unanswered = [i for i in ids if i not in catalogs and i not in reasons]
         if unanswered:
-            found.append(warnings.cut_short(
-                lookup.deadline, f'breach sources {_ids(unanswered)} of {observable["value"]}: '
-                                 'their sightings are shown without source details'))
+            found.append(
+                warnings.cut_short(
+                    lookup.deadline,
+                    f'breach sources {_ids(unanswered)} of {observable["value"]}: '
+                    'their sightings are shown without source details',
+                )
+            )
         if hits > len(records) >= lookup.limit:  # the limit stopped the paging, not a failure
             found.append(warnings.more_records(observable, len(records), hits))
-        return Exposure(observable=observable, records=records, hits=hits,
-                        catalogs=catalogs, warnings=found, evidence=evidence)
+        return Exposure(
+            observable=observable,
+            records=records,
+            hits=hits,
+            catalogs=catalogs,
+            warnings=found,
+            evidence=evidence,
+        )
 
     def _evidence_beside(self, lookup, observable, records, hits, found):
         """Observe's verdict: decided from its own records when they hold every candidate,
@@ -178,15 +218,17 @@ class SpyCloudClient:
             return None
         if not found and hits == len(records) and _covers(lookup.filters, rule):
             evidence = _evidence(rule, records, hits=None)
-            self._records.set(_evidence_key(lookup, observable), evidence,
-                              secret=lookup.api_key)
+            self._records.set(_evidence_key(lookup, observable), evidence, secret=lookup.api_key)
             return evidence
         try:
             return self.evidence(lookup, observable)
         except DeadlineReached:
             if not any(w.code == 'deadline exceeded' for w in found):  # said once is enough
-                found.append(warnings.cut_short(lookup.deadline,
-                                                f'the verdict lookup of {observable["value"]}'))
+                found.append(
+                    warnings.cut_short(
+                        lookup.deadline, f'the verdict lookup of {observable["value"]}'
+                    )
+                )
         except RelayError as error:
             found.append(warnings.verdict_failed(observable, error))
         return None
@@ -194,8 +236,14 @@ class SpyCloudClient:
     def breach_records(self, lookup: Lookup, observable: dict) -> tuple:
         """(records, hits, warnings): follows ``cursor`` until ``lookup.limit`` records are
         collected, SpyCloud has no more, or a failure stops it (earlier pages are kept)."""
-        key = ('records', lookup.fingerprint, observable['type'], observable['value'],
-               tuple(sorted(lookup.filters.items())), lookup.limit)
+        key = (
+            'records',
+            lookup.fingerprint,
+            observable['type'],
+            observable['value'],
+            tuple(sorted(lookup.filters.items())),
+            lookup.limit,
+        )
         cached = self._records.get(key, secret=lookup.api_key)
         if cached is not MISSING:
             lookup.stats.add(cache_hits=1)
@@ -208,13 +256,16 @@ class SpyCloudClient:
             except BadRequest as error:
                 pages.stop(_bad_request(observable, lookup.filters, error, pages))
             except DeadlineReached:
-                pages.stop(warnings.cut_short(lookup.deadline, f'the breach records of '
-                                              f'{observable["value"]} after {pages.count} page(s)'))
+                pages.stop(
+                    warnings.cut_short(
+                        lookup.deadline,
+                        f'the breach records of {observable["value"]} after {pages.count} page(s)',
+                    )
+                )
             except RelayError as error:
                 if not pages.count:
                     raise
-                pages.stop(warnings.page_failed(observable, pages.count, len(pages.records),
-                                                error))
+                pages.stop(warnings.page_failed(observable, pages.count, len(pages.records), error))
             else:
                 pages.add(page)
         records, hits, found = pages.result()
@@ -235,7 +286,7 @@ class SpyCloudClient:
         if not todo:
             return found, reasons
         batch = self._settings.spycloud_catalog_batch
-        chunks = [todo[i:i + batch] for i in range(0, len(todo), batch)]
+        chunks = [todo[i : i + batch] for i in range(0, len(todo), batch)]
         with self._pool(len(chunks), 'catalog') as pool:
             futures = {pool.submit(self._fetch_catalogs, lookup, chunk): chunk for chunk in chunks}
             # Each fetch gives up at the deadline itself; the margin only covers its wrap-up.
@@ -283,8 +334,9 @@ class SpyCloudClient:
         return found, [i for i in ids if i not in found]
 
     def _remember(self, lookup, catalogs):
-        self._catalogs.set_many({(lookup.fingerprint, i): c for i, c in catalogs.items()},
-                                secret=lookup.api_key)
+        self._catalogs.set_many(
+            {(lookup.fingerprint, i): c for i, c in catalogs.items()}, secret=lookup.api_key
+        )
 
     def _fetch_catalogs(self, lookup, ids):
         """id → Catalog for the ids SpyCloud knows, in one call (``breach/catalog/1,2,3``).
@@ -348,8 +400,7 @@ class _Pages:
         if self._skipped:
             self._warnings.append(warnings.malformed_records(self.observable, self._skipped))
         self.records.sort(key=lambda record: record.published, reverse=True)
-        return (self.records[:self.limit], max(self.hits, len(self.records)),
-                list(self._warnings))
+        return (self.records[: self.limit], max(self.hits, len(self.records)), list(self._warnings))
 
 
 def _records_path(observable):
@@ -358,8 +409,14 @@ def _records_path(observable):
 
 def _evidence_key(lookup, observable):
     rule = lookup.verdicts
-    return ('evidence', lookup.fingerprint, observable['type'], observable['value'],
-            rule.min_severity, rule.since.isoformat())
+    return (
+        'evidence',
+        lookup.fingerprint,
+        observable['type'],
+        observable['value'],
+        rule.min_severity,
+        rule.since.isoformat(),
+    )
 
 
 def _evidence(rule, records, hits):
@@ -368,17 +425,20 @@ def _evidence(rule, records, hits):
     qualifying = [r for r in records if rule.qualifies(r)]
     if not qualifying:
         return None
-    return Evidence(hits=max(hits or 0, len(qualifying)),
-                    newest=max(qualifying, key=lambda r: r.published),
-                    worst_severity=max(r.severity or 0 for r in qualifying))
+    return Evidence(
+        hits=max(hits or 0, len(qualifying)),
+        newest=max(qualifying, key=lambda r: r.published),
+        worst_severity=max(r.severity or 0 for r in qualifying),
+    )
 
 
 def _covers(filters, rule):
     """Whether records fetched with ``filters`` include every record the rule qualifies."""
     severity, since = filters.get('severity'), filters.get('since')
     wanted = set(rule.filters()['severity'].split(','))
-    return (severity is None or wanted <= set(severity.split(','))) \
-        and (since is None or since <= rule.since.isoformat())
+    return (severity is None or wanted <= set(severity.split(','))) and (
+        since is None or since <= rule.since.isoformat()
+    )
 
 
 def _bad_request(observable, filters, error, pages):
@@ -416,8 +476,11 @@ def _settled(lookup, what, future):
     if isinstance(error, RelayError):
         return error
     if error is not None:
-        log.error('lookup failed unexpectedly (%s)', type(error).__name__,
-                  extra={'traceback': ''.join(format_tb(error.__traceback__))})
+        log.error(
+            'lookup failed unexpectedly (%s)',
+            type(error).__name__,
+            extra={'traceback': ''.join(format_tb(error.__traceback__))},
+        )
         return InternalServerError(f'The lookup of {what} failed unexpectedly.')
     return future.result()
 
@@ -427,8 +490,11 @@ class _CallPool:
     of its own, left to finish on their own (each bounded by the deadline) once waited for."""
 
     def __init__(self, workers, name):
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) \
-            if workers > 1 else None
+        self._executor = (
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+            if workers > 1
+            else None
+        )
 
     def submit(self, function, *args):
         if self._executor is not None:

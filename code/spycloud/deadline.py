@@ -4,6 +4,7 @@ When it runs out the relay answers with what it has, instead of being cut off
 by XDR (or gunicorn) with nothing. Every wait and every outbound timeout is
 capped by the time left, so no thread outlives the answer by more than a blink.
 """
+
 import time
 
 

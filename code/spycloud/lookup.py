@@ -4,6 +4,7 @@ requests' ``Session`` holds the defaults each call merges; here the client holds
 process-wide ones (pool, caches, limiter) and a ``Lookup`` the request's own: whose key, how
 many records, which filters, until when, and the tally of what it spent.
 """
+
 import hashlib
 import threading
 from collections.abc import Mapping
@@ -14,8 +15,10 @@ from types import MappingProxyType
 from spycloud.deadline import Deadline
 from spycloud.models import BreachRecord, severities_from
 
-UNSENDABLE_KEY = ('the SpyCloud API key in the module settings holds a line break or another '
-                  'character an HTTP header cannot carry; paste it again as one line')
+UNSENDABLE_KEY = (
+    'the SpyCloud API key in the module settings holds a line break or another '
+    'character an HTTP header cannot carry; paste it again as one line'
+)
 
 
 def sendable_key(api_key: str) -> bool:
@@ -46,8 +49,10 @@ class LookupStats:
 
     def as_dict(self) -> dict:
         with self._lock:
-            return {name: round(getattr(self, name), 4) if name.endswith('_s')
-                    else getattr(self, name) for name in self.FIELDS}
+            return {
+                name: round(getattr(self, name), 4) if name.endswith('_s') else getattr(self, name)
+                for name in self.FIELDS
+            }
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,7 @@ class VerdictRule:
         return {'severity': severities_from(self.min_severity), 'since': self.since.isoformat()}
 
     def qualifies(self, record: BreachRecord) -> bool:
-        return (record.severity or 0) >= self.min_severity \
-            and record.published.date() >= self.since
+        return (record.severity or 0) >= self.min_severity and record.published.date() >= self.since
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ SpyCloud guarantees only ``document_id``, ``source_id`` and
 These types check the few fields the relay relies on and keep the rest as
 SpyCloud sent it, so the mapping can show it without guessing.
 """
+
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,8 +14,14 @@ from datetime import UTC, datetime
 # The severities SpyCloud documents: 2 e-mail only, 5 informational, 20 plaintext credential,
 # 25 infostealer, 26 and 30 access data (session and cookie theft).
 KNOWN_SEVERITIES = (2, 5, 20, 25, 26, 30)
-SEVERITY_NAMES = {2: 'e-mail only', 5: 'informational', 20: 'plaintext credential',
-                  25: 'infostealer', 26: 'access data', 30: 'stolen session cookies'}
+SEVERITY_NAMES = {
+    2: 'e-mail only',
+    5: 'informational',
+    20: 'plaintext credential',
+    25: 'infostealer',
+    26: 'access data',
+    30: 'stolen session cookies',
+}
 
 
 def severities_from(minimum: int) -> str:
@@ -66,6 +73,7 @@ def _int(value):
 @dataclass(frozen=True)
 class BreachRecord:
     """One exposed credential or persona, from one breach source."""
+
     document_id: str
     source_id: int | None
     published: datetime
@@ -97,6 +105,7 @@ class BreachRecord:
 @dataclass(frozen=True)
 class Catalog:
     """A breach source: the site, the leak, when SpyCloud published it."""
+
     id: int
     fields: Mapping = field(repr=False, compare=False)
 
@@ -132,6 +141,7 @@ class Catalog:
 @dataclass(frozen=True)
 class Evidence:
     """Why an account is suspicious: how many qualifying records, the newest, the worst."""
+
     hits: int
     newest: BreachRecord
     worst_severity: int
@@ -141,6 +151,7 @@ class Evidence:
 class Exposure:
     """What SpyCloud knows about one observable: its newest records and their sources, and
     the evidence for a verdict when the request asked for one and there is some."""
+
     observable: dict
     records: list
     hits: int

@@ -7,6 +7,7 @@ honoured) with two additions: a 429 for an exhausted monthly quota is final, and
 started that would end past the lookup's deadline. Redirects are never followed: the key
 header would go wherever they point.
 """
+
 import json
 import logging
 import os
@@ -65,12 +66,22 @@ class SpyCloudRetry(Retry):
     @classmethod
     def from_settings(cls, settings) -> 'SpyCloudRetry':
         retries, backoff = settings.spycloud_retries, settings.spycloud_backoff_s
-        return cls(total=retries, connect=retries, read=min(1, retries), status=retries,
-                   other=0, redirect=0, allowed_methods=frozenset({'GET'}),
-                   status_forcelist=(429, 502, 503, 504), backoff_factor=backoff,
-                   backoff_jitter=backoff / 2, backoff_max=max(backoff * 8, 1.0),
-                   respect_retry_after_header=True, raise_on_status=False,
-                   raise_on_redirect=False)
+        return cls(
+            total=retries,
+            connect=retries,
+            read=min(1, retries),
+            status=retries,
+            other=0,
+            redirect=0,
+            allowed_methods=frozenset({'GET'}),
+            status_forcelist=(429, 502, 503, 504),
+            backoff_factor=backoff,
+            backoff_jitter=backoff / 2,
+            backoff_max=max(backoff * 8, 1.0),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
 
     @classmethod
     def for_writes(cls, settings) -> 'SpyCloudRetry':
@@ -78,11 +89,22 @@ class SpyCloudRetry(Retry):
         connection that was never made, and API Gateway's throttling 429 (refused before the
         service saw it). A reset, a timeout or a 5xx after sending is final."""
         retries, backoff = settings.spycloud_retries, settings.spycloud_backoff_s
-        return cls(total=retries, connect=retries, read=0, status=retries, other=0, redirect=0,
-                   allowed_methods=frozenset({'POST', 'DELETE'}), status_forcelist=(429,),
-                   backoff_factor=backoff, backoff_jitter=backoff / 2,
-                   backoff_max=max(backoff * 8, 1.0), respect_retry_after_header=True,
-                   raise_on_status=False, raise_on_redirect=False)
+        return cls(
+            total=retries,
+            connect=retries,
+            read=0,
+            status=retries,
+            other=0,
+            redirect=0,
+            allowed_methods=frozenset({'POST', 'DELETE'}),
+            status_forcelist=(429,),
+            backoff_factor=backoff,
+            backoff_jitter=backoff / 2,
+            backoff_max=max(backoff * 8, 1.0),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
 
     def new(self, **kwargs) -> 'SpyCloudRetry':
         kwargs.setdefault('lookup', self.lookup)
@@ -101,13 +123,17 @@ class SpyCloudRetry(Retry):
                 return 0.0
         return seconds if 0 < seconds < float('inf') else 0.0
 
-    def increment(self, method=None, url=None, response=None, error=None,
-                  _pool=None, _stacktrace=None):
-        if response is not None and response.status == 429 \
-                and is_quota_exhausted(response.headers):
+    def increment(
+        self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None
+    ):
+        if response is not None and response.status == 429 and is_quota_exhausted(response.headers):
             raise MaxRetryError(_pool, url, QuotaExhausted('monthly quota exhausted'))
-        if response is not None and response.status == 429 \
-                and self.limiter is not None and self.lookup is not None:
+        if (
+            response is not None
+            and response.status == 429
+            and self.limiter is not None
+            and self.lookup is not None
+        ):
             # A throttling 429: the key's budget is cut, and paused for its Retry-After.
             self.limiter.throttled(self.lookup.fingerprint, self.get_retry_after(response))
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
@@ -128,11 +154,15 @@ def pool_manager(settings) -> urllib3.PoolManager:
     """The pool for SpyCloud, with the CA bundle and proxy requests would use for its URL
     (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, HTTPS_PROXY and NO_PROXY), read once."""
     url = settings.spycloud_api_url
-    bundle = os.environ.get('REQUESTS_CA_BUNDLE') or os.environ.get('CURL_CA_BUNDLE') \
+    bundle = (
+        os.environ.get('REQUESTS_CA_BUNDLE')
+        or os.environ.get('CURL_CA_BUNDLE')
         or requests.utils.DEFAULT_CA_BUNDLE_PATH
+    )
     ca = {'ca_cert_dir': bundle} if os.path.isdir(bundle) else {'ca_certs': bundle}
-    options = dict(num_pools=4, maxsize=2 * settings.spycloud_max_workers + 8,
-                   cert_reqs='CERT_REQUIRED', **ca)
+    options = dict(
+        num_pools=4, maxsize=2 * settings.spycloud_max_workers + 8, cert_reqs='CERT_REQUIRED', **ca
+    )
     proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
     return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
@@ -169,8 +199,10 @@ def error_for(response, content, api_key=None) -> RelayError:
     """The RelayError for an answer that is not a 2xx."""
     status = response.status
     if 300 <= status < 400:
-        return UnknownError(f'SpyCloud answered HTTP {status}, a redirect, which the relay does '
-                            'not follow (the API key would go along): check SPYCLOUD_API_URL.')
+        return UnknownError(
+            f'SpyCloud answered HTTP {status}, a redirect, which the relay does '
+            'not follow (the API key would go along): check SPYCLOUD_API_URL.'
+        )
     message = upstream_message(response, content, api_key)
     if status in (401, 403):
         detail = response.headers.get('SpyCloud-Error', '').lower()
@@ -181,10 +213,13 @@ def error_for(response, content, api_key=None) -> RelayError:
         return NotFoundError('The SpyCloud API answered 404 Not Found: check SPYCLOUD_API_URL.')
     if status == 429:
         if is_quota_exhausted(response.headers):
-            return TooManyRequestsError('The SpyCloud monthly quota of this API key is '
-                                        'exhausted; SpyCloud support can raise it.')
-        return TooManyRequestsError('Too many requests have been made to SpyCloud. '
-                                    'Please, try again later.')
+            return TooManyRequestsError(
+                'The SpyCloud monthly quota of this API key is '
+                'exhausted; SpyCloud support can raise it.'
+            )
+        return TooManyRequestsError(
+            'Too many requests have been made to SpyCloud. Please, try again later.'
+        )
     if status == 500:
         return InternalServerError(f'The SpyCloud internal error: {message}')
     return UnknownError(f'SpyCloud answered HTTP {status}: {message}')
@@ -201,8 +236,11 @@ class Transport:
         self._retry = SpyCloudRetry.from_settings(settings)
         self._write_retry = SpyCloudRetry.for_writes(settings)
         self._pool = pool or pool_manager(settings)
-        self._headers = {'Accept': 'application/json', 'User-Agent': USER_AGENT,
-                         **urllib3.util.make_headers(accept_encoding=True)}
+        self._headers = {
+            'Accept': 'application/json',
+            'User-Agent': USER_AGENT,
+            **urllib3.util.make_headers(accept_encoding=True),
+        }
         self._active = 0
         self._active_lock = threading.Lock()
 
@@ -228,8 +266,16 @@ class Transport:
         """The JSON object SpyCloud answers; raises RelayError, BadRequest or DeadlineReached."""
         return self.call(lookup, 'GET', path, params=params)[1]
 
-    def call(self, lookup: Lookup, method: str, path: str, *, params: dict | None = None,
-             body: dict | None = None, expect: tuple = ()) -> tuple:
+    def call(
+        self,
+        lookup: Lookup,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        body: dict | None = None,
+        expect: tuple = (),
+    ) -> tuple:
         """(status, JSON object or None) for a 2xx or a status in ``expect`` (a watchlist's
         404 or 409 is an answer, not a failure); else raises as ``get`` does. A write is
         retried only where it cannot have landed: a connection never made, a throttling 429."""
@@ -244,8 +290,14 @@ class Transport:
         if retries:
             SPYCLOUD_RETRIES.labels(endpoint).inc(retries)
             lookup.stats.add(retries=retries)
-        log.debug('%s %s -> %s in %.0f ms (%d retries)', method, endpoint, response.status,
-                  (time.monotonic() - started) * 1000, retries)
+        log.debug(
+            '%s %s -> %s in %.0f ms (%d retries)',
+            method,
+            endpoint,
+            response.status,
+            (time.monotonic() - started) * 1000,
+            retries,
+        )
         if response.status in expect:
             return response.status, _json_or_none(content)
         if method != 'GET' and 200 <= response.status < 300:
@@ -259,10 +311,12 @@ class Transport:
 
     def _exchange(self, lookup, method, path, params, body, endpoint):
         deadline = lookup.deadline
-        timeout = urllib3.Timeout(connect=deadline.cap(self._timeouts[0]),
-                                  read=deadline.cap(self._timeouts[1]))
-        retry = (self._retry if method == 'GET' else self._write_retry) \
-            .new(lookup=lookup, limiter=self.limiter)
+        timeout = urllib3.Timeout(
+            connect=deadline.cap(self._timeouts[0]), read=deadline.cap(self._timeouts[1])
+        )
+        retry = (self._retry if method == 'GET' else self._write_retry).new(
+            lookup=lookup, limiter=self.limiter
+        )
         url = self._base + path
         if params:
             url += '?' + urlencode(params)
@@ -272,9 +326,15 @@ class Transport:
         try:
             with self._counted():
                 response = self._pool.request(
-                    method, url, timeout=timeout, headers=headers, redirect=False,
-                    body=json.dumps(body) if body is not None else None, retries=retry,
-                    preload_content=False)
+                    method,
+                    url,
+                    timeout=timeout,
+                    headers=headers,
+                    redirect=False,
+                    body=json.dumps(body) if body is not None else None,
+                    retries=retry,
+                    preload_content=False,
+                )
                 return response, self._read(response, lookup)
         except (urllib3_exceptions.HTTPError, OSError) as error:
             SPYCLOUD_CALLS.labels(endpoint, type(error).__name__).inc()
@@ -309,8 +369,9 @@ class Transport:
                     return bytes(body)
                 body += chunk
                 if len(body) > MAX_BODY_BYTES:
-                    raise UnknownError(f'SpyCloud sent an answer larger than {MAX_BODY_BYTES} '
-                                       'bytes.')
+                    raise UnknownError(
+                        f'SpyCloud sent an answer larger than {MAX_BODY_BYTES} bytes.'
+                    )
                 if lookup.deadline.expired:
                     raise DeadlineReached()
         finally:
@@ -331,8 +392,10 @@ class Transport:
             return UnknownError('SpyCloud sent a compressed answer that does not decode.')
         if _timed_out(reason):
             return UnknownError(f'SpyCloud did not answer in time ({self._host}).')
-        if isinstance(reason, (urllib3_exceptions.NewConnectionError,
-                               urllib3_exceptions.ProtocolError, OSError)):
+        if isinstance(
+            reason,
+            (urllib3_exceptions.NewConnectionError, urllib3_exceptions.ProtocolError, OSError),
+        ):
             return UnknownError(f'Unable to connect to SpyCloud at {self._host}: {text}')
         return UnknownError(f'The request to SpyCloud failed: {text}')
 

@@ -5,6 +5,7 @@ the calls behind XDR's response actions. [ASSUME] (spec §5): an identifier not 
 answers 404 (an empty result is read the same way), adding one already there answers 409,
 removing one already gone 404: each is the state asked for, so the writes are idempotent.
 """
+
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -14,10 +15,30 @@ from spycloud.lookup import Lookup
 from spycloud.transport import BadRequest
 
 # Second-level public suffixes under which the third label is still the registered domain.
-SECOND_LEVEL_SUFFIXES = frozenset({
-    'co.uk', 'org.uk', 'ac.uk', 'gov.uk', 'com.au', 'net.au', 'org.au', 'co.nz', 'co.jp',
-    'ne.jp', 'co.kr', 'com.br', 'com.mx', 'com.cn', 'com.tw', 'co.in', 'co.za', 'com.sg',
-    'com.tr', 'co.il'})
+SECOND_LEVEL_SUFFIXES = frozenset(
+    {
+        'co.uk',
+        'org.uk',
+        'ac.uk',
+        'gov.uk',
+        'com.au',
+        'net.au',
+        'org.au',
+        'co.nz',
+        'co.jp',
+        'ne.jp',
+        'co.kr',
+        'com.br',
+        'com.mx',
+        'com.cn',
+        'com.tw',
+        'co.in',
+        'co.za',
+        'com.sg',
+        'com.tr',
+        'co.il',
+    }
+)
 TYPES_BY_OBSERVABLE = {'email': ('email',), 'domain': ('domain', 'subdomain'), 'ip': ('ip',)}
 
 
@@ -45,6 +66,7 @@ def watchlist_type(observable_type: str, value: str) -> str | None:
 @dataclass(frozen=True)
 class WatchlistItem:
     """One identifier on the watchlist, as SpyCloud describes it."""
+
     identifier: str
     type: str
     status: str
@@ -52,10 +74,12 @@ class WatchlistItem:
 
     @classmethod
     def from_api(cls, raw: dict, identifier: str) -> 'WatchlistItem':
-        return cls(identifier=str(raw.get('identifier_name') or identifier),
-                   type=str(raw.get('identifier_type') or ''),
-                   status=str(raw.get('status') or '').upper(),
-                   verified=str(raw.get('verified') or '').upper() in ('YES', 'TRUE', '1'))
+        return cls(
+            identifier=str(raw.get('identifier_name') or identifier),
+            type=str(raw.get('identifier_type') or ''),
+            status=str(raw.get('status') or '').upper(),
+            verified=str(raw.get('verified') or '').upper() in ('YES', 'TRUE', '1'),
+        )
 
     @property
     def is_domain(self) -> bool:
@@ -72,8 +96,12 @@ class Watchlist:
         """The identifier's entry, or None when it is not on the watchlist."""
         status, body = self._transport.call(lookup, 'GET', _path(identifier), expect=(404,))
         results = body.get('results') if isinstance(body, dict) else None
-        if status == 404 or not isinstance(results, list) or not results \
-                or not isinstance(results[0], dict):
+        if (
+            status == 404
+            or not isinstance(results, list)
+            or not results
+            or not isinstance(results[0], dict)
+        ):
             return None
         return WatchlistItem.from_api(results[0], identifier)
 
@@ -81,27 +109,33 @@ class Watchlist:
         """``added`` or ``already there``; a refused type is ``invalid argument``."""
         try:
             status, _ = self._transport.call(
-                lookup, 'POST', 'watchlist/create', expect=(409,),
-                body={'identifier': identifier, 'watchlist_type': kind})
+                lookup,
+                'POST',
+                'watchlist/create',
+                expect=(409,),
+                body={'identifier': identifier, 'watchlist_type': kind},
+            )
         except BadRequest as error:
-            raise InvalidArgumentError(f'SpyCloud refused to add {identifier} as a {kind}: '
-                                       f'{error}') from None
+            raise InvalidArgumentError(
+                f'SpyCloud refused to add {identifier} as a {kind}: {error}'
+            ) from None
         return 'already there' if status == 409 else 'added'
 
     def remove(self, lookup: Lookup, identifier: str) -> str:
         """``removed`` or ``already gone``."""
-        status, _ = self._transport.call(lookup, 'DELETE', _path(identifier) + '/delete',
-                                         expect=(404,))
+        status, _ = self._transport.call(
+            lookup, 'DELETE', _path(identifier) + '/delete', expect=(404,)
+        )
         return 'already gone' if status == 404 else 'removed'
 
     def verify(self, lookup: Lookup, identifier: str) -> str:
         """``verified`` or ``not verified`` (SpyCloud found no proof yet)."""
         try:
-            status, body = self._transport.call(lookup, 'GET', _path(identifier) + '/verify',
-                                                expect=(404,))
+            status, body = self._transport.call(
+                lookup, 'GET', _path(identifier) + '/verify', expect=(404,)
+            )
         except BadRequest as error:
-            raise InvalidArgumentError(f'SpyCloud does not verify {identifier}: {error}') \
-                from None
+            raise InvalidArgumentError(f'SpyCloud does not verify {identifier}: {error}') from None
         if status == 404:
             raise NotFoundError(f'{identifier} is not on the SpyCloud watchlist.')
         verified = str((body or {}).get('verified', 'YES')).upper() in ('YES', 'TRUE', '1')

@@ -8,14 +8,28 @@ use their in-process twins until Redis answers again.
     catalogs = state.cache(settings, 'catalogs', size, ttl)   # get/set(..., secret=api_key)
     limiter = state.limiter(settings)                         # acquire(fingerprint, deadline)
 """
+
 import threading
 
 from state.link import RedisLink, Unavailable
 from state.ratelimit import AdaptiveLimiter, BudgetRule, Limiter, RedisLimiter
 from state.store import MISSING, MemoryStore, RedisStore, Store
 
-__all__ = ['MISSING', 'AdaptiveLimiter', 'BudgetRule', 'Limiter', 'MemoryStore', 'RedisLimiter',
-           'RedisLink', 'RedisStore', 'Store', 'Unavailable', 'cache', 'limiter', 'link']
+__all__ = [
+    'MISSING',
+    'AdaptiveLimiter',
+    'BudgetRule',
+    'Limiter',
+    'MemoryStore',
+    'RedisLimiter',
+    'RedisLink',
+    'RedisStore',
+    'Store',
+    'Unavailable',
+    'cache',
+    'limiter',
+    'link',
+]
 
 _links: dict = {}
 _links_lock = threading.Lock()

@@ -6,6 +6,7 @@ exactly; plain JSON-like values (lists, tuples, dicts, numbers, strings) travel 
 A JSON object in the output is always a tagged value (``{"$": tag, ...}``), so nothing in the
 data can pass for one.
 """
+
 import json
 from typing import Any
 
@@ -34,8 +35,12 @@ def _pack(value):
     if isinstance(value, (BreachRecord, Catalog)):
         return {'$': type(value).__name__, 'fields': dict(value.fields)}
     if isinstance(value, Evidence):
-        return {'$': 'Evidence', 'hits': value.hits, 'newest': _pack(value.newest),
-                'worst_severity': value.worst_severity}
+        return {
+            '$': 'Evidence',
+            'hits': value.hits,
+            'newest': _pack(value.newest),
+            'worst_severity': value.worst_severity,
+        }
     if isinstance(value, list):
         return [_pack(item) for item in value]
     if isinstance(value, tuple):
@@ -56,8 +61,11 @@ def _unpack(packed):
     if tag == 'Catalog':
         return Catalog.from_api(packed['fields'])
     if tag == 'Evidence':
-        return Evidence(hits=packed['hits'], newest=_unpack(packed['newest']),
-                        worst_severity=packed['worst_severity'])
+        return Evidence(
+            hits=packed['hits'],
+            newest=_unpack(packed['newest']),
+            worst_severity=packed['worst_severity'],
+        )
     if tag == 'tuple':
         return tuple(_unpack(item) for item in packed['items'])
     if tag == 'dict':

@@ -5,6 +5,7 @@ logical key, which holds an e-mail address or a catalog id, so even "is this add
 needs the API key), one seals their values with AES-256-GCM under a random 96-bit nonce, with
 the entry's name as associated data, so a value moved to another name does not open.
 """
+
 import hashlib
 import hmac
 import json
@@ -25,20 +26,23 @@ PREFIX = 'relay'
 
 
 def _derive(secret: str, purpose: bytes) -> bytes:
-    return HKDF(algorithm=SHA256(), length=32, salt=SALT, info=purpose) \
-        .derive(secret.encode('utf-8'))
+    return HKDF(algorithm=SHA256(), length=32, salt=SALT, info=purpose).derive(
+        secret.encode('utf-8')
+    )
 
 
 @dataclass(frozen=True)
 class TenantKeys:
     """The keys derived from one API key: naming entries and sealing their values."""
+
     naming: bytes
     sealing: AESGCM
 
     def name(self, namespace: str, key: Hashable) -> str:
         """The Redis key of a logical key: ``relay:<namespace>:<HMAC-SHA256 hex>``."""
-        canonical = json.dumps([namespace, key], separators=(',', ':'), ensure_ascii=False,
-                               default=repr)
+        canonical = json.dumps(
+            [namespace, key], separators=(',', ':'), ensure_ascii=False, default=repr
+        )
         digest = hmac.new(self.naming, canonical.encode('utf-8'), hashlib.sha256).hexdigest()
         return f'{PREFIX}:{namespace}:{digest}'
 
@@ -48,10 +52,13 @@ class TenantKeys:
 
     def open(self, name: str, sealed: bytes) -> bytes | None:
         """The plaintext, or None for a value sealed under another API key or name, or altered."""
-        if not isinstance(sealed, bytes) or len(sealed) < 1 + NONCE_BYTES + 16 \
-                or sealed[:1] != FORMAT:
+        if (
+            not isinstance(sealed, bytes)
+            or len(sealed) < 1 + NONCE_BYTES + 16
+            or sealed[:1] != FORMAT
+        ):
             return None
-        nonce, body = sealed[1:1 + NONCE_BYTES], sealed[1 + NONCE_BYTES:]
+        nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
         try:
             return self.sealing.decrypt(nonce, body, FORMAT + name.encode())
         except InvalidTag:
@@ -61,8 +68,9 @@ class TenantKeys:
 @lru_cache(maxsize=1024)
 def tenant_keys(secret: str) -> TenantKeys:
     """Derived once per API key and process (HKDF is cheap, but not free at every call)."""
-    return TenantKeys(naming=_derive(secret, b'entry names'),
-                      sealing=AESGCM(_derive(secret, b'entry values')))
+    return TenantKeys(
+        naming=_derive(secret, b'entry names'), sealing=AESGCM(_derive(secret, b'entry values'))
+    )
 
 
 def budget_name(fingerprint: str) -> str:

@@ -5,6 +5,7 @@ starts an outage: one WARNING (the URL shown without its password), then the cal
 in-process twins without touching the network, except one probe per interval; the first probe
 that Redis answers ends the outage.
 """
+
 import logging
 import threading
 import time
@@ -40,14 +41,25 @@ class RedisLink:
     """A Redis client shared by the stores and the limiter of a process: one outage, one
     warning, whoever meets it first."""
 
-    def __init__(self, url: str, timeout_s: float, *, probe_interval_s: float = PROBE_INTERVAL_S,
-                 client: redis.Redis | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float,
+        *,
+        probe_interval_s: float = PROBE_INTERVAL_S,
+        client: redis.Redis | None = None,
+    ) -> None:
         self.where = safe_url(url)
         self.probe_interval_s = probe_interval_s
         self._password = urlsplit(url).password or ''
         self._client = client or redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0), retry_on_timeout=False, health_check_interval=0)
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+            health_check_interval=0,
+        )
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._next_probe = 0.0
@@ -99,9 +111,13 @@ class RedisLink:
                 self._down_since = now
         if began:
             STATE_OUTAGES.inc()
-            log.warning('Redis at %s does not answer (%s: %s): caches and the SpyCloud rate '
-                        'budget use this process\'s own state until it does', self.where,
-                        type(error).__name__, self._redacted(error))
+            log.warning(
+                'Redis at %s does not answer (%s: %s): caches and the SpyCloud rate '
+                "budget use this process's own state until it does",
+                self.where,
+                type(error).__name__,
+                self._redacted(error),
+            )
         # Connections to a dead server would fail the first probes after it is back.
         self._client.connection_pool.disconnect(inuse_connections=False)
 
@@ -113,15 +129,23 @@ class RedisLink:
             if kind in self._refusals:
                 return
             self._refusals.add(kind)
-        log.warning('Redis at %s refused a command (%s: %s): what it would have kept stays in '
-                    'this process', self.where, kind, self._redacted(error))
+        log.warning(
+            'Redis at %s refused a command (%s: %s): what it would have kept stays in this process',
+            self.where,
+            kind,
+            self._redacted(error),
+        )
 
     def _answered(self) -> None:
         with self._lock:
             since, self._down_since = self._down_since, None
         if since is not None:
-            log.info('Redis at %s answers again after %.1f s: caches and the rate budget '
-                     'are shared again', self.where, time.monotonic() - since)
+            log.info(
+                'Redis at %s answers again after %.1f s: caches and the rate budget '
+                'are shared again',
+                self.where,
+                time.monotonic() - since,
+            )
 
     def _redacted(self, error: BaseException) -> str:
         """The error's words: not the password, nor the command a pipeline's error quotes

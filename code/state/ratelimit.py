@@ -12,6 +12,7 @@ call reserves the next slot and waits for it, first come first served, unless th
 pass its deadline, and then it takes nothing. With Redis the budget is one hash per key and
 every decision one Lua script run atomically on Redis's clock, so all workers share it.
 """
+
 import math
 import threading
 import time
@@ -29,6 +30,7 @@ from state.link import RedisLink, Unavailable
 @dataclass(frozen=True)
 class BudgetRule:
     """The shape of every key's budget; a ceiling of 0 turns the limiter off."""
+
     ceiling: float
     burst: float = 1.0
     floor: float = 0.5
@@ -46,9 +48,12 @@ class BudgetRule:
     @classmethod
     def from_settings(cls, settings) -> 'BudgetRule':
         ceiling = settings.spycloud_rate_limit
-        return cls(ceiling=ceiling, burst=settings.spycloud_burst,
-                   floor=settings.spycloud_rate_floor,
-                   regrow_per_s=ceiling / settings.spycloud_rate_recovery_s)
+        return cls(
+            ceiling=ceiling,
+            burst=settings.spycloud_burst,
+            floor=settings.spycloud_rate_floor,
+            regrow_per_s=ceiling / settings.spycloud_rate_recovery_s,
+        )
 
     @property
     def enabled(self) -> bool:
@@ -66,8 +71,11 @@ class _Budget:
 def _grown(budget: _Budget, rule: BudgetRule, now: float) -> _Budget:
     rate = min(rule.ceiling, max(rule.floor, budget.rate))
     if now > budget.grown:
-        return replace(budget, rate=min(rule.ceiling, rate + rule.regrow_per_s
-                                        * (now - budget.grown)), grown=now)
+        return replace(
+            budget,
+            rate=min(rule.ceiling, rate + rule.regrow_per_s * (now - budget.grown)),
+            grown=now,
+        )
     return replace(budget, rate=rate)
 
 
@@ -88,8 +96,12 @@ def _throttle(budget, rule, now, retry_after):
     cut = now - budget.cut >= rule.cut_interval_s
     rate = max(rule.floor, budget.rate * rule.cut_factor) if cut else budget.rate
     resume = now + min(max(retry_after or 0.0, 0.0), rule.max_pause_s)
-    return cut, _Budget(tat=max(budget.tat, resume + (rule.burst - 1) / rate), rate=rate,
-                        grown=max(budget.grown, resume), cut=now if cut else budget.cut)
+    return cut, _Budget(
+        tat=max(budget.tat, resume + (rule.burst - 1) / rate),
+        rate=rate,
+        grown=max(budget.grown, resume),
+        cut=now if cut else budget.cut,
+    )
 
 
 class Limiter:
@@ -132,16 +144,22 @@ class Limiter:
 class AdaptiveLimiter(Limiter):
     """The budget of each key in this process (REDIS_URL unset, or Redis not answering)."""
 
-    def __init__(self, rule: BudgetRule, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rule: BudgetRule,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         super().__init__(rule, sleep)
         self._clock = clock
         self._budgets: TTLCache[str, _Budget] = TTLCache(4096, ttl=rule.idle_s, timer=clock)
         self._lock = threading.Lock()
 
     def _budget(self, key, now):
-        return self._budgets.get(key) or _Budget(tat=now, rate=self.rule.ceiling, grown=now,
-                                                 cut=-math.inf)
+        return self._budgets.get(key) or _Budget(
+            tat=now, rate=self.rule.ceiling, grown=now, cut=-math.inf
+        )
 
     def reserve(self, key: str, max_wait: float | None) -> float | None:
         with self._lock:
@@ -156,8 +174,7 @@ class AdaptiveLimiter(Limiter):
             return
         with self._lock:
             now = self._clock()
-            cut, self._budgets[key] = _throttle(self._budget(key, now), self.rule, now,
-                                                retry_after)
+            cut, self._budgets[key] = _throttle(self._budget(key, now), self.rule, now, retry_after)
         if cut:
             RATE_BUDGET_CUTS.inc()
 
@@ -226,8 +243,9 @@ class RedisLimiter(Limiter):
     """One budget per key for the whole deployment, in Redis; the in-process limiter while
     Redis does not answer (each process then paces on its own, up to the ceiling)."""
 
-    def __init__(self, link: RedisLink, rule: BudgetRule, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, link: RedisLink, rule: BudgetRule, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         super().__init__(rule, sleep)
         self._link = link
         self._local = AdaptiveLimiter(rule, sleep=sleep)
@@ -258,11 +276,21 @@ class RedisLimiter(Limiter):
 
     def _run(self, key, op, argument):
         rule = self.rule
-        args = [op, rule.ceiling, rule.burst, rule.floor, rule.regrow_per_s, rule.cut_factor,
-                rule.cut_interval_s, argument, int(rule.idle_s * 1000)]
+        args = [
+            op,
+            rule.ceiling,
+            rule.burst,
+            rule.floor,
+            rule.regrow_per_s,
+            rule.cut_factor,
+            rule.cut_interval_s,
+            argument,
+            int(rule.idle_s * 1000),
+        ]
         try:
-            return self._link.call(lambda client: self._script(keys=[budget_name(key)],
-                                                               args=args, client=client))
+            return self._link.call(
+                lambda client: self._script(keys=[budget_name(key)], args=args, client=client)
+            )
         except Unavailable:
             STATE_FALLBACKS.labels('limiter').inc()
             return None

@@ -5,6 +5,7 @@ API key as ``secret``), so the client never knows which it has. The Redis store 
 seals every entry with keys derived from that secret (state.crypto), and keeps an in-process
 twin, written with every value: when Redis does not answer, lookups go on from the twin.
 """
+
 import logging
 import threading
 from collections.abc import Hashable, Iterable, Mapping
@@ -27,8 +28,7 @@ class Store(Protocol):
     @property
     def enabled(self) -> bool: ...
 
-    def get(self, key: Hashable, default: Any = MISSING, *, secret: str | None = None
-            ) -> Any: ...
+    def get(self, key: Hashable, default: Any = MISSING, *, secret: str | None = None) -> Any: ...
 
     def set(self, key: Hashable, value: Any, *, secret: str | None = None) -> None: ...
 
@@ -42,16 +42,16 @@ class MemoryStore:
     ``secret`` is accepted and not needed: the process holds the API key anyway."""
 
     def __init__(self, maxsize: int, ttl: float) -> None:
-        self._data: TTLCache[Hashable, Any] | None = \
+        self._data: TTLCache[Hashable, Any] | None = (
             TTLCache(maxsize=maxsize, ttl=ttl) if ttl > 0 and maxsize > 0 else None
+        )
         self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
         return self._data is not None
 
-    def get(self, key: Hashable, default: Any = MISSING, *, secret: str | None = None
-            ) -> Any:
+    def get(self, key: Hashable, default: Any = MISSING, *, secret: str | None = None) -> Any:
         if self._data is None:
             return default
         with self._lock:
@@ -91,8 +91,7 @@ class RedisStore:
     def enabled(self) -> bool:
         return self._local.enabled
 
-    def get(self, key: Hashable, default: Any = MISSING, *, secret: str | None = None
-            ) -> Any:
+    def get(self, key: Hashable, default: Any = MISSING, *, secret: str | None = None) -> Any:
         return self.get_many([key], secret=secret).get(key, default)
 
     def set(self, key: Hashable, value: Any, *, secret: str | None = None) -> None:
@@ -133,6 +132,7 @@ class RedisStore:
             for name, value in sealed.items():
                 pipe.set(name, value, px=self._ttl_ms)
             pipe.execute()
+
         try:
             self._link.call(write)
         except Unavailable:
@@ -142,13 +142,16 @@ class RedisStore:
         """Redis name → sealed value; {} (the twin alone keeps them) for a value the codec
         cannot write, a defect said once in the log rather than a failed lookup."""
         try:
-            return {name: tenant.seal(name, codec.encode(value)) for name, value in
-                    ((tenant.name(self.name, key), value) for key, value in values.items())}
+            return {
+                name: tenant.seal(name, codec.encode(value))
+                for name, value in (
+                    (tenant.name(self.name, key), value) for key, value in values.items()
+                )
+            }
         except (TypeError, ValueError) as error:
             if not self._unstorable_logged:
                 self._unstorable_logged = True
-                log.error('the %s cache keeps a value in this process only: %s', self.name,
-                          error)
+                log.error('the %s cache keeps a value in this process only: %s', self.name, error)
             return {}
 
     def _opened(self, tenant: TenantKeys, name: str, sealed: bytes | str | None) -> Any:

@@ -14,8 +14,9 @@ from support import Canary, RelayAt, start_relay
 hypothesis_settings.register_profile('fast', max_examples=20)
 
 # What a test marked ``pure`` may not use: it runs in `make test-fast`, with no server.
-SERVER_FIXTURES = frozenset({'jwks', 'spycloud_server', 'spycloud', 'make_relay', 'relay',
-                             'gunicorn_relay_server'})
+SERVER_FIXTURES = frozenset(
+    {'jwks', 'spycloud_server', 'spycloud', 'make_relay', 'relay', 'gunicorn_relay_server'}
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -38,6 +39,7 @@ def _pure_tests_open_no_socket(request):
             if threading.current_thread() is main:
                 raise AssertionError(f'a test marked pure used a socket: {original.__name__}')
             return original(self, *args, **kwargs)
+
         return method
 
     with pytest.MonkeyPatch.context() as patch:
@@ -121,8 +123,13 @@ def relay(make_relay):
 # The relay under gunicorn: the image's command line (localrelay.APP with gunicorn.conf.py) on
 # a loopback port. One worker, so that what takes one worker's capacity shows; a 3 s lookup
 # deadline and a 2 s key-fetch cap, so that tests of hanging upstreams end soon.
-GUNICORN_ENV = dict(WEB_CONCURRENCY=1, LOG_LEVEL='info', LOOKUP_DEADLINE_S=3, JWKS_TIMEOUT_S=2,
-                    SPYCLOUD_BACKOFF_S=0.01)
+GUNICORN_ENV = dict(
+    WEB_CONCURRENCY=1,
+    LOG_LEVEL='info',
+    LOOKUP_DEADLINE_S=3,
+    JWKS_TIMEOUT_S=2,
+    SPYCLOUD_BACKOFF_S=0.01,
+)
 
 
 @pytest.fixture(scope='module')

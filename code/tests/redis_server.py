@@ -3,6 +3,7 @@
 No mock and no skip: without redis-server the tests fail, saying how to get it (`make test`
 installs Debian's redis-server when it is missing).
 """
+
 import shutil
 import socket
 import subprocess
@@ -40,8 +41,10 @@ class RedisServer:
     def __init__(self, password: str = '') -> None:
         self.binary = shutil.which('redis-server')
         if self.binary is None:
-            raise RuntimeError('redis-server is not installed: `make test` installs it '
-                               '(apt-get install redis-server)')
+            raise RuntimeError(
+                'redis-server is not installed: `make test` installs it '
+                '(apt-get install redis-server)'
+            )
         self.port, self.password = free_port(), password
         self._dir = tempfile.TemporaryDirectory(prefix='relay-redis-')
         self._process = None
@@ -52,13 +55,28 @@ class RedisServer:
         return f'redis://{auth}127.0.0.1:{self.port}/0'
 
     def start(self) -> 'RedisServer':
-        command = [self.binary, '--port', str(self.port), '--bind', '127.0.0.1',
-                   '--save', '', '--appendonly', 'no', '--dir', self._dir.name,
-                   '--daemonize', 'no', '--loglevel', 'warning']
+        command = [
+            self.binary,
+            '--port',
+            str(self.port),
+            '--bind',
+            '127.0.0.1',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--dir',
+            self._dir.name,
+            '--daemonize',
+            'no',
+            '--loglevel',
+            'warning',
+        ]
         if self.password:
             command += ['--requirepass', self.password]
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while not pings(self.port, self.password):
             if self._process.poll() is not None or time.monotonic() > deadline:

@@ -1,4 +1,5 @@
 """Helpers the tests share: the contract validator and a relay served over real HTTP."""
+
 import json
 import threading
 from pathlib import Path
@@ -63,7 +64,7 @@ def single_error(answer, code=None, *, kind='fatal', prefix=None):
     if prefix is None:
         return error
     assert error['message'].startswith(prefix), error
-    return error['message'][len(prefix):]
+    return error['message'][len(prefix) :]
 
 
 def refused(response):
@@ -75,8 +76,9 @@ def start_relay(settings, issuer):
     """``create_app(settings)`` served on loopback, with the SpyCloudClient it was handed kept
     as ``relay.spycloud`` (and its settings as ``relay.settings``) for the test to look at."""
     client = SpyCloudClient(settings)
-    return RelayServer(create_app(settings, spycloud=client), issuer, spycloud=client,
-                       settings=settings)
+    return RelayServer(
+        create_app(settings, spycloud=client), issuer, spycloud=client, settings=settings
+    )
 
 
 class RelayServer:
@@ -95,8 +97,9 @@ class RelayServer:
         self._server = make_server('127.0.0.1', 0, app, threaded=True)
         self.url = f'http://127.0.0.1:{self._server.server_port}'
         # A short poll: stop() waits for the serving loop to see the request to shut down.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.01,), daemon=True
+        )
         self._thread.start()
 
     def stop(self):
@@ -151,8 +154,9 @@ class Canary:
     ``silent`` (no answer).
     """
 
-    def __init__(self, issuer, mode='jwks', *, size=None, interval=0.2, location=None,
-                 document=None):
+    def __init__(
+        self, issuer, mode='jwks', *, size=None, interval=0.2, location=None, document=None
+    ):
         import socket
         import ssl
 
@@ -253,32 +257,47 @@ class Canary:
             self._stop.wait(30)
         elif mode == 'jwks':
             body = self._jwks_bytes(self.size)
-            self._send(conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
-                       b'Content-Length: %d\r\nConnection: close\r\n\r\n' % len(body) + body)
+            self._send(
+                conn,
+                b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                b'Content-Length: %d\r\nConnection: close\r\n\r\n' % len(body) + body,
+            )
         elif mode == 'redirect':
-            self._send(conn, b'HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n'
-                       b'Connection: close\r\n\r\n' % self.location.encode())
+            self._send(
+                conn,
+                b'HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n'
+                b'Connection: close\r\n\r\n' % self.location.encode(),
+            )
         elif mode == 'gzip-bomb':
             body = self._bomb
-            self._send(conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
-                       b'Content-Encoding: gzip\r\nContent-Length: %d\r\n'
-                       b'Connection: close\r\n\r\n' % len(body) + body)
+            self._send(
+                conn,
+                b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                b'Content-Encoding: gzip\r\nContent-Length: %d\r\n'
+                b'Connection: close\r\n\r\n' % len(body) + body,
+            )
         elif mode == 'huge':
             body = self._jwks_bytes(self.size)
-            self._send(conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
-                       b'Content-Length: %d\r\nConnection: close\r\n\r\n' % len(body))
+            self._send(
+                conn,
+                b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                b'Content-Length: %d\r\nConnection: close\r\n\r\n' % len(body),
+            )
             view = memoryview(body)
             for start in range(0, len(body), 65536):
                 if self._stop.is_set():
                     return
-                self._send(conn, view[start:start + 65536])
+                self._send(conn, view[start : start + 65536])
         elif mode in ('drip-headers', 'drip-body'):
             if mode == 'drip-headers':
                 self._send(conn, b'HTTP/1.1 200 OK\r\n')
                 drip = b'X-Drip: ' + b'a' * 60000
             else:
-                self._send(conn, b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
-                           b'Content-Length: 1000000\r\n\r\n')
+                self._send(
+                    conn,
+                    b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n'
+                    b'Content-Length: 1000000\r\n\r\n',
+                )
                 drip = b' ' * 1000000
             for byte in drip:
                 if self._stop.wait(self.interval):
@@ -306,5 +325,4 @@ class RelayAt(RelayServer):
 
     def log_lines(self):
         """Its JSON log lines so far, parsed."""
-        return [json.loads(line) for line in self.log_text().splitlines()
-                if line.startswith('{')]
+        return [json.loads(line) for line in self.log_text().splitlines() if line.startswith('{')]

@@ -4,6 +4,7 @@ the claims that become the module's settings, and the key fetch and its cache.
 Forged, tampered, malformed and expired tokens, and key servers that misbehave, have their
 one home in test_hostile_tokens.py.
 """
+
 import logging
 
 import pytest
@@ -22,8 +23,7 @@ def test_missing_header(relay, path):
 
 @pytest.mark.parametrize('header', ['Basic abc', 'Bearer', 'Bearer a b', 'token'])
 def test_wrong_authorization_type(relay, header):
-    assert refused(relay.post('/health', headers={'Authorization': header})) == \
-        auth.WRONG_AUTH_TYPE
+    assert refused(relay.post('/health', headers={'Authorization': header})) == auth.WRONG_AUTH_TYPE
 
 
 def test_scheme_is_case_insensitive(relay):
@@ -33,8 +33,7 @@ def test_scheme_is_case_insensitive(relay):
 
 def test_audience_setting_overrides_request_root(make_relay):
     relay = make_relay(jwt_audience='https://relay.example/')
-    assert relay.post('/health', aud='https://relay.example').json() == \
-        {'data': {'status': 'ok'}}
+    assert relay.post('/health', aud='https://relay.example').json() == {'data': {'status': 'ok'}}
     assert refused(relay.post('/health')) == auth.WRONG_AUDIENCE
 
 
@@ -68,8 +67,10 @@ def test_api_key_outside_latin1(relay, spycloud):
     assert spycloud.stats()['requests'] == 0
 
 
-@pytest.mark.parametrize('key', ['spycloud-sim\n-key', 'spycloud-sim\r\n-key',
-                                 'spycloud\r-sim-key', 'spycloud-sim-key\x00x'])
+@pytest.mark.parametrize(
+    'key',
+    ['spycloud-sim\n-key', 'spycloud-sim\r\n-key', 'spycloud\r-sim-key', 'spycloud-sim-key\x00x'],
+)
 @pytest.mark.parametrize('path', ['/health', '/observe/observables'])
 def test_a_key_with_a_line_break_is_refused_unquoted(relay, spycloud, caplog, key, path):
     """A wrapped paste: requests would raise InvalidHeader quoting the key."""
@@ -91,4 +92,3 @@ def test_limit_is_per_request_not_shared(relay, spycloud):
     assert small['data']['sightings']['count'] == 2
     assert large['data']['sightings']['count'] == 25
     assert default['data']['sightings']['count'] == 30
-

@@ -2,6 +2,7 @@
 
 Assertions are on bytes (what was decoded, what was pulled off the wire), never on time.
 """
+
 import gzip
 import socket
 import threading
@@ -54,8 +55,9 @@ class OneShotServer:
 
 
 def head(**headers):
-    lines = [b'HTTP/1.1 200 OK'] + [f'{k.replace("_", "-")}: {v}'.encode()
-                                    for k, v in headers.items()]
+    lines = [b'HTTP/1.1 200 OK'] + [
+        f'{k.replace("_", "-")}: {v}'.encode() for k, v in headers.items()
+    ]
     return b'\r\n'.join(lines) + b'\r\n\r\n'
 
 

@@ -1,4 +1,5 @@
 """The `relay` command line: lookups, key checks, tokens and the standalone simulator."""
+
 import json
 import signal
 import subprocess
@@ -20,9 +21,16 @@ def run(*args, env=None):
     return CliRunner().invoke(cli.cli, list(args), env=env, catch_exceptions=False)
 
 
-@pytest.mark.parametrize('value, kind', [('a@b.example', 'email'), ('192.0.2.1', 'ip'),
-                                         ('2001:db8::1', 'ipv6'), ('acme.example', 'domain'),
-                                         ('jdoe', 'user')])
+@pytest.mark.parametrize(
+    'value, kind',
+    [
+        ('a@b.example', 'email'),
+        ('192.0.2.1', 'ip'),
+        ('2001:db8::1', 'ipv6'),
+        ('acme.example', 'domain'),
+        ('jdoe', 'user'),
+    ],
+)
 def test_guess_type(value, kind):
     assert cli.guess_type(value) == kind
 
@@ -45,14 +53,18 @@ def test_lookup_prints_a_masked_table_newest_first():
 def test_lookup_can_show_passwords():
     value = 'r4c2@cli.example'
     result = run('lookup', '--simulator', '--show-passwords', value)
-    plain = [r['password'] for r in data.records_for('emails', value)
-             if r.get('password_type') == 'plaintext']
+    plain = [
+        r['password']
+        for r in data.records_for('emails', value)
+        if r.get('password_type') == 'plaintext'
+    ]
     assert plain and all(p in result.output for p in plain)
 
 
 def test_lookup_json_is_the_ctim_bundle():
-    result = run('lookup', '--simulator', '--json', '--limit', '3', 'r6c3@cli.example',
-                 'r2c1.cli.example')
+    result = run(
+        'lookup', '--simulator', '--json', '--limit', '3', 'r6c3@cli.example', 'r2c1.cli.example'
+    )
     assert result.exit_code == 0
     body = json.loads(result.output)
     BUNDLE.validate(body['data'])
@@ -66,8 +78,9 @@ def test_lookup_prints_the_verdict_line():
     lines = [line for line in result.output.splitlines() if line.startswith('verdict:')]
     assert lines[0].startswith('verdict: Suspicious until ')
     assert '1 exposure in 90 days' in lines[0] and 'worst: infostealer (25)' in lines[0]
-    assert lines[1].startswith('verdict: none (no record at severity 20 or above in the last '
-                               '90 days')
+    assert lines[1].startswith(
+        'verdict: none (no record at severity 20 or above in the last 90 days'
+    )
     off = run('lookup', '--simulator', '--verdict-days', '0', 'v5s25@cli.example')
     assert 'verdict:' not in off.output
 
@@ -81,8 +94,9 @@ def test_lookup_json_carries_the_judgement():
 
 def test_watchlist_show_add_verify_remove(spycloud):
     def watch(*args):
-        result = run('watchlist', '--api-url', spycloud.url, *args,
-                     env={'SPYCLOUD_API_KEY': DEFAULT_API_KEY})
+        result = run(
+            'watchlist', '--api-url', spycloud.url, *args, env={'SPYCLOUD_API_KEY': DEFAULT_API_KEY}
+        )
         assert result.exit_code == 0, result.output
         return result.output.strip()
 
@@ -97,21 +111,44 @@ def test_watchlist_show_add_verify_remove(spycloud):
 
 
 def test_watchlist_refuses_what_it_cannot_take(spycloud):
-    result = run('watchlist', '--api-url', spycloud.url, 'add', 'jdoe',
-                 env={'SPYCLOUD_API_KEY': DEFAULT_API_KEY})
+    result = run(
+        'watchlist',
+        '--api-url',
+        spycloud.url,
+        'add',
+        'jdoe',
+        env={'SPYCLOUD_API_KEY': DEFAULT_API_KEY},
+    )
     assert result.exit_code == 2 and 'is not an e-mail address' in result.output
-    failed = run('watchlist', '--api-url', spycloud.url, 'show', 'a@b.example',
-                 env={'SPYCLOUD_API_KEY': 'wrong'})
+    failed = run(
+        'watchlist',
+        '--api-url',
+        spycloud.url,
+        'show',
+        'a@b.example',
+        env={'SPYCLOUD_API_KEY': 'wrong'},
+    )
     assert failed.exit_code == 1 and 'Invalid API key' in failed.output
     assert spycloud.stats()['requests'] == 1
 
 
 def test_tiles_print_the_dashboard(spycloud):
-    result = run('tiles', '--api-url', spycloud.url, '--period', 'last_24_hours',
-                 env={'SPYCLOUD_API_KEY': DEFAULT_API_KEY, 'SPYCLOUD_RATE_LIMIT': '0'})
+    result = run(
+        'tiles',
+        '--api-url',
+        spycloud.url,
+        '--period',
+        'last_24_hours',
+        env={'SPYCLOUD_API_KEY': DEFAULT_API_KEY, 'SPYCLOUD_RATE_LIMIT': '0'},
+    )
     assert result.exit_code == 0, result.output
-    for title in ('Exposure summary', 'Exposures per day', 'Exposures by severity',
-                  'Most exposed accounts', 'Newest breach sources'):
+    for title in (
+        'Exposure summary',
+        'Exposures per day',
+        'Exposures by severity',
+        'Most exposed accounts',
+        'Newest breach sources',
+    ):
         assert title in result.output
     assert 'Exposed accounts: ' in result.output and 'Corporate credentials' in result.output
     assert [c['endpoint'] for c in spycloud.request_log][:2] == ['watchlist-records'] * 2
@@ -120,16 +157,34 @@ def test_tiles_print_the_dashboard(spycloud):
 
 
 def test_lookup_against_an_api_url_with_a_key_from_the_environment(spycloud):
-    result = run('lookup', '--api-url', spycloud.url, '--api-key-env', 'MY_KEY', '--type', 'user',
-                 'r2c1', env={'MY_KEY': DEFAULT_API_KEY})
+    result = run(
+        'lookup',
+        '--api-url',
+        spycloud.url,
+        '--api-key-env',
+        'MY_KEY',
+        '--type',
+        'user',
+        'r2c1',
+        env={'MY_KEY': DEFAULT_API_KEY},
+    )
     assert result.exit_code == 0, result.output
     assert spycloud.request_log[0]['endpoint'] == 'usernames'
     assert spycloud.request_log[0]['api_key'] == DEFAULT_API_KEY
 
 
 def test_lookup_with_filters(spycloud):
-    result = run('lookup', '--api-url', spycloud.url, '--min-severity', '20',
-                 '--lookback-days', '90', 'r3c1@f.example', env={'SPYCLOUD_API_KEY': 'x'})
+    result = run(
+        'lookup',
+        '--api-url',
+        spycloud.url,
+        '--min-severity',
+        '20',
+        '--lookback-days',
+        '90',
+        'r3c1@f.example',
+        env={'SPYCLOUD_API_KEY': 'x'},
+    )
     assert result.exit_code == 1
     assert 'authorization error' in result.output and 'Invalid API key' in result.output
     assert spycloud.request_log[0]['query']['severity'] == ['20,25,26,30']
@@ -162,8 +217,17 @@ def test_check(spycloud):
 
 def test_token_is_signed_by_the_local_issuer(tmp_path):
     with JwksIssuer(state_dir=str(tmp_path)) as issuer:
-        result = run('token', '--state-dir', str(tmp_path), '--aud', 'http://127.0.0.1:9',
-                     '--limit', '7', '--min-severity', '20')
+        result = run(
+            'token',
+            '--state-dir',
+            str(tmp_path),
+            '--aud',
+            'http://127.0.0.1:9',
+            '--limit',
+            '7',
+            '--min-severity',
+            '20',
+        )
         assert result.exit_code == 0, result.output
         token = result.output.strip()
         key = jwt.PyJWK(issuer.jwks()['keys'][0]).key
@@ -180,11 +244,29 @@ def test_token_without_a_running_simulator(tmp_path):
 
 
 def test_module_entry_point_and_simulator_command(tmp_path):
-    assert subprocess.run([sys.executable, '-m', 'cli', '--help'], cwd=CODE, timeout=30,
-                          capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, '-m', 'cli', '--help'], cwd=CODE, timeout=30, capture_output=True
+        ).returncode
+        == 0
+    )
     process = subprocess.Popen(
-        [sys.executable, '-m', 'cli', 'simulator', '--spycloud-port', '0', '--jwks-port', '0',
-         '--state-dir', str(tmp_path)], cwd=CODE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            '-m',
+            'cli',
+            'simulator',
+            '--spycloud-port',
+            '0',
+            '--jwks-port',
+            '0',
+            '--state-dir',
+            str(tmp_path),
+        ],
+        cwd=CODE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = process.stdout.readline()
         assert first.startswith('SpyCloud simulator  http://127.0.0.1:')

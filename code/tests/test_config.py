@@ -15,13 +15,17 @@ def test_defaults():
 
 
 def test_environment_is_parsed():
-    settings = Settings.from_env({
-        'SPYCLOUD_API_URL': 'http://127.0.0.1:1/enterprise-v2',
-        'ALLOWED_JWKS_HOSTS': 'Visibility.amp.cisco.com, 127.0.0.1:8443,',
-        'JWT_AUDIENCE': 'https://relay.example/',
-        'LOOKUP_DEADLINE_S': '3.5', 'SPYCLOUD_RETRIES': '0', 'LOG_LEVEL': 'debug',
-        'CATALOG_CACHE_SIZE': ' ',
-    })
+    settings = Settings.from_env(
+        {
+            'SPYCLOUD_API_URL': 'http://127.0.0.1:1/enterprise-v2',
+            'ALLOWED_JWKS_HOSTS': 'Visibility.amp.cisco.com, 127.0.0.1:8443,',
+            'JWT_AUDIENCE': 'https://relay.example/',
+            'LOOKUP_DEADLINE_S': '3.5',
+            'SPYCLOUD_RETRIES': '0',
+            'LOG_LEVEL': 'debug',
+            'CATALOG_CACHE_SIZE': ' ',
+        }
+    )
     assert settings.spycloud_api_url == 'http://127.0.0.1:1/enterprise-v2/'
     assert settings.allowed_jwks_hosts == ('visibility.amp.cisco.com', '127.0.0.1:8443')
     assert settings.jwt_audience == 'https://relay.example'
@@ -30,39 +34,67 @@ def test_environment_is_parsed():
     assert settings.catalog_cache_size == Settings().catalog_cache_size
 
 
-@pytest.mark.parametrize('env, fragment', [
-    ({'SPYCLOUD_API_URL': 'ftp://x'}, 'SPYCLOUD_API_URL'),
-    ({'SPYCLOUD_RETRIES': 'many'}, 'SPYCLOUD_RETRIES must be an integer'),
-    ({'LOOKUP_DEADLINE_S': 'soon'}, 'LOOKUP_DEADLINE_S must be a number'),
-    ({'LOOKUP_DEADLINE_S': '0'}, 'LOOKUP_DEADLINE_S must be greater than 0'),
-    ({'SPYCLOUD_RETRIES': '-1'}, 'SPYCLOUD_RETRIES must not be negative'),
-    ({'ALLOWED_JWKS_HOSTS': ' , '}, 'ALLOWED_JWKS_HOSTS'),
-    ({'OPENAPI_ENABLED': 'perhaps'}, 'OPENAPI_ENABLED must be true or false'),
-    ({'MAX_OBSERVABLES': '0'}, 'MAX_OBSERVABLES must be greater than 0'),
-    ({'SPYCLOUD_RATE_LIMIT': '-1'}, 'SPYCLOUD_RATE_LIMIT must not be negative'),
-])
+@pytest.mark.parametrize(
+    'env, fragment',
+    [
+        ({'SPYCLOUD_API_URL': 'ftp://x'}, 'SPYCLOUD_API_URL'),
+        ({'SPYCLOUD_RETRIES': 'many'}, 'SPYCLOUD_RETRIES must be an integer'),
+        ({'LOOKUP_DEADLINE_S': 'soon'}, 'LOOKUP_DEADLINE_S must be a number'),
+        ({'LOOKUP_DEADLINE_S': '0'}, 'LOOKUP_DEADLINE_S must be greater than 0'),
+        ({'SPYCLOUD_RETRIES': '-1'}, 'SPYCLOUD_RETRIES must not be negative'),
+        ({'ALLOWED_JWKS_HOSTS': ' , '}, 'ALLOWED_JWKS_HOSTS'),
+        ({'OPENAPI_ENABLED': 'perhaps'}, 'OPENAPI_ENABLED must be true or false'),
+        ({'MAX_OBSERVABLES': '0'}, 'MAX_OBSERVABLES must be greater than 0'),
+        ({'SPYCLOUD_RATE_LIMIT': '-1'}, 'SPYCLOUD_RATE_LIMIT must not be negative'),
+    ],
+)
 def test_bad_values_name_the_variable(env, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Settings.from_env(env)
 
 
-@pytest.mark.parametrize('raw, limit', [(1, 1), ('250', 250), (1000, 1000), (1001, 1000),
-                                        (0, 100), (-5, 100), ('x', 100), (None, 100),
-                                        (True, 100), (12.7, 12), ('  40 ', 40)])
+@pytest.mark.parametrize(
+    'raw, limit',
+    [
+        (1, 1),
+        ('250', 250),
+        (1000, 1000),
+        (1001, 1000),
+        (0, 100),
+        (-5, 100),
+        ('x', 100),
+        (None, 100),
+        (True, 100),
+        (12.7, 12),
+        ('  40 ', 40),
+    ],
+)
 def test_entities_limit(raw, limit):
     assert entities_limit(raw) == limit
 
 
-@pytest.mark.parametrize('raw, value', [(True, True), (False, False), ('true', True),
-                                        ('YES', True), ('0', False), ('off', False),
-                                        ('maybe', None), (None, None), (1, None)])
+@pytest.mark.parametrize(
+    'raw, value',
+    [
+        (True, True),
+        (False, False),
+        ('true', True),
+        ('YES', True),
+        ('0', False),
+        ('off', False),
+        ('maybe', None),
+        (None, None),
+        (1, None),
+    ],
+)
 def test_flag(raw, value):
     assert flag(raw, default=None) is value
 
 
 def test_module_settings_from_claims():
-    settings = ModuleSettings.from_claims({'key': ' k ', 'CTR_ENTITIES_LIMIT': '5',
-                                           'show_passwords': 'true'})
+    settings = ModuleSettings.from_claims(
+        {'key': ' k ', 'CTR_ENTITIES_LIMIT': '5', 'show_passwords': 'true'}
+    )
     assert settings == ModuleSettings(api_key='k', entities_limit=5, show_passwords=True)
 
 
@@ -73,7 +105,6 @@ def test_module_settings_helper_rejects_bad_claims():
         ModuleSettings.from_claims({'key': 42})
 
 
-@pytest.mark.parametrize('raw, value', [('true', True), ('ON', True), ('0', False),
-                                        ('no', False)])
+@pytest.mark.parametrize('raw, value', [('true', True), ('ON', True), ('0', False), ('no', False)])
 def test_boolean_settings(raw, value):
     assert Settings.from_env({'METRICS_ENABLED': raw}).metrics_enabled is value

@@ -1,4 +1,5 @@
 """The vendored contract extract must be what Cisco's swagger says today."""
+
 import json
 
 import pytest
@@ -18,7 +19,12 @@ def test_extract_matches_the_shared_swagger():
 
 def test_extract_has_the_definitions_the_tests_use():
     definitions = json.loads(extract.EXTRACT.read_text())['definitions']
-    for name in ('ModuleObserveBundle', 'Sighting', 'Indicator', 'Relationship',
-                 'ModuleErrorMessage'):
+    for name in (
+        'ModuleObserveBundle',
+        'Sighting',
+        'Indicator',
+        'Relationship',
+        'ModuleErrorMessage',
+    ):
         assert definitions[name]['type'] == 'object'
     assert definitions['Sighting']['additionalProperties'] is False

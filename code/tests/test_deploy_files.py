@@ -1,4 +1,5 @@
 """The files in deploy/ agree with the Dockerfile and with the settings the relay reads."""
+
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -13,8 +14,15 @@ pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / 'Dockerfile').read_text()
 IMAGE = f'spycloud-xdr-relay:{VERSION}'
-GUNICORN_ENV = {'PORT', 'GUNICORN_BIND', 'WEB_CONCURRENCY', 'GUNICORN_WORKER_CONNECTIONS',
-                'GUNICORN_TIMEOUT', 'REQUESTS_CA_BUNDLE', 'PROMETHEUS_MULTIPROC_DIR'}
+GUNICORN_ENV = {
+    'PORT',
+    'GUNICORN_BIND',
+    'WEB_CONCURRENCY',
+    'GUNICORN_WORKER_CONNECTIONS',
+    'GUNICORN_TIMEOUT',
+    'REQUESTS_CA_BUNDLE',
+    'PROMETHEUS_MULTIPROC_DIR',
+}
 KNOWN_ENV = {f.name.upper() for f in fields(Settings)} | GUNICORN_ENV
 
 
@@ -44,8 +52,9 @@ def test_dockerfile_runs_as_non_root_with_a_watchdog_healthcheck():
     assert '/watchdog' in probe and 'Health-Check' in probe
 
 
-@pytest.mark.parametrize('path', sorted(str(p.relative_to(ROOT))
-                                        for p in (ROOT / 'deploy').rglob('*.y*ml')))
+@pytest.mark.parametrize(
+    'path', sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'deploy').rglob('*.y*ml'))
+)
 def test_every_file_is_valid_yaml(path):
     documents = load(path)
     assert documents and all(isinstance(d, dict) for d in documents)
@@ -67,6 +76,29 @@ def test_kubernetes_deployment_matches_the_image():
     assert {e['name'] for e in container['env']} <= KNOWN_ENV
     labels = deployment['spec']['template']['metadata']['labels']
     assert deployment['spec']['selector']['matchLabels'] == labels
+
+
+def test_the_replicas_share_the_redis_the_files_define():
+    (deployment,) = load('deploy/kubernetes/deployment.yaml')
+    redis_deployment, redis_service = load('deploy/kubernetes/redis.yaml')
+    (container,) = deployment['spec']['template']['spec']['containers']
+    url = next(e['value'] for e in container['env'] if e['name'] == 'REDIS_URL')
+    port = redis_service['spec']['ports'][0]['port']
+    assert url == f'redis://{redis_service["metadata"]["name"]}:{port}/0'
+    assert (
+        redis_service['spec']['selector']
+        == redis_deployment['spec']['template']['metadata']['labels']
+    )
+    assert (
+        '--maxmemory-policy'
+        in redis_deployment['spec']['template']['spec']['containers'][0]['args']
+    )
+    (compose,) = load('deploy/compose/docker-compose.yml')
+    replicas = [s for name, s in compose['services'].items() if name.startswith('relay')]
+    assert len(replicas) == 2
+    assert {r['environment']['REDIS_URL'] for r in replicas} == {'redis://127.0.0.1:6379/0'}
+    assert sorted(r['environment']['PORT'] for r in replicas) == ['9090', '9091']
+    assert '6379' in compose['services']['redis']['command']
 
 
 def test_service_and_autoscaler_point_at_the_deployment():
@@ -93,6 +125,7 @@ def test_compose_runs_the_relay_image_against_the_simulator():
     assert ['--spycloud-port', spycloud_port] == simulator['command'][3:5]
     assert env['ALLOWED_JWKS_HOSTS'] == '127.0.0.1:' + simulator['command'][6]
     assert '/watchdog' in ' '.join(relay['healthcheck']['test'])
-    sim_dockerfile = (ROOT / 'deploy' / 'compose' / simulator['build']['dockerfile']
-                      .split('/')[-1]).read_text()
+    sim_dockerfile = (
+        ROOT / 'deploy' / 'compose' / simulator['build']['dockerfile'].split('/')[-1]
+    ).read_text()
     assert 'COPY code/simulator' in sim_dockerfile

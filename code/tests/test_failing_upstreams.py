@@ -4,6 +4,7 @@ relay serves the next request normally.
 The one home of storms and bursts of retried statuses (429, 5xx), hangs, resets, bodies cut
 short or trickling, and answers that are not JSON; test_spycloud_errors.py has the rest.
 """
+
 import time
 
 import pytest
@@ -50,7 +51,10 @@ def test_429_burst_is_absorbed(relay, spycloud):
 def test_500_storm_is_an_internal_error_at_once(relay, spycloud):
     spycloud.add_fault(500, body={'errorMessage': 'boom'})
     assert single_error(observe_in_time(relay)) == {
-        'type': 'fatal', 'code': 'internal error', 'message': 'The SpyCloud internal error: boom'}
+        'type': 'fatal',
+        'code': 'internal error',
+        'message': 'The SpyCloud internal error: boom',
+    }
     assert spycloud.stats()['requests'] == 1  # a 500 is not retried
     then_healthy(relay, spycloud)
 
@@ -98,8 +102,10 @@ def test_catalogs_that_never_answer_still_give_sightings(relay, spycloud):
 def test_truncated_json(relay, spycloud):
     spycloud.add_fault(mode='truncated')
     assert single_error(observe_in_time(relay)) == {
-        'type': 'fatal', 'code': 'unknown',
-        'message': 'SpyCloud sent an answer that is not valid JSON.'}
+        'type': 'fatal',
+        'code': 'unknown',
+        'message': 'SpyCloud sent an answer that is not valid JSON.',
+    }
     then_healthy(relay, spycloud)
 
 
@@ -111,8 +117,9 @@ def test_body_cut_off_mid_transfer(relay, spycloud):
     then_healthy(relay, spycloud)
 
 
-@pytest.mark.parametrize('status, code, words', [(500, 'internal error', 'internal error'),
-                                                  (502, 'unknown', 'HTTP 502')])
+@pytest.mark.parametrize(
+    'status, code, words', [(500, 'internal error', 'internal error'), (502, 'unknown', 'HTTP 502')]
+)
 def test_html_error_page_is_read_as_a_reason(relay, spycloud, status, code, words):
     spycloud.add_fault(status, mode='html')
     error = single_error(observe_in_time(relay), code)
@@ -123,20 +130,28 @@ def test_html_error_page_is_read_as_a_reason(relay, spycloud, status, code, word
 
 def test_html_with_a_200(relay, spycloud):
     spycloud.add_fault(200, mode='html')
-    assert single_error(observe_in_time(relay))['message'] == \
-        'SpyCloud sent an answer that is not valid JSON.'
+    assert (
+        single_error(observe_in_time(relay))['message']
+        == 'SpyCloud sent an answer that is not valid JSON.'
+    )
 
 
 def test_json_under_a_wrong_content_type_is_still_read(relay, spycloud):
-    spycloud.add_fault(200, match='emails', headers={'Content-Type': 'text/plain'},
-                       body={'cursor': '', 'hits': 0, 'results': []})
+    spycloud.add_fault(
+        200,
+        match='emails',
+        headers={'Content-Type': 'text/plain'},
+        body={'cursor': '', 'hits': 0, 'results': []},
+    )
     assert observe_in_time(relay) == {'data': {}}
 
 
 def test_json_of_the_wrong_shape(relay, spycloud):
     spycloud.add_fault(200, match='emails', body=['not', 'an', 'object'])
-    assert single_error(observe_in_time(relay))['message'] == \
-        'SpyCloud sent an answer of an unexpected shape.'
+    assert (
+        single_error(observe_in_time(relay))['message']
+        == 'SpyCloud sent an answer of an unexpected shape.'
+    )
     spycloud.clear_faults()
     spycloud.add_fault(200, match='emails', body={'hits': 'many', 'results': 'none'})
     assert observe_in_time(relay) == {'data': {}}
@@ -144,9 +159,14 @@ def test_json_of_the_wrong_shape(relay, spycloud):
 
 def test_expired_cursor(relay, spycloud):
     spycloud.page_size = 2
-    spycloud.add_fault(400, match='cursor=', body={
-        'errorType': 'BadRequest',
-        'errorMessage': "[BadRequest] Invalid parameter: 'cursor'. Cursor not found."})
+    spycloud.add_fault(
+        400,
+        match='cursor=',
+        body={
+            'errorType': 'BadRequest',
+            'errorMessage': "[BadRequest] Invalid parameter: 'cursor'. Cursor not found.",
+        },
+    )
     body = observe_in_time(relay)
     assert body['data']['sightings']['count'] == 2
     assert body['errors'][0]['code'] == 'incomplete'
@@ -157,8 +177,11 @@ def test_expired_cursor(relay, spycloud):
 def test_forbidden_ip(relay, spycloud):
     spycloud.forbidden_ip()
     error = single_error(observe_in_time(relay))
-    assert error == {'type': 'fatal', 'code': 'authorization error',
-                     'message': 'Authorization failed: Forbidden (Invalid IP 1.2.3.4)'}
+    assert error == {
+        'type': 'fatal',
+        'code': 'authorization error',
+        'message': 'Authorization failed: Forbidden (Invalid IP 1.2.3.4)',
+    }
     then_healthy(relay, spycloud)
 
 
@@ -174,8 +197,15 @@ def test_health_that_times_out_is_not_ok(make_relay, spycloud):
     started = time.monotonic()
     body = relay.health()
     assert time.monotonic() - started < 1.5
-    assert body == {'errors': [{'type': 'fatal', 'code': 'unknown', 'message':
-                                'SpyCloud did not answer the health check within 0.5 s.'}]}
+    assert body == {
+        'errors': [
+            {
+                'type': 'fatal',
+                'code': 'unknown',
+                'message': 'SpyCloud did not answer the health check within 0.5 s.',
+            }
+        ]
+    }
 
 
 def test_a_trickling_answer_cannot_outlast_the_deadline(relay, spycloud):
@@ -190,21 +220,32 @@ def test_a_trickling_answer_cannot_outlast_the_deadline(relay, spycloud):
 
 def test_an_oversized_answer_is_refused(relay, spycloud, monkeypatch):
     from spycloud import transport
+
     monkeypatch.setattr(transport, 'MAX_BODY_BYTES', 4096)
-    spycloud.add_fault(200, match='emails', body={'cursor': '', 'hits': 0,
-                                                  'results': [], 'pad': 'x' * 10000})
+    spycloud.add_fault(
+        200, match='emails', body={'cursor': '', 'hits': 0, 'results': [], 'pad': 'x' * 10000}
+    )
     assert single_error(observe_in_time(relay)) == {
-        'type': 'fatal', 'code': 'unknown',
-        'message': 'SpyCloud sent an answer larger than 4096 bytes.'}
+        'type': 'fatal',
+        'code': 'unknown',
+        'message': 'SpyCloud sent an answer larger than 4096 bytes.',
+    }
 
 
 PAGED = [email('r3c2@paged.example')]
 
 
-@pytest.mark.parametrize('fault', [
-    dict(status=500), dict(status=503), dict(status=429), dict(mode='reset'),
-    dict(mode='truncated'), dict(mode='raw', body=b'[' * 100000),
-])
+@pytest.mark.parametrize(
+    'fault',
+    [
+        dict(status=500),
+        dict(status=503),
+        dict(status=429),
+        dict(mode='reset'),
+        dict(mode='truncated'),
+        dict(mode='raw', body=b'[' * 100000),
+    ],
+)
 def test_a_failing_later_page_keeps_the_pages_before_it(relay, spycloud, fault):
     spycloud.page_size = 1
     spycloud.add_fault(match='cursor=', **fault)
@@ -212,7 +253,8 @@ def test_a_failing_later_page_keeps_the_pages_before_it(relay, spycloud, fault):
     assert body['data']['sightings']['count'] == 1  # page 1 arrived: it is shown
     (warning,) = body['errors']
     assert warning['type'] == 'warning'
-    assert warning['message'].startswith('SpyCloud failed on page 2 of the records of '
-                                         'r3c2@paged.example (')
+    assert warning['message'].startswith(
+        'SpyCloud failed on page 2 of the records of r3c2@paged.example ('
+    )
     assert warning['message'].endswith('the 1 record(s) of the first 1 page(s) are shown.')
     then_healthy(relay, spycloud)

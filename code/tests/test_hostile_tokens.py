@@ -5,6 +5,7 @@ A ``Canary`` (tests/support.py) is an HTTPS server on loopback that presents a c
 relay trusts and serves the issuer's real keys: had the relay been tricked into fetching keys
 from it, the forged token would verify. Its connection count of 0 is the proof it was not.
 """
+
 import base64
 import hashlib
 import hmac
@@ -39,8 +40,13 @@ def unsigned(header, claims, signature=b''):
 
 def claims_for(relay, jwks, **extra):
     now = int(time.time())
-    claims = {'jwks_host': jwks.jwks_host, 'aud': relay.url, 'key': 'k', 'iat': now,
-              'exp': now + 600}
+    claims = {
+        'jwks_host': jwks.jwks_host,
+        'aud': relay.url,
+        'key': 'k',
+        'iat': now,
+        'exp': now + 600,
+    }
     claims.update(extra)
     return claims
 
@@ -84,18 +90,21 @@ def module_canary(jwks):
 
 # -- forged signatures ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('alg', ['none', 'None', 'NONE', 'nOnE', 'HS256'])
 @pytest.mark.parametrize('signature', [b'', b'anything'])
 def test_alg_none_or_a_made_up_signature_is_refused(relay, jwks, alg, signature):
-    token = unsigned({'alg': alg, 'kid': jwks.kid, 'typ': 'JWT'}, claims_for(relay, jwks),
-                     signature)
+    token = unsigned(
+        {'alg': alg, 'kid': jwks.kid, 'typ': 'JWT'}, claims_for(relay, jwks), signature
+    )
     assert refused(relay.post('/health', token=token)) == auth.WRONG_KEY
 
 
 def _public_secrets(jwks):
     public = jwks.private_key().public_key()
-    spki = public.public_bytes(serialization.Encoding.PEM,
-                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     pkcs1 = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1)
     (served,) = [k for k in jwks.jwks()['keys'] if k['kid'] == jwks.kid]
     return {
@@ -104,24 +113,27 @@ def _public_secrets(jwks):
         'pkcs1-pem': pkcs1,
         'jwk-json': json.dumps(served).encode(),
         'jwk-n': served['n'].encode(),
-        'der': public.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo),
+        'der': public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
     }
 
 
-@pytest.mark.parametrize('form', ['spki-pem', 'spki-pem-stripped', 'pkcs1-pem', 'jwk-json',
-                                  'jwk-n', 'der'])
-@pytest.mark.parametrize('alg,digest', [('HS256', hashlib.sha256), ('HS384', hashlib.sha384),
-                                        ('HS512', hashlib.sha512)])
+@pytest.mark.parametrize(
+    'form', ['spki-pem', 'spki-pem-stripped', 'pkcs1-pem', 'jwk-json', 'jwk-n', 'der']
+)
+@pytest.mark.parametrize(
+    'alg,digest', [('HS256', hashlib.sha256), ('HS384', hashlib.sha384), ('HS512', hashlib.sha512)]
+)
 def test_hmac_signed_with_the_served_public_key_is_refused(relay, jwks, form, alg, digest):
     """The classic algorithm confusion: the public key (anyone can fetch it) as HMAC secret."""
     secret = _public_secrets(jwks)[form]
-    token = hmac_token({'alg': alg, 'kid': jwks.kid, 'typ': 'JWT'}, claims_for(relay, jwks),
-                       secret, digest)
+    token = hmac_token(
+        {'alg': alg, 'kid': jwks.kid, 'typ': 'JWT'}, claims_for(relay, jwks), secret, digest
+    )
     assert refused(relay.post('/health', token=token)) == auth.WRONG_KEY
     # The same header with RS256 (the only accepted algorithm) and that HMAC is refused too.
-    token = hmac_token({'alg': 'RS256', 'kid': jwks.kid}, claims_for(relay, jwks), secret,
-                       digest)
+    token = hmac_token({'alg': 'RS256', 'kid': jwks.kid}, claims_for(relay, jwks), secret, digest)
     assert refused(relay.post('/health', token=token)) == auth.WRONG_KEY
 
 
@@ -146,13 +158,16 @@ def test_signature_of_another_token_is_refused(relay, jwks):
     assert refused(relay.post('/health', token=spliced)) == auth.WRONG_KEY
 
 
-@pytest.mark.parametrize('change', [
-    {'key': 'someone-elses-key'},
-    {'exp': 2 ** 40},
-    {'show_passwords': True},
-    {'CTR_ENTITIES_LIMIT': 1000},
-    {'aud': ['{url}']},  # the same meaning in other bytes: still not what was signed
-])
+@pytest.mark.parametrize(
+    'change',
+    [
+        {'key': 'someone-elses-key'},
+        {'exp': 2**40},
+        {'show_passwords': True},
+        {'CTR_ENTITIES_LIMIT': 1000},
+        {'aud': ['{url}']},  # the same meaning in other bytes: still not what was signed
+    ],
+)
 def test_tampered_payload_is_refused(relay, jwks, change):
     header, payload, signature = relay.token().split('.')
     claims = json.loads(base64.urlsafe_b64decode(payload + '=='))
@@ -166,8 +181,9 @@ def test_tampered_header_is_refused(make_relay, jwks):
     relay = make_relay()
     header, payload, signature = relay.token().split('.')
     swapped = b64({'alg': 'RS256', 'kid': other, 'typ': 'JWT'})
-    assert refused(relay.post('/health', token=f'{swapped}.{payload}.{signature}')) == \
-        auth.WRONG_KEY
+    assert (
+        refused(relay.post('/health', token=f'{swapped}.{payload}.{signature}')) == auth.WRONG_KEY
+    )
 
 
 def test_embedded_jwk_and_key_urls_are_ignored(relay, jwks, canaries):
@@ -176,16 +192,21 @@ def test_embedded_jwk_and_key_urls_are_ignored(relay, jwks, canaries):
     jwk = RSAAlgorithm.to_jwk(attacker.public_key(), as_dict=True)
     canary = canaries('jwks', document={'keys': [dict(jwk, kid='attacker', alg='RS256')]})
     key_url = f'https://{canary.host}/.well-known/jwks'
-    forged = jwks.mint(relay.url, signing_key=attacker,
-                       headers={'jwk': dict(jwk, kid=jwks.kid), 'jku': key_url, 'x5u': key_url})
+    forged = jwks.mint(
+        relay.url,
+        signing_key=attacker,
+        headers={'jwk': dict(jwk, kid=jwks.kid), 'jku': key_url, 'x5u': key_url},
+    )
     assert refused(relay.post('/health', token=forged)) == auth.WRONG_KEY
-    by_url = jwks.mint(relay.url, kid='attacker', signing_key=attacker,
-                       headers={'jku': key_url, 'x5u': key_url})
+    by_url = jwks.mint(
+        relay.url, kid='attacker', signing_key=attacker, headers={'jku': key_url, 'x5u': key_url}
+    )
     assert refused(relay.post('/health', token=by_url)) == auth.KID_NOT_FOUND
     assert canary.connections == 0
 
 
 # -- time and audience ------------------------------------------------------------------------
+
 
 def test_expired(relay):
     now = int(time.time())
@@ -205,17 +226,20 @@ def test_time_claims_of_the_wrong_type_are_refused(relay, claim, value):
     assert refused(relay.post('/health', **{claim: value})) == auth.WRONG_KEY
 
 
-@pytest.mark.parametrize('aud', [
-    None,  # no aud claim at all
-    'https://other.example',
-    '{url}/',
-    '{url}.evil.test',
-    '{url}/evil',
-    ['https://other.example'],
-    [],
-    123,
-    {'aud': '{url}'},
-])
+@pytest.mark.parametrize(
+    'aud',
+    [
+        None,  # no aud claim at all
+        'https://other.example',
+        '{url}/',
+        '{url}.evil.test',
+        '{url}/evil',
+        ['https://other.example'],
+        [],
+        123,
+        {'aud': '{url}'},
+    ],
+)
 def test_wrong_audience(relay, aud):
     if isinstance(aud, str):
         aud = aud.format(url=relay.url)
@@ -226,11 +250,10 @@ def test_wrong_audience(relay, aud):
 
 # -- kids -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('kid', ['nope', '', '../../.well-known/jwks', 'k' * 8000, 'ключ',
-                                 '\x00'])
+
+@pytest.mark.parametrize('kid', ['nope', '', '../../.well-known/jwks', 'k' * 8000, 'ключ', '\x00'])
 def test_unknown_kid(relay, jwks, kid):
-    assert refused(relay.post('/health', token=jwks.mint(relay.url, kid=kid))) == \
-        auth.KID_NOT_FOUND
+    assert refused(relay.post('/health', token=jwks.mint(relay.url, kid=kid))) == auth.KID_NOT_FOUND
 
 
 @pytest.mark.parametrize('kid', [1, ['a'], {'kid': 'x'}, True])
@@ -244,8 +267,10 @@ def test_kid_that_is_not_a_string(relay, jwks, kid):
 def test_missing_kid(relay):
     _, payload, signature = relay.token().split('.')
     no_kid = b64({'alg': 'RS256', 'typ': 'JWT'})
-    assert refused(relay.post('/health', token=f'{no_kid}.{payload}.{signature}')) == \
-        auth.KID_NOT_FOUND
+    assert (
+        refused(relay.post('/health', token=f'{no_kid}.{payload}.{signature}'))
+        == auth.KID_NOT_FOUND
+    )
 
 
 def test_a_stream_of_unknown_kids_fetches_the_keys_once(make_relay, jwks):
@@ -256,8 +281,10 @@ def test_a_stream_of_unknown_kids_fetches_the_keys_once(make_relay, jwks):
     for n in range(20):
         if n == 10:
             assert relay.health() == {'data': {'status': 'ok'}}
-        assert refused(relay.post('/health', token=jwks.mint(relay.url, kid=f'forged-{n}'))) \
+        assert (
+            refused(relay.post('/health', token=jwks.mint(relay.url, kid=f'forged-{n}')))
             == auth.KID_NOT_FOUND
+        )
     assert jwks.requests == 1
 
 
@@ -266,21 +293,24 @@ def test_a_stream_of_unknown_kids_fetches_the_keys_once(make_relay, jwks):
 NOT_UTF8 = b64(b'\xff\xfe')
 
 
-@pytest.mark.parametrize('token', [
-    'abc',
-    'x' * 20000,
-    'a.b',
-    'a.b.c',
-    'a.b.c.d',
-    '...',
-    f'{b64({"alg": "RS256"})}.{b64([1, 2])}.c2ln',
-    f'{b64({"alg": "RS256"})}.{b64("text")}.c2ln',
-    f'{b64([1])}.{b64({"jwks_host": "x"})}.c2ln',
-    f'{b64(b"[" * 6000 + b"]" * 6000)}.{b64({})}.c2ln',
-    f'{b64({"alg": "RS256"})}.{b64(b"{" + b"[" * 6000)}.c2ln',
-    f'{b64({"alg": "RS256"})}.!!!!.c2ln',
-    f'{b64({"alg": "RS256"})}.{NOT_UTF8}.c2ln',
-])
+@pytest.mark.parametrize(
+    'token',
+    [
+        'abc',
+        'x' * 20000,
+        'a.b',
+        'a.b.c',
+        'a.b.c.d',
+        '...',
+        f'{b64({"alg": "RS256"})}.{b64([1, 2])}.c2ln',
+        f'{b64({"alg": "RS256"})}.{b64("text")}.c2ln',
+        f'{b64([1])}.{b64({"jwks_host": "x"})}.c2ln',
+        f'{b64(b"[" * 6000 + b"]" * 6000)}.{b64({})}.c2ln',
+        f'{b64({"alg": "RS256"})}.{b64(b"{" + b"[" * 6000)}.c2ln',
+        f'{b64({"alg": "RS256"})}.!!!!.c2ln',
+        f'{b64({"alg": "RS256"})}.{NOT_UTF8}.c2ln',
+    ],
+)
 def test_malformed_tokens(relay, token):
     assert refused(relay.post('/health', token=token)) == auth.WRONG_JWT_STRUCTURE
 
@@ -309,8 +339,10 @@ def test_huge_header_over_http_is_turned_away_at_once(relay):
     it cannot be the relay's envelope. What matters here is that it is quick and final.
     """
     port = int(relay.url.rsplit(':', 1)[1])
-    request = (b'POST /health HTTP/1.1\r\nHost: relay\r\nContent-Length: 0\r\n'
-               b'Authorization: Bearer ' + b'x' * (1024 * 1024) + b'\r\n\r\n')
+    request = (
+        b'POST /health HTTP/1.1\r\nHost: relay\r\nContent-Length: 0\r\n'
+        b'Authorization: Bearer ' + b'x' * (1024 * 1024) + b'\r\n\r\n'
+    )
     answer = b''
     started = time.monotonic()
     with socket.create_connection(('127.0.0.1', port), timeout=2) as sock:
@@ -326,8 +358,9 @@ def test_huge_header_over_http_is_turned_away_at_once(relay):
             pass
         sender.join(2)
     assert time.monotonic() - started < 1.0
-    assert answer.startswith((b'HTTP/1.1 431', b'HTTP/1.1 400', b'HTTP/1.0 431',
-                              b'HTTP/1.0 400')), answer[:100]
+    assert answer.startswith(
+        (b'HTTP/1.1 431', b'HTTP/1.1 400', b'HTTP/1.0 431', b'HTTP/1.0 400')
+    ), answer[:100]
 
 
 def _send_quietly(sock, data):
@@ -397,16 +430,23 @@ NEAR_MISSES = [
 
 def _jwks_host(template, jwks, canary, allowed):
     ahost, aport = allowed.rsplit(':', 1)
-    return template.format(allowed=allowed, ahost=ahost, aport=aport, cport=canary.port,
-                           cyrillic_localhost='l\u043ecalh\u043est')
+    return template.format(
+        allowed=allowed,
+        ahost=ahost,
+        aport=aport,
+        cport=canary.port,
+        cyrillic_localhost='l\u043ecalh\u043est',
+    )
 
 
 @pytest.fixture(scope='module')
 def escape_relays(spycloud_server, jwks):
     """Two relays for the escape attempts: one allowing the issuer as ``127.0.0.1:<port>``,
     one as ``localhost:<port>`` (a name). Refusals cache nothing, so they are shared."""
-    relays = [start_relay(relay_settings(spycloud_server, jwks, allowed_jwks_hosts=(host,)), jwks)
-              for host in (jwks.jwks_host, f'localhost:{jwks.port}')]
+    relays = [
+        start_relay(relay_settings(spycloud_server, jwks, allowed_jwks_hosts=(host,)), jwks)
+        for host in (jwks.jwks_host, f'localhost:{jwks.port}')
+    ]
     yield relays
     for relay in relays:
         relay.stop()
@@ -427,8 +467,16 @@ def test_jwks_host_escapes_reach_nobody(escape_relays, jwks, module_canary, temp
     assert module_canary.connections == before
 
 
-@pytest.mark.parametrize('value', ['127.0.0.1:{port}', '[::1]:{port}', '[::ffff:7f00:1]:{port}',
-                                   'localhost.:{port}', 'localhost:{port}.'])
+@pytest.mark.parametrize(
+    'value',
+    [
+        '127.0.0.1:{port}',
+        '[::1]:{port}',
+        '[::ffff:7f00:1]:{port}',
+        'localhost.:{port}',
+        'localhost:{port}.',
+    ],
+)
 def test_the_same_server_by_another_name_is_refused(escape_relays, jwks, value):
     """Allowed as ``localhost:<port>``: its address, or a spelling of it, is not allowed."""
     relay = escape_relays[1]
@@ -436,12 +484,14 @@ def test_the_same_server_by_another_name_is_refused(escape_relays, jwks, value):
     token = relay.token(jwks_host=value.format(port=jwks.port))
     assert refused(relay.post('/health', token=token)) == auth.WRONG_JWKS_HOST
     assert jwks.requests == 0
-    assert relay.post('/health', jwks_host=f'localhost:{jwks.port}').json() == \
-        {'data': {'status': 'ok'}}
+    assert relay.post('/health', jwks_host=f'localhost:{jwks.port}').json() == {
+        'data': {'status': 'ok'}
+    }
 
 
-@pytest.mark.parametrize('value', [['{allowed}'], [['{allowed}']], 443, 1.5, True,
-                                   {'host': '{allowed}'}])
+@pytest.mark.parametrize(
+    'value', [['{allowed}'], [['{allowed}']], 443, 1.5, True, {'host': '{allowed}'}]
+)
 def test_jwks_host_of_another_type_is_refused(relay, jwks, module_canary, value):
     text = json.dumps(value).replace('{allowed}', jwks.jwks_host)
     before = module_canary.connections
@@ -461,8 +511,9 @@ def test_empty_jwks_host_is_missing(relay, jwks, value):
 def test_allowed_names_match_case_insensitively(make_relay, jwks):
     """The near misses above are refused for what they are, not for being names."""
     relay = make_relay(allowed_jwks_hosts=(f'localhost:{jwks.port}',))
-    assert relay.post('/health', jwks_host=f'LocalHost:{jwks.port}').json() == \
-        {'data': {'status': 'ok'}}
+    assert relay.post('/health', jwks_host=f'LocalHost:{jwks.port}').json() == {
+        'data': {'status': 'ok'}
+    }
 
 
 def test_the_canary_would_have_answered(make_relay, canaries):
@@ -476,9 +527,9 @@ def test_the_canary_would_have_answered(make_relay, canaries):
 
 # -- key servers that misbehave ---------------------------------------------------------------
 
+
 def canary_relay(make_relay, canary, **overrides):
-    relay = make_relay(allowed_jwks_hosts=(canary.host,), jwks_timeout_s=JWKS_TIMEOUT,
-                       **overrides)
+    relay = make_relay(allowed_jwks_hosts=(canary.host,), jwks_timeout_s=JWKS_TIMEOUT, **overrides)
     return relay, relay.token(jwks_host=canary.host)
 
 
@@ -499,9 +550,10 @@ def test_slow_key_servers_are_cut_off_on_time(make_relay, canaries, mode):
     assert canary.connections == 1
 
 
-@pytest.mark.parametrize('mode,size', [('huge', 32 * 1024 * 1024),
-                                       ('gzip-bomb', 64 * 1024 * 1024),
-                                       ('jwks', MAX_JWKS_BYTES + 1)])
+@pytest.mark.parametrize(
+    'mode,size',
+    [('huge', 32 * 1024 * 1024), ('gzip-bomb', 64 * 1024 * 1024), ('jwks', MAX_JWKS_BYTES + 1)],
+)
 def test_key_sets_over_the_cap_are_refused_unread(make_relay, canaries, mode, size):
     """Each body is a *valid* JWKS with the real keys, padded: only the cap can refuse it.
 
@@ -518,15 +570,18 @@ def test_key_sets_over_the_cap_are_refused_unread(make_relay, canaries, mode, si
         assert canary.bytes_sent < size // 2  # the relay hung up long before the end
 
 
-@pytest.mark.parametrize('document', [
-    b'[' * 200000,
-    b'{"keys": ' + b'[' * 200000 + b']' * 200000 + b'}',
-    b'{"keys": "not a list"}',
-    b'{"keys": [{"kty": "RSA", "kid": "x", "n": "!!", "e": "AQAB"}, 7, null, "k"]}',
-    b'["keys"]',
-    b'\xff\xfe\x00',
-    b'',
-])
+@pytest.mark.parametrize(
+    'document',
+    [
+        b'[' * 200000,
+        b'{"keys": ' + b'[' * 200000 + b']' * 200000 + b'}',
+        b'{"keys": "not a list"}',
+        b'{"keys": [{"kty": "RSA", "kid": "x", "n": "!!", "e": "AQAB"}, 7, null, "k"]}',
+        b'["keys"]',
+        b'\xff\xfe\x00',
+        b'',
+    ],
+)
 def test_key_sets_that_are_not_usable_are_refused(make_relay, canaries, document):
     canary = canaries('jwks', document=document)
     relay, token = canary_relay(make_relay, canary)
@@ -594,8 +649,9 @@ def test_known_keys_do_not_wait_for_a_refresh_of_an_unknown_kid(make_relay, cana
     refresh.start()
     time.sleep(0.3)  # the refresh is under way, holding the host's lock
     started = time.monotonic()
-    assert relay.post('/health', token=relay.token(jwks_host=canary.host)).json() == \
-        {'data': {'status': 'ok'}}
+    assert relay.post('/health', token=relay.token(jwks_host=canary.host)).json() == {
+        'data': {'status': 'ok'}
+    }
     assert time.monotonic() - started < 0.5
     refresh.join(5)
     assert results and results[0][0] == auth.WRONG_JWKS_HOST

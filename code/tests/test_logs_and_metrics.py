@@ -1,4 +1,5 @@
 """JSON log lines, Prometheus metrics, and no secret in any log line, over HTTP."""
+
 import json
 import logging
 import re
@@ -20,9 +21,11 @@ def request_lines(caplog):
 
 def test_one_json_line_per_request(relay, caplog):
     caplog.set_level(logging.INFO, logger='relay.request')
-    response = relay.post('/observe/observables', [email('r12c3@log.example'),
-                                                   {'type': 'domain', 'value': 'r2c1.log.example'}],
-                          headers={'X-Request-Id': 'trace-42'})
+    response = relay.post(
+        '/observe/observables',
+        [email('r12c3@log.example'), {'type': 'domain', 'value': 'r2c1.log.example'}],
+        headers={'X-Request-Id': 'trace-42'},
+    )
     assert response.headers['X-Request-Id'] == 'trace-42'
     (record,) = request_lines(caplog)
     line = json.loads(JsonFormatter().format(record))
@@ -45,11 +48,14 @@ def test_log_line_counts_retries_and_cache_hits(relay, spycloud, caplog):
     assert (second['cache_misses'], second['cache_hits'], second['retries']) == (0, 2, 1)
 
 
-@pytest.mark.parametrize('path, kwargs, outcome', [
-    ('/observe/observables', {'token': 'bad'}, 'authorization error'),
-    ('/observe/observables', {'data': 'nope'}, 'invalid argument'),
-    ('/health', {}, 'ok'),
-])
+@pytest.mark.parametrize(
+    'path, kwargs, outcome',
+    [
+        ('/observe/observables', {'token': 'bad'}, 'authorization error'),
+        ('/observe/observables', {'data': 'nope'}, 'invalid argument'),
+        ('/health', {}, 'ok'),
+    ],
+)
 def test_outcome_is_the_answer(relay, caplog, path, kwargs, outcome):
     caplog.set_level(logging.INFO, logger='relay.request')
     relay.post(path, [email('r1c1@o.example')] if 'data' not in kwargs else None, **kwargs)
@@ -93,14 +99,18 @@ def test_no_secret_reaches_any_log_line_at_debug(make_relay, spycloud, caplog):
     secrets = [SECRET_KEY, *tokens]
     for value in values:
         for record in data.records_for('emails' if '@' in value else 'domains', value):
-            secrets += [str(record[f]) for f in ('password', 'password_plaintext', 'salt',
-                                                 'cookie_value') if record.get(f)]
+            secrets += [
+                str(record[f])
+                for f in ('password', 'password_plaintext', 'salt', 'cookie_value')
+                if record.get(f)
+            ]
     assert len(secrets) > 10
     leaked = [secret for secret in secrets for line in lines if secret in line]
     assert leaked == []
     relay_lines = [json.loads(line) for line in lines if '"relay.request"' in line]
-    assert relay_lines and all(re.fullmatch(r'[0-9a-f]{16}', line['request_id'])
-                               for line in relay_lines)
+    assert relay_lines and all(
+        re.fullmatch(r'[0-9a-f]{16}', line['request_id']) for line in relay_lines
+    )
 
 
 def metric(text, name, **labels):
@@ -135,8 +145,10 @@ def test_metrics_count_calls_caches_retries_and_latency(make_relay, spycloud):
     assert delta('relay_cache_lookups_total', cache='catalog', result='miss') == 3
     assert delta('relay_cache_lookups_total', cache='catalog', result='hit') == 3
     assert delta('relay_cache_lookups_total', cache='jwks', result='hit') >= 1
-    assert delta('relay_request_duration_seconds_count', route='/observe/observables',
-                 outcome='ok') == 2
+    assert (
+        delta('relay_request_duration_seconds_count', route='/observe/observables', outcome='ok')
+        == 2
+    )
     assert delta('relay_rate_limiter_wait_seconds_count') == 3
 
 
@@ -146,29 +158,41 @@ def json_lines(path):
 
 def test_metrics_add_up_every_gunicorn_worker(jwks, spycloud, tmp_path):
     log_path = tmp_path / 'gunicorn.log'
-    with open(log_path, 'w') as output, gunicorn_relay(
-            spycloud, jwks, output=output, METRICS_ENABLED='true', WEB_CONCURRENCY=2,
-            LOG_LEVEL='info') as url:
+    with (
+        open(log_path, 'w') as output,
+        gunicorn_relay(
+            spycloud,
+            jwks,
+            output=output,
+            METRICS_ENABLED='true',
+            WEB_CONCURRENCY=2,
+            LOG_LEVEL='info',
+        ) as url,
+    ):
         token, ids, workers = jwks.mint(url), [], set()
         while len(workers) < 2 and len(ids) < 60:  # a connection each, until both answered
-            response = requests.post(url + '/observe/observables', timeout=20,
-                                     json=[email(f'r2c1-{len(ids)}@workers.example')],
-                                     headers={'Authorization': f'Bearer {token}',
-                                              'Connection': 'close'})
+            response = requests.post(
+                url + '/observe/observables',
+                timeout=20,
+                json=[email(f'r2c1-{len(ids)}@workers.example')],
+                headers={'Authorization': f'Bearer {token}', 'Connection': 'close'},
+            )
             assert response.json()['data']['sightings']['count'] == 2
             ids.append(response.headers['X-Request-Id'])
-            workers = {line['pid'] for line in json_lines(log_path)
-                       if line['logger'] == 'relay.request'}
+            workers = {
+                line['pid'] for line in json_lines(log_path) if line['logger'] == 'relay.request'
+            }
         text = requests.get(url + '/metrics', timeout=5).text
     assert len(workers) == 2
-    assert metric(text, 'relay_spycloud_calls_total', endpoint='breach/data/emails',
-                  status='200') == len(ids)
-    assert metric(text, 'relay_request_duration_seconds_count', route='/observe/observables',
-                  outcome='ok') == len(ids)
+    assert metric(
+        text, 'relay_spycloud_calls_total', endpoint='breach/data/emails', status='200'
+    ) == len(ids)
+    assert metric(
+        text, 'relay_request_duration_seconds_count', route='/observe/observables', outcome='ok'
+    ) == len(ids)
     lines = json_lines(log_path)
     access = [line for line in lines if line['logger'] == 'gunicorn.access']
     relay_lines = [line for line in lines if line['logger'] == 'relay.request']
     assert {line['request_id'] for line in access} >= set(ids)
     assert {line['request_id'] for line in relay_lines} >= set(ids)
-    assert all(line['status'] == 200 for line in access
-               if line['path'] == '/observe/observables')
+    assert all(line['status'] == 200 for line in access if line['path'] == '/observe/observables')

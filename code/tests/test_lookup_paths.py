@@ -1,4 +1,5 @@
 """Fast and complete lookups: concurrency, pacing, retries, caches and the deadline, over HTTP."""
+
 import json
 import threading
 import time
@@ -20,11 +21,11 @@ def timed(call):
 def test_catalogs_are_fetched_concurrently(make_relay, spycloud):
     relay = make_relay(spycloud_catalog_batch=1)
     spycloud.latency = 0.15
-    body, elapsed = timed(lambda: relay.observe([email('r20c10@wide.example')]))
+    body = relay.observe([email('r20c10@wide.example')])
     assert body['data']['indicators']['count'] == 10
     assert spycloud.stats()['by_endpoint']['catalog'] == 10
+    # The proof is what SpyCloud saw at once, not a time a slower CPU could miss.
     assert spycloud.stats()['max_in_flight'] >= 5
-    assert elapsed < 10 * 0.15  # serial would be 1 page + 10 catalogs = 1.65 s
 
 
 def test_catalogs_are_batched_ten_per_call(relay, spycloud):
@@ -32,8 +33,9 @@ def test_catalogs_are_batched_ten_per_call(relay, spycloud):
     value = 'r50c25@batch.example'
     body = relay.observe([email(value)])
     assert body['data']['indicators']['count'] == 25
-    calls = [c['path'].rsplit('/', 1)[1] for c in spycloud.request_log
-             if c['endpoint'] == 'catalog']
+    calls = [
+        c['path'].rsplit('/', 1)[1] for c in spycloud.request_log if c['endpoint'] == 'catalog'
+    ]
     assert sorted(len(call.split(',')) for call in calls) == [5, 10, 10]
     fetched = sorted(int(i) for call in calls for i in call.split(','))
     assert fetched == sorted(data.catalog_ids_for('emails', value))
@@ -41,8 +43,11 @@ def test_catalogs_are_batched_ten_per_call(relay, spycloud):
 
 
 def test_a_refused_batch_falls_back_to_single_ids(relay, spycloud):
-    spycloud.add_fault(400, match=r'catalog/\d+,', body={
-        'errorType': 'BadRequest', 'errorMessage': "[BadRequest] Invalid parameter: 'id'."})
+    spycloud.add_fault(
+        400,
+        match=r'catalog/\d+,',
+        body={'errorType': 'BadRequest', 'errorMessage': "[BadRequest] Invalid parameter: 'id'."},
+    )
     value = 'r6c3@fallback.example'
     body = relay.observe([email(value)])
     assert body['data']['indicators']['count'] == 3
@@ -64,16 +69,21 @@ def test_cold_lookup_calls_pages_plus_catalogs_warm_only_pages(relay, spycloud):
     spycloud.page_size = 10
     value = 'r25c16@calls.example'
     relay.observe([email(value)])
-    assert spycloud.stats()['by_endpoint'] == {**spycloud.stats()['by_endpoint'],
-                                               'emails': 3, 'catalog': 2}
+    assert spycloud.stats()['by_endpoint'] == {
+        **spycloud.stats()['by_endpoint'],
+        'emails': 3,
+        'catalog': 2,
+    }
     spycloud.reset_stats()
     relay.observe([email(value)])
     assert spycloud.stats()['requests'] == 3
 
 
 def test_results_are_identical_to_the_serial_path(make_relay):
-    observables = [email(v) for v in ('r12c5@same.example', 'admin@example.org',
-                                      'r3c3@other.example', 'none@x.example')]
+    observables = [
+        email(v)
+        for v in ('r12c5@same.example', 'admin@example.org', 'r3c3@other.example', 'none@x.example')
+    ]
     parallel = make_relay().observe(observables)
     serial = make_relay(spycloud_max_workers=1).observe(observables)
     assert json.dumps(parallel, sort_keys=True) == json.dumps(serial, sort_keys=True)
@@ -84,8 +94,9 @@ def test_rate_limiter_keeps_lookups_under_spycloud_limit(make_relay, spycloud):
     spycloud.rate_limit = (20, 5)
     # 80% of SpyCloud's limit leaves room for jitter in when calls arrive; retries are off here
     # so that any 429 would show.
-    relay = make_relay(spycloud_rate_limit=16, spycloud_burst=4, spycloud_retries=0,
-                       spycloud_catalog_batch=1)
+    relay = make_relay(
+        spycloud_rate_limit=16, spycloud_burst=4, spycloud_retries=0, spycloud_catalog_batch=1
+    )
     body = relay.observe([email('r30c15@paced.example')])
     assert 'errors' not in body
     assert body['data']['indicators']['count'] == 15
@@ -152,10 +163,17 @@ def test_deadline_during_the_records_call(make_relay, spycloud):
     spycloud.latency = 2.0
     body, elapsed = timed(lambda: relay.observe([email('r2c1@stuck.example')]))
     assert elapsed < 0.5 + 0.5
-    assert body == {'data': {}, 'errors': [{
-        'type': 'warning', 'code': 'deadline exceeded',
-        'message': 'The lookup deadline (0.5 s) cut short the breach records of '
-                   'r2c1@stuck.example after 0 page(s).'}]}
+    assert body == {
+        'data': {},
+        'errors': [
+            {
+                'type': 'warning',
+                'code': 'deadline exceeded',
+                'message': 'The lookup deadline (0.5 s) cut short the breach records of '
+                'r2c1@stuck.example after 0 page(s).',
+            }
+        ],
+    }
 
 
 def test_deadline_between_pages_keeps_earlier_pages(make_relay, spycloud):
@@ -206,9 +224,14 @@ def test_catalog_errors_become_warnings(make_relay, spycloud):
     spycloud.add_fault(500, match=f'catalog/{broken}$', body={'errorMessage': 'db down'})
     body = relay.observe([email(value)])
     assert body['data']['sightings']['count'] == 4
-    assert body['errors'] == [{'type': 'warning', 'code': 'internal error',
-                               'message': f'SpyCloud did not return results for {broken}: '
-                                          'The SpyCloud internal error: db down'}]
+    assert body['errors'] == [
+        {
+            'type': 'warning',
+            'code': 'internal error',
+            'message': f'SpyCloud did not return results for {broken}: '
+            'The SpyCloud internal error: db down',
+        }
+    ]
 
 
 def test_connections_are_kept_alive_and_reused(relay, spycloud):

@@ -1,4 +1,5 @@
 """The pure mapping functions, edge by edge."""
+
 from datetime import UTC, datetime
 
 import pytest
@@ -9,12 +10,29 @@ from spycloud.models import BreachRecord, Catalog, MalformedData, parse_time
 
 pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 
-RECORD = {'document_id': 'd-1', 'source_id': 7, 'spycloud_publish_date': '2024-02-03T00:00:00Z',
-          'severity': 20, 'email': 'a@b.example', 'password': 'hunter22',
-          'password_type': 'plaintext', 'password_plaintext': 'hunter22', 'salt': 'pepper-salt'}
-CATALOG = {'id': 7, 'uuid': 'u-7', 'title': 'Big Leak', 'site': 'big-leak.example',
-           'description': 'desc', 'site_description': 'a site', 'confidence': 2,
-           'spycloud_publish_date': '2024-01-01T00:00:00Z', 'assets': {'email': 1}, 'tlp': 'amber'}
+RECORD = {
+    'document_id': 'd-1',
+    'source_id': 7,
+    'spycloud_publish_date': '2024-02-03T00:00:00Z',
+    'severity': 20,
+    'email': 'a@b.example',
+    'password': 'hunter22',
+    'password_type': 'plaintext',
+    'password_plaintext': 'hunter22',
+    'salt': 'pepper-salt',
+}
+CATALOG = {
+    'id': 7,
+    'uuid': 'u-7',
+    'title': 'Big Leak',
+    'site': 'big-leak.example',
+    'description': 'desc',
+    'site_description': 'a site',
+    'confidence': 2,
+    'spycloud_publish_date': '2024-01-01T00:00:00Z',
+    'assets': {'email': 1},
+    'tlp': 'amber',
+}
 OPTIONS = mapping.MappingOptions()
 
 
@@ -26,44 +44,71 @@ def catalog(**changes):
     return Catalog.from_api({**CATALOG, **changes})
 
 
-@pytest.mark.parametrize('score, name', [(1, 'Low'), (2, 'Low'), (3, 'Medium'), (5, 'Medium'),
-                                         (6, 'High'), (20, 'High'), (24, 'High'),
-                                         (25, 'Critical'), (26, 'Critical'), (30, 'Critical'),
-                                         (None, 'Unknown')])
+@pytest.mark.parametrize(
+    'score, name',
+    [
+        (1, 'Low'),
+        (2, 'Low'),
+        (3, 'Medium'),
+        (5, 'Medium'),
+        (6, 'High'),
+        (20, 'High'),
+        (24, 'High'),
+        (25, 'Critical'),
+        (26, 'Critical'),
+        (30, 'Critical'),
+        (None, 'Unknown'),
+    ],
+)
 def test_severity_scale(score, name):
     assert mapping.severity(record(severity=score), catalog()) == name
 
 
-@pytest.mark.parametrize('flag, combo', [('YES', True), ('yes', True), ('NO', False),
-                                         ('', False), (None, False), (True, True)])
+@pytest.mark.parametrize(
+    'flag, combo',
+    [('YES', True), ('yes', True), ('NO', False), ('', False), (None, False), (True, True)],
+)
 def test_combo_list_flag_is_read_not_just_tested_for_truth(flag, combo):
     got = mapping.severity(record(severity=25), catalog(combo_list_flag=flag))
     assert got == ('Medium' if combo else 'Critical')
 
 
-@pytest.mark.parametrize('site, domain', [('big-leak.example', 'big-leak.example'),
-                                          ('Big-Leak.Example.', 'big-leak.example'),
-                                          ('n/a', None), ('', None), (None, None),
-                                          ('127.0.0.1:8000', None), ('10.0.0.1', None),
-                                          ('https://x.example/login', None), (42, None)])
+@pytest.mark.parametrize(
+    'site, domain',
+    [
+        ('big-leak.example', 'big-leak.example'),
+        ('Big-Leak.Example.', 'big-leak.example'),
+        ('n/a', None),
+        ('', None),
+        (None, None),
+        ('127.0.0.1:8000', None),
+        ('10.0.0.1', None),
+        ('https://x.example/login', None),
+        (42, None),
+    ],
+)
 def test_breached_domain(site, domain):
     assert mapping.breached_domain(catalog(site=site)) == domain
 
 
-@pytest.mark.parametrize('value, kind, shown', [
-    ('tiger31', 'plaintext', 't*****1 (plaintext, 7 chars)'),
-    ('abc', 'plaintext', '***** (plaintext, 3 chars)'),
-    ('********', 'plaintext', '********'),
-    ('5f4dcc3b5aa765d61d8327deb882cf99', 'md5', '5*****9 (md5, 32 chars)'),
-    ('somesalt', None, 's*****t (8 chars)'),
-])
+@pytest.mark.parametrize(
+    'value, kind, shown',
+    [
+        ('tiger31', 'plaintext', 't*****1 (plaintext, 7 chars)'),
+        ('abc', 'plaintext', '***** (plaintext, 3 chars)'),
+        ('********', 'plaintext', '********'),
+        ('5f4dcc3b5aa765d61d8327deb882cf99', 'md5', '5*****9 (md5, 32 chars)'),
+        ('somesalt', None, 's*****t (8 chars)'),
+    ],
+)
 def test_mask(value, kind, shown):
     assert mapping.mask(value, kind) == shown
 
 
 def test_data_table_masks_every_secret_field():
-    doc = mapping.data_table(record(cookie_value='sess-secret-value', cc_number='4111111111111111'),
-                             OPTIONS)
+    doc = mapping.data_table(
+        record(cookie_value='sess-secret-value', cc_number='4111111111111111'), OPTIONS
+    )
     row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0], strict=True))
     assert row['password'] == 'h*****2 (plaintext, 8 chars)'
     assert row['password_plaintext'] == 'h*****2 (plaintext, 8 chars)'
@@ -87,8 +132,9 @@ def test_data_table_shows_secrets_when_asked():
 
 
 def test_data_table_cells():
-    doc = mapping.data_table(record(ip_addresses=['1.2.3.4', '::1'], nested={'a': 1},
-                                    nothing=None), OPTIONS)
+    doc = mapping.data_table(
+        record(ip_addresses=['1.2.3.4', '::1'], nested={'a': 1}, nothing=None), OPTIONS
+    )
     row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0], strict=True))
     assert row['ip_addresses'] == '1.2.3.4, ::1'
     assert row['nested'] == '{"a": 1}'
@@ -115,8 +161,13 @@ def test_indicator_fields():
     assert doc['tlp'] == 'amber'
     assert doc['external_references'] == [
         {'source_name': 'SpyCloud', 'description': 'a site', 'url': 'https://big-leak.example'},
-        {'source_name': 'SpyCloud', 'description': 'desc',
-         'url': 'https://portal.spycloud.com/breach/catalog/u-7', 'external_id': 'u-7'}]
+        {
+            'source_name': 'SpyCloud',
+            'description': 'desc',
+            'url': 'https://portal.spycloud.com/breach/catalog/u-7',
+            'external_id': 'u-7',
+        },
+    ]
 
 
 def test_indicator_of_a_sparse_catalog():
@@ -131,9 +182,17 @@ def test_ids_are_deterministic():
     assert mapping.transient_id('sighting', 'x') != mapping.transient_id('sighting', 'y')
 
 
-@pytest.mark.parametrize('raw', [None, [], {'source_id': 1}, {'document_id': ''},
-                                 {'document_id': 'x'}, {'document_id': 'x',
-                                                        'spycloud_publish_date': 'yesterday'}])
+@pytest.mark.parametrize(
+    'raw',
+    [
+        None,
+        [],
+        {'source_id': 1},
+        {'document_id': ''},
+        {'document_id': 'x'},
+        {'document_id': 'x', 'spycloud_publish_date': 'yesterday'},
+    ],
+)
 def test_malformed_records_are_refused(raw):
     with pytest.raises(MalformedData):
         BreachRecord.from_api(raw)
@@ -145,12 +204,18 @@ def test_malformed_catalogs_are_refused(raw):
         Catalog.from_api(raw)
 
 
-@pytest.mark.parametrize('text, moment', [
-    ('2020-01-09T00:00:00Z', datetime(2020, 1, 9, tzinfo=UTC)),
-    ('2020-01-09 10:11:12', datetime(2020, 1, 9, 10, 11, 12, tzinfo=UTC)),
-    ('2020-01-09T02:00:00+02:00', datetime(2020, 1, 9, tzinfo=UTC)),
-    ('2020-01-09', datetime(2020, 1, 9, tzinfo=UTC)),
-    ('garbage', None), (None, None), (20200109, None)])
+@pytest.mark.parametrize(
+    'text, moment',
+    [
+        ('2020-01-09T00:00:00Z', datetime(2020, 1, 9, tzinfo=UTC)),
+        ('2020-01-09 10:11:12', datetime(2020, 1, 9, 10, 11, 12, tzinfo=UTC)),
+        ('2020-01-09T02:00:00+02:00', datetime(2020, 1, 9, tzinfo=UTC)),
+        ('2020-01-09', datetime(2020, 1, 9, tzinfo=UTC)),
+        ('garbage', None),
+        (None, None),
+        (20200109, None),
+    ],
+)
 def test_parse_time(text, moment):
     assert parse_time(text) == moment
 
@@ -161,6 +226,9 @@ def test_bundle_keeps_order_and_unique_docs():
     bundle.add({'type': 'sighting', 'id': 's1'}, {'type': 'indicator', 'id': 'i1'})
     bundle.extend([{'type': 'sighting', 'id': 's2'}, {'type': 'indicator', 'id': 'i1'}])
     assert bundle.data() == {
-        'sightings': {'count': 2, 'docs': [{'type': 'sighting', 'id': 's1'},
-                                           {'type': 'sighting', 'id': 's2'}]},
-        'indicators': {'count': 1, 'docs': [{'type': 'indicator', 'id': 'i1'}]}}
+        'sightings': {
+            'count': 2,
+            'docs': [{'type': 'sighting', 'id': 's1'}, {'type': 'sighting', 'id': 's2'}],
+        },
+        'indicators': {'count': 1, 'docs': [{'type': 'indicator', 'id': 'i1'}]},
+    }

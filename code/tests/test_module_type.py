@@ -1,4 +1,5 @@
 """module_type.json and observables.json agree with what the relay really serves and reads."""
+
 import base64
 import json
 from pathlib import Path
@@ -9,10 +10,22 @@ from api.module_settings import ModuleSettings
 from app import create_app
 from config import XDR_JWKS_HOSTS, Settings
 
+pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 ROOT = Path(__file__).resolve().parents[2]
 MODULE_TYPE = json.loads((ROOT / 'module_type.json').read_text())
-SPEC_FIELD_KEYS = {'key', 'type', 'label', 'tooltip', 'required', 'group', 'subtype', 'options',
-                   'default_value', 'beta', 'strict-options'}
+SPEC_FIELD_KEYS = {
+    'key',
+    'type',
+    'label',
+    'tooltip',
+    'required',
+    'group',
+    'subtype',
+    'options',
+    'default_value',
+    'beta',
+    'strict-options',
+}
 SPEC_FIELD_TYPES = {'string', 'password', 'api_key', 'integer', 'boolean', 'options', 'device'}
 
 
@@ -43,7 +56,7 @@ def test_every_form_field_reaches_module_settings():
     baseline = ModuleSettings.from_claims(claims)
     samples = {'integer': [7], 'boolean': [True, False], 'api_key': ['other-key']}
     for field in MODULE_TYPE['configuration_spec']:
-        name = field['key'][len('custom_'):]
+        name = field['key'][len('custom_') :]
         values = [o['value'] for o in field.get('options', ())] or samples[field['type']]
         changed = [ModuleSettings.from_claims({**claims, name: v}) for v in values]
         assert any(c != baseline for c in changed), field['key']
@@ -56,13 +69,24 @@ def test_supported_apis_are_served_and_auth_is_rs256():
     assert props['configuration-token-alg'] == 'RS256'
     assert props['custom_jwks_host'] in XDR_JWKS_HOSTS
     routes = {rule.rule.lstrip('/') for rule in create_app(Settings()).url_map.iter_rules()}
-    assert set(props['supported-apis']) == {'health', 'observe/observables',
-                                            'deliberate/observables', 'respond/observables',
-                                            'respond/trigger', 'tiles', 'tiles/tile',
-                                            'tiles/tile-data'}
+    assert set(props['supported-apis']) == {
+        'health',
+        'observe/observables',
+        'deliberate/observables',
+        'respond/observables',
+        'respond/trigger',
+        'tiles',
+        'tiles/tile',
+        'tiles/tile-data',
+    }
     assert set(props['supported-apis']) <= routes
-    assert {c['id'] for c in MODULE_TYPE['capabilities']} == {'health', 'observe', 'deliberate',
-                                                              'respond', 'tiles'}
+    assert {c['id'] for c in MODULE_TYPE['capabilities']} == {
+        'health',
+        'observe',
+        'deliberate',
+        'respond',
+        'tiles',
+    }
 
 
 def test_logo_is_a_data_uri_image():

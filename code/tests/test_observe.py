@@ -1,4 +1,5 @@
 """POST /observe/observables end to end: relay over HTTP, SpyCloud simulator, local JWKS."""
+
 import re
 from datetime import datetime
 from uuid import NAMESPACE_X500, uuid5
@@ -33,8 +34,9 @@ def test_sightings_one_per_record_newest_first(relay):
     body = relay.observe([email(value)])
     expected = records(value)
     sightings = docs(body, 'sightings')
-    assert [s['id'] for s in sightings] == \
-        [f'transient:sighting-{uuid5(NAMESPACE_X500, r["document_id"])}' for r in expected]
+    assert [s['id'] for s in sightings] == [
+        f'transient:sighting-{uuid5(NAMESPACE_X500, r["document_id"])}' for r in expected
+    ]
     dates = [s['observed_time']['start_time'] for s in sightings]
     assert dates == sorted(dates, reverse=True)
     for sighting, record in zip(sightings, expected, strict=True):
@@ -45,14 +47,22 @@ def test_sightings_one_per_record_newest_first(relay):
         assert sighting['confidence'] == 'High'
         assert sighting['internal'] is False
         assert sighting['description'] == f'Present in {catalog["title"]}'
-        assert sighting['source_uri'] == \
-            f'https://portal.spycloud.com/breach/catalog/{catalog["uuid"]}'
+        assert (
+            sighting['source_uri']
+            == f'https://portal.spycloud.com/breach/catalog/{catalog["uuid"]}'
+        )
         assert sighting['observables'] == [email(value)]
-        assert sighting['targets'] == [{'type': 'email', 'observables': [email(value)],
-                                        'observed_time': sighting['observed_time']}]
+        assert sighting['targets'] == [
+            {
+                'type': 'email',
+                'observables': [email(value)],
+                'observed_time': sighting['observed_time'],
+            }
+        ]
         assert sighting['observed_time'] == {
             'start_time': ctim_date(record['spycloud_publish_date']),
-            'end_time': ctim_date(record['spycloud_publish_date'])}
+            'end_time': ctim_date(record['spycloud_publish_date']),
+        }
         assert sighting['count'] == record.get('sighting', 1)
         assert sighting['external_ids'][:2] == [record['document_id'], str(record['source_id'])]
     assert body['data']['sightings']['count'] == 8
@@ -61,8 +71,9 @@ def test_sightings_one_per_record_newest_first(relay):
 
 def test_severities_follow_the_spycloud_scale(relay):
     value = find_address(
-        lambda v: not any(data.catalog(r['source_id']).get('combo_list_flag')
-                          for r in records(v)), 'r4c4-{n}@sev.example')
+        lambda v: not any(data.catalog(r['source_id']).get('combo_list_flag') for r in records(v)),
+        'r4c4-{n}@sev.example',
+    )
     body = relay.observe([email(value)])
     got = [s['severity'] for s in docs(body, 'sightings')]
     assert got == [SEVERITY[r['severity']] for r in records(value)]
@@ -71,8 +82,12 @@ def test_severities_follow_the_spycloud_scale(relay):
 
 def test_combo_list_is_medium(relay):
     value = find_address(
-        lambda v: any(data.catalog(r['source_id']).get('combo_list_flag') == 'YES'
-                      and r['severity'] != 5 for r in records(v)), 'r6c6-{n}@combo.example')
+        lambda v: any(
+            data.catalog(r['source_id']).get('combo_list_flag') == 'YES' and r['severity'] != 5
+            for r in records(v)
+        ),
+        'r6c6-{n}@combo.example',
+    )
     body = relay.observe([email(value)])
     for sighting, record in zip(docs(body, 'sightings'), records(value), strict=True):
         if data.catalog(record['source_id']).get('combo_list_flag') == 'YES':
@@ -86,8 +101,9 @@ def test_indicators_one_per_catalog_with_relationships(relay):
     body = relay.observe([email(value)])
     ids = data.catalog_ids_for('emails', value)
     indicators = docs(body, 'indicators')
-    assert [i['id'] for i in indicators] == \
-        [f'transient:indicator-{uuid5(NAMESPACE_X500, str(c))}' for c in ids]
+    assert [i['id'] for i in indicators] == [
+        f'transient:indicator-{uuid5(NAMESPACE_X500, str(c))}' for c in ids
+    ]
     for indicator, catalog_id in zip(indicators, ids, strict=True):
         catalog = data.catalog(catalog_id)
         assert indicator['producer'] == 'SpyCloud'
@@ -95,39 +111,50 @@ def test_indicators_one_per_catalog_with_relationships(relay):
         assert indicator['short_description'] == catalog['title']
         assert indicator['description'] == catalog['description']
         assert indicator['external_ids'] == [str(catalog_id), catalog['uuid']]
-        assert indicator['valid_time'] == \
-            {'start_time': ctim_date(catalog['spycloud_publish_date'])}
+        assert indicator['valid_time'] == {
+            'start_time': ctim_date(catalog['spycloud_publish_date'])
+        }
         assert indicator['tags'] == list(catalog['assets'])
         assert indicator['confidence'] == {1: 'High', 2: 'Medium', 3: 'Low'}[catalog['confidence']]
     relationships = docs(body, 'relationships')
     by_catalog = {c: f'transient:indicator-{uuid5(NAMESPACE_X500, str(c))}' for c in ids}
-    assert [(r['source_ref'], r['target_ref']) for r in relationships] == \
-        [(s['id'], by_catalog[rec['source_id']])
-         for s, rec in zip(docs(body, 'sightings'), records(value), strict=True)]
+    assert [(r['source_ref'], r['target_ref']) for r in relationships] == [
+        (s['id'], by_catalog[rec['source_id']])
+        for s, rec in zip(docs(body, 'sightings'), records(value), strict=True)
+    ]
     assert {r['relationship_type'] for r in relationships} == {'sighting-of'}
 
 
 def test_leaked_from_points_at_real_sites_only(relay):
     value = find_address(
-        lambda v: {data.catalog(r['source_id'])['site'] == 'n/a' for r in records(v)}
-        == {True, False}, 'r6c6-{n}@leak.example')
+        lambda v: (
+            {data.catalog(r['source_id'])['site'] == 'n/a' for r in records(v)} == {True, False}
+        ),
+        'r6c6-{n}@leak.example',
+    )
     body = relay.observe([email(value)])
     for sighting, record in zip(docs(body, 'sightings'), records(value), strict=True):
         site = data.catalog(record['source_id'])['site']
         if site == 'n/a':
             assert sighting['relations'] == []
         else:
-            assert sighting['relations'] == [{
-                'origin': 'SpyCloud Breach Module', 'relation': 'Leaked_From',
-                'source': email(value), 'related': {'type': 'domain', 'value': site}}]
+            assert sighting['relations'] == [
+                {
+                    'origin': 'SpyCloud Breach Module',
+                    'relation': 'Leaked_From',
+                    'source': email(value),
+                    'related': {'type': 'domain', 'value': site},
+                }
+            ]
 
 
 def test_passwords_are_masked_by_default(relay):
     value = 'r12c3@mask.example'
     body = relay.observe([email(value)])
     text = str(body)
-    secrets = [r[f] for r in records(value) for f in ('password', 'password_plaintext', 'salt')
-               if r.get(f)]
+    secrets = [
+        r[f] for r in records(value) for f in ('password', 'password_plaintext', 'salt') if r.get(f)
+    ]
     assert secrets
     for secret in secrets:
         assert secret not in text
@@ -136,8 +163,10 @@ def test_passwords_are_masked_by_default(relay):
         row = dict(zip([c['name'] for c in table['columns']], table['rows'][0], strict=True))
         if 'password_plaintext' in record:
             plain = record['password_plaintext']
-            assert row['password_plaintext'] == \
-                f'{plain[0]}*****{plain[-1]} (plaintext, {len(plain)} chars)'
+            assert (
+                row['password_plaintext']
+                == f'{plain[0]}*****{plain[-1]} (plaintext, {len(plain)} chars)'
+            )
         if 'password' in record:
             assert re.fullmatch(r'.\*{5}. \(\w[\w-]*, \d+ chars\)', row['password'])
 
@@ -163,8 +192,9 @@ def test_data_table_hides_ids_and_keeps_context(relay):
             assert row['ip_addresses'] == ', '.join(record['ip_addresses'])
 
 
-@pytest.mark.parametrize('limit, shown', [(5, 5), ('7', 7), ('abc', 100), (-3, 100),
-                                          (0, 100), (None, 100)])
+@pytest.mark.parametrize(
+    'limit, shown', [(5, 5), ('7', 7), ('abc', 100), (-3, 100), (0, 100), (None, 100)]
+)
 def test_entities_limit(relay, limit, shown):
     body = relay.observe([email('r120c4@limit.example')], CTR_ENTITIES_LIMIT=limit)
     assert body['data']['sightings']['count'] == shown
@@ -174,8 +204,9 @@ def test_entities_limit(relay, limit, shown):
 
 
 def test_entities_limit_is_capped_at_1000(relay, spycloud):
-    body = relay.observe([email('r1100c4@limit.example')], CTR_ENTITIES_LIMIT=5000,
-                         verdict_days=0)  # no verdict lookup beside: the calls are observe's
+    body = relay.observe(
+        [email('r1100c4@limit.example')], CTR_ENTITIES_LIMIT=5000, verdict_days=0
+    )  # no verdict lookup beside: the calls are observe's
     assert body['data']['sightings']['count'] == 1000
     assert 'newest 1000 of 1100' in body['errors'][0]['message']
     assert spycloud.stats()['by_endpoint']['emails'] == 1  # one page of 1000 was enough
@@ -192,8 +223,9 @@ def test_paging_collects_records_across_pages(relay, spycloud):
 
 def test_paging_stops_once_the_limit_is_reached(relay, spycloud):
     spycloud.page_size = 3
-    body = relay.observe([email('r10c2@paging.example')], CTR_ENTITIES_LIMIT=4,
-                         verdict_days=0)  # no verdict lookup beside: the calls are observe's
+    body = relay.observe(
+        [email('r10c2@paging.example')], CTR_ENTITIES_LIMIT=4, verdict_days=0
+    )  # no verdict lookup beside: the calls are observe's
     assert body['data']['sightings']['count'] == 4
     assert spycloud.stats()['by_endpoint']['emails'] == 2
 
@@ -213,10 +245,15 @@ def test_sources_are_fetched_in_one_batched_call(relay, spycloud):
 
 def test_duplicates_and_unsupported_types_are_dropped(relay, spycloud):
     value = 'r2c1@dup.example'
-    body = relay.observe([email(value), {'type': 'EMAIL', 'value': value},
-                          {'type': 'url', 'value': 'https://x.example/'},
-                          {'type': 'sha256', 'value': 'ab'},
-                          email(value)])
+    body = relay.observe(
+        [
+            email(value),
+            {'type': 'EMAIL', 'value': value},
+            {'type': 'url', 'value': 'https://x.example/'},
+            {'type': 'sha256', 'value': 'ab'},
+            email(value),
+        ]
+    )
     assert body['data']['sightings']['count'] == 2
     assert spycloud.stats()['by_endpoint']['emails'] == 1
 
@@ -228,8 +265,9 @@ def test_nothing_supported_answers_empty_data_without_spycloud(relay, spycloud):
 
 
 def test_nothing_supported_still_needs_a_valid_token(relay):
-    response = relay.post('/observe/observables', [{'type': 'url', 'value': 'https://a.b/'}],
-                          token='garbage')
+    response = relay.post(
+        '/observe/observables', [{'type': 'url', 'value': 'https://a.b/'}], token='garbage'
+    )
     single_error(response, 'authorization error')
 
 
@@ -246,14 +284,17 @@ def test_address_that_needs_escaping(relay, spycloud):
     assert body['data']['sightings']['count'] == 2  # SpyCloud read the whole address back
 
 
-@pytest.mark.parametrize('payload, fragment', [
-    ('not json', 'must be a JSON array'),
-    ('{"type": "email", "value": "a@b.c"}', 'Invalid input type'),
-    ('[{"type": "email"}]', 'Missing data for required field.'),
-    ('[{"type": "", "value": "a@b.c"}]', 'Field may not be blank.'),
-    ('[{"type": "email", "value": 42}]', 'Not a valid string.'),
-    ('[1, 2]', 'Invalid input type'),
-])
+@pytest.mark.parametrize(
+    'payload, fragment',
+    [
+        ('not json', 'must be a JSON array'),
+        ('{"type": "email", "value": "a@b.c"}', 'Invalid input type'),
+        ('[{"type": "email"}]', 'Missing data for required field.'),
+        ('[{"type": "", "value": "a@b.c"}]', 'Field may not be blank.'),
+        ('[{"type": "email", "value": 42}]', 'Not a valid string.'),
+        ('[1, 2]', 'Invalid input type'),
+    ],
+)
 def test_invalid_body(relay, payload, fragment):
     response = relay.post('/observe/observables', data=payload)
     assert fragment in single_error(response, 'invalid argument')['message']
@@ -266,8 +307,13 @@ def test_missing_catalog_is_a_warning_and_sightings_stay(relay, spycloud):
     body = relay.observe([email(value)])
     assert body['data']['sightings']['count'] == 6
     assert body['data']['indicators']['count'] == 2
-    assert body['errors'] == [{'type': 'warning', 'code': 'not found',
-                               'message': f'SpyCloud did not return results for {gone}'}]
+    assert body['errors'] == [
+        {
+            'type': 'warning',
+            'code': 'not found',
+            'message': f'SpyCloud did not return results for {gone}',
+        }
+    ]
     pairs = zip(docs(body, 'sightings'), records(value), strict=True)
     orphans = [s for s, r in pairs if r['source_id'] == gone]
     assert orphans and all('source_uri' not in s and s['relations'] == [] for s in orphans)

@@ -7,6 +7,7 @@ conform to the document. XDR's contract answers auth failures with HTTP 200 and 
 envelope, so schemathesis's ``ignored_auth`` and ``negative_data_rejection`` checks (which want
 401/403 and 4xx) are replaced by checks of that envelope.
 """
+
 import json
 from pathlib import Path
 
@@ -19,31 +20,32 @@ from schemathesis.core.parameters import ParameterLocation
 
 from api import auth
 from api.openapi import DOCUMENT, OpenApiDocumentError, load_document
-from app import create_app
 from config import VERSION
 from conftest import relay_settings
-from support import RelayServer, assert_valid_answer
+from support import assert_valid_answer, start_relay
 
 EXAMPLES_PER_OPERATION = 25
 SEED = 20241123
 
-CONFIG = schemathesis.Config.from_dict({
-    'seed': SEED,
-    'generation': {
-        'mode': 'all',
-        'max-examples': EXAMPLES_PER_OPERATION,
-        'deterministic': True,
-        'database': 'none',
-    },
-    'checks': {
-        # XDR's contract: an auth failure is HTTP 200 with `authorization error` (checked below).
-        'ignored_auth': {'enabled': False},
-        # XDR's contract: a bad body is HTTP 200 with `invalid argument` (checked below).
-        'negative_data_rejection': {'enabled': False},
-        # Its only required header is the bearer token: a missing one is the auth case above.
-        'missing_required_header': {'enabled': False},
-    },
-})
+CONFIG = schemathesis.Config.from_dict(
+    {
+        'seed': SEED,
+        'generation': {
+            'mode': 'all',
+            'max-examples': EXAMPLES_PER_OPERATION,
+            'deterministic': True,
+            'database': 'none',
+        },
+        'checks': {
+            # XDR's contract: an auth failure is HTTP 200 with `authorization error`.
+            'ignored_auth': {'enabled': False},
+            # XDR's contract: a bad body is HTTP 200 with `invalid argument` (checked below).
+            'negative_data_rejection': {'enabled': False},
+            # Its only required header is the bearer token: a missing one is the auth case above.
+            'missing_required_header': {'enabled': False},
+        },
+    }
+)
 SCHEMA = schemathesis.openapi.from_path(str(DOCUMENT), config=CONFIG)
 SECURED = SCHEMA.include(operation_id=['health', 'observe'])
 ROUTE_METHODS = {'GET', 'POST', 'PUT', 'PATCH', 'DELETE'}
@@ -53,8 +55,10 @@ ROUTE_METHODS = {'GET', 'POST', 'PUT', 'PATCH', 'DELETE'}
 def api_relay(spycloud_server, jwks):
     """One relay with the document enabled for all the generated cases (Hypothesis runs many
     examples per test, so a function-scoped relay would be shared by them anyway)."""
-    relay = RelayServer(create_app(relay_settings(spycloud_server, jwks, openapi_enabled=True)),
-                        jwks)
+    # The limiter off: a generated tile-data case gathers 91 days of the simulator's tenant.
+    relay = start_relay(
+        relay_settings(spycloud_server, jwks, openapi_enabled=True, spycloud_rate_limit=0), jwks
+    )
     yield relay
     relay.stop()
 
@@ -65,9 +69,12 @@ def body_of(response):
 
 def is_negative_body(case):
     meta = case.meta
-    return (meta is not None and meta.generation.mode == GenerationMode.NEGATIVE
-            and meta.components.get(ParameterLocation.BODY) is not None
-            and meta.components[ParameterLocation.BODY].mode == GenerationMode.NEGATIVE)
+    return (
+        meta is not None
+        and meta.generation.mode == GenerationMode.NEGATIVE
+        and meta.components.get(ParameterLocation.BODY) is not None
+        and meta.components[ParameterLocation.BODY].mode == GenerationMode.NEGATIVE
+    )
 
 
 def own_request(response, case):
@@ -119,8 +126,11 @@ def consistent_answers(token):
 @SCHEMA.parametrize()
 def test_every_answer_conforms_with_a_valid_token(case, api_relay):
     token = api_relay.token()
-    case.call_and_validate(base_url=api_relay.url, headers={'Authorization': f'Bearer {token}'},
-                           additional_checks=[consistent_answers(token)])
+    case.call_and_validate(
+        base_url=api_relay.url,
+        headers={'Authorization': f'Bearer {token}'},
+        additional_checks=[consistent_answers(token)],
+    )
 
 
 @SECURED.parametrize()
@@ -143,11 +153,15 @@ def refused_as_expired(token):
 @SECURED.parametrize()
 def test_every_answer_conforms_with_an_expired_token(case, api_relay):
     expired = api_relay.token(iat=1_000_000_000, exp=1_000_000_600)
-    case.call_and_validate(base_url=api_relay.url, headers={'Authorization': f'Bearer {expired}'},
-                           additional_checks=[refused_as_expired(expired)])
+    case.call_and_validate(
+        base_url=api_relay.url,
+        headers={'Authorization': f'Bearer {expired}'},
+        additional_checks=[refused_as_expired(expired)],
+    )
 
 
 # -- the document itself ----------------------------------------------------------------------
+
 
 def test_document_is_served_as_json_when_enabled(api_relay):
     response = api_relay.post('/openapi.json')  # wrong method first: 405 with Allow
@@ -160,7 +174,7 @@ def test_document_is_served_as_json_when_enabled(api_relay):
 
 
 def test_document_is_not_served_when_disabled(relay):
-    assert relay.app.extensions['spycloud_relay'].settings.openapi_enabled is False
+    assert relay.settings.openapi_enabled is False
     response = requests.get(relay.url + '/openapi.json', timeout=10)
     assert response.status_code == 404
     (error,) = response.json()['errors']
@@ -176,8 +190,12 @@ def test_document_describes_every_route_and_only_those(api_relay):
         for method in rule.methods & ROUTE_METHODS:
             served.add((method, rule.rule.rstrip('/') or '/'))
     document = load_document()
-    described = {(method.upper(), path) for path, item in document['paths'].items()
-                 for method in item if method.upper() in ROUTE_METHODS}
+    described = {
+        (method.upper(), path)
+        for path, item in document['paths'].items()
+        for method in item
+        if method.upper() in ROUTE_METHODS
+    }
     assert described == served
 
 
@@ -188,17 +206,32 @@ def test_document_is_a_valid_openapi_3_document():
     for path, item in document['paths'].items():
         for method, operation in item.items():
             assert operation['responses'], (method, path)
-            secured = ('/health', '/observe/observables', '/deliberate/observables',
-                       '/respond/observables', '/respond/trigger', '/tiles', '/tiles/tile',
-                       '/tiles/tile-data')
+            secured = (
+                '/health',
+                '/observe/observables',
+                '/deliberate/observables',
+                '/respond/observables',
+                '/respond/trigger',
+                '/tiles',
+                '/tiles/tile',
+                '/tiles/tile-data',
+            )
             assert ('security' in operation) == (path in secured)
     # schemathesis refuses a document that does not validate against the OpenAPI schema.
     assert {op.ok().label for op in SCHEMA.get_all_operations()} == {
-        'POST /health', 'POST /observe/observables', 'POST /deliberate/observables',
-        'POST /respond/observables', 'POST /respond/trigger', 'POST /tiles', 'POST /tiles/tile',
+        'POST /health',
+        'POST /observe/observables',
+        'POST /deliberate/observables',
+        'POST /respond/observables',
+        'POST /respond/trigger',
+        'POST /tiles',
+        'POST /tiles/tile',
         'POST /tiles/tile-data',
-        'POST /version', 'GET /version',
-        'GET /watchdog', 'GET /openapi.json'}
+        'POST /version',
+        'GET /version',
+        'GET /watchdog',
+        'GET /openapi.json',
+    }
 
 
 def test_a_broken_document_stops_the_start_up(tmp_path):

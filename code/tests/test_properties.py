@@ -9,6 +9,7 @@ plaintext, salt, cookie value) reaches the answer.
 Secrets are drawn from an alphabet (Greek letters) that no other generated text uses, so a
 secret found in the answer is a leak, not a coincidence.
 """
+
 import json
 import string
 from datetime import UTC, datetime, timedelta, timezone
@@ -26,30 +27,43 @@ from support import BUNDLE
 pytestmark = pytest.mark.pure
 # `make test-fast` runs Hypothesis's `fast` profile (tests/conftest.py): a tenth of the examples.
 FAST = settings.get_current_profile_name() == 'fast'
-PROPERTIES = settings(max_examples=20 if FAST else 200, deadline=None, derandomize=True,
-                      database=None,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTIES = settings(
+    max_examples=20 if FAST else 200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 SMALLER = settings(PROPERTIES, max_examples=10 if FAST else 100)  # also exercised above
 SECRET_ALPHABET = 'αβγδεζηθικλμνξοπρστυφχψω'
 SECRET_FIELDS = ('password', 'password_plaintext', 'salt', 'cookie_value')
-INT64 = (-2 ** 63, 2 ** 63 - 1)
+INT64 = (-(2**63), 2**63 - 1)
 
 # -- building blocks --------------------------------------------------------------------------
 
 CHARACTERS = st.characters(exclude_characters=SECRET_ALPHABET + SECRET_ALPHABET.upper())
 TEXT = st.text(CHARACTERS, max_size=30)
-HUGE_TEXT = st.builds(lambda piece, times: piece * times,
-                      st.text(CHARACTERS, min_size=1, max_size=3), st.integers(1000, 5000))
+HUGE_TEXT = st.builds(
+    lambda piece, times: piece * times,
+    st.text(CHARACTERS, min_size=1, max_size=3),
+    st.integers(1000, 5000),
+)
 ANY_TEXT = st.one_of(TEXT, TEXT, HUGE_TEXT, st.sampled_from(['', ' ', 'n/a', '()', '\x00']))
 NUMBERS = st.one_of(
-    st.integers(), st.integers(-10, 100), st.integers(2 ** 62, 2 ** 80),
+    st.integers(),
+    st.integers(-10, 100),
+    st.integers(2**62, 2**80),
     st.floats(allow_nan=True, allow_infinity=True),
 )
 SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, ANY_TEXT)
-JSON = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)), max_leaves=12)
+JSON = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    max_leaves=12,
+)
 NUMERIC_TEXT = st.one_of(
-    st.integers().map(str), st.integers().map(lambda n: f'  {n} '),
+    st.integers().map(str),
+    st.integers().map(lambda n: f'  {n} '),
     st.sampled_from(['²', '--5', '+7', '1_000', '١٢٣', '0x1F', '12.0', '9' * 5000, '-']),
 )
 INTISH = st.one_of(st.integers(), st.integers(16000, 68000), NUMERIC_TEXT, JSON)
@@ -57,11 +71,15 @@ INTISH = st.one_of(st.integers(), st.integers(16000, 68000), NUMERIC_TEXT, JSON)
 
 def offsets():
     return st.integers(-23 * 60 - 59, 23 * 60 + 59).map(
-        lambda minutes: timezone(timedelta(minutes=minutes)))
+        lambda minutes: timezone(timedelta(minutes=minutes))
+    )
 
 
-MOMENTS = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59),
-                       timezones=st.one_of(st.none(), st.just(UTC), offsets()))
+MOMENTS = st.datetimes(
+    min_value=datetime(1, 1, 1),
+    max_value=datetime(9999, 12, 31, 23, 59),
+    timezones=st.one_of(st.none(), st.just(UTC), offsets()),
+)
 DATE_FORMATS = [
     lambda m: m.replace(tzinfo=None).strftime('%Y-%m-%dT%H:%M:%SZ'),
     lambda m: m.isoformat(),
@@ -74,19 +92,47 @@ DATE_FORMATS = [
 ]
 DATES = st.one_of(
     st.builds(lambda moment, form: form(moment), MOMENTS, st.sampled_from(DATE_FORMATS)),
-    st.sampled_from(['2020-01-09T00:00:00Z', '2020-01-09 00:00:00', '0001-01-01T00:00:00Z',
-                     '9999-12-31T23:59:59-05:00', '0001-01-01T00:00:00+05:00', '2020-13-45',
-                     'yesterday', '', '2020-01-09T00:00:00+05:00Z']),
+    st.sampled_from(
+        [
+            '2020-01-09T00:00:00Z',
+            '2020-01-09 00:00:00',
+            '0001-01-01T00:00:00Z',
+            '9999-12-31T23:59:59-05:00',
+            '0001-01-01T00:00:00+05:00',
+            '2020-13-45',
+            'yesterday',
+            '',
+            '2020-01-09T00:00:00+05:00Z',
+        ]
+    ),
     JSON,
 )
 SITES = st.one_of(
-    st.sampled_from(['n/a', 'N/A', 'example.com', 'EXAMPLE.COM.', 'breach-1.example',
-                     'https://example.com/login', 'http://10.0.0.1:8080', '127.0.0.1:8000',
-                     '192.0.2.10', '[2001:db8::1]', 'xn--bcher-kva.example', 'bücher.example',
-                     'a..b', '-bad-.example', 'localhost', 'ex ample.com', '*.example.com']),
+    st.sampled_from(
+        [
+            'n/a',
+            'N/A',
+            'example.com',
+            'EXAMPLE.COM.',
+            'breach-1.example',
+            'https://example.com/login',
+            'http://10.0.0.1:8080',
+            '127.0.0.1:8000',
+            '192.0.2.10',
+            '[2001:db8::1]',
+            'xn--bcher-kva.example',
+            'bücher.example',
+            'a..b',
+            '-bad-.example',
+            'localhost',
+            'ex ample.com',
+            '*.example.com',
+        ]
+    ),
     st.from_regex(r'\A[a-z0-9-]{1,20}(\.[a-z0-9-]{1,20}){1,3}\Z'),
     st.from_regex(r'\A([a-z][a-z0-9]{0,9}\.){1,2}(com|org|example)\Z'),
-    ANY_TEXT, JSON,
+    ANY_TEXT,
+    JSON,
 )
 
 
@@ -94,10 +140,17 @@ def secrets():
     """Something to hide: mostly a string of 6+ secret letters, sometimes a short one, a
     list or an object holding secrets, or a value of another type."""
     word = st.text(SECRET_ALPHABET, min_size=6, max_size=40)
-    return st.one_of(word, word, word, st.text(SECRET_ALPHABET, max_size=5),
-                     st.lists(word, min_size=1, max_size=3),
-                     st.dictionaries(TEXT, word, min_size=1, max_size=2),
-                     st.just('********'), st.integers(), st.none())
+    return st.one_of(
+        word,
+        word,
+        word,
+        st.text(SECRET_ALPHABET, max_size=5),
+        st.lists(word, min_size=1, max_size=3),
+        st.dictionaries(TEXT, word, min_size=1, max_size=2),
+        st.just('********'),
+        st.integers(),
+        st.none(),
+    )
 
 
 def secret_strings(value):
@@ -142,8 +195,9 @@ def raw_records(draw, source_ids=None):
     record = draw(st.fixed_dictionaries({}, optional=RECORD_FIELDS))
     if draw(st.integers(0, 9)) < 8:  # mostly the guaranteed fields, in their usual shape
         record['document_id'] = str(draw(st.uuids()))
-        record['spycloud_publish_date'] = draw(st.builds(
-            lambda m, f: f(m), MOMENTS, st.sampled_from(DATE_FORMATS[:4])))
+        record['spycloud_publish_date'] = draw(
+            st.builds(lambda m, f: f(m), MOMENTS, st.sampled_from(DATE_FORMATS[:4]))
+        )
         if source_ids:
             record['source_id'] = draw(st.sampled_from(source_ids))
     record.update(draw(st.dictionaries(TEXT, JSON, max_size=3)))
@@ -165,8 +219,9 @@ CATALOG_FIELDS = {
     'spycloud_publish_date': DATES,
     'acquisition_date': DATES,
     'num_records': INTISH,
-    'assets': st.one_of(st.dictionaries(TEXT, st.integers(0, 10 ** 9), max_size=5), JSON,
-                        st.lists(TEXT, max_size=3)),
+    'assets': st.one_of(
+        st.dictionaries(TEXT, st.integers(0, 10**9), max_size=5), JSON, st.lists(TEXT, max_size=3)
+    ),
     'combo_list_flag': st.one_of(st.sampled_from(['YES', 'NO', 'yes', 'Y', '']), JSON),
     'tlp': st.one_of(st.sampled_from(['amber', 'GREEN', 'white', 'red', 'clear']), JSON),
     'sensitive_source': JSON,
@@ -190,21 +245,25 @@ def observables():
     kinds = sorted(PAGE_ENDPOINTS)
     return st.one_of(
         st.emails().map(lambda value: {'type': 'email', 'value': value}),
-        st.builds(lambda kind, value: {'type': kind, 'value': value},
-                  st.sampled_from(kinds), st.text(string.ascii_letters + '.@-_', min_size=1)),
+        st.builds(
+            lambda kind, value: {'type': kind, 'value': value},
+            st.sampled_from(kinds),
+            st.text(string.ascii_letters + '.@-_', min_size=1),
+        ),
     )
 
 
 @st.composite
 def exposures(draw):
     """The raw catalogs and records of one lookup: records mostly from those catalogs."""
-    catalog_ids = draw(st.lists(st.integers(1, 10 ** 6), max_size=4, unique=True))
+    catalog_ids = draw(st.lists(st.integers(1, 10**6), max_size=4, unique=True))
     catalogs = [draw(raw_catalogs(catalog_id)) for catalog_id in catalog_ids]
     records = draw(st.lists(raw_records(catalog_ids or None), max_size=6))
     return draw(observables()), records, catalogs
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
 
 def accepted(parse, raw):
     """The parsed value, or None when refused with MalformedData (any other error fails)."""
@@ -221,8 +280,7 @@ def build(observable, raw_records_, raw_catalogs_):
         catalog = accepted(Catalog.from_api, raw)
         if catalog is not None:
             catalogs.setdefault(catalog.id, catalog)
-    return Exposure(observable=observable, records=records, hits=len(records),
-                    catalogs=catalogs)
+    return Exposure(observable=observable, records=records, hits=len(records), catalogs=catalogs)
 
 
 def bundle_of(*doc_lists):
@@ -246,16 +304,22 @@ def assert_valid_ctim(data):
 
 # -- properties -------------------------------------------------------------------------------
 
+
 @PROPERTIES
 @given(exposures())
 def test_any_lookup_maps_to_valid_ctim_and_hides_secrets(exposure):
     observable, records, catalogs = exposure
     built = build(observable, records, catalogs)
-    secrets_ = [word for record in built.records for name in SECRET_FIELDS
-                for word in secret_strings(record.get(name))]
+    secrets_ = [
+        word
+        for record in built.records
+        for name in SECRET_FIELDS
+        for word in secret_strings(record.get(name))
+    ]
     for show_passwords in (False, True):
         sightings, indicators, relationships = exposure_entities(
-            built, MappingOptions(show_passwords=show_passwords))
+            built, MappingOptions(show_passwords=show_passwords)
+        )
         assert len(sightings) == len(built.records)
         linked = [r for r in built.records if r.source_id in built.catalogs]
         assert len(relationships) == len(linked)
@@ -333,8 +397,9 @@ def test_the_strategies_reach_the_interesting_cases():
         built = build(observable, records, catalogs)
         seen['refused'] += len(records) - len(built.records)
         seen['mapped'] += len(built.records)
-        seen['secret'] += sum(bool(secret_strings(r.get(n))) for r in built.records
-                              for n in SECRET_FIELDS)
+        seen['secret'] += sum(
+            bool(secret_strings(r.get(n))) for r in built.records for n in SECRET_FIELDS
+        )
         sightings, _, relationships = exposure_entities(built, MappingOptions())
         seen['linked'] += len(relationships)
         seen['domain'] += sum(bool(s['relations']) for s in sightings)
@@ -345,10 +410,17 @@ def test_the_strategies_reach_the_interesting_cases():
 
 # -- the bugs these properties found, pinned ----------------------------------------------------
 
+
 def test_found_integers_that_int_refuses_are_no_ids():
     for text in ('²', '--5', '9' * 5000, '١٢٣'):
-        record = BreachRecord.from_api({'document_id': 'd', 'source_id': text, 'severity': text,
-                                        'spycloud_publish_date': '2020-01-09T00:00:00Z'})
+        record = BreachRecord.from_api(
+            {
+                'document_id': 'd',
+                'source_id': text,
+                'severity': text,
+                'spycloud_publish_date': '2020-01-09T00:00:00Z',
+            }
+        )
         assert record.source_id is None and record.severity is None
         with pytest.raises(MalformedData):
             Catalog.from_api({'id': text})
@@ -356,8 +428,9 @@ def test_found_integers_that_int_refuses_are_no_ids():
 
 
 def test_found_years_below_1000_are_written_with_four_digits():
-    record = BreachRecord.from_api({'document_id': 'd',
-                                    'spycloud_publish_date': '0999-01-02T03:04:05Z'})
+    record = BreachRecord.from_api(
+        {'document_id': 'd', 'spycloud_publish_date': '0999-01-02T03:04:05Z'}
+    )
     doc = sighting({'type': 'email', 'value': 'a@b.example'}, record, None, MappingOptions())
     assert doc['observed_time']['start_time'] == '0999-01-02T03:04:05.000Z'
     assert_valid_ctim(bundle_of([doc]))
@@ -365,13 +438,18 @@ def test_found_years_below_1000_are_written_with_four_digits():
 
 def test_found_confidence_of_an_unhashable_type_is_low():
     for raw in ([1], {'level': 1}, '1', None, True):
-        assert indicator(Catalog.from_api({'id': 1, 'confidence': raw}),
-                         MappingOptions())['confidence'] == 'Low'
+        assert (
+            indicator(Catalog.from_api({'id': 1, 'confidence': raw}), MappingOptions())[
+                'confidence'
+            ]
+            == 'Low'
+        )
 
 
 def test_found_counts_beyond_int64_are_one():
-    for raw, count in ((2 ** 63, 1), (2 ** 63 - 1, 2 ** 63 - 1), (0, 1), (13, 13)):
-        record = BreachRecord.from_api({'document_id': 'd', 'sighting': raw,
-                                        'spycloud_publish_date': '2020-01-09T00:00:00Z'})
+    for raw, count in ((2**63, 1), (2**63 - 1, 2**63 - 1), (0, 1), (13, 13)):
+        record = BreachRecord.from_api(
+            {'document_id': 'd', 'sighting': raw, 'spycloud_publish_date': '2020-01-09T00:00:00Z'}
+        )
         doc = sighting({'type': 'email', 'value': 'a@b.example'}, record, None, MappingOptions())
         assert doc['count'] == count

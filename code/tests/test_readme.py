@@ -1,4 +1,5 @@
 """The README is the manual: every setting is in its table, with the default the code has."""
+
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -44,5 +45,5 @@ def test_every_setting_is_documented_with_its_default(field):
 
 
 def test_the_two_commands_are_in_the_quick_start():
-    quick_start = README[README.index('## Quick start'):README.index('## Deploy with Docker')]
+    quick_start = README[README.index('## Quick start') : README.index('## Deploy with Docker')]
     assert 'make demo' in quick_start and 'make test' in quick_start

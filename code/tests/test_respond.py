@@ -1,5 +1,6 @@
 """Watchlist response actions over HTTP: the offers for each state, each trigger's SpyCloud
 call, idempotence, every bad input, SpyCloud's failures, and the module's switches."""
+
 import json
 import logging
 
@@ -9,8 +10,11 @@ from logs import JsonFormatter
 from simulator import data
 from support import email
 
-ADD, VERIFY, REMOVE = 'spycloud-watchlist-add', 'spycloud-watchlist-verify', \
-    'spycloud-watchlist-remove'
+ADD, VERIFY, REMOVE = (
+    'spycloud-watchlist-add',
+    'spycloud-watchlist-verify',
+    'spycloud-watchlist-remove',
+)
 
 
 def offers(relay, observables, **claims):
@@ -30,19 +34,31 @@ def trigger(relay, payload, **claims):
 
 
 def watchlist_calls(spycloud):
-    return [(c['method'], c['endpoint']) for c in spycloud.request_log
-            if c['endpoint'].startswith('watchlist')]
+    return [
+        (c['method'], c['endpoint'])
+        for c in spycloud.request_log
+        if c['endpoint'].startswith('watchlist')
+    ]
 
 
 def test_the_offer_follows_the_state(relay, spycloud):
-    body = offers(relay, [email('new.person@example.org'), email('admin@example.org'),
-                          {'type': 'domain', 'value': 'pending.example'},
-                          {'type': 'domain', 'value': 'example.org'},
-                          {'type': 'ip', 'value': '198.51.100.7'},
-                          {'type': 'url', 'value': 'https://example.org/'}])
+    body = offers(
+        relay,
+        [
+            email('new.person@example.org'),
+            email('admin@example.org'),
+            {'type': 'domain', 'value': 'pending.example'},
+            {'type': 'domain', 'value': 'example.org'},
+            {'type': 'ip', 'value': '198.51.100.7'},
+            {'type': 'url', 'value': 'https://example.org/'},
+        ],
+    )
     assert 'errors' not in body
-    assert offered(body) == {(ADD, 'new.person@example.org'), (VERIFY, 'pending.example'),
-                             (ADD, '198.51.100.7')}
+    assert offered(body) == {
+        (ADD, 'new.person@example.org'),
+        (VERIFY, 'pending.example'),
+        (ADD, '198.51.100.7'),
+    }
     assert watchlist_calls(spycloud) == [('GET', 'watchlist')] * 5  # the url is dropped
     assert spycloud.stats()['max_in_flight'] >= 1
 
@@ -51,8 +67,10 @@ def test_removal_is_offered_only_when_the_module_allows_it(relay):
     observables = [email('admin@example.org'), {'type': 'domain', 'value': 'pending.example'}]
     assert offered(offers(relay, observables)) == {(VERIFY, 'pending.example')}
     assert offered(offers(relay, observables, watchlist_removal=True)) == {
-        (REMOVE, 'admin@example.org'), (VERIFY, 'pending.example'),
-        (REMOVE, 'pending.example')}
+        (REMOVE, 'admin@example.org'),
+        (VERIFY, 'pending.example'),
+        (REMOVE, 'pending.example'),
+    }
 
 
 def test_an_action_says_what_spycloud_will_do(relay):
@@ -60,15 +78,22 @@ def test_an_action_says_what_spycloud_will_do(relay):
     assert action['title'] == 'Add someone@personal.example to the SpyCloud watchlist'
     assert 'verification mail' in action['description']
     assert action['categories'] == ['SpyCloud', 'Watchlist']
-    assert action['query-params'] == {'observable_type': 'email',
-                                      'observable_value': 'someone@personal.example',
-                                      'watchlist_type': 'email'}
+    assert action['query-params'] == {
+        'observable_type': 'email',
+        'observable_value': 'someone@personal.example',
+        'watchlist_type': 'email',
+    }
 
 
-@pytest.mark.parametrize('value, kind', [('mail.new.example', 'subdomain'),
-                                         ('new.example', 'domain'),
-                                         ('shop.new.co.uk', 'subdomain'),
-                                         ('new.co.uk', 'domain')])
+@pytest.mark.parametrize(
+    'value, kind',
+    [
+        ('mail.new.example', 'subdomain'),
+        ('new.example', 'domain'),
+        ('shop.new.co.uk', 'subdomain'),
+        ('new.co.uk', 'domain'),
+    ],
+)
 def test_domains_and_subdomains(relay, value, kind):
     (action,) = offers(relay, [{'type': 'domain', 'value': value}])['data']
     assert action['query-params']['watchlist_type'] == kind
@@ -81,8 +106,14 @@ def test_actions_off_means_no_offer_and_no_call(relay, spycloud):
 
 
 def test_values_the_watchlist_cannot_take_are_warned_not_sent(relay, spycloud):
-    body = offers(relay, [{'type': 'ip', 'value': 'not-an-ip'},
-                          {'type': 'domain', 'value': '..'}, email('x@new.example')])
+    body = offers(
+        relay,
+        [
+            {'type': 'ip', 'value': 'not-an-ip'},
+            {'type': 'domain', 'value': '..'},
+            email('x@new.example'),
+        ],
+    )
     assert offered(body) == {(ADD, 'x@new.example')}
     assert [e['code'] for e in body['errors']] == ['invalid argument'] * 2
     assert len(watchlist_calls(spycloud)) == 1
@@ -91,17 +122,20 @@ def test_values_the_watchlist_cannot_take_are_warned_not_sent(relay, spycloud):
 def test_add_then_the_offer_flips_then_remove(relay, spycloud):
     target = {'type': 'domain', 'value': 'acquired.example'}
     (add,) = offers(relay, [target])['data']
-    assert trigger(relay, {'action-id': add['id'], **add['query-params']}) == \
-        {'data': {'status': 'success'}}
+    assert trigger(relay, {'action-id': add['id'], **add['query-params']}) == {
+        'data': {'status': 'success'}
+    }
     assert spycloud.watchlist()['acquired.example']['verified'] == 'NO'
     (verify,) = offers(relay, [target])['data']
     assert verify['id'] == VERIFY
-    assert trigger(relay, {'action-id': VERIFY, **verify['query-params']}) == \
-        {'data': {'status': 'success'}}
+    assert trigger(relay, {'action-id': VERIFY, **verify['query-params']}) == {
+        'data': {'status': 'success'}
+    }
     assert offers(relay, [target])['data'] == []  # on it, verified, removal off
     (remove,) = offers(relay, [target], watchlist_removal=True)['data']
-    assert trigger(relay, {'action-id': REMOVE, **remove['query-params']},
-                   watchlist_removal=True) == {'data': {'status': 'success'}}
+    assert trigger(
+        relay, {'action-id': REMOVE, **remove['query-params']}, watchlist_removal=True
+    ) == {'data': {'status': 'success'}}
     assert 'acquired.example' not in spycloud.watchlist()
     assert ('POST', 'watchlist-create') in watchlist_calls(spycloud)
     assert ('DELETE', 'watchlist-delete') in watchlist_calls(spycloud)
@@ -109,51 +143,91 @@ def test_add_then_the_offer_flips_then_remove(relay, spycloud):
 
 
 def test_each_trigger_sends_the_documented_call(relay, spycloud):
-    trigger(relay, {'action-id': ADD, 'observable_type': 'email',
-                    'observable_value': 'New.Hire@Example.org', 'watchlist_type': 'email'})
+    trigger(
+        relay,
+        {
+            'action-id': ADD,
+            'observable_type': 'email',
+            'observable_value': 'New.Hire@Example.org',
+            'watchlist_type': 'email',
+        },
+    )
     (create,) = [c for c in spycloud.request_log if c['endpoint'] == 'watchlist-create']
     assert create['method'] == 'POST' and create['path'].endswith('/watchlist/create')
     assert spycloud.watchlist()['new.hire@example.org']['verified'] == 'YES'  # a verified domain
-    trigger(relay, {'action-id': REMOVE, 'observable_type': 'email',
-                    'observable_value': 'new.hire@example.org', 'watchlist_type': 'email'},
-            watchlist_removal=True)
+    trigger(
+        relay,
+        {
+            'action-id': REMOVE,
+            'observable_type': 'email',
+            'observable_value': 'new.hire@example.org',
+            'watchlist_type': 'email',
+        },
+        watchlist_removal=True,
+    )
     (delete,) = [c for c in spycloud.request_log if c['endpoint'] == 'watchlist-delete']
     assert delete['path'].endswith('/watchlist/new.hire@example.org/delete')
 
 
-@pytest.mark.parametrize('action, value, kind, claims', [
-    (ADD, 'admin@example.org', 'email', {}),                             # already there: 409
-    (REMOVE, 'gone@example.org', 'email', {'watchlist_removal': True}),  # already gone: 404
-])
+@pytest.mark.parametrize(
+    'action, value, kind, claims',
+    [
+        (ADD, 'admin@example.org', 'email', {}),  # already there: 409
+        (REMOVE, 'gone@example.org', 'email', {'watchlist_removal': True}),  # already gone: 404
+    ],
+)
 def test_writes_are_idempotent(relay, spycloud, action, value, kind, claims):
-    payload = {'action-id': action, 'observable_type': 'email', 'observable_value': value,
-               'watchlist_type': kind}
+    payload = {
+        'action-id': action,
+        'observable_type': 'email',
+        'observable_value': value,
+        'watchlist_type': kind,
+    }
     assert trigger(relay, payload, **claims) == {'data': {'status': 'success'}}
     assert trigger(relay, payload, **claims) == {'data': {'status': 'success'}}
 
 
-GOOD = {'action-id': ADD, 'observable_type': 'domain', 'observable_value': 'new.example',
-        'watchlist_type': 'domain'}
+GOOD = {
+    'action-id': ADD,
+    'observable_type': 'domain',
+    'observable_value': 'new.example',
+    'watchlist_type': 'domain',
+}
 
 
-@pytest.mark.parametrize('payload, claims, fragment', [
-    ({**GOOD, 'action-id': 'spycloud-watchlist-explode'}, {}, 'Unknown action-id'),
-    ({k: v for k, v in GOOD.items() if k != 'action-id'}, {}, 'Unknown action-id'),
-    ({k: v for k, v in GOOD.items() if k != 'observable_value'}, {}, 'needs observable_value'),
-    ({**GOOD, 'watchlist_type': '  '}, {}, 'needs watchlist_type'),
-    ({**GOOD, 'observable_type': 'url'}, {}, 'takes email or domain or ip observables'),
-    ({**GOOD, 'action-id': VERIFY, 'observable_type': 'email',
-      'observable_value': 'a@new.example', 'watchlist_type': 'email'}, {}, 'takes domain'),
-    ({**GOOD, 'observable_value': 'x' * 1020 + '.example'}, {}, 'MAX_VALUE_LENGTH'),
-    ({**GOOD, 'watchlist_type': 'email'}, {}, 'does not match'),
-    ({**GOOD, 'observable_value': 'mail.new.example'}, {}, '(a subdomain)'),
-    ({**GOOD, 'observable_type': 'ip', 'observable_value': '::1', 'watchlist_type': 'ip'}, {},
-     'does not match'),
-    ({**GOOD, 'action-id': REMOVE}, {}, 'custom_watchlist_removal'),
-    ({**GOOD}, {'watchlist_actions': False}, 'custom_watchlist_actions'),
-    ([GOOD], {}, 'must be a JSON object'),
-    ('not json', {}, 'must be a JSON object'),
-])
+@pytest.mark.parametrize(
+    'payload, claims, fragment',
+    [
+        ({**GOOD, 'action-id': 'spycloud-watchlist-explode'}, {}, 'Unknown action-id'),
+        ({k: v for k, v in GOOD.items() if k != 'action-id'}, {}, 'Unknown action-id'),
+        ({k: v for k, v in GOOD.items() if k != 'observable_value'}, {}, 'needs observable_value'),
+        ({**GOOD, 'watchlist_type': '  '}, {}, 'needs watchlist_type'),
+        ({**GOOD, 'observable_type': 'url'}, {}, 'takes email or domain or ip observables'),
+        (
+            {
+                **GOOD,
+                'action-id': VERIFY,
+                'observable_type': 'email',
+                'observable_value': 'a@new.example',
+                'watchlist_type': 'email',
+            },
+            {},
+            'takes domain',
+        ),
+        ({**GOOD, 'observable_value': 'x' * 1020 + '.example'}, {}, 'MAX_VALUE_LENGTH'),
+        ({**GOOD, 'watchlist_type': 'email'}, {}, 'does not match'),
+        ({**GOOD, 'observable_value': 'mail.new.example'}, {}, '(a subdomain)'),
+        (
+            {**GOOD, 'observable_type': 'ip', 'observable_value': '::1', 'watchlist_type': 'ip'},
+            {},
+            'does not match',
+        ),
+        ({**GOOD, 'action-id': REMOVE}, {}, 'custom_watchlist_removal'),
+        ({**GOOD}, {'watchlist_actions': False}, 'custom_watchlist_actions'),
+        ([GOOD], {}, 'must be a JSON object'),
+        ('not json', {}, 'must be a JSON object'),
+    ],
+)
 def test_bad_input_is_refused_and_nothing_is_sent(relay, spycloud, payload, claims, fragment):
     data_ = payload if isinstance(payload, str) else json.dumps(payload)
     response = relay.post('/respond/trigger', data=data_, **claims)
@@ -172,15 +246,20 @@ def test_a_type_spycloud_refuses_is_an_invalid_argument(relay, spycloud):
     assert body['errors'][0]['code'] == 'invalid argument'
 
 
-@pytest.mark.parametrize('fault, code', [
-    (dict(status=401, body={'message': 'Unauthorized'}), 'authorization error'),
-    (dict(status=403, headers={'SpyCloud-Error': 'Invalid IP 1.2.3.4'}), 'authorization error'),
-    (dict(status=429, headers={'x-amzn-ErrorType': 'TooManyRequestsException'}),
-     'too many requests'),
-    (dict(status=500), 'internal error'),
-    (dict(status=503), 'unknown'),
-    (dict(mode='hang', delay=5), 'unknown'),
-])
+@pytest.mark.parametrize(
+    'fault, code',
+    [
+        (dict(status=401, body={'message': 'Unauthorized'}), 'authorization error'),
+        (dict(status=403, headers={'SpyCloud-Error': 'Invalid IP 1.2.3.4'}), 'authorization error'),
+        (
+            dict(status=429, headers={'x-amzn-ErrorType': 'TooManyRequestsException'}),
+            'too many requests',
+        ),
+        (dict(status=500), 'internal error'),
+        (dict(status=503), 'unknown'),
+        (dict(mode='hang', delay=5), 'unknown'),
+    ],
+)
 @pytest.mark.parametrize('where', ['offer', 'trigger'])
 def test_spycloud_failures(make_relay, spycloud, fault, code, where):
     relay = make_relay(lookup_deadline_s=1.5, read_timeout_s=1.0)
@@ -198,8 +277,10 @@ def test_spycloud_failures(make_relay, spycloud, fault, code, where):
         assert (error['type'], error['code']) == ('fatal', code)
 
 
-@pytest.mark.parametrize('fault', [dict(mode='reset'), dict(status=503), dict(status=500),
-                                   dict(mode='truncated', status=201)])
+@pytest.mark.parametrize(
+    'fault',
+    [dict(mode='reset'), dict(status=503), dict(status=500), dict(mode='truncated', status=201)],
+)
 def test_a_write_that_may_have_landed_is_not_sent_twice(relay, spycloud, fault):
     spycloud.add_fault(match='create', **fault)
     body = trigger(relay, GOOD)
@@ -218,12 +299,20 @@ def test_a_throttled_write_is_retried(relay, spycloud):
 
 def test_every_trigger_writes_one_masked_log_line(relay, caplog):
     caplog.set_level(logging.INFO, logger='relay.respond')
-    trigger(relay, {'action-id': ADD, 'observable_type': 'email',
-                    'observable_value': 'jane.roe@example.org', 'watchlist_type': 'email'},
-            headers={'X-Request-Id': 'act-1'})
+    trigger(
+        relay,
+        {
+            'action-id': ADD,
+            'observable_type': 'email',
+            'observable_value': 'jane.roe@example.org',
+            'watchlist_type': 'email',
+        },
+        headers={'X-Request-Id': 'act-1'},
+    )
     trigger(relay, {**GOOD, 'action-id': REMOVE})
-    first, second = [json.loads(JsonFormatter().format(r)) for r in caplog.records
-                     if r.name == 'relay.respond']
+    first, second = [
+        json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == 'relay.respond'
+    ]
     assert first['action'] == ADD and first['outcome'] == 'success'
     assert first['identifier'] == 'j***@example.org' and first['request_id'] == 'act-1'
     assert first['observable_type'] == 'email'

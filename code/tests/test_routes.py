@@ -1,9 +1,13 @@
 """The small endpoints, served over HTTP."""
+
 import logging
 
 import requests
 
+from app import create_app
 from config import VERSION
+from conftest import relay_settings
+from spycloud.client import SpyCloudClient
 from support import HEALTH
 
 
@@ -22,8 +26,11 @@ def test_watchdog_echoes_health_check_header(relay):
 def test_watchdog_without_header_fails_in_envelope(relay):
     response = requests.get(relay.url + '/watchdog', timeout=5)
     assert response.status_code == 200
-    assert response.json() == {'errors': [{'type': 'fatal', 'code': 'health check failed',
-                                           'message': 'Invalid Health Check'}]}
+    assert response.json() == {
+        'errors': [
+            {'type': 'fatal', 'code': 'health check failed', 'message': 'Invalid Health Check'}
+        ]
+    }
 
 
 def test_routes_ignore_trailing_slash(relay):
@@ -78,14 +85,14 @@ def test_options_is_a_wrong_method_in_the_envelope(relay):
 
 
 def test_start_up_warns_when_the_audience_is_not_set(spycloud, jwks, caplog):
-    from app import create_app
-    from conftest import relay_settings
-
-    with caplog.at_level(logging.WARNING, logger='relay'):
-        create_app(relay_settings(spycloud, jwks)).extensions['spycloud_relay'].spycloud.close()
+    with (
+        caplog.at_level(logging.WARNING, logger='relay'),
+        SpyCloudClient(relay_settings(spycloud, jwks)) as client,
+    ):
+        create_app(relay_settings(spycloud, jwks), spycloud=client)
     assert any('JWT_AUDIENCE is not set' in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger='relay'):
-        create_app(relay_settings(spycloud, jwks, jwt_audience='https://relay.example')) \
-            .extensions['spycloud_relay'].spycloud.close()
+    audience = relay_settings(spycloud, jwks, jwt_audience='https://relay.example')
+    with caplog.at_level(logging.WARNING, logger='relay'), SpyCloudClient(audience) as client:
+        create_app(audience, spycloud=client)
     assert not any('JWT_AUDIENCE' in r.getMessage() for r in caplog.records)

@@ -5,6 +5,7 @@ header limits and malformed bodies; these tests run against the gunicorn worker 
 Bounds on time are an order of magnitude above a normal answer (10-50 ms) or named after the
 setting they check, plus room for a slow machine.
 """
+
 import json
 import re
 import runpy
@@ -90,10 +91,14 @@ def relay_refusal(response):
 
 def head(path='/health', host='relay', extra=b''):
     return b'POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n%s\r\n' % (
-        path.encode(), host.encode(), extra)
+        path.encode(),
+        host.encode(),
+        extra,
+    )
 
 
 # -- the harness serves what the image serves -------------------------------------------------
+
 
 def test_the_harness_runs_the_images_command():
     dockerfile = (ROOT / 'Dockerfile').read_text()
@@ -119,6 +124,7 @@ def test_the_worker_is_the_relays_gevent_worker(relay):
 
 
 # -- A: slow clients do not take the capacity ---------------------------------------------------
+
 
 def test_slow_clients_do_not_silence_the_worker(relay):
     """50 sockets that sent half a request head: the watchdog and a lookup answer promptly.
@@ -154,6 +160,7 @@ def test_slow_clients_do_not_silence_the_worker(relay):
 
 # -- what gevent's patching must not break --------------------------------------------------------
 
+
 def test_lookups_run_concurrently_under_gevent(relay):
     """The lookup pools are greenlets now: several requests of several observables at once."""
     answers, errors = {}, []
@@ -179,8 +186,10 @@ def test_lookups_run_concurrently_under_gevent(relay):
 def test_a_hanging_spycloud_answer_ends_at_the_deadline(relay, spycloud):
     deadline = relay.env['LOOKUP_DEADLINE_S']
     spycloud.add_fault(mode='hang', match='hang-deadline', delay=60)
-    answer, took = timed(relay.observe, [email('r2c1-hang-deadline@gevent.example'),
-                                         email('r2c1@gevent-deadline.example')])
+    answer, took = timed(
+        relay.observe,
+        [email('r2c1-hang-deadline@gevent.example'), email('r2c1@gevent-deadline.example')],
+    )
     assert deadline - 0.5 <= took < deadline + 5  # not the fault's 60 s
     warnings = [e for e in answer['errors'] if e['code'] == 'deadline exceeded']
     assert warnings and all(e['type'] == 'warning' for e in warnings)
@@ -214,12 +223,13 @@ def test_a_key_server_that_drips_its_headers_is_cut_off(relay):
 
 # -- B: header limits agree with the relay's ------------------------------------------------------
 
+
 def test_a_bogus_12_kb_token_is_judged_by_the_relay(relay):
     token = relay.token(padding='p' * 8700)
     header, payload, signature = token.split('.')
     middle = len(signature) // 2
     flipped = 'A' if signature[middle] != 'A' else 'B'
-    bogus = f'{header}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1:]}'
+    bogus = f'{header}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1 :]}'
     assert 12000 <= len(bogus) <= 12300  # past gunicorn's default line limit of 8190
     error = relay_refusal(relay.post('/health', token=bogus))
     assert error['code'] == 'authorization error'
@@ -228,20 +238,25 @@ def test_a_bogus_12_kb_token_is_judged_by_the_relay(relay):
 
 def test_a_token_one_byte_over_the_relays_limit_is_refused_by_the_relay(relay):
     error = relay_refusal(relay.post('/health', token='x' * (auth.MAX_TOKEN_BYTES + 1)))
-    assert error == {'type': 'fatal', 'code': 'authorization error',
-                     'message': f'Authorization failed: {auth.WRONG_JWT_STRUCTURE}'}
+    assert error == {
+        'type': 'fatal',
+        'code': 'authorization error',
+        'message': f'Authorization failed: {auth.WRONG_JWT_STRUCTURE}',
+    }
 
 
-@pytest.mark.parametrize('line', [b'X-Big: ' + b'b' * 30000,
-                                  b'Authorization: Bearer ' + b'SECRET' * 5000])
+@pytest.mark.parametrize(
+    'line', [b'X-Big: ' + b'b' * 30000, b'Authorization: Bearer ' + b'SECRET' * 5000]
+)
 def test_a_header_past_gunicorns_limit_gets_the_envelope(relay, line):
     status, headers, body = exchange(relay, head(extra=line + b'\r\n'))
     assert status == 431
     assert headers.items() >= ENVELOPE_HEADERS.items()
     error = single_error(body)
     assert error['code'] == 'invalid argument'
-    assert error['message'] == ('A request header is too large: the limit is 20480 bytes '
-                                'per header line.')
+    assert error['message'] == (
+        'A request header is too large: the limit is 20480 bytes per header line.'
+    )
     assert b'bbbb' not in body and b'SECRET' not in body
     assert 'SECRET' not in relay.log_text()
 
@@ -249,11 +264,14 @@ def test_a_header_past_gunicorns_limit_gets_the_envelope(relay, line):
 def test_a_head_past_gunicorns_buffer_gets_the_envelope(relay):
     """2 MiB of header: gunicorn stops reading at about 1 MiB and answers while the client is
     still sending; the answer must survive the close (no reset before it is read)."""
-    status, headers, body = exchange(relay, head(extra=b'X-Huge: ' + b'h' * 2 ** 21 + b'\r\n'))
+    status, headers, body = exchange(relay, head(extra=b'X-Huge: ' + b'h' * 2**21 + b'\r\n'))
     assert status == 431
     assert headers.items() >= ENVELOPE_HEADERS.items()
-    assert single_error(body) == {'type': 'fatal', 'code': 'invalid argument',
-                           'message': 'The request headers are too large.'}
+    assert single_error(body) == {
+        'type': 'fatal',
+        'code': 'invalid argument',
+        'message': 'The request headers are too large.',
+    }
 
 
 def test_too_many_headers_get_the_envelope(relay):
@@ -261,30 +279,56 @@ def test_too_many_headers_get_the_envelope(relay):
     status, headers, body = exchange(relay, head(extra=extra))
     assert status == 431
     assert headers.items() >= ENVELOPE_HEADERS.items()
-    assert single_error(body) == {'type': 'fatal', 'code': 'invalid argument',
-                           'message': 'Too many request headers: the limit is 50.'}
+    assert single_error(body) == {
+        'type': 'fatal',
+        'code': 'invalid argument',
+        'message': 'Too many request headers: the limit is 50.',
+    }
 
 
 LINE = 'The request line is not valid HTTP.'
 HEADER = 'A request header is not valid HTTP.'
 
 
-@pytest.mark.parametrize('sent,status,message', [
-    (b'GARBAGE\r\n\r\n', 400, LINE),
-    (b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n', 400, LINE),  # TLS, plain port
-    (b'get /watchdog HTTP/1.1\r\nHost: relay\r\n\r\n', 400, LINE),
-    (b'GET /watchdog?SECRET-TOKEN HTTP/7.1\r\nHost: relay\r\n\r\n', 400,
-     'The HTTP version is not supported.'),
-    (b'GET /' + b'SECRET' * 1000 + b' HTTP/1.1\r\nHost: relay\r\n\r\n', 414,
-     'The request line is too long: the limit is 4094 bytes.'),
-    (head(extra=b'SECRET@name: x\r\n'), 400, HEADER),
-    (head(extra=b'X-Secret: SECRET\x00\r\n'), 400, HEADER),
-    (head(extra=b'X-Folded: a\r\n SECRET\r\n'), 400, HEADER),
-    (head(extra=b'Transfer-Encoding: chunked\r\n'), 400, HEADER),  # and Content-Length
-    (head(extra=b'Transfer-Encoding: SECRET\r\n'), 501,
-     "The request's Transfer-Encoding is not supported."),
-], ids=['garbage', 'tls', 'lower-case-method', 'version', 'long-line', 'header-name',
-        'header-value', 'folding', 'framing', 'transfer-coding'])
+@pytest.mark.parametrize(
+    'sent,status,message',
+    [
+        (b'GARBAGE\r\n\r\n', 400, LINE),
+        (b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n', 400, LINE),  # TLS, plain port
+        (b'get /watchdog HTTP/1.1\r\nHost: relay\r\n\r\n', 400, LINE),
+        (
+            b'GET /watchdog?SECRET-TOKEN HTTP/7.1\r\nHost: relay\r\n\r\n',
+            400,
+            'The HTTP version is not supported.',
+        ),
+        (
+            b'GET /' + b'SECRET' * 1000 + b' HTTP/1.1\r\nHost: relay\r\n\r\n',
+            414,
+            'The request line is too long: the limit is 4094 bytes.',
+        ),
+        (head(extra=b'SECRET@name: x\r\n'), 400, HEADER),
+        (head(extra=b'X-Secret: SECRET\x00\r\n'), 400, HEADER),
+        (head(extra=b'X-Folded: a\r\n SECRET\r\n'), 400, HEADER),
+        (head(extra=b'Transfer-Encoding: chunked\r\n'), 400, HEADER),  # and Content-Length
+        (
+            head(extra=b'Transfer-Encoding: SECRET\r\n'),
+            501,
+            "The request's Transfer-Encoding is not supported.",
+        ),
+    ],
+    ids=[
+        'garbage',
+        'tls',
+        'lower-case-method',
+        'version',
+        'long-line',
+        'header-name',
+        'header-value',
+        'folding',
+        'framing',
+        'transfer-coding',
+    ],
+)
 def test_a_request_gunicorn_refuses_gets_the_envelope(relay, sent, status, message):
     answered, headers, body = exchange(relay, sent)
     assert answered == status
@@ -296,14 +340,18 @@ def test_a_request_gunicorn_refuses_gets_the_envelope(relay, sent, status, messa
 
 def test_a_refused_request_gunicorn_had_read_is_in_the_access_log(relay):
     exchange(relay, head(path='/access-log-check', extra=b'Transfer-Encoding: chunked\r\n'))
-    (line,) = [line for line in relay.log_lines() if line['logger'] == 'gunicorn.access'
-               and line['path'] == '/access-log-check']
+    (line,) = [
+        line
+        for line in relay.log_lines()
+        if line['logger'] == 'gunicorn.access' and line['path'] == '/access-log-check'
+    ]
     assert line['status'] == 400 and line['method'] == 'POST'
 
 
-@pytest.mark.parametrize('error', [RuntimeError('SECRET'),
-                                   InvalidResponseHeader('SECRET'),
-                                   InvalidResponseHeaderName('SECRET')])
+@pytest.mark.parametrize(
+    'error',
+    [RuntimeError('SECRET'), InvalidResponseHeader('SECRET'), InvalidResponseHeaderName('SECRET')],
+)
 def test_what_is_not_the_clients_fault_is_an_internal_error(error):
     status, reason, code, message = serving.refusal(error, cfg=None)
     assert (status, code) == (500, 'internal error')
@@ -318,22 +366,28 @@ def test_a_refusal_is_logged_without_the_requests_bytes(relay):
     exchange(relay, head(extra=b'X-Big: ' + b'SECRET' * 5000 + b'\r\n'))
     (line,) = [line for line in relay.log_lines()[before:] if line['logger'] == 'gunicorn.error']
     assert line['level'] == 'WARNING'
-    assert line['message'] == ('refused a request from 127.0.0.1 with 431: A request header is '
-                               'too large: the limit is 20480 bytes per header line. '
-                               '(LimitRequestHeaders)')
+    assert line['message'] == (
+        'refused a request from 127.0.0.1 with 431: A request header is '
+        'too large: the limit is 20480 bytes per header line. '
+        '(LimitRequestHeaders)'
+    )
 
 
 # -- C: a body that cannot be read ----------------------------------------------------------------
 
+
 def chunked_observe(relay, chunks):
-    return (b'POST /observe/observables HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n'
-            b'Authorization: Bearer %s\r\nContent-Type: application/json\r\n'
-            b'Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n%s'
-            % (port_of(relay), relay.token().encode(), chunks))
+    return (
+        b'POST /observe/observables HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n'
+        b'Authorization: Bearer %s\r\nContent-Type: application/json\r\n'
+        b'Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n%s'
+        % (port_of(relay), relay.token().encode(), chunks)
+    )
 
 
-MALFORMED_BODY = ('The request body could not be read: malformed chunked encoding or a body '
-                  'cut short.')
+MALFORMED_BODY = (
+    'The request body could not be read: malformed chunked encoding or a body cut short.'
+)
 MALFORMED_CHUNKS = [b'zz\r\n[]\r\n0\r\n\r\n', b'2\r\n[]XX0\r\n\r\n']
 
 
@@ -342,8 +396,11 @@ def test_a_malformed_chunked_body_is_an_invalid_argument(relay, chunks):
     before = len(relay.log_lines())
     status, headers, body = exchange(relay, chunked_observe(relay, chunks))
     assert status == 200
-    assert single_error(body) == {'type': 'fatal', 'code': 'invalid argument',
-                           'message': MALFORMED_BODY}
+    assert single_error(body) == {
+        'type': 'fatal',
+        'code': 'invalid argument',
+        'message': MALFORMED_BODY,
+    }
     lines = relay.log_lines()[before:]
     assert not [line for line in lines if 'exception' in line or line['level'] == 'ERROR']
     assert 'Traceback' not in relay.log_text()
@@ -354,8 +411,11 @@ def test_a_malformed_chunked_body_is_an_invalid_argument_under_werkzeug(make_rel
     werkzeug = make_relay()
     status, headers, body = exchange(werkzeug, chunked_observe(werkzeug, chunks))
     assert status == 200
-    assert single_error(body) == {'type': 'fatal', 'code': 'invalid argument',
-                           'message': MALFORMED_BODY}
+    assert single_error(body) == {
+        'type': 'fatal',
+        'code': 'invalid argument',
+        'message': MALFORMED_BODY,
+    }
 
 
 def test_a_well_formed_chunked_body_is_read(relay):
@@ -368,6 +428,7 @@ def test_a_well_formed_chunked_body_is_read(relay):
 
 # -- E: one request must not stall the others (review item 4) ------------------------------------
 
+
 def test_one_request_does_not_stall_the_others(relay, spycloud):
     """Review item 4. A's 16 lookups hang at SpyCloud until the deadline; B's single lookup,
     made meanwhile on the same worker, must not queue behind them.
@@ -379,8 +440,7 @@ def test_one_request_does_not_stall_the_others(relay, spycloud):
     stalled = {}
 
     def request_a():
-        stalled['answer'] = relay.observe([email(f'stall-a-{n}@stall.example')
-                                           for n in range(16)])
+        stalled['answer'] = relay.observe([email(f'stall-a-{n}@stall.example') for n in range(16)])
 
     a = threading.Thread(target=request_a)
     a.start()

@@ -5,6 +5,7 @@ Storms and bursts of retried statuses (429, 5xx), hangs, resets, cut and trickli
 the answers SpyCloud sends that are not JSON have their one home in test_failing_upstreams.py,
 which also checks that each ends in time and that the relay serves the next request normally.
 """
+
 import gzip
 import json
 import socket
@@ -22,8 +23,11 @@ LOOKUP = [email('r3c1@errors.example')]
 def test_401_is_an_authorization_error_with_spycloud_words(relay, spycloud):
     spycloud.add_fault(401, body={'message': 'Unauthorized'})
     error = single_error(relay.observe(LOOKUP))
-    assert error == {'type': 'fatal', 'code': 'authorization error',
-                     'message': 'Authorization failed: Unauthorized'}
+    assert error == {
+        'type': 'fatal',
+        'code': 'authorization error',
+        'message': 'Authorization failed: Unauthorized',
+    }
 
 
 def test_unknown_key_is_refused_by_spycloud(relay):
@@ -32,8 +36,14 @@ def test_unknown_key_is_refused_by_spycloud(relay):
 
 
 def test_400_means_no_records(relay, spycloud):
-    spycloud.add_fault(400, match='emails', body={
-        'errorType': 'BadRequest', 'errorMessage': "[BadRequest] Invalid parameter: 'email'."})
+    spycloud.add_fault(
+        400,
+        match='emails',
+        body={
+            'errorType': 'BadRequest',
+            'errorMessage': "[BadRequest] Invalid parameter: 'email'.",
+        },
+    )
     assert relay.observe(LOOKUP) == {'data': {}}
 
 
@@ -147,12 +157,27 @@ def test_a_gzip_answer_is_decoded(relay, spycloud):
 
 
 def test_a_gzip_page_is_decoded(relay, spycloud):
-    page = {'cursor': '', 'hits': 1, 'results': [{
-        'document_id': 'gz-1', 'source_id': 1, 'spycloud_publish_date': '2024-01-02T00:00:00Z',
-        'severity': 20, 'email': 'r3c1@errors.example'}]}
-    spycloud.add_fault(200, mode='raw', match='emails', times=1,
-                       headers={'Content-Encoding': 'gzip'},
-                       body=gzip.compress(json.dumps(page).encode()))
+    page = {
+        'cursor': '',
+        'hits': 1,
+        'results': [
+            {
+                'document_id': 'gz-1',
+                'source_id': 1,
+                'spycloud_publish_date': '2024-01-02T00:00:00Z',
+                'severity': 20,
+                'email': 'r3c1@errors.example',
+            }
+        ],
+    }
+    spycloud.add_fault(
+        200,
+        mode='raw',
+        match='emails',
+        times=1,
+        headers={'Content-Encoding': 'gzip'},
+        body=gzip.compress(json.dumps(page).encode()),
+    )
     body = relay.observe(LOOKUP)
     assert 'errors' not in body
     assert [s['external_ids'][0] for s in body['data']['sightings']['docs']] == ['gz-1']
@@ -161,36 +186,59 @@ def test_a_gzip_page_is_decoded(relay, spycloud):
 def test_a_gzip_bomb_is_refused_at_the_decoded_cap(relay, spycloud):
     """40 MB of JSON in 40 KB: the 32 MiB cap counts decoded bytes."""
     bomb = b'{"results": [], "pad": "' + b' ' * (40 * 1024 * 1024) + b'"}'
-    spycloud.add_fault(200, mode='raw', match='emails', headers={'Content-Encoding': 'gzip'},
-                       body=gzip.compress(bomb, 9))
+    spycloud.add_fault(
+        200,
+        mode='raw',
+        match='emails',
+        headers={'Content-Encoding': 'gzip'},
+        body=gzip.compress(bomb, 9),
+    )
     error = single_error(relay.observe(LOOKUP))
     assert error['code'] == 'unknown'
     assert 'larger than 33554432 bytes' in error['message']
 
 
 def test_a_body_that_does_not_decompress_is_unknown(relay, spycloud):
-    spycloud.add_fault(200, mode='raw', match='emails', headers={'Content-Encoding': 'gzip'},
-                       body=b'this is not gzip')
+    spycloud.add_fault(
+        200,
+        mode='raw',
+        match='emails',
+        headers={'Content-Encoding': 'gzip'},
+        body=b'this is not gzip',
+    )
     error = single_error(relay.observe(LOOKUP))
-    assert error == {'type': 'fatal', 'code': 'unknown',
-                     'message': 'SpyCloud sent a compressed answer that does not decode.'}
+    assert error == {
+        'type': 'fatal',
+        'code': 'unknown',
+        'message': 'SpyCloud sent a compressed answer that does not decode.',
+    }
 
 
 def test_a_deeply_nested_answer_spoils_only_its_own_lookup(relay, spycloud):
     spycloud.add_fault(200, mode='raw', match='nested', body=b'[' * 100000)
     body = relay.observe([email('r3c1@nested.example'), *LOOKUP])
     errors = body['errors']
-    assert errors == [{'type': 'fatal', 'code': 'unknown',
-                       'message': 'SpyCloud sent an answer that is not valid JSON.'}]
+    assert errors == [
+        {
+            'type': 'fatal',
+            'code': 'unknown',
+            'message': 'SpyCloud sent an answer that is not valid JSON.',
+        }
+    ]
     assert body['data']['sightings']['count'] == 3  # the other observable's
 
 
-@pytest.mark.parametrize('retry_after', ['0.5', '0.05', '-1', '', 'soon', '0', 'inf', 'nan',
-                                         'Wed, 21 Oct 2015 07:28:00 GMT'])
+@pytest.mark.parametrize(
+    'retry_after',
+    ['0.5', '0.05', '-1', '', 'soon', '0', 'inf', 'nan', 'Wed, 21 Oct 2015 07:28:00 GMT'],
+)
 def test_an_odd_retry_after_is_a_retry_not_an_error(relay, spycloud, retry_after):
-    spycloud.add_fault(429, times=1, body={'message': 'Too Many Requests'},
-                       headers={'x-amzn-ErrorType': 'TooManyRequestsException',
-                                'Retry-After': retry_after})
+    spycloud.add_fault(
+        429,
+        times=1,
+        body={'message': 'Too Many Requests'},
+        headers={'x-amzn-ErrorType': 'TooManyRequestsException', 'Retry-After': retry_after},
+    )
     body = relay.observe(LOOKUP)
     assert 'errors' not in body and body['data']['sightings']['count'] == 3
     assert spycloud.stats()['by_endpoint']['emails'] == 2
@@ -200,10 +248,12 @@ def test_an_odd_retry_after_is_a_retry_not_an_error(relay, spycloud, retry_after
 def test_retry_after_is_honoured(make_relay, spycloud, retry_after, wait):
     """The wait is SpyCloud's, whole or fractional, not the (here 10 ms) backoff."""
     relay = make_relay(spycloud_backoff_s=0.01)
-    spycloud.add_fault(429, times=1, body={'message': 'Too Many Requests'},
-                       headers={'x-amzn-ErrorType': 'TooManyRequestsException',
-                                'Retry-After': retry_after})
+    spycloud.add_fault(
+        429,
+        times=1,
+        body={'message': 'Too Many Requests'},
+        headers={'x-amzn-ErrorType': 'TooManyRequestsException', 'Retry-After': retry_after},
+    )
     assert relay.observe(LOOKUP)['data']['sightings']['count'] == 3
     first, second = [e['time'] for e in spycloud.request_log if e['endpoint'] == 'emails']
     assert second - first >= wait
-

@@ -1,5 +1,6 @@
 """The adaptive SpyCloud rate budget: in-process on a fake clock (exact), and shared by
 workers on a real redis-server (counts, with room; no tight wall-clock bound)."""
+
 import logging
 import threading
 
@@ -30,14 +31,18 @@ def server():
 
 
 def local(clock, **rule):
-    return AdaptiveLimiter(BudgetRule(**{'ceiling': 10, 'burst': 1, **rule}), clock=clock,
-                           sleep=lambda seconds: None)
+    return AdaptiveLimiter(
+        BudgetRule(**{'ceiling': 10, 'burst': 1, **rule}), clock=clock, sleep=lambda seconds: None
+    )
 
 
 def shared(url, probe_interval_s=1.0, sleep=lambda seconds: None, **rule):
     """A worker's limiter: its own link to the shared Redis."""
-    return RedisLimiter(RedisLink(url, 0.05, probe_interval_s=probe_interval_s),
-                        BudgetRule(**{'ceiling': 10, 'burst': 1, **rule}), sleep=sleep)
+    return RedisLimiter(
+        RedisLink(url, 0.05, probe_interval_s=probe_interval_s),
+        BudgetRule(**{'ceiling': 10, 'burst': 1, **rule}),
+        sleep=sleep,
+    )
 
 
 def test_the_burst_then_one_call_per_interval():
@@ -124,6 +129,7 @@ def grants(limiters):
                 counts[index] += 1
         except DeadlineReached:
             pass
+
     threads = [threading.Thread(target=take, args=(i,)) for i in range(len(limiters))]
     for thread in threads:
         thread.start()
@@ -166,16 +172,19 @@ def test_redis_failing_falls_back_to_the_process_budget(caplog):
     with RedisServer() as server:
         limiter = shared(server.url, probe_interval_s=0.2, ceiling=1000, burst=1000)
         assert limiter.acquire(KEY) == 0.0
-        before = REGISTRY.get_sample_value('relay_state_fallback_total',
-                                           {'store': 'limiter'}) or 0.0
+        before = (
+            REGISTRY.get_sample_value('relay_state_fallback_total', {'store': 'limiter'}) or 0.0
+        )
         server.stop()
         for _ in range(20):
             assert limiter.acquire(KEY, Deadline(1)) == 0.0
         limiter.throttled(KEY, retry_after=0.01)
         assert limiter.rate(KEY) == 500.0  # the process's own budget was cut
         assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
-        assert REGISTRY.get_sample_value('relay_state_fallback_total',
-                                         {'store': 'limiter'}) - before >= 20
+        assert (
+            REGISTRY.get_sample_value('relay_state_fallback_total', {'store': 'limiter'}) - before
+            >= 20
+        )
         server.start()
         client = redis.Redis.from_url(server.url)
         for _ in range(100):  # within a probe interval or so, the budget is in Redis again

@@ -1,5 +1,6 @@
 """The shared store on a real redis-server: the client's values round-trip, a dump of Redis
 reveals nothing without the API key, and Redis failing never fails a lookup."""
+
 import logging
 import socket
 import time
@@ -22,11 +23,24 @@ FINGERPRINT = key_fingerprint(API_KEY)
 EMAIL = 'alice.liddell@wonder.example'
 PASSWORD = 'Sup3r-Secret-Passw0rd!'
 TITLE = 'Looking Glass Forum Breach'
-RAW_RECORD = {'document_id': 'd0c-1d-0001', 'source_id': 7, 'severity': 20,
-              'spycloud_publish_date': '2024-01-09T00:00:00Z', 'email': EMAIL,
-              'password': PASSWORD, 'password_plaintext': PASSWORD, 'ip_addresses': ['10.1.2.3']}
-RAW_CATALOG = {'id': 7, 'title': TITLE, 'site': 'lookingglass.example', 'confidence': 3,
-               'spycloud_publish_date': '2024-01-01T00:00:00Z', 'description': 'A forum.'}
+RAW_RECORD = {
+    'document_id': 'd0c-1d-0001',
+    'source_id': 7,
+    'severity': 20,
+    'spycloud_publish_date': '2024-01-09T00:00:00Z',
+    'email': EMAIL,
+    'password': PASSWORD,
+    'password_plaintext': PASSWORD,
+    'ip_addresses': ['10.1.2.3'],
+}
+RAW_CATALOG = {
+    'id': 7,
+    'title': TITLE,
+    'site': 'lookingglass.example',
+    'confidence': 3,
+    'spycloud_publish_date': '2024-01-01T00:00:00Z',
+    'description': 'A forum.',
+}
 
 
 def records_key(fingerprint=FINGERPRINT, value=EMAIL):
@@ -75,8 +89,14 @@ def test_the_clients_values_round_trip_between_workers(server):
     record, catalog = BreachRecord.from_api(RAW_RECORD), Catalog.from_api(RAW_CATALOG)
     evidence = Evidence(hits=3, newest=record, worst_severity=25)
     writer, reader = worker(server.url), worker(server.url)
-    writer.set_many({records_key(): ([record], 42), evidence_key(): evidence,
-                     evidence_key(value='bob@wonder.example'): None}, secret=API_KEY)
+    writer.set_many(
+        {
+            records_key(): ([record], 42),
+            evidence_key(): evidence,
+            evidence_key(value='bob@wonder.example'): None,
+        },
+        secret=API_KEY,
+    )
     catalogs = worker(server.url, 'catalogs', ttl=3600)
     catalogs.set_many({catalog_key(): catalog}, secret=API_KEY)
 
@@ -93,16 +113,22 @@ def test_the_clients_values_round_trip_between_workers(server):
 
 def test_plain_json_values_round_trip(server):
     store = worker(server.url, 'tiles')
-    value = {'counts': {'20': 3}, 'top': [('a.example', 2)], 'ratio': 0.5, 'none': None,
-             (1, 'x'): True}
+    value = {
+        'counts': {'20': 3},
+        'top': [('a.example', 2)],
+        'ratio': 0.5,
+        'none': None,
+        (1, 'x'): True,
+    }
     store.set('aggregate', value, secret=API_KEY)
     assert worker(server.url, 'tiles').get('aggregate', secret=API_KEY) == value
 
 
 def test_a_dump_of_redis_is_useless_without_the_api_key(server):
     record, catalog = BreachRecord.from_api(RAW_RECORD), Catalog.from_api(RAW_CATALOG)
-    worker(server.url).set_many({records_key(): ([record], 1),
-                                 evidence_key(): Evidence(1, record, 20)}, secret=API_KEY)
+    worker(server.url).set_many(
+        {records_key(): ([record], 1), evidence_key(): Evidence(1, record, 20)}, secret=API_KEY
+    )
     worker(server.url, 'catalogs').set(catalog_key(), catalog, secret=API_KEY)
     limiter = state.limiter(Settings(redis_url=server.url))
     limiter.acquire(FINGERPRINT)
@@ -110,8 +136,20 @@ def test_a_dump_of_redis_is_useless_without_the_api_key(server):
 
     blob = dump(server.url)
     assert blob.count(b'relay:') == 4  # records, evidence, catalog, budget: all there
-    for secret in (EMAIL, 'alice', 'wonder.example', PASSWORD, TITLE, 'lookingglass', API_KEY,
-                   FINGERPRINT, RAW_RECORD['document_id'], '10.1.2.3', 'severity', 'email'):
+    for secret in (
+        EMAIL,
+        'alice',
+        'wonder.example',
+        PASSWORD,
+        TITLE,
+        'lookingglass',
+        API_KEY,
+        FINGERPRINT,
+        RAW_RECORD['document_id'],
+        '10.1.2.3',
+        'severity',
+        'email',
+    ):
         assert secret.lower().encode() not in blob, secret
 
 
@@ -162,14 +200,15 @@ def test_redis_failing_never_fails_a_lookup(caplog):
     with RedisServer(password='redis-pa55word') as server:
         store = worker(server.url, probe_interval_s=0.2)
         store.set(records_key(), (['before'], 1), secret=API_KEY)
-        fallbacks, outages = sample('relay_state_fallback_total'), \
-            REGISTRY.get_sample_value('relay_state_outages_total')
+        fallbacks, outages = (
+            sample('relay_state_fallback_total'),
+            REGISTRY.get_sample_value('relay_state_outages_total'),
+        )
         server.stop()  # killed: an outage
 
         for _ in range(20):  # calls still answer, from the in-process twin
             assert store.get(records_key(), secret=API_KEY) == (['before'], 1)
-            store.set(records_key(value='during@wonder.example'), (['during'], 1),
-                      secret=API_KEY)
+            store.set(records_key(value='during@wonder.example'), (['during'], 1), secret=API_KEY)
         assert store.get_many([records_key()], secret=API_KEY) == {records_key(): (['before'], 1)}
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and '127.0.0.1' in warnings[0].getMessage()
@@ -180,8 +219,12 @@ def test_redis_failing_never_fails_a_lookup(caplog):
         server.start()  # back, empty: the store uses Redis again within a probe interval
         other = worker(server.url)
         other.set(records_key(value='after@wonder.example'), (['after'], 1), secret=API_KEY)
-        assert eventually(lambda: store.get(records_key(value='after@wonder.example'),
-                                            secret=API_KEY) == (['after'], 1))
+        assert eventually(
+            lambda: (
+                store.get(records_key(value='after@wonder.example'), secret=API_KEY)
+                == (['after'], 1)
+            )
+        )
         assert 'answers again' in caplog.text
         assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
@@ -236,27 +279,31 @@ def test_the_factories_choose_by_redis_url(server):
     assert isinstance(state.cache(shared, 'records', 10, 60), RedisStore)
     assert isinstance(state.cache(shared, 'records', 10, 0), MemoryStore)
     assert isinstance(state.limiter(shared), state.RedisLimiter)
-    assert isinstance(state.limiter(Settings(redis_url=server.url, spycloud_rate_limit=0)),
-                      state.AdaptiveLimiter)
+    assert isinstance(
+        state.limiter(Settings(redis_url=server.url, spycloud_rate_limit=0)), state.AdaptiveLimiter
+    )
     assert state.link(shared) is state.link(shared)  # one pool and one outage per process
 
 
-@pytest.mark.parametrize('url', ['', 'redis://localhost:6379/0', ' rediss://:pw@cache:6380 ',
-                                 'REDIS://h'])
+@pytest.mark.parametrize(
+    'url', ['', 'redis://localhost:6379/0', ' rediss://:pw@cache:6380 ', 'REDIS://h']
+)
 def test_redis_url_accepts_redis_schemes(url):
     assert Settings.from_env({'REDIS_URL': url}).redis_url == url.strip()
 
 
-@pytest.mark.parametrize('url', ['http://:hunter2@cache:6379', 'unix:///tmp/r.sock',
-                                 ':hunter2@cache:6379'])
+@pytest.mark.parametrize(
+    'url', ['http://:hunter2@cache:6379', 'unix:///tmp/r.sock', ':hunter2@cache:6379']
+)
 def test_redis_url_of_another_scheme_names_the_variable_not_the_password(url):
     with pytest.raises(ConfigError, match='REDIS_URL') as refused:
         Settings.from_env({'REDIS_URL': url})
     assert 'hunter2' not in str(refused.value)
 
 
-@pytest.mark.parametrize('name', ['REDIS_TIMEOUT_S', 'SPYCLOUD_RATE_FLOOR',
-                                  'SPYCLOUD_RATE_RECOVERY_S'])
+@pytest.mark.parametrize(
+    'name', ['REDIS_TIMEOUT_S', 'SPYCLOUD_RATE_FLOOR', 'SPYCLOUD_RATE_RECOVERY_S']
+)
 def test_state_settings_must_be_positive(name):
     with pytest.raises(ConfigError, match=f'{name} must be greater than 0'):
         Settings.from_env({name: '0'})

@@ -2,6 +2,7 @@
 answers and bad input. Each tile type's data is validated against a JSON Schema written from
 the shapes in ../shared/spec/xdr-module-surface.md §4, and the counts against a recount of the
 simulator's tenant."""
+
 import datetime
 import json
 
@@ -11,73 +12,167 @@ import pytest
 from simulator import tenant
 from tiles.aggregate import PERIODS
 
-TILE_IDS = ['spycloud-exposure-summary', 'spycloud-exposures-per-day',
-            'spycloud-exposures-by-severity', 'spycloud-most-exposed-accounts',
-            'spycloud-newest-breach-sources']
-TIME = {'type': 'object', 'required': ['start_time', 'end_time'],
-        'properties': {'start_time': {'type': 'string', 'format': 'date-time'},
-                       'end_time': {'type': 'string', 'format': 'date-time'}}}
-COMMON = {'observed_time': TIME, 'valid_time': TIME, 'cache_scope': {'enum': ['org', 'none']},
-          'hide_legend': {'type': 'boolean'}}
+TILE_IDS = [
+    'spycloud-exposure-summary',
+    'spycloud-exposures-per-day',
+    'spycloud-exposures-by-severity',
+    'spycloud-most-exposed-accounts',
+    'spycloud-newest-breach-sources',
+]
+TIME = {
+    'type': 'object',
+    'required': ['start_time', 'end_time'],
+    'properties': {
+        'start_time': {'type': 'string', 'format': 'date-time'},
+        'end_time': {'type': 'string', 'format': 'date-time'},
+    },
+}
+COMMON = {
+    'observed_time': TIME,
+    'valid_time': TIME,
+    'cache_scope': {'enum': ['org', 'none']},
+    'hide_legend': {'type': 'boolean'},
+}
 REQUIRED = ['observed_time', 'valid_time', 'cache_scope', 'data']
 INTEGER = {'type': 'integer', 'minimum': 0}
 SCHEMAS = {
-    'metric_group': {'type': 'object', 'required': REQUIRED, 'additionalProperties': False,
-                     'properties': {**COMMON, 'data': {'type': 'array', 'items': {
-                         'type': 'object', 'required': ['icon', 'label', 'value', 'value_unit'],
-                         'additionalProperties': False,
-                         'properties': {'icon': {'type': 'string'}, 'label': {'type': 'string'},
-                                        'value': INTEGER, 'value_unit': {'enum': ['integer']},
-                                        'link_uri': {'type': 'string'}}}}}},
+    'metric_group': {
+        'type': 'object',
+        'required': REQUIRED,
+        'additionalProperties': False,
+        'properties': {
+            **COMMON,
+            'data': {
+                'type': 'array',
+                'items': {
+                    'type': 'object',
+                    'required': ['icon', 'label', 'value', 'value_unit'],
+                    'additionalProperties': False,
+                    'properties': {
+                        'icon': {'type': 'string'},
+                        'label': {'type': 'string'},
+                        'value': INTEGER,
+                        'value_unit': {'enum': ['integer']},
+                        'link_uri': {'type': 'string'},
+                    },
+                },
+            },
+        },
+    },
     'vertical_bar_chart': {
-        'type': 'object', 'required': REQUIRED + ['keys', 'key_type'],
+        'type': 'object',
+        'required': REQUIRED + ['keys', 'key_type'],
         'additionalProperties': False,
-        'properties': {**COMMON, 'key_type': {'enum': ['string', 'timestamp']},
-                       'keys': {'type': 'array', 'items': {
-                           'type': 'object', 'required': ['key', 'label'],
-                           'properties': {'key': {'type': 'string'},
-                                          'label': {'type': 'string'}}}},
-                       'data': {'type': 'array', 'items': {
-                           'type': 'object', 'required': ['key', 'label', 'value', 'values'],
-                           'additionalProperties': False,
-                           'properties': {'key': {'type': ['integer', 'string']},
-                                          'label': {'type': 'string'}, 'value': INTEGER,
-                                          'values': {'type': 'array', 'items': {
-                                              'type': 'object', 'required': ['key', 'value'],
-                                              'additionalProperties': False,
-                                              'properties': {'key': {'type': 'string'},
-                                                             'value': INTEGER,
-                                                             'tooltip': {'type': 'string'},
-                                                             'link_uri': {'type': 'string'}}}}}}}}},
+        'properties': {
+            **COMMON,
+            'key_type': {'enum': ['string', 'timestamp']},
+            'keys': {
+                'type': 'array',
+                'items': {
+                    'type': 'object',
+                    'required': ['key', 'label'],
+                    'properties': {'key': {'type': 'string'}, 'label': {'type': 'string'}},
+                },
+            },
+            'data': {
+                'type': 'array',
+                'items': {
+                    'type': 'object',
+                    'required': ['key', 'label', 'value', 'values'],
+                    'additionalProperties': False,
+                    'properties': {
+                        'key': {'type': ['integer', 'string']},
+                        'label': {'type': 'string'},
+                        'value': INTEGER,
+                        'values': {
+                            'type': 'array',
+                            'items': {
+                                'type': 'object',
+                                'required': ['key', 'value'],
+                                'additionalProperties': False,
+                                'properties': {
+                                    'key': {'type': 'string'},
+                                    'value': INTEGER,
+                                    'tooltip': {'type': 'string'},
+                                    'link_uri': {'type': 'string'},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
     'donut_graph': {
-        'type': 'object', 'required': REQUIRED + ['labels', 'label_headers'],
+        'type': 'object',
+        'required': REQUIRED + ['labels', 'label_headers'],
         'additionalProperties': False,
-        'properties': {**COMMON,
-                       'labels': {'type': 'array', 'minItems': 2, 'maxItems': 2, 'items': {
-                           'type': 'array', 'items': {'type': 'string'}}},
-                       'label_headers': {'type': 'array', 'minItems': 2, 'maxItems': 2,
-                                         'items': {'type': 'string'}},
-                       'data': {'type': 'array', 'items': {
-                           'type': 'object', 'required': ['key', 'value', 'segments'],
-                           'properties': {'key': INTEGER, 'value': INTEGER,
-                                          'segments': {'type': 'array', 'items': {
-                                              'type': 'object', 'required': ['key', 'value'],
-                                              'properties': {'key': INTEGER,
-                                                             'value': INTEGER}}}}}}}},
-    'markdown': {'type': 'object', 'required': REQUIRED, 'additionalProperties': False,
-                 'properties': {**COMMON, 'data': {'type': 'array',
-                                                   'items': {'type': 'string'}}}},
+        'properties': {
+            **COMMON,
+            'labels': {
+                'type': 'array',
+                'minItems': 2,
+                'maxItems': 2,
+                'items': {'type': 'array', 'items': {'type': 'string'}},
+            },
+            'label_headers': {
+                'type': 'array',
+                'minItems': 2,
+                'maxItems': 2,
+                'items': {'type': 'string'},
+            },
+            'data': {
+                'type': 'array',
+                'items': {
+                    'type': 'object',
+                    'required': ['key', 'value', 'segments'],
+                    'properties': {
+                        'key': INTEGER,
+                        'value': INTEGER,
+                        'segments': {
+                            'type': 'array',
+                            'items': {
+                                'type': 'object',
+                                'required': ['key', 'value'],
+                                'properties': {'key': INTEGER, 'value': INTEGER},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+    'markdown': {
+        'type': 'object',
+        'required': REQUIRED,
+        'additionalProperties': False,
+        'properties': {**COMMON, 'data': {'type': 'array', 'items': {'type': 'string'}}},
+    },
 }
-TILE_SCHEMA = {'type': 'object', 'additionalProperties': False,
-               'required': ['id', 'type', 'title', 'short_description', 'description', 'tags',
-                            'periods', 'default_period'],
-               'properties': {'id': {'type': 'string'}, 'type': {'enum': list(SCHEMAS)},
-                              'title': {'type': 'string'},
-                              'short_description': {'type': 'string'},
-                              'description': {'type': 'string'},
-                              'tags': {'type': 'array', 'items': {'type': 'string'}},
-                              'periods': {'type': 'array', 'items': {'enum': list(PERIODS)}},
-                              'default_period': {'enum': list(PERIODS)}}}
+TILE_SCHEMA = {
+    'type': 'object',
+    'additionalProperties': False,
+    'required': [
+        'id',
+        'type',
+        'title',
+        'short_description',
+        'description',
+        'tags',
+        'periods',
+        'default_period',
+    ],
+    'properties': {
+        'id': {'type': 'string'},
+        'type': {'enum': list(SCHEMAS)},
+        'title': {'type': 'string'},
+        'short_description': {'type': 'string'},
+        'description': {'type': 'string'},
+        'tags': {'type': 'array', 'items': {'type': 'string'}},
+        'periods': {'type': 'array', 'items': {'enum': list(PERIODS)}},
+        'default_period': {'enum': list(PERIODS)},
+    },
+}
 
 
 @pytest.fixture
@@ -112,14 +207,21 @@ def recount(period):
     """The tenant's records in the period, counted here, independently of the relay."""
     now = datetime.datetime.now(datetime.UTC)
     start = now - PERIODS[period]
-    records = [r for records in tenant.records_by_day(now.date()).values() for r in records
-               if start <= datetime.datetime.fromisoformat(
-                   r['spycloud_publish_date'].replace('Z', '+00:00')) <= now]
+    records = [
+        r
+        for records in tenant.records_by_day(now.date()).values()
+        for r in records
+        if start
+        <= datetime.datetime.fromisoformat(r['spycloud_publish_date'].replace('Z', '+00:00'))
+        <= now
+    ]
     machines = {r['infected_machine_id'] for r in records if r['severity'] >= 25}
-    return {'Exposed accounts': len({r['email'] for r in records}),
-            'New exposure records': len(records),
-            'Infostealer infections': len(machines),
-            'Plaintext passwords exposed': sum(1 for r in records if r.get('password_plaintext'))}
+    return {
+        'Exposed accounts': len({r['email'] for r in records}),
+        'New exposure records': len(records),
+        'Infostealer infections': len(machines),
+        'Plaintext passwords exposed': sum(1 for r in records if r.get('password_plaintext')),
+    }
 
 
 def test_the_tiles_are_listed_and_each_can_be_asked_for(relay):
@@ -170,11 +272,9 @@ def test_the_markdown_tiles_name_accounts_and_sources_never_secrets(relay):
     assert accounts['data'][0].startswith('| Account | Records |')
     assert len(accounts['data']) == 2 + 10
     assert '| admin@example.org |' in accounts['data'][2]
-    assert any('](https://portal.spycloud.com/breach/catalog/' in line
-               for line in sources['data'])
+    assert any('](https://portal.spycloud.com/breach/catalog/' in line for line in sources['data'])
     text = json.dumps([accounts, sources])
-    for records in tenant.records_by_day(datetime.datetime.now(datetime.UTC).date()
-                                         ).values():
+    for records in tenant.records_by_day(datetime.datetime.now(datetime.UTC).date()).values():
         for record in records[:50]:
             for name in ('password', 'password_plaintext'):
                 assert not record.get(name) or record[name] not in text
@@ -225,8 +325,7 @@ def test_no_cache_when_the_ttl_is_zero(make_relay, spycloud):
 
 
 def test_a_day_that_fails_gives_a_partial_dashboard_that_says_so(relay, spycloud):
-    day = (datetime.datetime.now(datetime.UTC).date()
-           - datetime.timedelta(days=3)).isoformat()
+    day = (datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=3)).isoformat()
     spycloud.add_fault(504, match=f'since={day}')
     body = tile_data(relay, 'spycloud-most-exposed-accounts', 'last_7_days')
     (warning,) = body['errors']
@@ -238,11 +337,14 @@ def test_a_day_that_fails_gives_a_partial_dashboard_that_says_so(relay, spycloud
     assert 'errors' not in again  # the partial picture was not kept
 
 
-@pytest.mark.parametrize('fault', [
-    dict(status=403, headers={'SpyCloud-Error': 'Invalid IP 1.2.3.4'}),
-    dict(status=403, body={'message': 'This API key has no Employee ATO licence'}),
-    dict(status=401),
-])
+@pytest.mark.parametrize(
+    'fault',
+    [
+        dict(status=403, headers={'SpyCloud-Error': 'Invalid IP 1.2.3.4'}),
+        dict(status=403, body={'message': 'This API key has no Employee ATO licence'}),
+        dict(status=401),
+    ],
+)
 def test_a_refused_key_is_the_error_envelope(relay, spycloud, fault):
     spycloud.add_fault(match='watchlist', **fault)
     body = post(relay, '/tiles/tile-data', {'tile_id': TILE_IDS[0], 'period': 'last_7_days'})
@@ -256,15 +358,18 @@ def test_nothing_arriving_is_the_error_envelope(relay, spycloud):
     assert list(body) == ['errors'] and body['errors'][0]['code'] == 'internal error'
 
 
-@pytest.mark.parametrize('path, body, fragment', [
-    ('/tiles/tile', {'tile_id': 'nope'}, 'Unknown tile_id'),
-    ('/tiles/tile', {'tile_id': '  '}, 'needs a tile_id'),
-    ('/tiles/tile', {}, 'needs a tile_id'),
-    ('/tiles/tile-data', {'tile_id': 7}, 'needs a tile_id'),
-    ('/tiles/tile-data', {'tile_id': TILE_IDS[0], 'period': 'last_year'}, 'Unknown period'),
-    ('/tiles/tile-data', [TILE_IDS[0]], 'must be a JSON object'),
-    ('/tiles/tile', 'not json', 'must be a JSON object'),
-])
+@pytest.mark.parametrize(
+    'path, body, fragment',
+    [
+        ('/tiles/tile', {'tile_id': 'nope'}, 'Unknown tile_id'),
+        ('/tiles/tile', {'tile_id': '  '}, 'needs a tile_id'),
+        ('/tiles/tile', {}, 'needs a tile_id'),
+        ('/tiles/tile-data', {'tile_id': 7}, 'needs a tile_id'),
+        ('/tiles/tile-data', {'tile_id': TILE_IDS[0], 'period': 'last_year'}, 'Unknown period'),
+        ('/tiles/tile-data', [TILE_IDS[0]], 'must be a JSON object'),
+        ('/tiles/tile', 'not json', 'must be a JSON object'),
+    ],
+)
 def test_bad_input_is_an_invalid_argument(relay, spycloud, path, body, fragment):
     raw = body if isinstance(body, str) else json.dumps(body)
     answer = relay.post(path, data=raw).json()

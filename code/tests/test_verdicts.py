@@ -3,6 +3,7 @@
 Addresses of the form ``v{D}s{S}`` hold one record published D days before today with
 severity S (see simulator/data.py), so each side of the window is reachable whatever the date.
 """
+
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,16 +32,19 @@ def records_calls(spycloud):
     return [c for c in spycloud.request_log if c['endpoint'] in ('emails', 'usernames')]
 
 
-@pytest.mark.parametrize('value, suspicious', [
-    ('v10s20@verdict.example', True),     # a plaintext credential ten days ago
-    ('v90s20@verdict.example', True),     # just inside: the window starts 90 days ago
-    ('v91s20@verdict.example', False),    # just outside
-    ('v10s5@verdict.example', False),     # below the minimum severity
-    ('v10s25@verdict.example', True),     # infostealer
-    ('v10s30@verdict.example', True),     # stolen session cookies
-    ('v200s25_v300s20@verdict.example', False),
-    ('none@verdict.example', False),
-])
+@pytest.mark.parametrize(
+    'value, suspicious',
+    [
+        ('v10s20@verdict.example', True),  # a plaintext credential ten days ago
+        ('v90s20@verdict.example', True),  # just inside: the window starts 90 days ago
+        ('v91s20@verdict.example', False),  # just outside
+        ('v10s5@verdict.example', False),  # below the minimum severity
+        ('v10s25@verdict.example', True),  # infostealer
+        ('v10s30@verdict.example', True),  # stolen session cookies
+        ('v200s25_v300s20@verdict.example', False),
+        ('none@verdict.example', False),
+    ],
+)
 def test_the_rule(relay, value, suspicious):
     body = deliberate(relay, [email(value)])
     assert verdict_values(body) == ({value} if suspicious else set())
@@ -52,17 +56,27 @@ def test_a_verdict_lasts_until_the_newest_exposure_ages_out(relay):
     body = deliberate(relay, [email('v10s20_v40s25@window.example')])
     (verdict,) = docs(body, 'verdicts')
     assert verdict == {
-        'type': 'verdict', 'disposition': 3, 'disposition_name': 'Suspicious',
+        'type': 'verdict',
+        'disposition': 3,
+        'disposition_name': 'Suspicious',
         'observable': {'type': 'email', 'value': 'v10s20_v40s25@window.example'},
-        'valid_time': {'start_time': f'{day(10)}T00:00:00.000Z',
-                       'end_time': f'{day(10 - 90)}T00:00:00.000Z'}}
+        'valid_time': {
+            'start_time': f'{day(10)}T00:00:00.000Z',
+            'end_time': f'{day(10 - 90)}T00:00:00.000Z',
+        },
+    }
 
 
-@pytest.mark.parametrize('minimum, value, suspicious', [
-    ('25', 'v10s20@min.example', False), ('25', 'v10s25@min.example', True),
-    ('30', 'v10s25@min.example', False), ('30', 'v10s30@min.example', True),
-    ('20', 'v10s20@min.example', True),
-])
+@pytest.mark.parametrize(
+    'minimum, value, suspicious',
+    [
+        ('25', 'v10s20@min.example', False),
+        ('25', 'v10s25@min.example', True),
+        ('30', 'v10s25@min.example', False),
+        ('30', 'v10s30@min.example', True),
+        ('20', 'v10s20@min.example', True),
+    ],
+)
 def test_the_minimum_severity_field(relay, spycloud, minimum, value, suspicious):
     body = deliberate(relay, [email(value)], verdict_min_severity=minimum)
     assert verdict_values(body) == ({value} if suspicious else set())
@@ -75,8 +89,9 @@ def data_severities(minimum):
 
 
 def test_the_window_field(relay, spycloud):
-    assert verdict_values(deliberate(relay, [email('v20s20@days.example')],
-                                     verdict_days=30)) == {'v20s20@days.example'}
+    assert verdict_values(deliberate(relay, [email('v20s20@days.example')], verdict_days=30)) == {
+        'v20s20@days.example'
+    }
     assert deliberate(relay, [email('v40s20@days.example')], verdict_days=30) == {'data': {}}
     assert [c['query']['since'] for c in records_calls(spycloud)] == [[day(30)], [day(30)]]
 
@@ -88,11 +103,14 @@ def test_zero_days_turns_verdicts_off_without_a_call(relay, spycloud):
     assert len(records_calls(spycloud)) == 1  # observe's own records call only
 
 
-@pytest.mark.parametrize('claims, warned', [
-    ({'verdict_min_severity': '7'}, 'custom_verdict_min_severity'),
-    ({'verdict_days': 'soon'}, 'custom_verdict_days'),
-    ({'verdict_days': '-3'}, 'custom_verdict_days'),
-])
+@pytest.mark.parametrize(
+    'claims, warned',
+    [
+        ({'verdict_min_severity': '7'}, 'custom_verdict_min_severity'),
+        ({'verdict_days': 'soon'}, 'custom_verdict_days'),
+        ({'verdict_days': '-3'}, 'custom_verdict_days'),
+    ],
+)
 def test_a_bad_field_falls_back_with_a_warning(relay, claims, warned):
     body = deliberate(relay, [email('v10s20@bad.example')], **claims)
     assert verdict_values(body) == {'v10s20@bad.example'}  # the defaults: 20 and 90 days
@@ -101,9 +119,14 @@ def test_a_bad_field_falls_back_with_a_warning(relay, claims, warned):
 
 
 def test_only_accounts_get_verdicts(relay, spycloud):
-    body = deliberate(relay, [{'type': 'domain', 'value': 'v10s20.example'},
-                              {'type': 'ip', 'value': '192.0.2.1'},
-                              {'type': 'url', 'value': 'https://example.org/'}])
+    body = deliberate(
+        relay,
+        [
+            {'type': 'domain', 'value': 'v10s20.example'},
+            {'type': 'ip', 'value': '192.0.2.1'},
+            {'type': 'url', 'value': 'https://example.org/'},
+        ],
+    )
     assert body == {'data': {}}
     assert spycloud.stats()['requests'] == 0
 
@@ -172,13 +195,18 @@ def test_observe_returns_a_judgement_and_its_verdict(relay, spycloud):
     assert verdict['judgement_id'] == judgement['id']
     assert judgement['id'].startswith('transient:judgement-')
     assert judgement['disposition'] == 3 and judgement['disposition_name'] == 'Suspicious'
-    assert (judgement['priority'], judgement['confidence'], judgement['source']) == \
-        (90, 'High', 'SpyCloud')
+    assert (judgement['priority'], judgement['confidence'], judgement['source']) == (
+        90,
+        'High',
+        'SpyCloud',
+    )
     assert judgement['severity'] == 'Critical'
-    assert judgement['reason'] == f'2 exposures in 90 days, newest {day(10)}, ' \
-                                  'worst: infostealer (25)'
-    newest = next(s for s in docs(body, 'sightings')
-                  if s['observed_time']['start_time'].startswith(day(10)))
+    assert (
+        judgement['reason'] == f'2 exposures in 90 days, newest {day(10)}, worst: infostealer (25)'
+    )
+    newest = next(
+        s for s in docs(body, 'sightings') if s['observed_time']['start_time'].startswith(day(10))
+    )
     assert judgement['source_uri'] == judgement['reason_uri'] == newest['source_uri']
     assert judgement['valid_time'] == verdict['valid_time']
     assert len(records_calls(spycloud)) == 1  # decided from observe's own records
@@ -195,8 +223,10 @@ def test_observe_asks_for_the_verdict_when_its_records_cannot_decide(relay, spyc
     assert body['data']['sightings']['count'] == 1
     (judgement,) = docs(body, 'judgements')
     assert judgement['reason'].startswith(f'2 exposures in 90 days, newest {day(10)}')
-    assert [c['query'].get('severity') for c in records_calls(spycloud)] == \
-        [['25,26,30'], ['20,25,26,30']]
+    assert [c['query'].get('severity') for c in records_calls(spycloud)] == [
+        ['25,26,30'],
+        ['20,25,26,30'],
+    ]
 
 
 def test_a_plaintext_credential_is_a_high_judgement(relay):
@@ -215,8 +245,9 @@ def test_access_data_records_are_critical_everywhere(relay, severity):
 
 
 def test_no_judgement_for_domains_or_old_exposures(relay):
-    body = relay.observe([{'type': 'domain', 'value': 'r3c1.judged.example'},
-                          email('v120s25@old.example')])
+    body = relay.observe(
+        [{'type': 'domain', 'value': 'r3c1.judged.example'}, email('v120s25@old.example')]
+    )
     assert 'judgements' not in body['data'] and 'verdicts' not in body['data']
     assert body['data']['sightings']['count'] == 4
 

@@ -4,6 +4,7 @@ One aggregate per API key and period serves every tile. Records are counted and 
 is kept grows with the accounts, sources, machines and days of the tenant, never with its
 records. Pure: no I/O, no clock (the period is given).
 """
+
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -11,8 +12,12 @@ from datetime import UTC, date, datetime, timedelta
 from spycloud.models import BreachRecord
 
 SEVERITY_CLASSES = ('Low', 'Medium', 'High', 'Critical')
-PERIODS = {'last_24_hours': timedelta(hours=24), 'last_7_days': timedelta(days=7),
-           'last_30_days': timedelta(days=30), 'last_90_days': timedelta(days=90)}
+PERIODS = {
+    'last_24_hours': timedelta(hours=24),
+    'last_7_days': timedelta(days=7),
+    'last_30_days': timedelta(days=30),
+    'last_90_days': timedelta(days=90),
+}
 DEFAULT_PERIOD = 'last_7_days'
 
 
@@ -29,6 +34,7 @@ def severity_class(severity: int | None) -> str:
 @dataclass(frozen=True)
 class Period:
     """A dashboard period: from ``start`` to ``end``, in day (or, past 60 days, week) bars."""
+
     name: str
     start: datetime
     end: datetime
@@ -123,13 +129,15 @@ class Aggregate:
 
     def most_exposed(self, count: int = 10) -> list:
         """(e-mail, Account) with the most records, the worst first among equals."""
-        return sorted(self.accounts.items(),
-                      key=lambda item: (-item[1].records, -item[1].worst, item[0]))[:count]
+        return sorted(
+            self.accounts.items(), key=lambda item: (-item[1].records, -item[1].worst, item[0])
+        )[:count]
 
     def newest_sources(self, count: int = 10) -> list:
         """(source id, Source), the newest first, then the largest."""
-        return sorted(self.sources.items(),
-                      key=lambda item: (item[1].newest, item[1].records), reverse=True)[:count]
+        return sorted(
+            self.sources.items(), key=lambda item: (item[1].newest, item[1].records), reverse=True
+        )[:count]
 
     @property
     def complete(self) -> bool:
@@ -139,7 +147,8 @@ class Aggregate:
 def _plaintext(record):
     kind = record.get('password_type')
     return bool(record.get('password_plaintext')) or (
-        isinstance(kind, str) and kind.lower() == 'plaintext' and bool(record.get('password')))
+        isinstance(kind, str) and kind.lower() == 'plaintext' and bool(record.get('password'))
+    )
 
 
 def utc_now() -> datetime:

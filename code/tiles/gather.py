@@ -5,6 +5,7 @@ once (each on the request's own pool, within the rate limiter and the deadline);
 stream into the aggregate's counters. The aggregate is cached per API key and period
 (TILE_CACHE_TTL_S), so every tile of a dashboard costs one gathering.
 """
+
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,11 +51,15 @@ class Dashboard:
 
     def _gather(self, lookup, aggregate):
         days = aggregate.period.days
-        results = self._client.each(lookup, days, lambda lookup, day: self._client
-                                    .watchlist_day(lookup, day, aggregate.add),
-                                    describe=lambda day: f'the watchlist records of {day}')
-        failures = [(day, r) for day, r in zip(days, results, strict=True)
-                    if isinstance(r, RelayError)]
+        results = self._client.each(
+            lookup,
+            days,
+            lambda lookup, day: self._client.watchlist_day(lookup, day, aggregate.add),
+            describe=lambda day: f'the watchlist records of {day}',
+        )
+        failures = [
+            (day, r) for day, r in zip(days, results, strict=True) if isinstance(r, RelayError)
+        ]
         for _, error in failures:
             if isinstance(error, AuthorizationError):
                 raise error
@@ -63,10 +68,14 @@ class Dashboard:
         aggregate.missing_days.extend(day for day, _ in failures)
         if failures:
             reasons = sorted({error.message for _, error in failures})
-            aggregate.warnings.append(RelayWarning(
-                'incomplete', f'SpyCloud did not answer for {len(failures)} of {len(days)} '
-                              f'days of the period ({"; ".join(reasons)[:300]}); the tiles '
-                              'show the days that arrived.'))
+            aggregate.warnings.append(
+                RelayWarning(
+                    'incomplete',
+                    f'SpyCloud did not answer for {len(failures)} of {len(days)} '
+                    f'days of the period ({"; ".join(reasons)[:300]}); the tiles '
+                    'show the days that arrived.',
+                )
+            )
 
 
 def _named_sources(aggregate):

@@ -4,12 +4,19 @@ Run from the repository root: ``python code/tests/contracts/extract.py``. The
 tests use the extract so they run anywhere; test_contract_file checks it still
 matches ``../shared/contracts/iroh-enrich-swagger.json`` where that exists.
 """
+
 import json
 import sys
 from pathlib import Path
 
-ROOTS = ('ModuleObserveBundle', 'Sighting', 'Indicator', 'Relationship',
-         'ModuleErrorMessage', 'ModuleHealthStatus')
+ROOTS = (
+    'ModuleObserveBundle',
+    'Sighting',
+    'Indicator',
+    'Relationship',
+    'ModuleErrorMessage',
+    'ModuleHealthStatus',
+)
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[3] / 'shared' / 'contracts' / 'iroh-enrich-swagger.json'
 EXTRACT = HERE / 'iroh-enrich-definitions.json'
@@ -41,8 +48,11 @@ def refs(node):
 
 def main(source=SHARED):
     swagger = json.loads(Path(source).read_text())
-    extract = {'source': 'iroh-enrich-swagger.json', 'swagger_info': swagger.get('info', {}),
-               'definitions': closure(swagger['definitions'])}
+    extract = {
+        'source': 'iroh-enrich-swagger.json',
+        'swagger_info': swagger.get('info', {}),
+        'definitions': closure(swagger['definitions']),
+    }
     EXTRACT.write_text(json.dumps(extract, indent=1, sort_keys=True) + '\n')
     print(f'{len(extract["definitions"])} definitions written to {EXTRACT}')
 
