@@ -103,6 +103,12 @@ def _trigger(payload, max_length, module):
         raise InvalidArgumentError(
             f'Unknown action-id {str(action_id)[:60]!r}: this module offers {", ".join(TAKES)}.'
         )
+    target = _target(action_id, _fields(action_id, payload), max_length)
+    _allowed(action_id, module)
+    return action_id, target
+
+
+def _fields(action_id, payload):
     missing = [
         name
         for name in FIELDS
@@ -110,8 +116,12 @@ def _trigger(payload, max_length, module):
     ]
     if missing:
         raise InvalidArgumentError(f'The trigger of {action_id} needs {", ".join(missing)}.')
-    values: dict[str, str] = {name: payload[name] for name in FIELDS}
-    kind, value = values['observable_type'].strip().lower(), values['observable_value'].strip()
+    return {name: payload[name].strip() for name in FIELDS}
+
+
+def _target(action_id, values, max_length):
+    """The Target the fields name, when the action takes it and the fields agree."""
+    kind, value = values['observable_type'].lower(), values['observable_value']
     if kind not in TAKES[action_id]:
         raise InvalidArgumentError(
             f'{action_id} takes {" or ".join(TAKES[action_id])} observables, not {kind[:40]!r}.'
@@ -122,11 +132,15 @@ def _trigger(payload, max_length, module):
             f'limit is {max_length} (MAX_VALUE_LENGTH).'
         )
     expected = watchlist_type(kind, value)
-    if expected is None or values['watchlist_type'].strip().lower() != expected:
+    if expected is None or values['watchlist_type'].lower() != expected:
         raise InvalidArgumentError(
             f'The watchlist_type {values["watchlist_type"][:20]!r} does not match the {kind} '
             f'{value!r}' + (f' (a {expected}).' if expected else '.')
         )
+    return Target(kind, value.lower(), expected)
+
+
+def _allowed(action_id, module):
     if action_id == REMOVE and not module.watchlist_removal:
         raise InvalidArgumentError(
             'Removal from the SpyCloud watchlist is turned off for this '
@@ -136,7 +150,6 @@ def _trigger(payload, max_length, module):
         raise InvalidArgumentError(
             'Watchlist actions are turned off for this module (custom_watchlist_actions).'
         )
-    return action_id, Target(kind, value.lower(), expected)
 
 
 def _perform(watchlist, lookup, action_id, target):

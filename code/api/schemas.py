@@ -58,24 +58,29 @@ def parse_observables(
         raise InvalidArgumentError(
             f'Invalid JSON payload received. {describe(error.messages)}.'
         ) from None
-    unique: dict[tuple[str, str], dict] = {}
-    for index, observable in enumerate(observables):
-        kind, value = observable['type'].strip().lower(), observable['value'].strip()
-        if kind not in supported_types or not value:
-            continue
-        if len(value) > limits.max_value_length:
-            raise InvalidArgumentError(
-                f'Invalid JSON payload received. Observable {index} ({kind}) has a value of '
-                f'{len(value)} characters; the limit is {limits.max_value_length} '
-                '(MAX_VALUE_LENGTH).'
-            )
-        unique.setdefault((kind, value), {'type': kind, 'value': value})
+    unique = _distinct(observables, supported_types, limits.max_value_length)
     if len(unique) > limits.max_observables:
         raise InvalidArgumentError(
             f'Invalid JSON payload received. Too many observables: {len(unique)} distinct '
             f'observables to look up; the limit is {limits.max_observables} per request '
             '(MAX_OBSERVABLES).'
         )
+    return unique
+
+
+def _distinct(observables, supported_types, max_length):
+    """The supported observables, trimmed, lower-cased types, each once, in order."""
+    unique: dict[tuple[str, str], dict] = {}
+    for index, observable in enumerate(observables):
+        kind, value = observable['type'].strip().lower(), observable['value'].strip()
+        if kind not in supported_types or not value:
+            continue
+        if len(value) > max_length:
+            raise InvalidArgumentError(
+                f'Invalid JSON payload received. Observable {index} ({kind}) has a value of '
+                f'{len(value)} characters; the limit is {max_length} (MAX_VALUE_LENGTH).'
+            )
+        unique.setdefault((kind, value), {'type': kind, 'value': value})
     return list(unique.values())
 
 

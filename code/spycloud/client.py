@@ -177,18 +177,9 @@ class SpyCloudClient:
         except Refused as error:
             return Exposure(observable, [], 0, {}, [warnings.refused(observable, error)])
         ids = list(dict.fromkeys(r.source_id for r in records if r.source_id is not None))
-        # The verdict's call (when the records cannot decide it) and the catalogs go at once.
-        with self._pool(2, 'beside') as pool:
-            judged = pool.submit(self._evidence_beside, lookup, observable, records, hits, found)
-            catalogs, reasons = self.catalogs(lookup, ids)
-            wait([judged], timeout=lookup.deadline.remaining() + 1.0)
-        evidence = judged.result() if judged.done() else None
-        if (
-            evidence is not None
-            and evidence.newest.source_id not in catalogs
-            and evidence.newest.source_id is not None
-        ):  # its source, for the judgement's link
-            catalogs.update(self.catalogs(lookup, [evidence.newest.source_id])[0])
+        catalogs, reasons, evidence = self._sources_and_verdict(
+            lookup, observable, records, hits, found, ids
+        )
         found.extend(reasons[i] for i in ids if i in reasons)
         unanswered = [i for i in ids if i not in catalogs and i not in reasons]
         if unanswered:
@@ -209,6 +200,19 @@ class SpyCloudClient:
             warnings=found,
             evidence=evidence,
         )
+
+    def _sources_and_verdict(self, lookup, observable, records, hits, found, ids):
+        """The catalogs and the verdict's evidence, at once: the verdict's call (when the
+        records cannot decide it) does not wait for the catalogs, nor they for it."""
+        with self._pool(2, 'beside') as pool:
+            judged = pool.submit(self._evidence_beside, lookup, observable, records, hits, found)
+            catalogs, reasons = self.catalogs(lookup, ids)
+            wait([judged], timeout=lookup.deadline.remaining() + 1.0)
+        evidence = judged.result() if judged.done() else None
+        source = evidence.newest.source_id if evidence is not None else None
+        if source is not None and source not in catalogs:  # for the judgement's link
+            catalogs.update(self.catalogs(lookup, [source])[0])
+        return catalogs, reasons, evidence
 
     def _evidence_beside(self, lookup, observable, records, hits, found):
         """Observe's verdict: decided from its own records when they hold every candidate,

@@ -1,0 +1,49 @@
+"""The house rules the layout keeps: layers import downwards, no thread-local carries request
+state, and functions stay small enough to read as steps."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.pure  # reads files: `make test-fast` runs it
+CODE = Path(__file__).resolve().parents[1]
+LAYERS = ('api', 'spycloud', 'ctim', 'tiles', 'state')
+
+
+def modules(*packages):
+    for package in packages:
+        for path in sorted((CODE / package).glob('*.py')):
+            yield path, ast.parse(path.read_text())
+
+
+def imported(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module
+
+
+@pytest.mark.parametrize('package', ['spycloud', 'ctim', 'tiles', 'state'])
+def test_nothing_below_the_routes_imports_the_web_layer(package):
+    for path, tree in modules(package):
+        wrong = [name for name in imported(tree) if name.split('.')[0] in ('api', 'app', 'flask')]
+        assert not wrong, f'{path.relative_to(CODE)} imports {wrong}'
+
+
+def test_no_thread_local_carries_request_state():
+    for path, tree in modules(*LAYERS, '.'):
+        text = ast.unparse(tree)
+        assert 'threading.local' not in text and 'local()' not in text, path
+
+
+def test_functions_are_at_most_40_lines():
+    long = [
+        f'{path.relative_to(CODE)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})'
+        for path, tree in modules(*LAYERS)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > 40
+    ]
+    assert not long
