@@ -1,0 +1,88 @@
+"""Replicas sharing one Redis, over HTTP under gunicorn (gunicorn.conf.py, two workers each):
+one cold lookup anywhere warms every worker of both replicas, and Redis dying (and coming
+back) costs no answer."""
+
+import contextlib
+
+import pytest
+import requests
+
+from localrelay import gunicorn_relay
+from redis_server import RedisServer
+from support import RelayAt, email
+
+LOOKUP = [email('r12c4@shared.example')]
+
+
+@pytest.fixture(scope='module')
+def redis():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='module')
+def replicas(spycloud_server, jwks, redis):
+    """Two relays (two workers each) on one Redis, the limiter off."""
+    env = dict(
+        WEB_CONCURRENCY=2,
+        REDIS_URL=redis.url,
+        LOG_LEVEL='warning',
+        SPYCLOUD_RATE_LIMIT=0,
+        SPYCLOUD_BACKOFF_S=0.01,
+    )
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(gunicorn_relay(spycloud_server, jwks, **env)) for _ in range(2)]
+        yield [RelayAt(url, jwks) for url in urls]
+
+
+def fresh_connections(relay, count):
+    """``count`` lookups, each on a new connection, so they land on either worker."""
+    answers = []
+    for _ in range(count):
+        response = requests.post(
+            relay.url + '/observe/observables',
+            json=LOOKUP,
+            timeout=30,
+            headers={'Authorization': f'Bearer {relay.token()}', 'Connection': 'close'},
+        )
+        answers.append(response.json())
+    return answers
+
+
+def test_one_cold_lookup_warms_every_worker_of_every_replica(replicas, spycloud):
+    first, second = replicas
+    cold = first.observe(LOOKUP)
+    assert cold['data']['sightings']['count'] == 12
+    calls = spycloud.stats()['requests']
+    assert calls >= 2  # records and catalogs, once
+    answers = fresh_connections(first, 6) + fresh_connections(second, 6)
+    assert all(a == cold for a in answers)
+    assert spycloud.stats()['requests'] == calls  # no worker of either replica asked again
+
+
+def test_redis_dying_and_coming_back_costs_no_answer(replicas, spycloud, redis):
+    first, second = replicas
+    redis.stop()
+    try:
+        down = fresh_connections(first, 3) + fresh_connections(second, 3)
+        assert all(a['data']['sightings']['count'] == 12 and 'errors' not in a for a in down)
+    finally:
+        redis.start()
+    back = [r.observe([email('r3c1@after.example')]) for r in replicas]
+    assert all(a['data']['sightings']['count'] == 3 and 'errors' not in a for a in back)
+
+
+def test_without_redis_each_replica_pays_its_own_cold_lookup(spycloud_server, jwks, spycloud):
+    """The control: the same steps without REDIS_URL do ask SpyCloud again."""
+    env = dict(WEB_CONCURRENCY=1, LOG_LEVEL='warning', SPYCLOUD_RATE_LIMIT=0)
+    with (
+        gunicorn_relay(spycloud_server, jwks, **env) as one,
+        gunicorn_relay(spycloud_server, jwks, **env) as other,
+    ):
+        first, second = RelayAt(one, jwks), RelayAt(other, jwks)
+        lookup = [email('r12c4@unshared.example')]
+        first.observe(lookup)
+        calls = spycloud.stats()['requests']
+        second.observe(lookup)
+        assert spycloud.stats()['requests'] > calls
