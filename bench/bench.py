@@ -22,8 +22,10 @@ The machine is shared and noisy: compare ratios from one run, not absolute figur
 """
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
 import random
 import statistics
 import sys
@@ -36,6 +38,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'code'))
+sys.path.insert(0, str(ROOT / 'code' / 'tests'))  # redis_server: a real redis-server
 
 from localrelay import gunicorn_relay  # noqa: E402
 from simulator import JwksIssuer, SpyCloudSimulator, tenant  # noqa: E402
@@ -127,8 +130,11 @@ def serial_cold(url, token, repeat, records=100, catalogs=20):
     return statistics.median(times) * 1000
 
 
-def load(url, token, clients, seconds, pool_size=200, seed=7):
-    """N clients, each with its own connection, looping over a mix of addresses for a while."""
+def load(url, token, clients, seconds, pool_size=200, seed=7, targets=None, during=None):
+    """N clients, each with its own connection, looping over a mix of addresses for a while.
+
+    ``targets``: (url, token) pairs the clients are spread over (replicas); ``during``: a
+    function run beside the load (a Redis outage), joined at the end."""
     rng = random.Random(seed)
     sizes = [size for size, weight in MIX for _ in range(weight)]
     pool = [address(*rng.choice(sizes), 'mix') for _ in range(pool_size)]
@@ -136,8 +142,10 @@ def load(url, token, clients, seconds, pool_size=200, seed=7):
     errors = {}
     stop_at = time.monotonic() + seconds
 
+    targets = targets or [(url, token)]
+
     def run(n):
-        client, local = Client(url, token), random.Random(seed + n)
+        client, local = Client(*targets[n % len(targets)]), random.Random(seed + n)
         while time.monotonic() < stop_at:
             try:
                 elapsed, status, body = client.observe(local.choice(pool), parse=False)
@@ -161,6 +169,8 @@ def load(url, token, clients, seconds, pool_size=200, seed=7):
 
     started = time.monotonic()
     threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    if during is not None:
+        threads.append(threading.Thread(target=during))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -220,8 +230,17 @@ TILE_IDS = (
 )
 
 
-def worker_rss_kib(port):
-    """Resident memory of the gunicorn worker serving ``port`` (the child of its master)."""
+def worker_cpu_s(port):
+    """CPU seconds (user + system) the gunicorn workers serving ``port`` have used so far."""
+    ticks = os.sysconf('SC_CLK_TCK')
+    total = 0.0
+    for pid in _workers(port):
+        fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def _workers(port):
     mine = {}
     for entry in Path('/proc').iterdir():
         if not entry.name.isdigit():
@@ -234,8 +253,12 @@ def worker_rss_kib(port):
         if f'GUNICORN_BIND=127.0.0.1:{port}'.encode() in environ.split(b'\0'):
             fields = dict(line.split(':\t', 1) for line in status.splitlines() if ':\t' in line)
             mine[int(entry.name)] = fields
-    workers = [f for f in mine.values() if int(f['PPid']) in mine]
-    return sum(int(f['VmRSS'].split()[0]) for f in workers)
+    return {pid: f for pid, f in mine.items() if int(f['PPid']) in mine}
+
+
+def worker_rss_kib(port):
+    """Resident memory of the gunicorn worker serving ``port`` (the child of its master)."""
+    return sum(int(f['VmRSS'].split()[0]) for f in _workers(port).values())
 
 
 def tiles_table(url, token, spycloud, repeat):
@@ -280,6 +303,103 @@ def tiles_table(url, token, spycloud, repeat):
     }
 
 
+def replicas_table(spycloud, issuer, args, latency):
+    """Two replicas of two workers on one Redis: the shared cache, the calls of the mix against
+    one process, the shared rate budget under SpyCloud's limit, and a Redis outage."""
+    from redis_server import RedisServer
+
+    results, redis = {}, RedisServer().start()
+    shared = dict(LOG_LEVEL='warning', WEB_CONCURRENCY=2, REDIS_URL=redis.url)
+    try:
+        with contextlib.ExitStack() as stack:
+            urls = [
+                stack.enter_context(
+                    gunicorn_relay(spycloud, issuer, **shared, SPYCLOUD_RATE_LIMIT=0)
+                )
+                for _ in range(2)
+            ]
+            targets = [(url, issuer.mint(url)) for url in urls]
+            results['warm_calls'] = warm_everywhere(targets, spycloud)
+            spycloud.reset_stats()
+            ports = [int(url.rsplit(':', 1)[1]) for url in urls]
+            cpu = sum(worker_cpu_s(port) for port in ports)
+            run = load(None, None, args.clients, args.seconds, seed=11, targets=targets)
+            run['calls'] = spycloud.stats()['requests']
+            run['cpu_s_per_answer'] = (sum(worker_cpu_s(p) for p in ports) - cpu) / max(
+                1, run['requests']
+            )
+            results['mix_2x2'] = run
+            spycloud.reset_stats()
+            outage = load(
+                None,
+                None,
+                args.clients,
+                args.seconds + 4,
+                seed=12,
+                targets=targets,
+                during=lambda: (time.sleep(2), redis.stop(), time.sleep(10), redis.start()),
+            )
+            results['redis_outage'] = outage
+        spycloud.reset_stats()
+        with gunicorn_relay(
+            spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=1, SPYCLOUD_RATE_LIMIT=0
+        ) as url:
+            port = int(url.rsplit(':', 1)[1])
+            cpu = worker_cpu_s(port)
+            single = load(url, issuer.mint(url), args.clients, args.seconds, seed=11)
+            single['calls'] = spycloud.stats()['requests']
+            single['cpu_s_per_answer'] = (worker_cpu_s(port) - cpu) / max(1, single['requests'])
+        results['mix_single'] = single
+        results['rate_limited'] = shared_budget(spycloud, issuer, shared, args)
+    finally:
+        redis.stop()
+    return results
+
+
+def warm_everywhere(targets, spycloud):
+    """After one cold 100/20 lookup on the first replica, 8 lookups on fresh connections to
+    each replica (so on either worker): the SpyCloud calls they made."""
+    value = address(100, 20, 'shared')
+    Client(*targets[0]).observe(value)
+    spycloud.reset_stats()
+    for url, token in targets:
+        for _ in range(8):
+            requests.post(
+                url + '/observe/observables',
+                timeout=30,
+                json=[{'type': 'email', 'value': value}],
+                headers={'Authorization': f'Bearer {token}', 'Connection': 'close'},
+            )
+    return spycloud.stats()['requests']
+
+
+def shared_budget(spycloud, issuer, shared, args):
+    """The simulator limits the key to 10 calls/s; both replicas run the default settings."""
+    spycloud.rate_limit = (10, 20)
+    spycloud.reset_stats()
+    try:
+        with contextlib.ExitStack() as stack:
+            urls = [
+                stack.enter_context(gunicorn_relay(spycloud, issuer, **shared)) for _ in range(2)
+            ]
+            started = time.time()
+            run = load(
+                None,
+                None,
+                args.clients,
+                2 * args.seconds,
+                seed=13,
+                targets=[(url, issuer.mint(url)) for url in urls],
+            )
+        late = [c for c in spycloud.request_log if c['time'] - started > 10]
+        run['calls_after_10s'] = len(late)
+        run['429s_after_10s'] = sum(1 for c in late if c['status'] == 429)
+        run['429s'] = sum(1 for c in spycloud.request_log if c['status'] == 429)
+    finally:
+        spycloud.rate_limit = None
+    return run
+
+
 def overhead(url, token, repeat):
     """Warm lookups of 100 sightings at 0 ms simulator latency: the relay's own time."""
     client = Client(url, token)
@@ -317,7 +437,11 @@ def main(argv=None):
             print(f'latency table ({args.latency_ms:g} ms simulator latency) ...', flush=True)
             results['latency'] = latency_table(url, token, spycloud, args.repeat)
             print(f'load: {args.clients} clients for {args.seconds:g} s ...', flush=True)
+            port, cpu = int(url.rsplit(':', 1)[1]), worker_cpu_s(int(url.rsplit(':', 1)[1]))
             results['load'] = load(url, token, args.clients, args.seconds)
+            results['load']['cpu_s_per_answer'] = (worker_cpu_s(port) - cpu) / max(
+                1, results['load']['requests']
+            )
         serial = dict(
             SPYCLOUD_MAX_WORKERS=1,
             SPYCLOUD_CATALOG_BATCH=1,
@@ -345,7 +469,10 @@ def main(argv=None):
             results['overhead_0ms_100_sightings'] = overhead(url, issuer.mint(url), args.repeat)
 
         spycloud.latency = latency
+        print('replicas on one Redis ...', flush=True)
+        results['replicas'] = replicas_table(spycloud, issuer, args, latency)
         spycloud.rate_limit = (args.rate_limit, 2 * args.rate_limit)
+        spycloud.reset_stats()  # the 429s counted below are this scenario's
         workers = 2  # gunicorn.conf.py's default WEB_CONCURRENCY; each worker has its own bucket
         per_worker = args.rate_limit * 0.8 / workers
         with gunicorn_relay(
@@ -402,6 +529,11 @@ def report(results):
         )
         print(
             f'   complete {run["ok"]}, partial {run["partial"]}, failed {run["failed"]}'
+            + (
+                f', {run["cpu_s_per_answer"] * 1000:.1f} ms relay CPU per answer'
+                if 'cpu_s_per_answer' in run
+                else ''
+            )
             + (f', errors {run["errors"]}' if run['errors'] else '')
             + (f', simulator 429s {run["simulator_429s"]}' if 'simulator_429s' in run else '')
         )
@@ -430,6 +562,35 @@ def report(results):
         f'{tiles["warm_median_ms"]:.1f} ms (max {tiles["warm_max_ms"]:.1f}), '
         f'{tiles["calls_warm"]} calls; worker memory grew '
         f'{tiles["worker_rss_growth_mib"]:.1f} MiB'
+    )
+    rep = results['replicas']
+    mix, single, out, lim = (
+        rep['mix_2x2'],
+        rep['mix_single'],
+        rep['redis_outage'],
+        rep['rate_limited'],
+    )
+    print('\n8. two replicas x two workers on one Redis')
+    print(
+        f'   warm 100/20 after one cold lookup: {rep["warm_calls"]} SpyCloud calls for 16 '
+        'lookups on fresh connections to both replicas'
+    )
+    print(
+        f'   mix (records cache on, the default): {mix["throughput_rps"]:.1f}/s, p99 '
+        f'{mix["p99_ms"]:.0f} ms, {mix["calls"]} SpyCloud calls for its 200 addresses, '
+        f'{mix["cpu_s_per_answer"] * 1000:.1f} ms CPU per answer; one process of one worker: '
+        f'{single["throughput_rps"]:.1f}/s, p99 {single["p99_ms"]:.0f} ms, {single["calls"]} '
+        f'calls ({mix["calls"] / max(1, single["calls"]):.2f}x), '
+        f'{single["cpu_s_per_answer"] * 1000:.1f} ms CPU per answer; failed {mix["failed"]}'
+    )
+    print(
+        f'   Redis killed for 10 s during the mix: {out["requests"]} answers, '
+        f'failed {out["failed"]}, partial {out["partial"]}'
+    )
+    print(
+        f'   simulator limit 10 calls/s, default settings: {lim["requests"]} answers, '
+        f'complete {lim["ok"]}, failed {lim["failed"]}; 429s {lim["429s"]}, after 10 s '
+        f'{lim["429s_after_10s"]} of {lim["calls_after_10s"]} calls'
     )
     over = results['overhead_0ms_100_sightings']
     print(

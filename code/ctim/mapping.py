@@ -7,7 +7,7 @@ same entity in every answer and XDR can merge and de-duplicate it.
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_X500, uuid5
 
@@ -63,12 +63,11 @@ def transient_id(kind: str, seed: object) -> str:
 
 
 def ctim_time(moment: datetime) -> str:
-    """CTIM's preferred form: ``2020-01-09T00:00:00.000Z``, years below 1000 included (the
-    C library's ``%Y`` writes year 999 as ``999``, which is not a date-time)."""
-    return (
-        f'{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:'
-        f'{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z'
-    )
+    """CTIM's preferred form: ``2020-01-09T00:00:00.000Z`` (in UTC; ``isoformat`` writes
+    years below 1000 with four digits, where the C library's ``%Y`` would not)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec='milliseconds') + 'Z'
 
 
 def severity(record: BreachRecord, catalog: Catalog | None) -> str:
