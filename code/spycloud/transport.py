@@ -65,22 +65,12 @@ class SpyCloudRetry(Retry):
 
     @classmethod
     def from_settings(cls, settings) -> 'SpyCloudRetry':
-        retries, backoff = settings.spycloud_retries, settings.spycloud_backoff_s
-        return cls(
-            total=retries,
-            connect=retries,
-            read=min(1, retries),
-            status=retries,
-            other=0,
-            redirect=0,
-            allowed_methods=frozenset({'GET'}),
-            status_forcelist=(429, 502, 503, 504),
-            backoff_factor=backoff,
-            backoff_jitter=backoff / 2,
-            backoff_max=max(backoff * 8, 1.0),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            raise_on_redirect=False,
+        """GETs: retried on connection errors, one read error, 429 and 502/503/504."""
+        return cls._with(
+            settings,
+            read=min(1, settings.spycloud_retries),
+            methods={'GET'},
+            statuses=(429, 502, 503, 504),
         )
 
     @classmethod
@@ -88,16 +78,20 @@ class SpyCloudRetry(Retry):
         """POST and DELETE are retried only where the first attempt cannot have landed: a
         connection that was never made, and API Gateway's throttling 429 (refused before the
         service saw it). A reset, a timeout or a 5xx after sending is final."""
+        return cls._with(settings, read=0, methods={'POST', 'DELETE'}, statuses=(429,))
+
+    @classmethod
+    def _with(cls, settings, read, methods, statuses):
         retries, backoff = settings.spycloud_retries, settings.spycloud_backoff_s
         return cls(
             total=retries,
             connect=retries,
-            read=0,
+            read=read,
             status=retries,
             other=0,
             redirect=0,
-            allowed_methods=frozenset({'POST', 'DELETE'}),
-            status_forcelist=(429,),
+            allowed_methods=frozenset(methods),
+            status_forcelist=statuses,
             backoff_factor=backoff,
             backoff_jitter=backoff / 2,
             backoff_max=max(backoff * 8, 1.0),
