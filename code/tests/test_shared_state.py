@@ -86,3 +86,20 @@ def test_without_redis_each_replica_pays_its_own_cold_lookup(spycloud_server, jw
         calls = spycloud.stats()['requests']
         second.observe(lookup)
         assert spycloud.stats()['requests'] > calls
+
+
+def test_a_dashboard_gathered_on_one_replica_serves_the_other(replicas, spycloud):
+    first, second = replicas
+    body = {'tile_id': 'spycloud-exposure-summary', 'period': 'last_30_days'}
+    cold = first.post('/tiles/tile-data', body).json()
+    gathered = spycloud.stats()['by_endpoint']['watchlist-records']
+    assert gathered == 31 and 'errors' not in cold
+    for relay in (first, second, second):
+        warm = requests.post(
+            relay.url + '/tiles/tile-data',
+            json=body,
+            timeout=30,
+            headers={'Authorization': f'Bearer {relay.token()}', 'Connection': 'close'},
+        ).json()
+        assert warm['data']['data'] == cold['data']['data']
+    assert spycloud.stats()['by_endpoint']['watchlist-records'] == gathered

@@ -388,3 +388,20 @@ def test_a_token_is_needed(relay):
     for path in ('/tiles', '/tiles/tile', '/tiles/tile-data'):
         answer = relay.post(path, {}, token='bad').json()
         assert answer['errors'][0]['code'] == 'authorization error'
+
+
+def test_an_aggregate_survives_its_json_form():
+    """What a shared store keeps is the aggregate's JSON form: it must come back the same."""
+    from spycloud.models import BreachRecord
+    from tiles.aggregate import Aggregate, Period
+
+    now = datetime.datetime.now(datetime.UTC)
+    aggregate = Aggregate(Period.ending('last_7_days', now))
+    for records in list(tenant.records_by_day(now.date()).values())[:8]:
+        for raw in records:
+            record = BreachRecord.from_api(raw)
+            aggregate.add(record, record.published.date())
+    again = Aggregate.from_json(json.loads(json.dumps(aggregate.to_json())))
+    assert again.to_json() == aggregate.to_json() and aggregate.records > 0
+    assert again.most_exposed() == aggregate.most_exposed()
+    assert again.newest_sources() == aggregate.newest_sources()

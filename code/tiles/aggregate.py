@@ -143,6 +143,41 @@ class Aggregate:
     def complete(self) -> bool:
         return not self.missing_days
 
+    def to_json(self) -> dict:
+        """The counters as JSON-like data, for a store shared by replicas (a complete
+        aggregate only: its warnings and missing days are not kept)."""
+        period = self.period
+        return {
+            'period': [period.name, period.start.isoformat(), period.end.isoformat()],
+            'records': self.records,
+            'plaintext': self.plaintext,
+            'machines': sorted(self.machines),
+            'accounts': [
+                [email, a.records, a.worst, a.newest.isoformat(), list(a.sources.items())]
+                for email, a in self.accounts.items()
+            ],
+            'sources': [[i, s.records, s.newest.isoformat()] for i, s in self.sources.items()],
+            'by_bucket': [[b.isoformat(), counts] for b, counts in self.by_bucket.items()],
+            'by_class': self.by_class,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> 'Aggregate':
+        name, start, end = data['period']
+        aggregate = cls(Period(name, datetime.fromisoformat(start), datetime.fromisoformat(end)))
+        aggregate.records, aggregate.plaintext = data['records'], data['plaintext']
+        aggregate.machines = set(data['machines'])
+        aggregate.accounts = {
+            email: Account(records, worst, date.fromisoformat(newest), dict(sources))
+            for email, records, worst, newest, sources in data['accounts']
+        }
+        aggregate.sources = {
+            i: Source(records, date.fromisoformat(newest)) for i, records, newest in data['sources']
+        }
+        aggregate.by_bucket = {date.fromisoformat(b): counts for b, counts in data['by_bucket']}
+        aggregate.by_class = data['by_class']
+        return aggregate
+
 
 def _plaintext(record):
     kind = record.get('password_type')

@@ -9,8 +9,9 @@ stream into the aggregate's counters. The aggregate is cached per API key and pe
 from dataclasses import dataclass
 from datetime import datetime
 
+import state
 from errors import AuthorizationError, RelayError, RelayWarning
-from spycloud.cache import MISSING, MemoryCache
+from spycloud.cache import MISSING
 from spycloud.client import SpyCloudClient
 from spycloud.lookup import Lookup
 from tiles.aggregate import Aggregate, Period, utc_now
@@ -30,23 +31,26 @@ class Dashboard:
     def __init__(self, client: SpyCloudClient, settings) -> None:
         self._client = client
         self.ttl_s = settings.tile_cache_ttl_s
-        self._cache = MemoryCache(settings.tile_cache_size, settings.tile_cache_ttl_s)
+        # Shared by every replica when REDIS_URL is set, encrypted under the tenant's key.
+        self._cache = state.cache(
+            settings, 'tiles', settings.tile_cache_size, settings.tile_cache_ttl_s
+        )
 
     def gathered(self, lookup: Lookup, period_name: str) -> Gathered:
         """The period's aggregate and the catalogs its tiles name; raises the RelayError of a
         SpyCloud that refused the key (403: no licence, IP not allowed) or answered nothing."""
         key = ('tiles', lookup.fingerprint, period_name)
-        cached = self._cache.get(key)
+        cached = self._cache.get(key, secret=lookup.api_key)
         if cached is not MISSING:
             lookup.stats.add(cache_hits=1)
-            return Gathered(cached.aggregate, cached.catalogs, cached.computed_at, cached=True)
+            return _unpacked(cached)
         now = utc_now()
         aggregate = Aggregate(Period.ending(period_name, now))
         self._gather(lookup, aggregate)
         catalogs, _ = self._client.catalogs(lookup, _named_sources(aggregate))
         gathered = Gathered(aggregate, catalogs, now)
         if aggregate.complete:  # a partial picture is not kept: the next ask may complete it
-            self._cache.set(key, gathered)
+            self._cache.set(key, _packed(gathered), secret=lookup.api_key)
         return gathered
 
     def _gather(self, lookup, aggregate):
@@ -84,3 +88,21 @@ def _named_sources(aggregate):
     for _, account in aggregate.most_exposed():
         ids.extend(sorted(account.sources, key=lambda s: -account.sources[s])[:3])
     return list(dict.fromkeys(ids))
+
+
+def _packed(gathered):
+    """What the store keeps: JSON-like data and Catalogs, which its codec knows."""
+    return {
+        'aggregate': gathered.aggregate.to_json(),
+        'catalogs': dict(gathered.catalogs),
+        'computed_at': gathered.computed_at.isoformat(),
+    }
+
+
+def _unpacked(packed):
+    return Gathered(
+        Aggregate.from_json(packed['aggregate']),
+        packed['catalogs'],
+        datetime.fromisoformat(packed['computed_at']),
+        cached=True,
+    )
