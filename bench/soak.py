@@ -82,8 +82,27 @@ def main(argv=None):
     parser.add_argument(
         '--deadline', type=float, default=3.0, help='LOOKUP_DEADLINE_S of the relay under test (3)'
     )
+    parser.add_argument(
+        '--redis',
+        action='store_true',
+        help='share state on a real redis-server, killed and restarted during the run',
+    )
     parser.add_argument('--out', type=Path, default=ROOT / 'bench' / 'results' / 'soak.json')
     args = parser.parse_args(argv)
+    redis = None
+    if args.redis:
+        sys.path.insert(0, str(ROOT / 'code' / 'tests'))
+        from redis_server import RedisServer
+
+        redis = RedisServer().start()
+    try:
+        return _soak(args, redis)
+    finally:
+        if redis is not None:
+            redis.stop()
+
+
+def _soak(args, redis):
 
     with JwksIssuer() as issuer, SpyCloudSimulator(latency=args.latency_ms / 1000) as spycloud:
         spycloud.add_fault(503, match='flaky503', times=None)
@@ -98,6 +117,8 @@ def main(argv=None):
             SPYCLOUD_BACKOFF_S=0.05,
             GUNICORN_TIMEOUT=30,
         )
+        if redis is not None:
+            env['REDIS_URL'] = redis.url
         with gunicorn_relay(spycloud, issuer, **env) as url:
             master = next(p for p in worker_pids_of_port(url))
             token = issuer.mint(url, exp=int(time.time()) + int(args.seconds) + 600)
@@ -173,7 +194,10 @@ def main(argv=None):
             time.sleep(args.deadline + 1)
             start = snapshot(master)
             began = time.monotonic()
+            outage = threading.Thread(target=_outages, args=(redis, args.seconds))
+            outage.start()
             phase(args.seconds, record=True)
+            outage.join()
             wall = time.monotonic() - began
             time.sleep(args.deadline + 1)  # let every lookup reach its deadline
             end = snapshot(master)
@@ -196,6 +220,16 @@ def main(argv=None):
         f'{sum(report["unexpected"].values())} unexpected outcomes'
     )
     return 0 if ok else 1
+
+
+def _outages(redis, seconds):
+    """With Redis: killed a third of the way in, started again at two thirds."""
+    if redis is None:
+        return
+    time.sleep(seconds / 3)
+    redis.stop()
+    time.sleep(seconds / 3)
+    redis.start()
 
 
 def worker_pids_of_port(url):
