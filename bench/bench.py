@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'code'))
 sys.path.insert(0, str(ROOT / 'code' / 'tests'))  # redis_server: a real redis-server
 
-from localrelay import gunicorn_relay  # noqa: E402
+from localrelay import gunicorn_master, gunicorn_relay, gunicorn_workers, process_status  # noqa: E402
 from simulator import JwksIssuer, SpyCloudSimulator, tenant  # noqa: E402
 
 SIZES = [(1, 1), (10, 5), (100, 20), (500, 60)]
@@ -230,43 +230,29 @@ TILE_IDS = (
 )
 
 
-def worker_cpu_s(port):
-    """CPU seconds (user + system) the gunicorn workers serving ``port`` have used so far."""
+def worker_cpu_s(url):
+    """CPU seconds (user + system) the gunicorn workers serving ``url`` have used so far."""
     ticks = os.sysconf('SC_CLK_TCK')
     total = 0.0
-    for pid in _workers(port):
+    for pid in gunicorn_workers(gunicorn_master(url)):
         fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
     return total
 
 
-def _workers(port):
-    mine = {}
-    for entry in Path('/proc').iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / 'environ').read_bytes()
-            status = (entry / 'status').read_text()
-        except OSError:
-            continue
-        if f'GUNICORN_BIND=127.0.0.1:{port}'.encode() in environ.split(b'\0'):
-            fields = dict(line.split(':\t', 1) for line in status.splitlines() if ':\t' in line)
-            mine[int(entry.name)] = fields
-    return {pid: f for pid, f in mine.items() if int(f['PPid']) in mine}
-
-
-def worker_rss_kib(port):
-    """Resident memory of the gunicorn worker serving ``port`` (the child of its master)."""
-    return sum(int(f['VmRSS'].split()[0]) for f in _workers(port).values())
+def worker_rss_kib(url):
+    """Resident memory of the gunicorn workers serving ``url``."""
+    return sum(
+        int(process_status(pid)['VmRSS'].split()[0])
+        for pid in gunicorn_workers(gunicorn_master(url))
+    )
 
 
 def tiles_table(url, token, spycloud, repeat):
     """Cold: the 90-day aggregate gathered; warm: each tile of it again, from the cache."""
     tenant.records_by_day(datetime.now(UTC).date())  # the simulator makes it once
     client = Client(url, token)
-    port = int(url.rsplit(':', 1)[1])
-    before = worker_rss_kib(port)
+    before = worker_rss_kib(url)
     spycloud.reset_stats()
     started = time.perf_counter()
     response = client.session.post(
@@ -277,7 +263,7 @@ def tiles_table(url, token, spycloud, repeat):
     cold = time.perf_counter() - started
     assert response.status_code == 200 and 'errors' not in response.json(), response.text
     cold_calls = spycloud.stats()['by_endpoint']
-    grown = worker_rss_kib(port) - before
+    grown = worker_rss_kib(url) - before
     warm, warm_calls = [], 0
     for _ in range(repeat):
         for tile_id in TILE_IDS:
@@ -321,11 +307,10 @@ def replicas_table(spycloud, issuer, args, latency):
             targets = [(url, issuer.mint(url)) for url in urls]
             results['warm_calls'] = warm_everywhere(targets, spycloud)
             spycloud.reset_stats()
-            ports = [int(url.rsplit(':', 1)[1]) for url in urls]
-            cpu = sum(worker_cpu_s(port) for port in ports)
+            cpu = sum(worker_cpu_s(url) for url in urls)
             run = load(None, None, args.clients, args.seconds, seed=11, targets=targets)
             run['calls'] = spycloud.stats()['requests']
-            run['cpu_s_per_answer'] = (sum(worker_cpu_s(p) for p in ports) - cpu) / max(
+            run['cpu_s_per_answer'] = (sum(worker_cpu_s(u) for u in urls) - cpu) / max(
                 1, run['requests']
             )
             results['mix_2x2'] = run
@@ -344,11 +329,10 @@ def replicas_table(spycloud, issuer, args, latency):
         with gunicorn_relay(
             spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=1, SPYCLOUD_RATE_LIMIT=0
         ) as url:
-            port = int(url.rsplit(':', 1)[1])
-            cpu = worker_cpu_s(port)
+            cpu = worker_cpu_s(url)
             single = load(url, issuer.mint(url), args.clients, args.seconds, seed=11)
             single['calls'] = spycloud.stats()['requests']
-            single['cpu_s_per_answer'] = (worker_cpu_s(port) - cpu) / max(1, single['requests'])
+            single['cpu_s_per_answer'] = (worker_cpu_s(url) - cpu) / max(1, single['requests'])
         results['mix_single'] = single
         results['rate_limited'] = shared_budget(spycloud, issuer, shared, args)
     finally:
@@ -437,9 +421,9 @@ def main(argv=None):
             print(f'latency table ({args.latency_ms:g} ms simulator latency) ...', flush=True)
             results['latency'] = latency_table(url, token, spycloud, args.repeat)
             print(f'load: {args.clients} clients for {args.seconds:g} s ...', flush=True)
-            port, cpu = int(url.rsplit(':', 1)[1]), worker_cpu_s(int(url.rsplit(':', 1)[1]))
+            cpu = worker_cpu_s(url)
             results['load'] = load(url, token, args.clients, args.seconds)
-            results['load']['cpu_s_per_answer'] = (worker_cpu_s(port) - cpu) / max(
+            results['load']['cpu_s_per_answer'] = (worker_cpu_s(url) - cpu) / max(
                 1, results['load']['requests']
             )
         serial = dict(

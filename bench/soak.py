@@ -22,7 +22,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'code'))
 
-from localrelay import gunicorn_relay  # noqa: E402
+from localrelay import gunicorn_master, gunicorn_relay, gunicorn_workers, process_status  # noqa: E402
 from simulator import JwksIssuer, SpyCloudSimulator  # noqa: E402
 
 # Which outcomes each kind of request may have: (type, code) pairs or 'ok'.
@@ -44,23 +44,14 @@ EXPECTED = {
 MAX_RSS_GROWTH_MIB = 20  # allocator noise over a minute; a leak per request grows past it
 
 
-def worker_pids(master_pid):
-    children = Path(f'/proc/{master_pid}/task/{master_pid}/children')
-    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
-
-
-def process_status(pid):
+def process_summary(pid):
     """(resident MiB, threads) from /proc."""
-    fields = dict(
-        line.split(':', 1)
-        for line in Path(f'/proc/{pid}/status').read_text().splitlines()
-        if ':' in line
-    )
+    fields = process_status(pid)
     return int(fields['VmRSS'].split()[0]) / 1024, int(fields['Threads'])
 
 
 def snapshot(master_pid):
-    return {pid: process_status(pid) for pid in worker_pids(master_pid)}
+    return {pid: process_summary(pid) for pid in gunicorn_workers(master_pid)}
 
 
 def outcome(response):
@@ -120,7 +111,7 @@ def _soak(args, redis):
         if redis is not None:
             env['REDIS_URL'] = redis.url
         with gunicorn_relay(spycloud, issuer, **env) as url:
-            master = next(p for p in worker_pids_of_port(url))
+            master = gunicorn_master(url)
             token = issuer.mint(url, exp=int(time.time()) + int(args.seconds) + 600)
             bad_tokens = [
                 'garbage',
@@ -230,37 +221,6 @@ def _outages(redis, seconds):
     redis.stop()
     time.sleep(seconds / 3)
     redis.start()
-
-
-def worker_pids_of_port(url):
-    """The gunicorn master serving ``url``: the parent of the process listening on its port."""
-    port = int(url.rsplit(':', 1)[1])
-    inode = None
-    for line in Path('/proc/net/tcp').read_text().splitlines()[1:]:
-        parts = line.split()
-        if int(parts[1].split(':')[1], 16) == port and parts[3] == '0A':
-            inode = parts[9]
-            break
-    for proc in Path('/proc').iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if any(link.readlink().name == f'socket:[{inode}]' for link in (proc / 'fd').iterdir()):
-                cmdline = (proc / 'cmdline').read_text()
-                if 'gunicorn' in cmdline:
-                    status = dict(
-                        line.split(':', 1)
-                        for line in (proc / 'status').read_text().splitlines()
-                        if ':' in line
-                    )
-                    parent = int(status['PPid'])
-                    yield (
-                        parent
-                        if 'gunicorn' in Path(f'/proc/{parent}/cmdline').read_text()
-                        else int(proc.name)
-                    )
-        except (OSError, ValueError):
-            continue
 
 
 def summarize(results, wall, start, end):

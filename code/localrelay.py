@@ -71,3 +71,30 @@ def gunicorn_relay(spycloud, issuer, port=None, output=None, **env):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def gunicorn_master(url):
+    """The pid of the gunicorn master serving ``url`` (started by ``gunicorn_relay``): the
+    process with its GUNICORN_BIND whose parent does not have it."""
+    bind = f'GUNICORN_BIND=127.0.0.1:{url.rsplit(":", 1)[1]}'.encode()
+    mine = {}
+    for entry in Path('/proc').iterdir():
+        if entry.name.isdigit():
+            try:
+                if bind in (entry / 'environ').read_bytes().split(b'\0'):
+                    mine[int(entry.name)] = int(process_status(int(entry.name))['PPid'])
+            except (OSError, KeyError, ValueError):
+                continue
+    return next(pid for pid, parent in mine.items() if parent not in mine)
+
+
+def gunicorn_workers(master_pid):
+    """The worker pids of a gunicorn master."""
+    children = Path(f'/proc/{master_pid}/task/{master_pid}/children')
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+def process_status(pid):
+    """The fields of ``/proc/<pid>/status`` (``VmRSS``, ``Threads``, ``PPid``...)."""
+    lines = Path(f'/proc/{pid}/status').read_text().splitlines()
+    return dict((name, value.strip()) for name, _, value in (line.partition(':') for line in lines))

@@ -9,9 +9,9 @@ from gunicorn.http.errors import ParseException
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
-from api.errors import InvalidArgumentError
 from api.services import services
 from config import Settings
+from errors import InvalidArgumentError
 
 NOT_BLANK = validate.Length(min=1, error='Field may not be blank.')
 UNREADABLE_BODY = (

@@ -472,15 +472,7 @@ class SpyCloudSimulator:
         if mode == 'drip':
             # Headers at once, then the body a byte every ``delay`` seconds (0.2 by default):
             # no single read ever waits long enough to time out.
-            payload = (
-                fault.body
-                if fault.body is not None
-                else {
-                    'cursor': '',
-                    'hits': 1,
-                    'results': list(_records('emails', 'r3c2@drip.example')),
-                }
-            )
+            payload = _fault_page(fault, 'r3c2@drip.example')
             full = json.dumps(payload).encode('utf-8')
             handler.send_response(fault.status or 200)
             handler.send_header('Content-Type', 'application/json')
@@ -501,15 +493,7 @@ class SpyCloudSimulator:
                 handler.drop_connection()
                 return
         if mode in ('truncated', 'incomplete'):
-            payload = (
-                fault.body
-                if fault.body is not None
-                else {
-                    'cursor': '',
-                    'hits': 1,
-                    'results': list(_records('emails', 'r3c2@truncated.example')),
-                }
-            )
+            payload = _fault_page(fault, 'r3c2@truncated.example')
             full = json.dumps(payload).encode('utf-8')
             cut = full[: max(1, len(full) // 2)]
             status = fault.status or 200
@@ -719,6 +703,13 @@ class SpyCloudSimulator:
             return _records(kind, value)
         today = datetime.datetime.now(datetime.UTC).date()
         return tenant.select(today, _date(query, 'since'), _date(query, 'until'))
+
+
+def _fault_page(fault, value):
+    """The body a fault sends: its own, or a page of ``value``'s records."""
+    if fault.body is not None:
+        return fault.body
+    return {'cursor': '', 'hits': 1, 'results': list(_records('emails', value))}
 
 
 def _header_number(value):

@@ -10,11 +10,7 @@ import subprocess
 import tempfile
 import time
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
+from localrelay import free_port
 
 
 def pings(port: int, password: str = '') -> bool:

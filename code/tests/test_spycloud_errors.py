@@ -8,14 +8,13 @@ which also checks that each ends in time and that the relay serves the next requ
 
 import gzip
 import json
-import socket
-import threading
 
 import pytest
 import trustme
 
+from localrelay import free_port
 from simulator import SpyCloudSimulator
-from support import email, single_error
+from support import Canary, email, single_error
 
 LOOKUP = [email('r3c1@errors.example')]
 
@@ -77,12 +76,6 @@ def test_untrusted_certificate(make_relay, tmp_path):
     assert 'CERTIFICATE_VERIFY_FAILED' in error['message']
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(('127.0.0.1', 0))
-        return probe.getsockname()[1]
-
-
 def test_connection_refused(make_relay):
     relay = make_relay(spycloud_api_url=f'http://127.0.0.1:{free_port()}/enterprise-v2/')
     error = single_error(relay.observe(LOOKUP))
@@ -103,38 +96,12 @@ def test_health_maps_errors_too(relay, spycloud):
     assert single_error(relay.health())['code'] == 'internal error'
 
 
-class Trap:
-    """A loopback listener that only counts connections: where a followed redirect would go."""
-
-    def __init__(self):
-        self.connections = 0
-        self._listener = socket.create_server(('127.0.0.1', 0))
-        self._listener.settimeout(0.01)  # how soon stop() is seen
-        self.port = self._listener.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
-        self._listener.close()
-
-
 @pytest.fixture
-def trap():
-    listener = Trap()
-    yield listener
-    listener.stop()
+def trap(jwks):
+    """Where a followed redirect would go: a loopback listener that counts every connection
+    (support.Canary counts them as it accepts, before any TLS)."""
+    with Canary(jwks, 'silent') as listener:
+        yield listener
 
 
 @pytest.mark.parametrize('status', [301, 302, 303, 307, 308])

@@ -11,9 +11,9 @@ from datetime import datetime
 
 import state
 from errors import AuthorizationError, RelayError, RelayWarning
-from spycloud.cache import MISSING
 from spycloud.client import SpyCloudClient
 from spycloud.lookup import Lookup
+from state import MISSING
 from tiles.aggregate import Aggregate, Period, utc_now
 
 
