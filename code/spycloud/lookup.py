@@ -10,6 +10,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from types import MappingProxyType
 
 from spycloud.deadline import Deadline
@@ -65,12 +66,20 @@ class VerdictRule:
     days: int = 90
     today: date = field(default_factory=lambda: date.today())
 
-    @property
+    @cached_property
     def since(self) -> date:
         return self.today - timedelta(days=self.days)
 
-    def filters(self) -> dict:
-        return {'severity': severities_from(self.min_severity), 'since': self.since.isoformat()}
+    @cached_property
+    def _filters(self) -> Mapping[str, str]:
+        return MappingProxyType(
+            {'severity': severities_from(self.min_severity), 'since': self.since.isoformat()}
+        )
+
+    def filters(self) -> Mapping[str, str]:
+        """The query that asks SpyCloud for qualifying records only (worked out once: every
+        account of a request is asked with it)."""
+        return self._filters
 
     def qualifies(self, record: BreachRecord) -> bool:
         return (record.severity or 0) >= self.min_severity and record.published.date() >= self.since
@@ -91,6 +100,7 @@ class Lookup:
     def __post_init__(self) -> None:
         object.__setattr__(self, 'filters', MappingProxyType(dict(self.filters)))
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """The key's hash, worked out once per request rather than on every call."""
         return key_fingerprint(self.api_key)

@@ -11,10 +11,14 @@ header would go wherever they point.
 import json
 import logging
 import os
+import select
+import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from urllib.parse import urlencode
 
 import requests.utils
@@ -144,9 +148,44 @@ class SpyCloudRetry(Retry):
             self.limiter.acquire(self.lookup.fingerprint, self.lookup.deadline)
 
 
-def pool_manager(settings) -> urllib3.PoolManager:
-    """The pool for SpyCloud, with the CA bundle and proxy requests would use for its URL
-    (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, HTTPS_PROXY and NO_PROXY), read once."""
+class _QuietCheck:
+    """A pooled connection's "still open?" check, made with a zero-timeout ``select``.
+
+    urllib3 asks it of every connection it takes from the pool. Its own check polls, and under
+    the gevent worker a poll with a zero timeout still goes round the event loop, so each call
+    of a request yielded before sending: the calls left in a burst at the end, and their answers
+    came back bunched and queued. select() answers from the kernel at once (gevent's too), but
+    cannot take a descriptor above FD_SETSIZE, where the poll is used."""
+
+    sock: socket.socket | None
+
+    @property
+    def is_connected(self) -> bool:
+        if self.sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (ValueError, OSError):
+            return super().is_connected  # type: ignore[misc]
+        return not readable  # an idle connection that is readable was closed by the server
+
+
+class _Connection(_QuietCheck, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _TLSConnection(_QuietCheck, urllib3.connection.HTTPSConnection):
+    pass
+
+
+def connection_pool(settings) -> tuple[urllib3.HTTPConnectionPool, str]:
+    """The keep-alive pool to SpyCloud's host, with the CA bundle and proxy requests would use
+    for its URL (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE, HTTPS_PROXY and NO_PROXY), read once,
+    and what precedes a call's path on its request line: the base path, or the whole base URL
+    for a plain-HTTP proxy, which wants the absolute form.
+
+    Every call goes to this one host, so the pool is taken from the manager once: a call then
+    skips the manager's parsing of its URL and its lookup of the pool."""
     url = settings.spycloud_api_url
     bundle = (
         os.environ.get('REQUESTS_CA_BUNDLE')
@@ -158,7 +197,13 @@ def pool_manager(settings) -> urllib3.PoolManager:
         num_pools=4, maxsize=2 * settings.spycloud_max_workers + 8, cert_reqs='CERT_REQUIRED', **ca
     )
     proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
-    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+    manager = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+    target = urllib3.util.parse_url(url)
+    absolute = bool(proxy) and target.scheme == 'http'  # https goes through a CONNECT tunnel
+    pool = manager.connection_from_url(url)
+    tls = isinstance(pool, urllib3.HTTPSConnectionPool)
+    pool.ConnectionCls = _TLSConnection if tls else _Connection
+    return pool, url if absolute else (target.path or '/')
 
 
 def upstream_message(response, content, api_key=None) -> str:
@@ -222,14 +267,13 @@ def error_for(response, content, api_key=None) -> RelayError:
 class Transport:
     """GETs JSON from SpyCloud within a lookup's deadline, paced per key, mapped to RelayErrors."""
 
-    def __init__(self, settings, pool=None):
-        self._base = settings.spycloud_api_url
-        self._host = self._base.split('/')[2]
+    def __init__(self, settings):
+        self._host = settings.spycloud_api_url.split('/')[2]
         self._timeouts = (settings.connect_timeout_s, settings.read_timeout_s)
         self.limiter = state.limiter(settings)
         self._retry = SpyCloudRetry.from_settings(settings)
         self._write_retry = SpyCloudRetry.for_writes(settings)
-        self._pool = pool or pool_manager(settings)
+        self._pool, self._prefix = connection_pool(settings)
         self._headers = {
             'Accept': 'application/json',
             'User-Agent': USER_AGENT,
@@ -244,7 +288,7 @@ class Transport:
         return self._active
 
     def close(self) -> None:
-        self._pool.clear()
+        self._pool.close()
 
     @contextmanager
     def _counted(self):
@@ -256,7 +300,7 @@ class Transport:
             with self._active_lock:
                 self._active -= 1
 
-    def get(self, lookup: Lookup, path: str, params: dict | None = None) -> dict:
+    def get(self, lookup: Lookup, path: str, params: Mapping[str, str] | None = None) -> dict:
         """The JSON object SpyCloud answers; raises RelayError, BadRequest or DeadlineReached."""
         return self.call(lookup, 'GET', path, params=params)[1]
 
@@ -266,7 +310,7 @@ class Transport:
         method: str,
         path: str,
         *,
-        params: dict | None = None,
+        params: Mapping[str, str] | None = None,
         body: dict | None = None,
         expect: tuple = (),
     ) -> tuple:
@@ -284,14 +328,15 @@ class Transport:
         if retries:
             SPYCLOUD_RETRIES.labels(endpoint).inc(retries)
             lookup.stats.add(retries=retries)
-        log.debug(
-            '%s %s -> %s in %.0f ms (%d retries)',
-            method,
-            endpoint,
-            response.status,
-            (time.monotonic() - started) * 1000,
-            retries,
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                '%s %s -> %s in %.0f ms (%d retries)',
+                method,
+                endpoint,
+                response.status,
+                (time.monotonic() - started) * 1000,
+                retries,
+            )
         if response.status in expect:
             return response.status, _json_or_none(content)
         if method != 'GET' and 200 <= response.status < 300:
@@ -311,22 +356,23 @@ class Transport:
         retry = (self._retry if method == 'GET' else self._write_retry).new(
             lookup=lookup, limiter=self.limiter
         )
-        url = self._base + path
+        url = self._prefix + path
         if params:
-            url += '?' + urlencode(params)
+            url += '?' + _query(tuple(params.items()))
         headers = {**self._headers, 'X-API-Key': lookup.api_key}
         if body is not None:
             headers['Content-Type'] = 'application/json'
         try:
             with self._counted():
-                response = self._pool.request(
+                response = self._pool.urlopen(
                     method,
                     url,
-                    timeout=timeout,
-                    headers=headers,
-                    redirect=False,
                     body=json.dumps(body) if body is not None else None,
+                    headers=headers,
                     retries=retry,
+                    redirect=False,
+                    assert_same_host=False,
+                    timeout=timeout,
                     preload_content=False,
                 )
                 return response, self._read(response, lookup)
@@ -392,6 +438,12 @@ class Transport:
         ):
             return UnknownError(f'Unable to connect to SpyCloud at {self._host}: {text}')
         return UnknownError(f'The request to SpyCloud failed: {text}')
+
+
+@lru_cache(maxsize=256)
+def _query(params: tuple) -> str:
+    """A query string, encoded once: a request's accounts are all asked with the same one."""
+    return urlencode(params)
 
 
 def _json_or_none(content):

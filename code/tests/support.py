@@ -326,3 +326,105 @@ class RelayAt(RelayServer):
     def log_lines(self):
         """Its JSON log lines so far, parsed."""
         return [json.loads(line) for line in self.log_text().splitlines() if line.startswith('{')]
+
+
+class Proxy:
+    """A loopback forward proxy, as HTTPS_PROXY / HTTP_PROXY name one: a CONNECT opens a tunnel
+    (the HTTPS case: the proxy sees where, never what), anything else is an absolute-form request
+    it forwards in origin form on a connection of its own, closed after the answer.
+    ``heads`` holds every request head it received, as sent."""
+
+    def __init__(self):
+        import socketserver
+
+        proxy = self
+        self.heads = []
+        self._lock = threading.Lock()
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                proxy._serve(self.request)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = Server(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self._server.server_address[1]}'
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _serve(self, client):
+        import socket
+        from urllib.parse import urlsplit
+
+        client.settimeout(10)
+        head = b''
+        while b'\r\n\r\n' not in head:
+            chunk = client.recv(65536)
+            if not chunk:
+                return
+            head += chunk
+        head, _, rest = head.partition(b'\r\n\r\n')
+        with self._lock:
+            self.heads.append(head.decode('latin-1'))
+        method, target, version = head.split(b'\r\n', 1)[0].split(b' ')
+        if method == b'CONNECT':
+            host, _, port = target.decode().rpartition(':')
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            client.sendall(b'HTTP/1.1 200 Connection established\r\n\r\n')
+            _pipe_both(client, upstream, rest)
+            return
+        url = urlsplit(target.decode())
+        upstream = socket.create_connection((url.hostname, url.port or 80), timeout=10)
+        origin = (url.path or '/') + (f'?{url.query}' if url.query else '')
+        request = [f'{method.decode()} {origin} {version.decode()}'.encode()]
+        request += [line for line in head.split(b'\r\n')[1:] if not _hop_by_hop(line)]
+        upstream.sendall(b'\r\n'.join([*request, b'Connection: close', b'', b'']) + rest)
+        # One request per connection, and the client is told so: it must not send another.
+        answer = b''
+        while b'\r\n\r\n' not in answer:
+            chunk = upstream.recv(65536)
+            if not chunk:
+                return
+            answer += chunk
+        answer_head, _, body = answer.partition(b'\r\n\r\n')
+        lines = [line for line in answer_head.split(b'\r\n') if not _hop_by_hop(line)]
+        client.sendall(b'\r\n'.join([*lines, b'Connection: close', b'', b'']) + body)
+        _pipe_both(client, upstream, b'')
+
+
+def _hop_by_hop(header_line):
+    return header_line.lower().startswith((b'connection:', b'keep-alive:', b'proxy-'))
+
+
+def _pipe_both(client, upstream, pending):
+    """Bytes both ways until either side closes; ``pending`` goes upstream first."""
+
+    def copy(source, sink):
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(2)
+                except OSError:
+                    pass
+
+    if pending:
+        upstream.sendall(pending)
+    back = threading.Thread(target=copy, args=(upstream, client), daemon=True)
+    back.start()
+    copy(client, upstream)
+    back.join(10)
+    upstream.close()

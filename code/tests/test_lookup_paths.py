@@ -6,16 +6,124 @@ import time
 
 import pytest
 
-from simulator import data
+from config import Settings
+from simulator import SpyCloudSimulator, data
 from spycloud.deadline import Deadline, DeadlineReached
 from spycloud.ratelimit import RateLimiter
-from support import email
+from support import Proxy, email
 
 
 def timed(call):
     started = time.monotonic()
     result = call()
     return result, time.monotonic() - started
+
+
+def _no_proxies(monkeypatch):
+    for name in ('HTTPS_PROXY', 'HTTP_PROXY', 'ALL_PROXY', 'NO_PROXY'):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_https_goes_through_the_proxy_in_a_tunnel(make_relay, jwks, monkeypatch):
+    """HTTPS_PROXY is read once, when the relay starts; the proxy sees where, never the key."""
+    _no_proxies(monkeypatch)
+    with Proxy() as proxy, SpyCloudSimulator(tls=jwks.server_cert_paths) as tls_sim:
+        monkeypatch.setenv('HTTPS_PROXY', proxy.url)
+        relay = make_relay(spycloud_api_url=tls_sim.url)
+        monkeypatch.delenv('HTTPS_PROXY')  # the relay's own client calls go direct
+        body = relay.observe([email('r3c1@proxied.example')])
+        assert body['data']['sightings']['count'] == 3
+        assert tls_sim.stats()['by_endpoint']['emails'] == 1
+        host = tls_sim.url.split('/')[2]
+    assert proxy.heads, 'nothing went through the proxy'
+    assert all(head.startswith(f'CONNECT {host} ') for head in proxy.heads)
+    assert not any(data.DEFAULT_API_KEY in head for head in proxy.heads)
+
+
+def test_plain_http_goes_through_the_proxy_in_absolute_form(make_relay, spycloud, monkeypatch):
+    _no_proxies(monkeypatch)
+    with Proxy() as proxy:
+        monkeypatch.setenv('HTTP_PROXY', proxy.url)
+        relay = make_relay()
+        monkeypatch.delenv('HTTP_PROXY')
+        body = relay.observe([email('r3c1@proxied.example')])
+    assert body['data']['sightings']['count'] == 3
+    lines = [head.split('\r\n', 1)[0] for head in proxy.heads]
+    assert lines[0].startswith(f'GET {spycloud.url}breach/data/emails/r3c1@proxied.example')
+    assert any(line.startswith(f'GET {spycloud.url}breach/catalog/') for line in lines)
+    # The simulator got each call in origin form, as a proxy forwards it.
+    assert {c['endpoint'] for c in spycloud.request_log} == {'emails', 'catalog'}
+
+
+def test_a_call_names_only_the_path_on_its_request_line(relay, spycloud):
+    """Without a proxy the request line is origin-form (``GET /enterprise-v2/...``)."""
+    relay.observe([email('r3c1@origin.example')])
+    assert spycloud.request_log
+    assert all(c['path'].startswith('/enterprise-v2/') for c in spycloud.request_log)
+
+
+class OneAnswerServer:
+    """Answers each connection's first request with a keep-alive 200, then closes it: the
+    connection the client put back in its pool is dead when it is next taken."""
+
+    def __init__(self):
+        import socketserver
+
+        owner = self
+        self.connections = 0
+        self.closed = threading.Event()
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                owner.connections += 1
+                while self.rfile.readline() not in (b'\r\n', b''):
+                    pass
+                self.wfile.write(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}')
+
+            def finish(self):
+                super().finish()
+                self.connection.close()
+                owner.closed.set()
+
+        self._server = socketserver.ThreadingTCPServer(('127.0.0.1', 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f'http://127.0.0.1:{self._server.server_address[1]}/enterprise-v2/'
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.mark.parametrize('select_works', [True, False])
+def test_a_pooled_connection_the_server_closed_is_not_reused(monkeypatch, select_works):
+    """The zero-timeout select that checks a pooled connection (and urllib3's own poll where
+    select cannot take the descriptor) sees the server's close: the next call opens a new
+    connection instead of failing on the dead one (nothing here may retry)."""
+    from spycloud import transport
+
+    checks = []
+
+    def select(rlist, wlist, xlist, timeout):
+        checks.append(timeout)
+        if not select_works:
+            raise ValueError('filedescriptor out of range in select()')
+        return real_select(rlist, wlist, xlist, timeout)
+
+    real_select = transport.select.select
+    with OneAnswerServer() as server:
+        pool, prefix = transport.connection_pool(Settings(spycloud_api_url=server.url))
+        assert pool.urlopen('GET', prefix + 'a', retries=False).status == 200
+        assert server.closed.wait(5)
+        monkeypatch.setattr(transport.select, 'select', select)
+        assert pool.urlopen('GET', prefix + 'b', retries=False).status == 200
+        pool.close()
+    assert server.connections == 2
+    assert checks == [0]
 
 
 def test_catalogs_are_fetched_concurrently(make_relay, spycloud):
