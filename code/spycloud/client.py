@@ -103,8 +103,20 @@ class SpyCloudClient:
 
     def verdicts(self, lookup: Lookup, observables: list) -> list:
         """Per observable, an Exposure holding only the evidence for a verdict (None when
-        there is none) and its warnings, or the RelayError that stopped it; concurrently."""
-        return self._per_observable(lookup, observables, self.judged)
+        there is none) and its warnings, or the RelayError that stopped it.
+
+        The cache is asked once for all of them (one MGET on Redis); only what it does not
+        hold is looked up, concurrently, so a warm request starts no thread at all."""
+        keys = [_evidence_key(lookup, o) if o['value'].strip('.') else None for o in observables]
+        known = self._records.get_many([k for k in keys if k is not None], secret=lookup.api_key)
+        asked = [o for o, k in zip(observables, keys, strict=True) if k is not None]
+        lookup.stats.add(cache_hits=len(known), cache_misses=len(asked) - len(known))
+        pending = [o for o, k in zip(observables, keys, strict=True) if k not in known]
+        fetched = iter(self._per_observable(lookup, pending, self.judged))
+        return [
+            Exposure(o, [], 0, {}, evidence=known[k]) if k in known else next(fetched)
+            for o, k in zip(observables, keys, strict=True)
+        ]
 
     def each(self, lookup: Lookup, items: list, task, describe=str) -> list:
         """``task(lookup, item)`` for every item at once, on this call's own pool: its result,
@@ -126,11 +138,11 @@ class SpyCloudClient:
         ]
 
     def judged(self, lookup: Lookup, observable: dict) -> Exposure:
-        """The verdict lookup of one observable: one call, or none when cached."""
+        """The verdict lookup of one observable the cache does not hold: one call."""
         if not observable['value'].strip('.'):
             return Exposure(observable, [], 0, {}, [warnings.not_a_value(observable)])
         try:
-            evidence = self.evidence(lookup, observable)
+            evidence = self._fetched_evidence(lookup, observable)
         except Refused as error:
             return Exposure(observable, [], 0, {}, [warnings.refused(observable, error)])
         except DeadlineReached:
@@ -150,13 +162,16 @@ class SpyCloudClient:
     def evidence(self, lookup: Lookup, observable: dict) -> Evidence | None:
         """The qualifying records of ``lookup.verdicts`` for an observable, from the first page
         of a filtered call (one qualifying record decides), cached per key and observable."""
-        rule = lookup.verdicts
-        assert rule is not None, 'a verdict lookup needs the rule'
-        key = _evidence_key(lookup, observable)
-        cached = self._records.get(key, secret=lookup.api_key)
+        cached = self._records.get(_evidence_key(lookup, observable), secret=lookup.api_key)
         lookup.stats.add(**{'cache_hits' if cached is not MISSING else 'cache_misses': 1})
         if cached is not MISSING:
             return cached
+        return self._fetched_evidence(lookup, observable)
+
+    def _fetched_evidence(self, lookup: Lookup, observable: dict) -> Evidence | None:
+        """``evidence`` asked of SpyCloud, and kept in the cache."""
+        rule = lookup.verdicts
+        assert rule is not None, 'a verdict lookup needs the rule'
         try:
             page = self._transport.get(lookup, _records_path(observable), rule.filters())
         except BadRequest:
@@ -165,7 +180,7 @@ class SpyCloudClient:
         pages.add(page)
         records, hits, _ = pages.result()
         evidence = _evidence(rule, records, hits)
-        self._records.set(key, evidence, secret=lookup.api_key)
+        self._records.set(_evidence_key(lookup, observable), evidence, secret=lookup.api_key)
         return evidence
 
     def exposure(self, lookup: Lookup, observable: dict) -> Exposure:

@@ -174,6 +174,56 @@ def test_verdicts_are_cached_and_shared_with_observe(make_relay, spycloud):
     assert len(records_calls(spycloud)) == 2  # observe's records; the verdict came cached
 
 
+def test_a_warm_request_asks_the_cache_once_and_starts_no_thread(make_relay, spycloud, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spycloud import client
+
+    relay = make_relay(records_cache_ttl_s=300)
+    accounts = [email(f'v{d}s{s}@warm.example') for d, s in ((3, 20), (4, 5), (5, 25))]
+    cold = deliberate(relay, accounts)
+    assert verdict_values(cold) == {'v3s20@warm.example', 'v5s25@warm.example'}
+    pools = []
+
+    class CountedPool(ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs.get('max_workers', args[0] if args else None))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(client, 'ThreadPoolExecutor', CountedPool)
+    assert deliberate(relay, accounts) == cold
+    assert pools == []  # every answer came from one read of the cache, in the request's thread
+    assert len(records_calls(spycloud)) == 3
+    # One new account beside the cached ones: it alone is asked, and the order is kept.
+    mixed = deliberate(relay, [accounts[0], email('v6s20@new.example'), accounts[2]])
+    assert [d['observable']['value'] for d in docs(mixed, 'verdicts')] == [
+        'v3s20@warm.example',
+        'v6s20@new.example',
+        'v5s25@warm.example',
+    ]
+    assert len(records_calls(spycloud)) == 4
+    assert pools == []  # one lookup runs inline, on no pool
+
+
+def test_a_warm_request_reads_redis_once(make_relay, spycloud):
+    """On Redis the cache read of a request is one MGET, whatever the number of accounts."""
+    import redis as redis_py
+
+    from redis_server import RedisServer
+
+    accounts = [email(f'v{3 + i}s20@shared{i}.example') for i in range(5)]
+    with RedisServer() as server:
+        relay = make_relay(records_cache_ttl_s=300, redis_url=server.url)
+        cold = deliberate(relay, accounts)
+        stats = redis_py.Redis.from_url(server.url)
+        stats.config_resetstat()
+        assert deliberate(relay, accounts) == cold
+        commands = stats.info('commandstats')
+    assert len(records_calls(spycloud)) == 5
+    assert commands['cmdstat_mget']['calls'] == 1
+    assert 'cmdstat_get' not in commands
+
+
 def test_another_key_does_not_see_the_cache(make_relay, spycloud):
     relay = make_relay(records_cache_ttl_s=300)
     spycloud.api_keys.add('second-key')
