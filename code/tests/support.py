@@ -366,13 +366,9 @@ class Proxy:
         from urllib.parse import urlsplit
 
         client.settimeout(10)
-        head = b''
-        while b'\r\n\r\n' not in head:
-            chunk = client.recv(65536)
-            if not chunk:
-                return
-            head += chunk
-        head, _, rest = head.partition(b'\r\n\r\n')
+        head, rest = _message_head(client)
+        if head is None:
+            return
         with self._lock:
             self.heads.append(head.decode('latin-1'))
         method, target, version = head.split(b'\r\n', 1)[0].split(b' ')
@@ -389,16 +385,25 @@ class Proxy:
         request += [line for line in head.split(b'\r\n')[1:] if not _hop_by_hop(line)]
         upstream.sendall(b'\r\n'.join([*request, b'Connection: close', b'', b'']) + rest)
         # One request per connection, and the client is told so: it must not send another.
-        answer = b''
-        while b'\r\n\r\n' not in answer:
-            chunk = upstream.recv(65536)
-            if not chunk:
-                return
-            answer += chunk
-        answer_head, _, body = answer.partition(b'\r\n\r\n')
+        answer_head, body = _message_head(upstream)
+        if answer_head is None:
+            return
         lines = [line for line in answer_head.split(b'\r\n') if not _hop_by_hop(line)]
         client.sendall(b'\r\n'.join([*lines, b'Connection: close', b'', b'']) + body)
         _pipe_both(client, upstream, b'')
+
+
+def _message_head(sock):
+    """(head, the bytes read past it) of the HTTP message arriving on ``sock``; (None, b'')
+    when it closes first."""
+    data = b''
+    while b'\r\n\r\n' not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None, b''
+        data += chunk
+    head, _, rest = data.partition(b'\r\n\r\n')
+    return head, rest
 
 
 def _hop_by_hop(header_line):

@@ -315,28 +315,29 @@ def test_malformed_tokens(relay, token):
     assert refused(relay.post('/health', token=token)) == auth.WRONG_JWT_STRUCTURE
 
 
-def test_token_over_the_cap_is_refused_before_it_is_parsed(relay):
+def test_token_over_the_cap_is_refused_before_it_is_parsed(relay, jwks):
     token = relay.token(padding='x' * (auth.MAX_TOKEN_BYTES + 1))
-    started = time.monotonic()
+    jwks.reset_stats()
     assert refused(relay.post('/health', token=token)) == auth.WRONG_JWT_STRUCTURE
-    assert time.monotonic() - started < 0.5
+    assert jwks.requests == 0  # its header was never read, so no key was looked for
 
 
 def test_huge_header_through_the_app_is_the_envelope_at_once(relay, jwks):
     """1 MB of Authorization header reaches the app itself as the documented envelope."""
     client = relay.app.test_client()
     token = 'e' + 'x' * (1024 * 1024)
-    started = time.monotonic()
+    jwks.reset_stats()
     response = client.post('/health', headers={'Authorization': f'Bearer {token}'})
-    assert time.monotonic() - started < 1.0
     assert refused(response) == auth.WRONG_JWT_STRUCTURE
+    assert jwks.requests == 0
 
 
 def test_huge_header_over_http_is_turned_away_at_once(relay):
-    """Over HTTP the server refuses a 1 MB header line before the app sees it: fast, not 5xx.
+    """Over HTTP the server refuses a 1 MB header line before the app sees it: final, not 5xx.
 
     werkzeug answers 431 (gunicorn 400): that rejection is the server's, not the relay's, so
-    it cannot be the relay's envelope. What matters here is that it is quick and final.
+    it cannot be the relay's envelope. What matters here is that it is final, and comes
+    before the socket's 2 s timeout (a wait for more would raise there; no time is measured).
     """
     port = int(relay.url.rsplit(':', 1)[1])
     request = (
@@ -344,7 +345,6 @@ def test_huge_header_over_http_is_turned_away_at_once(relay):
         b'Authorization: Bearer ' + b'x' * (1024 * 1024) + b'\r\n\r\n'
     )
     answer = b''
-    started = time.monotonic()
     with socket.create_connection(('127.0.0.1', port), timeout=2) as sock:
         sender = threading.Thread(target=_send_quietly, args=(sock, request), daemon=True)
         sender.start()
@@ -357,7 +357,6 @@ def test_huge_header_over_http_is_turned_away_at_once(relay):
         except ConnectionResetError:
             pass
         sender.join(2)
-    assert time.monotonic() - started < 1.0
     assert answer.startswith(
         (b'HTTP/1.1 431', b'HTTP/1.1 400', b'HTTP/1.0 431', b'HTTP/1.0 400')
     ), answer[:100]
@@ -460,9 +459,7 @@ def test_jwks_host_escapes_reach_nobody(escape_relays, jwks, module_canary, temp
         value = _jwks_host(template, jwks, module_canary, allowed)
         jwks.reset_stats()
         token = relay.token(jwks_host=value)
-        started = time.monotonic()
         assert refused(relay.post('/health', token=token)) == auth.WRONG_JWKS_HOST, value
-        assert time.monotonic() - started < 0.5
         assert jwks.requests == 0, value  # refused before any fetch, even from allowed hosts
     assert module_canary.connections == before
 
@@ -528,8 +525,10 @@ def test_the_canary_would_have_answered(make_relay, canaries):
 # -- key servers that misbehave ---------------------------------------------------------------
 
 
-def canary_relay(make_relay, canary, **overrides):
-    relay = make_relay(allowed_jwks_hosts=(canary.host,), jwks_timeout_s=JWKS_TIMEOUT, **overrides)
+def canary_relay(make_relay, canary, jwks_timeout_s=JWKS_TIMEOUT, **overrides):
+    relay = make_relay(
+        allowed_jwks_hosts=(canary.host,), jwks_timeout_s=jwks_timeout_s, **overrides
+    )
     return relay, relay.token(jwks_host=canary.host)
 
 
@@ -638,22 +637,29 @@ def test_requests_queued_behind_a_dead_key_server_fail_with_it(make_relay, canar
 
 def test_known_keys_do_not_wait_for_a_refresh_of_an_unknown_kid(make_relay, canaries, jwks):
     """A forged kid starts a refresh from a host that went silent: tokens whose key is cached
-    are answered meanwhile, at once, and not failed with that refresh."""
+    are answered meanwhile, and not failed with that refresh."""
     canary = canaries('jwks')
-    relay, token = canary_relay(make_relay, canary, jwks_refresh_min_interval_s=0)
+    relay, token = canary_relay(
+        make_relay, canary, jwks_timeout_s=30, jwks_refresh_min_interval_s=0
+    )
     assert relay.post('/health', token=token).json() == {'data': {'status': 'ok'}}
     canary.mode = 'silent'
     forged = jwks.mint(relay.url, kid='forged', jwks_host=canary.host)
-    results = []
+    results, connections = [], canary.connections
     refresh = threading.Thread(target=lambda: results.append(timed_refusal(relay, forged)))
     refresh.start()
-    time.sleep(0.3)  # the refresh is under way, holding the host's lock
-    started = time.monotonic()
+    until = time.monotonic() + 10
+    while canary.connections == connections and time.monotonic() < until:
+        time.sleep(0.01)  # until the refresh is under way, holding the host's lock
+    assert canary.connections == connections + 1
     assert relay.post('/health', token=relay.token(jwks_host=canary.host)).json() == {
         'data': {'status': 'ok'}
     }
-    assert time.monotonic() - started < 0.5
-    refresh.join(5)
+    # Answered while the refresh still waits on the silent host (for up to 30 s): it did not
+    # queue behind it. Then the host hangs up, and the refresh fails.
+    assert not results and refresh.is_alive()
+    canary.stop()
+    refresh.join(10)
     assert results and results[0][0] == auth.WRONG_JWKS_HOST
     assert relay.post('/health', token=token).json() == {'data': {'status': 'ok'}}
 

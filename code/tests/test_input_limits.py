@@ -7,7 +7,6 @@ would look up: unsupported types are dropped and duplicates removed first.
 
 import json
 import socket
-import time
 
 import pytest
 import requests
@@ -112,7 +111,8 @@ def test_oversized_body_is_not_read_before_the_token_is_checked(make_relay):
     """No token, 5 MB announced: the answer is the auth error, at once, body unread."""
     relay = make_relay(max_content_length=1000)
     port = int(relay.url.rsplit(':', 1)[1])
-    started = time.monotonic()
+    # One byte of the 5 MB is sent: an answer before the socket's 5 s timeout proves the
+    # relay answered without waiting for the rest (no time is measured).
     with socket.create_connection(('127.0.0.1', port), timeout=5) as sock:
         sock.sendall(
             b'POST /observe/observables HTTP/1.1\r\nHost: relay\r\n'
@@ -124,7 +124,6 @@ def test_oversized_body_is_not_read_before_the_token_is_checked(make_relay):
             if not chunk:
                 break
             answer += chunk
-    assert time.monotonic() - started < 1.0
     head, _, body = answer.partition(b'\r\n\r\n')
     assert head.startswith(b'HTTP/1.1 200')
     single_error(body, 'authorization error')
