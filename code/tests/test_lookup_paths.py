@@ -8,8 +8,6 @@ import pytest
 
 from config import Settings
 from simulator import SpyCloudSimulator, data
-from spycloud.deadline import Deadline, DeadlineReached
-from spycloud.ratelimit import RateLimiter
 from support import Proxy, email
 
 
@@ -217,23 +215,6 @@ def test_without_the_limiter_the_same_burst_is_throttled(make_relay, spycloud):
     body = relay.observe([email('r30c15@unpaced.example')])
     assert 429 in {c['status'] for c in spycloud.request_log}
     assert body['errors']  # some catalogs were refused
-
-
-def test_rate_limiter_paces_per_key():
-    limiter = RateLimiter(rate=50, burst=2)
-    started = time.monotonic()
-    for _ in range(7):
-        limiter.acquire('a')
-    assert time.monotonic() - started >= (7 - 2) / 50 * 0.9
-    assert limiter.acquire('b') == 0.0  # another key has its own bucket
-    assert RateLimiter(rate=0, burst=1).acquire('a') == 0.0
-
-
-def test_rate_limiter_refuses_a_wait_past_the_deadline():
-    limiter = RateLimiter(rate=1, burst=1)
-    limiter.acquire('a')
-    with pytest.raises(DeadlineReached):
-        limiter.acquire('a', Deadline(0.2))
 
 
 def test_connection_reset_is_retried(relay, spycloud):

@@ -3,6 +3,7 @@ workers on a real redis-server (counts, with room; no tight wall-clock bound).""
 
 import logging
 import threading
+import time
 
 import pytest
 import redis
@@ -62,6 +63,16 @@ def test_a_wait_past_the_deadline_is_refused_and_takes_nothing():
         limiter.acquire(KEY, Deadline(0.2))
     assert limiter.reserve(KEY, None) == pytest.approx(1.0)  # not 2: the refusal took nothing
     assert AdaptiveLimiter(BudgetRule(ceiling=0)).acquire(KEY, Deadline(0)) == 0.0  # off
+
+
+def test_acquire_really_waits_on_the_real_clock():
+    """The fake clock above proves the arithmetic; this, that a call is held back for real
+    (a lower bound, which a slower machine only makes easier to meet)."""
+    limiter = AdaptiveLimiter(BudgetRule(ceiling=50, burst=2))
+    started = time.monotonic()
+    waited = sum(limiter.acquire(KEY) for _ in range(7))
+    assert time.monotonic() - started >= waited >= (7 - 2) / 50 * 0.9
+    assert limiter.acquire('another key') == 0.0  # a bucket per key
 
 
 def test_a_429_halves_the_rate_once_per_second_and_it_grows_back():
