@@ -36,9 +36,9 @@ from config import VERSION, ConfigError, Settings
 from ctim.answer import observe_answer
 from ctim.mapping import MappingOptions, mask
 from ctim.verdicts import reason, valid_time
+from deadline import DeadlineReached
 from errors import RelayError
 from spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES, SpyCloudClient
-from spycloud.deadline import DeadlineReached
 from spycloud.watchlist import watchlist_type
 from tiles.aggregate import DEFAULT_PERIOD, PERIODS
 from tiles.dashboard import TILES, tile_data

@@ -14,8 +14,8 @@ from api.schemas import parse_observables, read_json
 from api.services import services
 from api.telemetry import note_lookup
 from ctim.actions import ADD, REMOVE, TAKES, VERIFY, Target, masked, offers
+from deadline import DeadlineReached
 from errors import InvalidArgumentError, RelayError, RelayWarning, UnknownError
-from spycloud.deadline import DeadlineReached
 from spycloud.watchlist import TYPES_BY_OBSERVABLE, watchlist_type
 
 respond_api = Blueprint('respond', __name__)

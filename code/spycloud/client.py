@@ -15,10 +15,10 @@ from traceback import format_tb
 from urllib.parse import quote
 
 import state
+from deadline import Deadline, DeadlineReached
 from errors import AuthorizationError, InternalServerError, RelayError, RelayWarning, UnknownError
 from metrics import cache_lookup
 from spycloud import warnings
-from spycloud.deadline import Deadline, DeadlineReached
 from spycloud.lookup import Lookup, VerdictRule
 from spycloud.models import BreachRecord, Catalog, Evidence, Exposure, MalformedData
 from spycloud.transport import BadRequest, Refused, Transport

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from functools import cached_property
 from types import MappingProxyType
 
-from spycloud.deadline import Deadline
+from deadline import Deadline
 from spycloud.models import BreachRecord, severities_from
 
 UNSENDABLE_KEY = (

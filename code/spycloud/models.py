@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from state import codec
+
 # The severities SpyCloud documents: 2 e-mail only, 5 informational, 20 plaintext credential,
 # 25 infostealer, 26 and 30 access data (session and cookie theft).
 KNOWN_SEVERITIES = (2, 5, 20, 25, 26, 30)
@@ -158,3 +160,25 @@ class Exposure:
     catalogs: dict
     warnings: list = field(default_factory=list)
     evidence: Evidence | None = None
+
+
+# How the caches store these (state/codec.py): records and catalogs as the raw object SpyCloud
+# sent, rebuilt by from_api; evidence by its parts.
+codec.register(
+    BreachRecord, 'BreachRecord', lambda record: dict(record.fields), BreachRecord.from_api
+)
+codec.register(Catalog, 'Catalog', lambda catalog: dict(catalog.fields), Catalog.from_api)
+codec.register(
+    Evidence,
+    'Evidence',
+    lambda evidence: {
+        'hits': evidence.hits,
+        'newest': dict(evidence.newest.fields),
+        'worst_severity': evidence.worst_severity,
+    },
+    lambda parts: Evidence(
+        hits=parts['hits'],
+        newest=BreachRecord.from_api(parts['newest']),
+        worst_severity=parts['worst_severity'],
+    ),
+)

@@ -29,6 +29,7 @@ from urllib3.util.retry import Retry
 
 import state
 from config import VERSION
+from deadline import DeadlineReached
 from errors import (
     AuthorizationError,
     InternalServerError,
@@ -38,7 +39,6 @@ from errors import (
     UnknownError,
 )
 from metrics import LIMITER_WAIT_SECONDS, SPYCLOUD_CALLS, SPYCLOUD_RETRIES, endpoint_label
-from spycloud.deadline import DeadlineReached
 from spycloud.lookup import UNSENDABLE_KEY, Lookup, sendable_key
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """What the client says beside partial results: each warning names the observable and why."""
 
+from deadline import Deadline
 from errors import RelayError, RelayWarning
-from spycloud.deadline import Deadline
 
 
 def more_records(observable: dict, shown: int, hits: int) -> RelayWarning:

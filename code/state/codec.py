@@ -1,20 +1,42 @@
 """Values to JSON and back (never pickle: a value read from Redis is data, not code).
 
-The client's values are Catalogs, ``(list[BreachRecord], hits)`` and ``Evidence`` or None.
-Records and catalogs keep the raw object SpyCloud sent, so ``from_api(raw)`` rebuilds them
-exactly; plain JSON-like values (lists, tuples, dicts, numbers, strings) travel as they are.
-A JSON object in the output is always a tagged value (``{"$": tag, ...}``), so nothing in the
-data can pass for one.
+Plain JSON-like values (lists, tuples, dicts, numbers, strings, None) travel as they are; a
+domain type travels once it is registered (``register``) by the module that defines it, with
+how to turn it into such values and back. SpyCloud's records and catalogs register with the raw
+object SpyCloud sent, so ``from_api(raw)`` rebuilds them exactly. A JSON object in the output is
+always a tagged value (``{"$": tag, ...}``), so nothing in the data can pass for one.
+
+The store knows no domain type itself: ``state/`` imports nothing from the layers above it.
 """
 
 import json
-from typing import Any
-
-from spycloud.models import BreachRecord, Catalog, Evidence
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 
 class Undecodable(ValueError):
     """Bytes that are not a value of this codec: read as a cache miss."""
+
+
+class _Kind(NamedTuple):
+    type: type
+    tag: str
+    pack: Callable[[Any], Any]
+    unpack: Callable[[Any], Any]
+
+
+_BY_TYPE: dict[type, _Kind] = {}
+_BY_TAG: dict[str, _Kind] = {}
+_BUILT_IN = ('tuple', 'dict')
+
+
+def register(kind: type, tag: str, pack: Callable[[Any], Any], unpack: Callable[[Any], Any]):
+    """Let values of ``kind`` be stored: ``pack(value)`` gives what is written, as JSON takes it
+    (written as it is, so a kind holding another packs that one itself), and ``unpack``
+    rebuilds the value from it."""
+    if tag in _BUILT_IN or _BY_TAG.get(tag, _Kind(kind, tag, pack, unpack)).type is not kind:
+        raise ValueError(f'the state codec already has a kind tagged {tag!r}')
+    _BY_TYPE[kind] = _BY_TAG[tag] = _Kind(kind, tag, pack, unpack)
 
 
 def encode(value: Any) -> bytes:
@@ -32,15 +54,9 @@ def decode(data: bytes) -> Any:
 def _pack(value):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, (BreachRecord, Catalog)):
-        return {'$': type(value).__name__, 'fields': dict(value.fields)}
-    if isinstance(value, Evidence):
-        return {
-            '$': 'Evidence',
-            'hits': value.hits,
-            'newest': _pack(value.newest),
-            'worst_severity': value.worst_severity,
-        }
+    kind = _BY_TYPE.get(type(value))
+    if kind is not None:
+        return {'$': kind.tag, 'value': kind.pack(value)}
     if isinstance(value, list):
         return [_pack(item) for item in value]
     if isinstance(value, tuple):
@@ -56,18 +72,11 @@ def _unpack(packed):
     if not isinstance(packed, dict):
         return packed
     tag = packed['$']
-    if tag == 'BreachRecord':
-        return BreachRecord.from_api(packed['fields'])
-    if tag == 'Catalog':
-        return Catalog.from_api(packed['fields'])
-    if tag == 'Evidence':
-        return Evidence(
-            hits=packed['hits'],
-            newest=_unpack(packed['newest']),
-            worst_severity=packed['worst_severity'],
-        )
     if tag == 'tuple':
         return tuple(_unpack(item) for item in packed['items'])
     if tag == 'dict':
         return {_unpack(k): _unpack(v) for k, v in packed['items']}
-    raise Undecodable(f'unknown tag {tag!r}')
+    kind = _BY_TAG.get(tag)
+    if kind is None:
+        raise Undecodable(f'unknown tag {tag!r}')
+    return kind.unpack(packed['value'])

@@ -21,8 +21,8 @@ from dataclasses import dataclass, replace
 
 from cachetools import TTLCache
 
+from deadline import Deadline, DeadlineReached
 from metrics import RATE_BUDGET_CUTS, STATE_FALLBACKS
-from spycloud.deadline import Deadline, DeadlineReached
 from state.crypto import budget_name
 from state.link import RedisLink, Unavailable
 

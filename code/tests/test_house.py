@@ -32,6 +32,15 @@ def test_nothing_below_the_routes_imports_the_web_layer(package):
         assert not wrong, f'{path.relative_to(CODE)} imports {wrong}'
 
 
+def test_the_state_layer_imports_no_layer_above_it():
+    """state/ is the floor: the store and the budget know no SpyCloud type (the models register
+    themselves with its codec), so the layers import strictly downwards."""
+    above = ('api', 'app', 'spycloud', 'ctim', 'tiles')
+    for path, tree in modules('state'):
+        wrong = [name for name in imported(tree) if name.split('.')[0] in above]
+        assert not wrong, f'{path.relative_to(CODE)} imports {wrong}'
+
+
 def test_no_thread_local_carries_request_state():
     for path, tree in modules(*LAYERS, '.'):
         text = ast.unparse(tree)

@@ -9,8 +9,8 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
+from deadline import Deadline, DeadlineReached
 from redis_server import RedisServer
-from spycloud.deadline import Deadline, DeadlineReached
 from state import AdaptiveLimiter, BudgetRule, RedisLimiter, RedisLink
 from state.crypto import budget_name
 

@@ -288,6 +288,26 @@ def test_a_silent_redis_costs_tens_of_milliseconds_then_nothing(silent_server):
     assert silent_server.handshakes() == 0
 
 
+@pytest.mark.pure
+def test_the_codec_round_trips_the_registered_kinds_and_refuses_the_rest():
+    from state import codec
+
+    record = BreachRecord.from_api(RAW_RECORD)
+    value = {
+        'k': (Evidence(hits=3, newest=record, worst_severity=25), [Catalog.from_api(RAW_CATALOG)])
+    }
+    again = codec.decode(codec.encode(value))
+    evidence, catalogs = again['k']
+    assert evidence.newest.fields == RAW_RECORD and evidence.hits == 3
+    assert catalogs[0].fields == RAW_CATALOG
+    with pytest.raises(codec.Undecodable):
+        codec.decode(b'{"$": "Pickle", "value": "..."}')
+    with pytest.raises(ValueError, match='already has a kind tagged'):
+        codec.register(dict, 'BreachRecord', dict, dict)  # a tag names one type
+    with pytest.raises(ValueError, match='already has a kind tagged'):
+        codec.register(set, 'tuple', list, set)
+
+
 def test_the_memory_store_takes_the_same_calls():
     store = MemoryStore(10, 60)
     store.set('a', 1, secret=API_KEY)
