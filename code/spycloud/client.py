@@ -159,17 +159,9 @@ class SpyCloudClient:
             )
         return Exposure(observable, [], 0, {}, evidence=evidence)
 
-    def evidence(self, lookup: Lookup, observable: dict) -> Evidence | None:
-        """The qualifying records of ``lookup.verdicts`` for an observable, from the first page
-        of a filtered call (one qualifying record decides), cached per key and observable."""
-        cached = self._records.get(_evidence_key(lookup, observable), secret=lookup.api_key)
-        lookup.stats.add(**{'cache_hits' if cached is not MISSING else 'cache_misses': 1})
-        if cached is not MISSING:
-            return cached
-        return self._fetched_evidence(lookup, observable)
-
     def _fetched_evidence(self, lookup: Lookup, observable: dict) -> Evidence | None:
-        """``evidence`` asked of SpyCloud, and kept in the cache."""
+        """The qualifying records of ``lookup.verdicts`` for an observable, from the first page
+        of a filtered call (one qualifying record decides), and kept in the cache."""
         rule = lookup.verdicts
         assert rule is not None, 'a verdict lookup needs the rule'
         try:
@@ -217,30 +209,43 @@ class SpyCloudClient:
         )
 
     def _sources_and_verdict(self, lookup, observable, records, hits, found, ids):
-        """The catalogs and the verdict's evidence, at once: the verdict's call (when the
-        records cannot decide it) does not wait for the catalogs, nor they for it."""
-        with self._pool(2, 'beside') as pool:
-            judged = pool.submit(self._evidence_beside, lookup, observable, records, hits, found)
+        """The catalogs and the verdict's evidence. When the verdict takes a call (its records
+        cannot decide it and the cache does not hold it), that call and the catalogs' go at
+        once, neither waiting for the other; else no thread is started for it."""
+        evidence = self._evidence_at_hand(lookup, observable, records, hits, found)
+        if evidence is MISSING:
+            with self._pool(2, 'beside') as pool:
+                judged = pool.submit(self._evidence_beside, lookup, observable, found)
+                catalogs, reasons = self.catalogs(lookup, ids)
+                wait([judged], timeout=lookup.deadline.remaining() + 1.0)
+            evidence = judged.result() if judged.done() else None
+        else:
             catalogs, reasons = self.catalogs(lookup, ids)
-            wait([judged], timeout=lookup.deadline.remaining() + 1.0)
-        evidence = judged.result() if judged.done() else None
         source = evidence.newest.source_id if evidence is not None else None
         if source is not None and source not in catalogs:  # for the judgement's link
             catalogs.update(self.catalogs(lookup, [source])[0])
         return catalogs, reasons, evidence
 
-    def _evidence_beside(self, lookup, observable, records, hits, found):
-        """Observe's verdict: decided from its own records when they hold every candidate,
-        else by the (cached) verdict lookup; its failure is a warning, never the lookup's."""
+    def _evidence_at_hand(self, lookup, observable, records, hits, found):
+        """Observe's verdict when no call is needed: None without a rule (or for a domain or an
+        IP), decided from its own records when they hold every candidate, or cached; MISSING
+        when it takes the verdict call."""
         rule = lookup.verdicts
         if rule is None or observable['type'] not in VERDICT_TYPES:
             return None
+        key = _evidence_key(lookup, observable)
         if not found and hits == len(records) and _covers(lookup.filters, rule):
             evidence = _evidence(rule, records, hits=None)
-            self._records.set(_evidence_key(lookup, observable), evidence, secret=lookup.api_key)
+            self._records.set(key, evidence, secret=lookup.api_key)
             return evidence
+        cached = self._records.get(key, secret=lookup.api_key)
+        lookup.stats.add(**{'cache_hits' if cached is not MISSING else 'cache_misses': 1})
+        return cached
+
+    def _evidence_beside(self, lookup, observable, found):
+        """Observe's verdict call; its failure is a warning, never the lookup's."""
         try:
-            return self.evidence(lookup, observable)
+            return self._fetched_evidence(lookup, observable)
         except DeadlineReached:
             if not any(w.code == 'deadline exceeded' for w in found):  # said once is enough
                 found.append(

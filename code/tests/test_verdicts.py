@@ -205,6 +205,34 @@ def test_a_warm_request_asks_the_cache_once_and_starts_no_thread(make_relay, spy
     assert pools == []  # one lookup runs inline, on no pool
 
 
+def test_a_warm_observe_starts_no_thread_for_its_verdict(make_relay, spycloud, monkeypatch):
+    """The verdict call goes beside the catalogs' on a pool of two; when the records decide the
+    verdict, or the cache holds it, there is no call and no pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spycloud import client
+
+    relay = make_relay(records_cache_ttl_s=300)
+    value = 'v10s20_v400s25@beside.example'
+    cold = relay.observe([email(value)], lookback_days='30')  # its records cannot decide
+    assert len(records_calls(spycloud)) == 2  # the records, and the verdict call
+    pools = []
+
+    class CountedPool(ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs.get('max_workers', args[0] if args else None))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(client, 'ThreadPoolExecutor', CountedPool)
+    warm = relay.observe([email(value)], lookback_days='30')
+    assert docs(warm, 'verdicts') == docs(cold, 'verdicts') and len(docs(warm, 'verdicts')) == 1
+    assert len(records_calls(spycloud)) == 2 and pools == []
+    decided = relay.observe([email('v10s25_v40s20@own-records.example')])  # a cold one
+    assert len(docs(decided, 'verdicts')) == 1
+    assert len(records_calls(spycloud)) == 3  # its records decided its verdict: no second call
+    assert pools == []  # one catalog batch, inline: no pool either
+
+
 def test_a_warm_request_reads_redis_once(make_relay, spycloud):
     """On Redis the cache read of a request is one MGET, whatever the number of accounts."""
     import redis as redis_py
