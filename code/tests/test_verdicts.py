@@ -169,28 +169,39 @@ def test_verdicts_are_cached_and_shared_with_observe(make_relay, spycloud):
     again = deliberate(relay, [email(value)])
     assert first == again and verdict_values(first) == {value}
     assert len(records_calls(spycloud)) == 1
-    body = relay.observe([email(value)], min_severity='20')  # records alone cannot decide
+    # 30 days of records cannot decide a 90-day verdict: it takes the verdict, which is cached.
+    body = relay.observe([email(value)], lookback_days='30')
     assert len(docs(body, 'verdicts')) == 1
     assert len(records_calls(spycloud)) == 2  # observe's records; the verdict came cached
 
 
-def test_a_warm_request_asks_the_cache_once_and_starts_no_thread(make_relay, spycloud, monkeypatch):
+@pytest.fixture
+def count_pools(monkeypatch):
+    """``count_pools()``: from then on, the list of every thread pool the client makes."""
     from concurrent.futures import ThreadPoolExecutor
 
     from spycloud import client
 
+    made = []
+
+    class CountedPool(ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs.get('max_workers', args[0] if args else None))
+            super().__init__(*args, **kwargs)
+
+    def start():
+        monkeypatch.setattr(client, 'ThreadPoolExecutor', CountedPool)
+        return made
+
+    return start
+
+
+def test_a_warm_request_asks_the_cache_once_and_starts_no_thread(make_relay, spycloud, count_pools):
     relay = make_relay(records_cache_ttl_s=300)
     accounts = [email(f'v{d}s{s}@warm.example') for d, s in ((3, 20), (4, 5), (5, 25))]
     cold = deliberate(relay, accounts)
     assert verdict_values(cold) == {'v3s20@warm.example', 'v5s25@warm.example'}
-    pools = []
-
-    class CountedPool(ThreadPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            pools.append(kwargs.get('max_workers', args[0] if args else None))
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(client, 'ThreadPoolExecutor', CountedPool)
+    pools = count_pools()
     assert deliberate(relay, accounts) == cold
     assert pools == []  # every answer came from one read of the cache, in the request's thread
     assert len(records_calls(spycloud)) == 3
@@ -205,25 +216,14 @@ def test_a_warm_request_asks_the_cache_once_and_starts_no_thread(make_relay, spy
     assert pools == []  # one lookup runs inline, on no pool
 
 
-def test_a_warm_observe_starts_no_thread_for_its_verdict(make_relay, spycloud, monkeypatch):
+def test_a_warm_observe_starts_no_thread_for_its_verdict(make_relay, spycloud, count_pools):
     """The verdict call goes beside the catalogs' on a pool of two; when the records decide the
     verdict, or the cache holds it, there is no call and no pool."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from spycloud import client
-
     relay = make_relay(records_cache_ttl_s=300)
     value = 'v10s20_v400s25@beside.example'
     cold = relay.observe([email(value)], lookback_days='30')  # its records cannot decide
     assert len(records_calls(spycloud)) == 2  # the records, and the verdict call
-    pools = []
-
-    class CountedPool(ThreadPoolExecutor):
-        def __init__(self, *args, **kwargs):
-            pools.append(kwargs.get('max_workers', args[0] if args else None))
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(client, 'ThreadPoolExecutor', CountedPool)
+    pools = count_pools()
     warm = relay.observe([email(value)], lookback_days='30')
     assert docs(warm, 'verdicts') == docs(cold, 'verdicts') and len(docs(warm, 'verdicts')) == 1
     assert len(records_calls(spycloud)) == 2 and pools == []
