@@ -40,11 +40,12 @@ _DOMAIN_TYPES = ('corporate', 'infected', 'email_domain', 'target_domain')
 
 
 class _BadRequest(Exception):
-    def __init__(self, name, detail):
+    def __init__(self, name, detail=''):
         super().__init__(name)
+        message = f"[BadRequest] Invalid parameter: '{name}'."
         self.body = {
             'errorType': 'BadRequest',
-            'errorMessage': f"[BadRequest] Invalid parameter: '{name}'. {detail}",
+            'errorMessage': f'{message} {detail}' if detail else message,
         }
 
 
@@ -305,6 +306,11 @@ class SpyCloudSimulator:
         with self._lock:
             self._faults.append(fault)
         return fault
+
+    def refuse_parameter(self, name, detail='', *, match=None, times=None):
+        """Queue SpyCloud's 400 for a parameter it refuses, in its own words:
+        ``[BadRequest] Invalid parameter: '<name>'. <detail>``."""
+        return self.add_fault(400, match=match, times=times, body=_BadRequest(name, detail).body)
 
     def remove_fault(self, fault):
         with self._lock:

@@ -7,7 +7,7 @@ from hypothesis import settings as hypothesis_settings
 from config import Settings
 from localrelay import gunicorn_relay
 from simulator import JwksIssuer, SpyCloudSimulator
-from support import Canary, RelayAt, start_relay
+from support import Canary, RelayAt, start_relay, stopped_afterwards
 
 # `make test-fast` (pytest -m pure --hypothesis-profile=fast): the property tests with fewer
 # examples (tests/test_properties.py reads the profile's name).
@@ -103,16 +103,10 @@ def make_relay(spycloud, jwks):
     Each is a support.RelayServer: ``relay.spycloud`` is the SpyCloudClient its app uses,
     ``relay.settings`` its settings.
     """
-    started = []
-
-    def make(**overrides):
-        server = start_relay(relay_settings(spycloud, jwks, **overrides), jwks)
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.stop()
+    with stopped_afterwards(
+        lambda **overrides: start_relay(relay_settings(spycloud, jwks, **overrides), jwks)
+    ) as make:
+        yield make
 
 
 @pytest.fixture

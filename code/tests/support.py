@@ -2,6 +2,7 @@
 
 import json
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import jsonschema
@@ -40,6 +41,53 @@ def assert_valid_answer(body):
 
 def docs(body, plural):
     return body.get('data', {}).get(plural, {}).get('docs', [])
+
+
+def send_raw(port, request, seconds=10, enough=None):
+    """What a server on 127.0.0.1:``port`` answers to the raw ``request`` bytes, sent from a
+    thread of their own (a server may answer before it has read them all). Read until the
+    server closes, or until ``enough(answer)``; a reset after the answer is not an error."""
+    import socket
+
+    answer = b''
+    with socket.create_connection(('127.0.0.1', port), timeout=seconds) as sock:
+        sender = threading.Thread(target=_send_quietly, args=(sock, request), daemon=True)
+        sender.start()
+        try:
+            while not (enough and enough(answer)):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        sender.join(seconds)
+    return answer
+
+
+def _send_quietly(sock, data):
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass  # the server answered and hung up before reading it all: expected for some
+
+
+@contextmanager
+def stopped_afterwards(start):
+    """A starter for a test's servers: ``start(...)`` as it is, each server it returns
+    stopped (``.stop()``) when the block ends."""
+    started = []
+
+    def starting(*args, **kwargs):
+        server = start(*args, **kwargs)
+        started.append(server)
+        return server
+
+    try:
+        yield starting
+    finally:
+        for server in started:
+            server.stop()
 
 
 def single_error(answer, code=None, *, kind='fatal', prefix=None):

@@ -11,6 +11,7 @@ import pytest
 import urllib3
 
 from bounded_read import BodyTooLarge, DeadlinePassed, read_bounded
+from support import stopped_afterwards
 
 CHUNK = 16 * 1024
 
@@ -63,16 +64,8 @@ def head(**headers):
 
 @pytest.fixture
 def serve():
-    servers = []
-
-    def start(head, body, **kwargs):
-        server = OneShotServer(head, body, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    with stopped_afterwards(OneShotServer) as start:
+        yield start
 
 
 @pytest.fixture

@@ -159,17 +159,11 @@ def test_json_of_the_wrong_shape(relay, spycloud):
 
 def test_expired_cursor(relay, spycloud):
     spycloud.page_size = 2
-    spycloud.add_fault(
-        400,
-        match='cursor=',
-        body={
-            'errorType': 'BadRequest',
-            'errorMessage': "[BadRequest] Invalid parameter: 'cursor'. Cursor not found.",
-        },
-    )
+    spycloud.refuse_parameter('cursor', 'Cursor not found.', match='cursor=')
     body = observe_in_time(relay)
-    assert body['data']['sightings']['count'] == 2
+    assert body['data']['sightings']['count'] == 2  # the first page is kept
     assert body['errors'][0]['code'] == 'incomplete'
+    assert 'expired after 1 page' in body['errors'][0]['message']
     spycloud.page_size = 1000
     then_healthy(relay, spycloud)
 

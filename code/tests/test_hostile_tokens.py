@@ -23,7 +23,7 @@ from jwt.algorithms import RSAAlgorithm
 from api import auth
 from api.jwks import MAX_JWKS_BYTES
 from conftest import relay_settings
-from support import Canary, refused, start_relay
+from support import Canary, refused, send_raw, start_relay, stopped_afterwards
 
 JWKS_TIMEOUT = 1.0
 MARGIN = 0.75  # scheduling slack on a loaded CI machine; far below any unbounded wait
@@ -69,16 +69,8 @@ def relay(spycloud_server, jwks):
 @pytest.fixture
 def canaries(jwks):
     """Start canaries for one test; all are stopped afterwards."""
-    started = []
-
-    def start(mode='jwks', **kwargs):
-        canary = Canary(jwks, mode, **kwargs)
-        started.append(canary)
-        return canary
-
-    yield start
-    for canary in started:
-        canary.stop()
+    with stopped_afterwards(lambda mode='jwks', **kwargs: Canary(jwks, mode, **kwargs)) as start:
+        yield start
 
 
 @pytest.fixture(scope='module')
@@ -344,29 +336,12 @@ def test_huge_header_over_http_is_turned_away_at_once(relay):
         b'POST /health HTTP/1.1\r\nHost: relay\r\nContent-Length: 0\r\n'
         b'Authorization: Bearer ' + b'x' * (1024 * 1024) + b'\r\n\r\n'
     )
-    answer = b''
-    with socket.create_connection(('127.0.0.1', port), timeout=2) as sock:
-        sender = threading.Thread(target=_send_quietly, args=(sock, request), daemon=True)
-        sender.start()
-        try:
-            while not answer.endswith(b'</html>\n') and b'\r\n\r\n' not in answer:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                answer += chunk
-        except ConnectionResetError:
-            pass
-        sender.join(2)
+    answer = send_raw(
+        port, request, 2, enough=lambda got: got.endswith(b'</html>\n') or b'\r\n\r\n' in got
+    )
     assert answer.startswith(
         (b'HTTP/1.1 431', b'HTTP/1.1 400', b'HTTP/1.0 431', b'HTTP/1.0 400')
     ), answer[:100]
-
-
-def _send_quietly(sock, data):
-    try:
-        sock.sendall(data)
-    except OSError:
-        pass  # the server hung up after reading enough: the expected outcome
 
 
 # -- jwks_host values that try to leave the allow-list ---------------------------------------

@@ -149,11 +149,7 @@ def test_catalogs_are_batched_ten_per_call(relay, spycloud):
 
 
 def test_a_refused_batch_falls_back_to_single_ids(relay, spycloud):
-    spycloud.add_fault(
-        400,
-        match=r'catalog/\d+,',
-        body={'errorType': 'BadRequest', 'errorMessage': "[BadRequest] Invalid parameter: 'id'."},
-    )
+    spycloud.refuse_parameter('id', match=r'catalog/\d+,')
     value = 'r6c3@fallback.example'
     body = relay.observe([email(value)])
     assert body['data']['indicators']['count'] == 3

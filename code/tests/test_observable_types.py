@@ -182,32 +182,8 @@ def test_bad_settings_fall_back_with_a_warning(relay, spycloud, claims, name):
     assert call['query'] == {}
 
 
-def test_expired_cursor_keeps_the_pages_already_fetched(relay, spycloud):
-    spycloud.page_size = 3
-    spycloud.add_fault(
-        400,
-        match='cursor=',
-        body={
-            'errorType': 'BadRequest',
-            'errorMessage': "[BadRequest] Invalid parameter: 'cursor'. Cursor not found.",
-        },
-    )
-    body = relay.observe([{'type': 'email', 'value': 'r9c2@cursor.example'}])
-    assert body['data']['sightings']['count'] == 3
-    assert any(
-        e['code'] == 'incomplete' and 'expired after 1 page' in e['message'] for e in body['errors']
-    )
-
-
 def test_a_refused_filter_is_said_not_read_as_no_data(relay, spycloud):
-    spycloud.add_fault(
-        400,
-        match='severity=',
-        body={
-            'errorType': 'BadRequest',
-            'errorMessage': "[BadRequest] Invalid parameter: 'severity'. Unknown value 30.",
-        },
-    )
+    spycloud.refuse_parameter('severity', 'Unknown value 30.', match='severity=')
     body = relay.observe([{'type': 'email', 'value': 'r3c1@refused.example'}], min_severity=20)
     (warning,) = body['errors']
     assert warning['type'] == 'warning' and warning['code'] == 'invalid argument'
@@ -217,13 +193,6 @@ def test_a_refused_filter_is_said_not_read_as_no_data(relay, spycloud):
 
 
 def test_a_plain_400_is_still_no_data(relay, spycloud):
-    spycloud.add_fault(
-        400,
-        match='emails',
-        body={
-            'errorType': 'BadRequest',
-            'errorMessage': "[BadRequest] Invalid parameter: 'email'.",
-        },
-    )
+    spycloud.refuse_parameter('email', match='emails')
     body = relay.observe([{'type': 'email', 'value': 'r3c1@plain.example'}], min_severity=20)
     assert body == {'data': {}}

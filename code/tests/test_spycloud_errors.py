@@ -35,14 +35,7 @@ def test_unknown_key_is_refused_by_spycloud(relay):
 
 
 def test_400_means_no_records(relay, spycloud):
-    spycloud.add_fault(
-        400,
-        match='emails',
-        body={
-            'errorType': 'BadRequest',
-            'errorMessage': "[BadRequest] Invalid parameter: 'email'.",
-        },
-    )
+    spycloud.refuse_parameter('email', match='emails')
     assert relay.observe(LOOKUP) == {'data': {}}
 
 
