@@ -165,7 +165,7 @@ class SpyCloudClient:
         rule = lookup.verdicts
         assert rule is not None, 'a verdict lookup needs the rule'
         try:
-            page = self._transport.get(lookup, _records_path(observable), rule.filters())
+            page = self._transport.get(lookup, _records_path(observable), rule.filters)
         except BadRequest:
             return None  # SpyCloud's 400: no data for this selector (not cached)
         pages = _Pages(observable, 1000)
@@ -459,7 +459,7 @@ def _evidence(rule, records, hits):
 def _covers(filters, rule):
     """Whether records fetched with ``filters`` include every record the rule qualifies."""
     severity, since = filters.get('severity'), filters.get('since')
-    wanted = set(rule.filters()['severity'].split(','))
+    wanted = set(rule.filters['severity'].split(','))
     return (severity is None or wanted <= set(severity.split(','))) and (
         since is None or since <= rule.since.isoformat()
     )

@@ -71,15 +71,12 @@ class VerdictRule:
         return self.today - timedelta(days=self.days)
 
     @cached_property
-    def _filters(self) -> Mapping[str, str]:
-        return MappingProxyType(
-            {'severity': severities_from(self.min_severity), 'since': self.since.isoformat()}
-        )
-
     def filters(self) -> Mapping[str, str]:
         """The query that asks SpyCloud for qualifying records only (worked out once: every
         account of a request is asked with it)."""
-        return self._filters
+        return MappingProxyType(
+            {'severity': severities_from(self.min_severity), 'since': self.since.isoformat()}
+        )
 
     def qualifies(self, record: BreachRecord) -> bool:
         return (record.severity or 0) >= self.min_severity and record.published.date() >= self.since
@@ -99,6 +96,11 @@ class Lookup:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, 'filters', MappingProxyType(dict(self.filters)))
+
+    @cached_property
+    def key_sendable(self) -> bool:
+        """``sendable_key`` of the key, checked once per request rather than on every call."""
+        return sendable_key(self.api_key)
 
     @cached_property
     def fingerprint(self) -> str:

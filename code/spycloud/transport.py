@@ -39,7 +39,7 @@ from errors import (
     UnknownError,
 )
 from metrics import LIMITER_WAIT_SECONDS, SPYCLOUD_CALLS, SPYCLOUD_RETRIES, endpoint_label
-from spycloud.lookup import UNSENDABLE_KEY, Lookup, sendable_key
+from spycloud.lookup import UNSENDABLE_KEY, Lookup
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,7 @@ def connection_pool(settings) -> tuple[urllib3.HTTPConnectionPool, str]:
         or requests.utils.DEFAULT_CA_BUNDLE_PATH
     )
     ca = {'ca_cert_dir': bundle} if os.path.isdir(bundle) else {'ca_certs': bundle}
-    options = dict(
-        num_pools=4, maxsize=2 * settings.spycloud_max_workers + 8, cert_reqs='CERT_REQUIRED', **ca
-    )
+    options = dict(maxsize=2 * settings.spycloud_max_workers + 8, cert_reqs='CERT_REQUIRED', **ca)
     proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
     manager = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
     target = urllib3.util.parse_url(url)
@@ -317,7 +315,7 @@ class Transport:
         """(status, JSON object or None) for a 2xx or a status in ``expect`` (a watchlist's
         404 or 409 is an answer, not a failure); else raises as ``get`` does. A write is
         retried only where it cannot have landed: a connection never made, a throttling 429."""
-        if not sendable_key(lookup.api_key):
+        if not lookup.key_sendable:
             raise AuthorizationError(UNSENDABLE_KEY)
         lookup.deadline.check()
         self._pace(lookup)
