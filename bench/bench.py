@@ -190,7 +190,7 @@ def load(url, token, clients, seconds, pool_size=200, seed=7, targets=None, duri
 
 
 def deliberate_table(url, token, spycloud, repeat, latency):
-    """Cold: never-seen accounts, one call each; warm: the same again, from the cache.
+    """Cold: never-seen accounts, one call per ten; warm: the same again, from the cache.
 
     The relay's own time is given twice: the latency above the simulator's (which also holds
     the simulator's and this client's work on the two cores), and the worker's CPU time for the

@@ -31,6 +31,9 @@ def parse_flag(text, default=None):
     return default
 
 
+EMAIL_BATCH_MAX = 10  # addresses SpyCloud reportedly takes in one call
+
+
 class ConfigError(ValueError):
     """An environment variable holds a value the relay cannot use."""
 
@@ -50,6 +53,8 @@ class Settings:
     spycloud_backoff_s: float = 0.5
     spycloud_max_workers: int = 32
     spycloud_catalog_batch: int = 10
+    # E-mails asked per verdict call (spycloud/batching.py); SpyCloud reportedly takes ten.
+    spycloud_email_batch: int = 10
     catalog_cache_size: int = 10000
     catalog_cache_ttl_s: float = 3600.0
     records_cache_size: int = 10000
@@ -116,6 +121,8 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name.upper()} must not be negative')
+        if not 1 <= self.spycloud_email_batch <= EMAIL_BATCH_MAX:
+            raise ConfigError(f'SPYCLOUD_EMAIL_BATCH must be from 1 to {EMAIL_BATCH_MAX}')
         self._check_state()
 
     def _check_state(self):

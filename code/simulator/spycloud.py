@@ -36,6 +36,10 @@ ENDPOINTS = (
     'other',
 )
 FAULT_MODES = ('status', 'reset', 'hang', 'truncated', 'incomplete', 'html', 'drip', 'raw')
+# How a comma list of e-mails is read: as documented ('list', up to EMAIL_LIST_MAX addresses),
+# as one odd address that matches nothing ('literal'), or refused with a 400 ('refuse').
+EMAIL_LISTS = ('list', 'literal', 'refuse')
+EMAIL_LIST_MAX = 10
 _DOMAIN_TYPES = ('corporate', 'infected', 'email_domain', 'target_domain')
 
 
@@ -225,6 +229,8 @@ class SpyCloudSimulator:
     ``breach/data/watchlist`` serves the demo tenant's records (simulator/tenant.py).
     ``watchlist_max_days``: a watchlist query spanning more days than this answers 504 after
     ``watchlist_timeout_s``, as SpyCloud's gateway does for large watchlists (None: never).
+    ``email_lists``: how ``breach/data/emails/a@x,b@y`` is read, one of EMAIL_LISTS (spec §2:
+    the OpenAPI reportedly takes up to ten addresses, newest records first across them).
     """
 
     def __init__(
@@ -248,6 +254,7 @@ class SpyCloudSimulator:
         self.gzip = False
         self.watchlist_max_days = None
         self.watchlist_timeout_s = 0.0
+        self.email_lists = 'list'
         self.tls = tls
         self._watchlists = {}
         self._lock = threading.Lock()
@@ -703,12 +710,28 @@ class SpyCloudSimulator:
                 self._cursors[following] = _Cursor(api_key, results, offset + size)
         return {'cursor': following, 'hits': len(results), 'results': page}
 
-    @staticmethod
-    def _candidates(kind, value, query):
+    def _candidates(self, kind, value, query):
+        if kind == 'emails' and ',' in value:
+            return self._email_list(value)
         if kind != 'watchlist':
             return _records(kind, value)
         today = datetime.datetime.now(datetime.UTC).date()
         return tenant.select(today, _date(query, 'since'), _date(query, 'until'))
+
+    def _email_list(self, value):
+        mode = self.email_lists
+        if mode not in EMAIL_LISTS:
+            raise ValueError('email_lists must be one of {}'.format(', '.join(EMAIL_LISTS)))
+        if mode == 'literal':
+            return ()
+        if mode == 'refuse':
+            raise _BadRequest('email', 'Must be an e-mail address.')
+        addresses = list(dict.fromkeys(v.strip().lower() for v in value.split(',')))
+        if not all(addresses) or len(addresses) > EMAIL_LIST_MAX:
+            raise _BadRequest('email', f'Must be up to {EMAIL_LIST_MAX} e-mail addresses.')
+        merged = [record for address in addresses for record in _records('emails', address)]
+        merged.sort(key=lambda record: record['spycloud_publish_date'], reverse=True)
+        return merged
 
 
 def _fault_page(fault, value):

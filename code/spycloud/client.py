@@ -19,6 +19,7 @@ from deadline import Deadline, DeadlineReached
 from errors import AuthorizationError, InternalServerError, RelayError, RelayWarning, UnknownError
 from metrics import cache_lookup
 from spycloud import warnings
+from spycloud.batching import EmailBatching, account
 from spycloud.lookup import Lookup, VerdictRule
 from spycloud.models import BreachRecord, Catalog, Evidence, Exposure, MalformedData
 from spycloud.transport import BadRequest, Refused, Transport
@@ -54,6 +55,7 @@ class SpyCloudClient:
             settings, 'records', settings.records_cache_size, settings.records_cache_ttl_s
         )
         self.watchlist = Watchlist(self._transport)
+        self._batching = EmailBatching(settings.spycloud_email_batch)
 
     def __enter__(self) -> 'SpyCloudClient':
         return self
@@ -112,7 +114,7 @@ class SpyCloudClient:
         asked = [o for o, k in zip(observables, keys, strict=True) if k is not None]
         lookup.stats.add(cache_hits=len(known), cache_misses=len(asked) - len(known))
         pending = [o for o, k in zip(observables, keys, strict=True) if k not in known]
-        fetched = iter(self._per_observable(lookup, pending, self.judged))
+        fetched = iter(self._judged_all(lookup, pending))
         return [
             Exposure(o, [], 0, {}, evidence=known[k]) if k in known else next(fetched)
             for o, k in zip(observables, keys, strict=True)
@@ -137,6 +139,48 @@ class SpyCloudClient:
             for o, r in zip(observables, results, strict=True)
         ]
 
+    def _judged_all(self, lookup, observables):
+        """The verdict lookups of what the cache did not hold, e-mails batched, all at once."""
+        groups = self._batching.groups(observables)
+        results = self.each(lookup, groups, self._judged_group, describe=_values)
+        settled = {}
+        for group, result in zip(groups, results, strict=True):
+            for observable, exposure in zip(group, _spread(lookup, group, result), strict=True):
+                settled[id(observable)] = exposure
+        return [settled[id(o)] for o in observables]
+
+    def _judged_group(self, lookup: Lookup, group: list) -> list:
+        """One call for a group of e-mails (see spycloud/batching.py); each one alone when
+        that call cannot settle them all."""
+        if len(group) == 1:
+            return [self.judged(lookup, group[0])]
+        rule = lookup.verdicts
+        assert rule is not None, 'a verdict lookup needs the rule'
+        values = dict.fromkeys(account(o['value']) for o in group)
+        path = PAGE_ENDPOINTS['email'] + ','.join(quote(v, safe='@') for v in values)
+        try:
+            page = self._transport.get(lookup, path, rule.filters)
+        except BadRequest:
+            self._batching.refused()
+            page = None
+        except Refused as error:
+            return [Exposure(o, [], 0, {}, [warnings.refused(o, error)]) for o in group]
+        except DeadlineReached:
+            return [Exposure(o, [], 0, {}, [_verdict_cut_short(lookup, o)]) for o in group]
+        found = self._batching.read(page, group) if page is not None else None
+        if found is None:
+            return self._per_observable(lookup, group, self.judged)
+        evidence = {}
+        for observable in group:
+            pages = _Pages(observable, 1000)
+            pages.add({'results': found[account(observable['value'])]})
+            records, hits, _ = pages.result()
+            evidence[id(observable)] = _evidence(rule, records, hits)
+        self._records.set_many(
+            {_evidence_key(lookup, o): evidence[id(o)] for o in group}, secret=lookup.api_key
+        )
+        return [Exposure(o, [], 0, {}, evidence=evidence[id(o)]) for o in group]
+
     def judged(self, lookup: Lookup, observable: dict) -> Exposure:
         """The verdict lookup of one observable the cache does not hold: one call."""
         if not observable['value'].strip('.'):
@@ -146,17 +190,7 @@ class SpyCloudClient:
         except Refused as error:
             return Exposure(observable, [], 0, {}, [warnings.refused(observable, error)])
         except DeadlineReached:
-            return Exposure(
-                observable,
-                [],
-                0,
-                {},
-                [
-                    warnings.cut_short(
-                        lookup.deadline, f'the verdict lookup of {observable["value"]}'
-                    )
-                ],
-            )
+            return Exposure(observable, [], 0, {}, [_verdict_cut_short(lookup, observable)])
         return Exposure(observable, [], 0, {}, evidence=evidence)
 
     def _fetched_evidence(self, lookup: Lookup, observable: dict) -> Evidence | None:
@@ -429,6 +463,28 @@ class _Pages:
 
 def _records_path(observable):
     return PAGE_ENDPOINTS[observable['type']] + quote(observable['value'], safe='@')
+
+
+def _values(group):
+    return ', '.join(o['value'] for o in group)
+
+
+def _verdict_cut_short(lookup, observable):
+    return warnings.cut_short(lookup.deadline, f'the verdict lookup of {observable["value"]}')
+
+
+def _spread(lookup, group, result):
+    """A group's result, one per member: its exposures, or what stopped the group."""
+    if isinstance(result, list):
+        return result
+    if result.__class__ is RelayWarning:  # the group did not end within the deadline
+        return [
+            Exposure(
+                o, [], 0, {}, [warnings.cut_short(lookup.deadline, f'the lookup of {o["value"]}')]
+            )
+            for o in group
+        ]
+    return [result] * len(group)
 
 
 def _evidence_key(lookup, observable):

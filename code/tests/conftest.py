@@ -76,6 +76,7 @@ def spycloud(spycloud_server):
     spycloud_server.gzip = False
     spycloud_server.reset_watchlists()
     spycloud_server.latency = 0.0
+    spycloud_server.email_lists = 'list'
     spycloud_server.rate_limit = None
     spycloud_server.retry_after = None
     spycloud_server.monthly_quota = None

@@ -46,6 +46,8 @@ def test_environment_is_parsed():
         ({'OPENAPI_ENABLED': 'perhaps'}, 'OPENAPI_ENABLED must be true or false'),
         ({'MAX_OBSERVABLES': '0'}, 'MAX_OBSERVABLES must be greater than 0'),
         ({'SPYCLOUD_RATE_LIMIT': '-1'}, 'SPYCLOUD_RATE_LIMIT must not be negative'),
+        ({'SPYCLOUD_EMAIL_BATCH': '0'}, 'SPYCLOUD_EMAIL_BATCH must be from 1 to 10'),
+        ({'SPYCLOUD_EMAIL_BATCH': '11'}, 'SPYCLOUD_EMAIL_BATCH must be from 1 to 10'),
     ],
 )
 def test_bad_values_name_the_variable(env, fragment):

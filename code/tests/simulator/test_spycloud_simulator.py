@@ -189,6 +189,40 @@ def test_watchlist_item(session, sim):
     assert body['results'][0]['status'] == 'ACTIVE'
 
 
+def test_a_list_of_emails_answers_the_records_of_each_newest_first(session, sim):
+    addresses = ['r5c2@one.example', 'R7C3@Two.example', 'none@three.example']
+    response = get(session, sim, 'breach/data/emails/' + ','.join(addresses), severity='20,25')
+    body = response.json()
+    expected = [
+        r for a in addresses for r in data.records_for('emails', a) if r['severity'] in (20, 25)
+    ]
+    expected.sort(key=lambda r: r['spycloud_publish_date'], reverse=True)
+    assert body['results'] == expected and body['hits'] == len(expected)
+    assert {r['email'] for r in body['results']} <= {'r5c2@one.example', 'r7c3@two.example'}
+    assert len({r['email'] for r in body['results']}) == 2
+
+
+@pytest.mark.parametrize(
+    'mode, addresses, status, hits',
+    [
+        ('list', [f'r1c1@{i}.example' for i in range(10)], 200, 10),
+        ('list', [f'r1c1@{i}.example' for i in range(11)], 400, None),
+        ('list', ['r1c1@a.example', ' '], 400, None),
+        ('literal', ['r1c1@a.example', 'r1c1@b.example'], 200, 0),
+        ('refuse', ['r1c1@a.example', 'r1c1@b.example'], 400, None),
+        ('refuse', ['r1c1@a.example'], 200, 1),  # one address is no list
+    ],
+)
+def test_how_a_list_of_emails_is_read(session, sim, mode, addresses, status, hits):
+    sim.email_lists = mode
+    response = get(session, sim, 'breach/data/emails/' + ','.join(addresses))
+    assert response.status_code == status, response.text
+    if hits is None:
+        assert "Invalid parameter: 'email'" in response.json()['errorMessage']
+    else:
+        assert response.json()['hits'] == hits
+
+
 # -- filters ----------------------------------------------------------------------------------
 
 

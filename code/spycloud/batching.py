@@ -1,0 +1,79 @@
+"""Verdict lookups of several e-mails in one call: ``breach/data/emails/a@x.example,b@y.example``.
+
+SpyCloud's OpenAPI reportedly takes up to ten comma-separated addresses (spec §2, a claim
+derived from its documentation, not seen in a capture). That makes a cold deliberate of 20
+accounts two calls instead of twenty: one round trip, and a tenth of the rate budget.
+
+Nothing may be lost if the claim is wrong. A server that reads ``a@x,b@y`` as one address
+would answer an empty 200, and every verdict of the batch would silently vanish. So until an
+answer proves that the server reads the list (a record about one of its addresses comes back),
+an empty answer is not trusted and the addresses are asked one by one; an answer holding a
+record that is about none of them, or one that takes more than a page, is always asked again
+that way; and a refusal (a 400) before any proof turns batching off for the process.
+"""
+
+import logging
+from collections.abc import Mapping
+
+log = logging.getLogger(__name__)
+
+UNKNOWN, PROVEN, OFF = 'unknown', 'proven', 'off'
+
+
+def account(value: str) -> str:
+    """The address SpyCloud files records under: case does not matter to it."""
+    return value.strip().lower()
+
+
+class EmailBatching:
+    """What this process has learnt about SpyCloud reading a list of e-mails, and how to use it.
+
+    Shared by every request of the process; its one field only ever moves from UNKNOWN to
+    PROVEN or OFF, so threads racing on it can only agree.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.state = UNKNOWN if size > 1 else OFF
+
+    def groups(self, observables: list) -> list[list]:
+        """The observables in groups of one call each, in order: e-mails by ``size`` while
+        batching is not off, anything else (and an e-mail holding a comma) alone."""
+        if self.state == OFF:
+            return [[o] for o in observables]
+        singles: list[list] = []
+        emails: list = []
+        for observable in observables:
+            value = observable['value']
+            if observable['type'] == 'email' and value.strip('.') and ',' not in value:
+                emails.append(observable)
+            else:
+                singles.append([observable])
+        batches = [emails[i : i + self.size] for i in range(0, len(emails), self.size)]
+        return batches + singles
+
+    def refused(self) -> None:
+        """SpyCloud answered a list with a 400: before any proof, it does not read lists."""
+        if self.state == UNKNOWN:
+            self.state = OFF
+            log.info('SpyCloud refused a list of e-mails; asking one address per call from now on')
+
+    def read(self, page: Mapping, members: list) -> dict[str, list] | None:
+        """Each member's raw records (by ``account``) when the page settles every member;
+        None when the members must be asked one by one."""
+        results = page.get('results')
+        cursor = page.get('cursor')
+        if not isinstance(results, list) or (isinstance(cursor, str) and cursor.strip()):
+            return None  # not a page, or more than one: the singles' paging is exact
+        found: dict[str, list] = {account(o['value']): [] for o in members}
+        for raw in results:
+            email = raw.get('email') if isinstance(raw, Mapping) else None
+            records = found.get(account(email)) if isinstance(email, str) else None
+            if records is None:
+                return None  # a record about none of the members: this is no list answer
+            records.append(raw)
+        if any(found.values()):
+            self.state = PROVEN
+        elif self.state != PROVEN:
+            return None  # empty: no record, or a server that read one odd address
+        return found
