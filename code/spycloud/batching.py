@@ -13,11 +13,15 @@ that way; and a refusal (a 400) before any proof turns batching off for the proc
 """
 
 import logging
+import re
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
 UNKNOWN, PROVEN, OFF = 'unknown', 'proven', 'off'
+# What goes in a list: one @, something either side, no comma or space. Anything odder is asked
+# alone, so that a 400 for a list is about the list, not about one strange value in it.
+PLAIN_ADDRESS = re.compile(r'[^\s,@]+@[^\s,@]+')
 
 
 def account(value: str) -> str:
@@ -37,15 +41,16 @@ class EmailBatching:
         self.state = UNKNOWN if size > 1 else OFF
 
     def groups(self, observables: list) -> list[list]:
-        """The observables in groups of one call each, in order: e-mails by ``size`` while
-        batching is not off, anything else (and an e-mail holding a comma) alone."""
+        """The observables in groups of one call each: plain e-mail addresses by ``size``
+        while batching is not off, then anything else, alone."""
         if self.state == OFF:
             return [[o] for o in observables]
         singles: list[list] = []
         emails: list = []
         for observable in observables:
-            value = observable['value']
-            if observable['type'] == 'email' and value.strip('.') and ',' not in value:
+            if observable['type'] == 'email' and PLAIN_ADDRESS.fullmatch(
+                account(observable['value'])
+            ):
                 emails.append(observable)
             else:
                 singles.append([observable])

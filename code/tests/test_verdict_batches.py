@@ -116,20 +116,23 @@ def test_only_plain_addresses_are_listed_and_the_order_is_kept(relay, spycloud):
     observables = [
         email('v3s20@first.example'),
         {'type': 'user', 'value': 'v4s25'},
-        email('"v5s20,x"@quoted.example'),  # a comma of its own: never in a list
-        email('V6S20@Third.Example'),
+        email('"v5s20,x"@quoted.example'),  # a comma of its own
+        email('v6s20@sp ace.example'),  # a space
+        email('V7S20@Third.Example'),
     ]
     body = deliberate(relay, observables)
     assert [d['observable']['value'] for d in docs(body, 'verdicts')] == [
         'v3s20@first.example',
         'v4s25',
-        'V6S20@Third.Example',
+        'v6s20@sp ace.example',
+        'V7S20@Third.Example',
     ]
-    emails = calls(spycloud)
-    assert ('v3s20@first.example', 'v6s20@third.example') in emails  # SpyCloud's case
-    assert (
-        len(emails) == 2 and [c['endpoint'] for c in spycloud.request_log].count('usernames') == 1
-    )
+    assert calls(spycloud) == [
+        ('v3s20@first.example', 'v7s20@third.example'),  # as SpyCloud files them: lower case
+        ('%22v5s20%2Cx%22@quoted.example',),  # its own comma escaped: never read as a list
+        ('v6s20@sp%20ace.example',),
+    ]
+    assert [c['endpoint'] for c in spycloud.request_log].count('usernames') == 1
 
 
 def test_each_address_of_a_list_is_cached_for_deliberate_and_observe(make_relay, spycloud):
