@@ -163,8 +163,8 @@ class SpyCloudClient:
         except BadRequest:
             self._batching.refused()
             page = None
-        except Refused as error:
-            return [Exposure(o, [], 0, {}, [warnings.refused(o, error)]) for o in group]
+        except Refused:
+            page = None  # a 403 for one address the key may not search: each is asked alone
         except DeadlineReached:
             return [Exposure(o, [], 0, {}, [_verdict_cut_short(lookup, o)]) for o in group]
         found = self._batching.read(page, group) if page is not None else None

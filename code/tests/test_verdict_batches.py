@@ -150,6 +150,18 @@ def test_each_address_of_a_list_is_cached_for_deliberate_and_observe(make_relay,
     assert len(docs(body, 'verdicts')) == 1 and len(calls(spycloud)) == 2  # its records only
 
 
+def test_a_list_refused_for_one_address_is_asked_alone(relay, spycloud):
+    # SpyCloud searches only the identifiers on the key's watchlist; a 403 for a list may be
+    # about one address in it, so the others are asked one by one.
+    spycloud.add_fault(403, match=A_LIST, times=1)
+    spycloud.add_fault(403, match=f'emails/{EXPOSED[1]}\\?')
+    body = deliberate(relay, [email(v) for v in EXPOSED + CLEAN])
+    assert verdict_values(body) == {EXPOSED[0]}
+    (warning,) = body['errors']
+    assert warning['code'] == 'permission denied' and EXPOSED[1] in warning['message']
+    assert calls(spycloud) == [tuple(EXPOSED + CLEAN)] + sorted((v,) for v in EXPOSED + CLEAN)
+
+
 @pytest.mark.parametrize(
     'fault, code',
     [
