@@ -148,6 +148,10 @@ def test_each_address_of_a_list_is_cached_for_deliberate_and_observe(make_relay,
     assert len(calls(spycloud)) == 1
     body = relay.observe([email(values[0])], lookback_days='30')  # its records cannot decide
     assert len(docs(body, 'verdicts')) == 1 and len(calls(spycloud)) == 2  # its records only
+    # The evidence a list left is what one call for the address leaves: the same judgement.
+    alone = make_relay(records_cache_ttl_s=300, spycloud_email_batch=1)
+    assert body == alone.observe([email(values[0])], lookback_days='30')
+    assert docs(body, 'judgements')[0]['reason'].startswith('1 exposure in 90 days')
 
 
 def test_a_list_refused_for_one_address_is_asked_alone(relay, spycloud):
