@@ -78,7 +78,9 @@ class EmailBatching:
                 return None  # a record about none of the members: this is no list answer
             records.append(raw)
         if any(found.values()):
-            self.state = PROVEN
+            if self.state != PROVEN:
+                self.state = PROVEN
+                log.info('SpyCloud reads lists of e-mails: up to %d addresses per call', self.size)
         elif self.state != PROVEN:
             return None  # empty: no record, or a server that read one odd address
         return found

@@ -39,7 +39,8 @@ def test_a_list_answer_is_the_answer_of_one_call_per_address(make_relay, spyclou
     assert listed == alone and len(docs(listed, 'verdicts')) == 21
 
 
-def test_an_empty_list_is_trusted_only_once_lists_are_proven(relay, spycloud):
+def test_an_empty_list_is_trusted_only_once_lists_are_proven(relay, spycloud, caplog):
+    caplog.set_level(logging.INFO, logger='spycloud.batching')
     assert deliberate(relay, [email(v) for v in CLEAN]) == {'data': {}}
     assert calls(spycloud) == [tuple(CLEAN)] + sorted((v,) for v in CLEAN)  # asked again, alone
     spycloud.reset_stats()
@@ -49,6 +50,9 @@ def test_an_empty_list_is_trusted_only_once_lists_are_proven(relay, spycloud):
     others = ['v6s5@e.example', 'none@f.example']
     assert deliberate(relay, [email(v) for v in others]) == {'data': {}}
     assert calls(spycloud) == [tuple(others)]  # now an empty list is an answer
+    deliberate(relay, [email(v) for v in EXPOSED])
+    said = [r.getMessage() for r in caplog.records if r.name == 'spycloud.batching']
+    assert said == ['SpyCloud reads lists of e-mails: up to 10 addresses per call']  # once
 
 
 def test_a_server_reading_the_list_as_one_address_loses_no_verdict(relay, spycloud):
