@@ -9,7 +9,8 @@ would answer an empty 200, and every verdict of the batch would silently vanish.
 answer proves that the server reads the list (a record about one of its addresses comes back),
 an empty answer is not trusted and the addresses are asked one by one; an answer holding a
 record that is about none of them, or one that takes more than a page, is always asked again
-that way; and a refusal (a 400) before any proof turns batching off for the process.
+that way; and a refusal (a 400), or an empty answer for addresses that alone have records,
+before any proof turns batching off for the process.
 """
 
 import logging
@@ -62,6 +63,16 @@ class EmailBatching:
         if self.state == UNKNOWN:
             self.state = OFF
             log.info('SpyCloud refused a list of e-mails; asking one address per call from now on')
+
+    def asked_alone(self, page: Mapping | None, exposed: bool) -> None:
+        """A list's members were asked one by one after it: if the list came back empty while
+        one of them has records, the server did not read it as a list."""
+        if exposed and self.state == UNKNOWN and page is not None and page.get('results') == []:
+            self.state = OFF
+            log.info(
+                'SpyCloud answered a list of e-mails with nothing, yet one of them has records; '
+                'asking one address per call from now on'
+            )
 
     def read(self, page: Mapping, members: list) -> dict[str, list] | None:
         """Each member's raw records (by ``account``) when the page settles every member;

@@ -169,7 +169,10 @@ class SpyCloudClient:
             return [Exposure(o, [], 0, {}, [_verdict_cut_short(lookup, o)]) for o in group]
         found = self._batching.read(page, group) if page is not None else None
         if found is None:
-            return self._per_observable(lookup, group, self.judged)
+            alone = self._per_observable(lookup, group, self.judged)
+            exposed = any(isinstance(e, Exposure) and e.evidence is not None for e in alone)
+            self._batching.asked_alone(page, exposed)
+            return alone
         evidence = {}
         for observable in group:
             pages = _Pages(observable, 1000)

@@ -55,15 +55,22 @@ def test_an_empty_list_is_trusted_only_once_lists_are_proven(relay, spycloud, ca
     assert said == ['SpyCloud reads lists of e-mails: up to 10 addresses per call']  # once
 
 
-def test_a_server_reading_the_list_as_one_address_loses_no_verdict(relay, spycloud):
+def test_a_server_reading_the_list_as_one_address_loses_no_verdict(relay, spycloud, caplog):
     spycloud.email_lists = 'literal'
-    for values in (EXPOSED + CLEAN, ['v7s30@g.example', 'v8s20@h.example']):
-        spycloud.reset_stats()
-        assert verdict_values(deliberate(relay, [email(v) for v in values])) == {
-            v for v in values if v not in CLEAN
-        }
-        # Never proven: each empty list costs one call more, and never a verdict.
-        assert calls(spycloud) == [tuple(values)] + sorted((v,) for v in values)
+    caplog.set_level(logging.INFO, logger='spycloud.batching')
+    assert deliberate(relay, [email(v) for v in CLEAN]) == {'data': {}}
+    assert calls(spycloud) == [tuple(CLEAN)] + sorted((v,) for v in CLEAN)  # still unknown
+    spycloud.reset_stats()
+    values = EXPOSED + CLEAN
+    assert verdict_values(deliberate(relay, [email(v) for v in values])) == set(EXPOSED)
+    assert calls(spycloud) == [tuple(values)] + sorted((v,) for v in values)
+    # Empty for the list, yet two of its addresses have records: the server reads no lists.
+    spycloud.reset_stats()
+    others = ['v7s30@g.example', 'v8s5@h.example']
+    assert verdict_values(deliberate(relay, [email(v) for v in others])) == {others[0]}
+    assert calls(spycloud) == sorted((v,) for v in others)
+    said = [r.getMessage() for r in caplog.records if r.name == 'spycloud.batching']
+    assert len(said) == 1 and said[0].startswith('SpyCloud answered a list of e-mails with nothing')
 
 
 def test_a_refused_list_turns_lists_off(relay, spycloud, caplog):
