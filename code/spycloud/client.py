@@ -100,8 +100,22 @@ class SpyCloudClient:
             ) from None
 
     def exposures(self, lookup: Lookup, observables: list) -> list:
-        """Exposure (or the RelayError that stopped it) per observable, in order, concurrently."""
-        return self._per_observable(lookup, observables, self.exposure)
+        """Exposure (or the RelayError that stopped it) per observable, in order, concurrently.
+
+        When observe's filters are narrower than the verdict rule, no account's own records can
+        decide its verdict, so the verdicts of all its accounts are asked at once beside the
+        records, as deliberate asks them (one cache read, ten e-mails per call)."""
+        rule = lookup.verdicts
+        accounts = [o for o in observables if o['type'] in VERDICT_TYPES]
+        if rule is None or not accounts or _covers(lookup.filters, rule):
+            return self._per_observable(lookup, observables, self.exposure)
+        known, pending = self._cached_evidence(lookup, accounts)
+        with self._pool(2 if pending else 1, 'ahead') as pool:
+            future = pool.submit(self._judged_all, lookup, pending) if pending else None
+            ahead = _VerdictsAhead(accounts, known, pending, future)
+            return self._per_observable(
+                lookup, observables, lambda lookup, o: self.exposure(lookup, o, ahead)
+            )
 
     def verdicts(self, lookup: Lookup, observables: list) -> list:
         """Per observable, an Exposure holding only the evidence for a verdict (None when
@@ -109,16 +123,20 @@ class SpyCloudClient:
 
         The cache is asked once for all of them (one MGET on Redis); only what it does not
         hold is looked up, concurrently, so a warm request starts no thread at all."""
-        keys = [_evidence_key(lookup, o) if o['value'].strip('.') else None for o in observables]
-        known = self._records.get_many([k for k in keys if k is not None], secret=lookup.api_key)
-        asked = [o for o, k in zip(observables, keys, strict=True) if k is not None]
-        lookup.stats.add(cache_hits=len(known), cache_misses=len(asked) - len(known))
-        pending = [o for o, k in zip(observables, keys, strict=True) if k not in known]
+        known, pending = self._cached_evidence(lookup, observables)
         fetched = iter(self._judged_all(lookup, pending))
         return [
-            Exposure(o, [], 0, {}, evidence=known[k]) if k in known else next(fetched)
-            for o, k in zip(observables, keys, strict=True)
+            Exposure(o, [], 0, {}, evidence=known[id(o)]) if id(o) in known else next(fetched)
+            for o in observables
         ]
+
+    def _cached_evidence(self, lookup, observables):
+        """({id(observable): evidence} the cache holds, read at once; the others)."""
+        keys = {id(o): _evidence_key(lookup, o) for o in observables if o['value'].strip('.')}
+        cached = self._records.get_many(list(keys.values()), secret=lookup.api_key)
+        lookup.stats.add(cache_hits=len(cached), cache_misses=len(keys) - len(cached))
+        known = {i: cached[k] for i, k in keys.items() if k in cached}
+        return known, [o for o in observables if id(o) not in known]
 
     def each(self, lookup: Lookup, items: list, task, describe=str) -> list:
         """``task(lookup, item)`` for every item at once, on this call's own pool: its result,
@@ -212,7 +230,9 @@ class SpyCloudClient:
         self._records.set(_evidence_key(lookup, observable), evidence, secret=lookup.api_key)
         return evidence
 
-    def exposure(self, lookup: Lookup, observable: dict) -> Exposure:
+    def exposure(
+        self, lookup: Lookup, observable: dict, ahead: '_VerdictsAhead | None' = None
+    ) -> Exposure:
         """The newest ``lookup.limit`` records of an observable, with their breach sources."""
         if not observable['value'].strip('.'):
             return Exposure(observable, [], 0, {}, [warnings.not_a_value(observable)])
@@ -222,7 +242,7 @@ class SpyCloudClient:
             return Exposure(observable, [], 0, {}, [warnings.refused(observable, error)])
         ids = list(dict.fromkeys(r.source_id for r in records if r.source_id is not None))
         catalogs, reasons, evidence = self._sources_and_verdict(
-            lookup, observable, records, hits, found, ids
+            lookup, observable, records, hits, found, ids, ahead
         )
         found.extend(reasons[i] for i in ids if i in reasons)
         unanswered = [i for i in ids if i not in catalogs and i not in reasons]
@@ -245,19 +265,23 @@ class SpyCloudClient:
             evidence=evidence,
         )
 
-    def _sources_and_verdict(self, lookup, observable, records, hits, found, ids):
+    def _sources_and_verdict(self, lookup, observable, records, hits, found, ids, ahead):
         """The catalogs and the verdict's evidence. When the verdict takes a call (its records
         cannot decide it and the cache does not hold it), that call and the catalogs' go at
         once, neither waiting for the other; else no thread is started for it."""
-        evidence = self._evidence_at_hand(lookup, observable, records, hits, found)
-        if evidence is MISSING:
-            with self._pool(2, 'beside') as pool:
-                judged = pool.submit(self._evidence_beside, lookup, observable, found)
-                catalogs, reasons = self.catalogs(lookup, ids)
-                wait([judged], timeout=lookup.deadline.remaining() + 1.0)
-            evidence = judged.result() if judged.done() else None
-        else:
+        if ahead is not None and ahead.holds(observable):
             catalogs, reasons = self.catalogs(lookup, ids)
+            evidence = ahead.evidence(lookup, observable, found)
+        else:
+            evidence = self._evidence_at_hand(lookup, observable, records, hits, found)
+            if evidence is MISSING:
+                with self._pool(2, 'beside') as pool:
+                    judged = pool.submit(self._evidence_beside, lookup, observable, found)
+                    catalogs, reasons = self.catalogs(lookup, ids)
+                    wait([judged], timeout=lookup.deadline.remaining() + 1.0)
+                evidence = judged.result() if judged.done() else None
+            else:
+                catalogs, reasons = self.catalogs(lookup, ids)
         source = evidence.newest.source_id if evidence is not None else None
         if source is not None and source not in catalogs:  # for the judgement's link
             catalogs.update(self.catalogs(lookup, [source])[0])
@@ -284,12 +308,7 @@ class SpyCloudClient:
         try:
             return self._fetched_evidence(lookup, observable)
         except DeadlineReached:
-            if not any(w.code == 'deadline exceeded' for w in found):  # said once is enough
-                found.append(
-                    warnings.cut_short(
-                        lookup.deadline, f'the verdict lookup of {observable["value"]}'
-                    )
-                )
+            _cut_short_once(lookup, observable, found)
         except RelayError as error:
             found.append(warnings.verdict_failed(observable, error))
         return None
@@ -423,6 +442,46 @@ class SpyCloudClient:
             if catalog.id in wanted:
                 found.setdefault(catalog.id, catalog)
         return found
+
+
+class _VerdictsAhead:
+    """Observe's verdicts, asked before its records arrive (``SpyCloudClient.exposures``):
+    what the cache held, and the lookups of the rest, which each observable waits for."""
+
+    def __init__(self, accounts, known, pending, future):
+        self._held = {id(o) for o in accounts}
+        self._known = known
+        self._position = {id(o): i for i, o in enumerate(pending)}
+        self._future = future
+
+    def holds(self, observable) -> bool:
+        return id(observable) in self._held
+
+    def evidence(self, lookup, observable, found):
+        """The observable's evidence (None without one); what stopped its lookup goes in
+        ``found`` as a warning, never failing the observable's own lookup."""
+        if id(observable) in self._known:
+            return self._known[id(observable)]
+        assert self._future is not None, 'an account not in the cache has a lookup'
+        wait([self._future], timeout=lookup.deadline.remaining() + 1.0)
+        if not self._future.done():
+            _cut_short_once(lookup, observable, found)
+            return None
+        judged = self._future.result()[self._position[id(observable)]]
+        if isinstance(judged, RelayError):
+            found.append(warnings.verdict_failed(observable, judged))
+            return None
+        for warning in judged.warnings:
+            if warning.code == 'deadline exceeded':
+                _cut_short_once(lookup, observable, found)
+            else:
+                found.append(warning)
+        return judged.evidence
+
+
+def _cut_short_once(lookup, observable, found):
+    if not any(w.code == 'deadline exceeded' for w in found):  # said once is enough
+        found.append(_verdict_cut_short(lookup, observable))
 
 
 class _Pages:

@@ -198,3 +198,43 @@ def test_a_list_cut_short_by_the_deadline_warns_for_each_address(make_relay, spy
     assert verdict_values(body) == {'v4s25'}
     messages = [e['message'] for e in body['errors'] if e['code'] == 'deadline exceeded']
     assert messages and all(v in ' '.join(messages) for v in EXPOSED)
+
+
+# -- observe: when its filters are narrower than the rule, its verdicts are deliberate's -------
+
+
+def test_observe_asks_the_verdicts_of_its_accounts_in_lists(make_relay, spycloud):
+    values = [f'v{d}s{s}@observed.example' for d in range(1, 6) for s in (5, 20, 25, 30)]
+    observables = [email(v) for v in values] + [{'type': 'domain', 'value': 'r3c1.example'}]
+    unpaced = {'spycloud_rate_limit': 0}  # about 40 calls, 57 alone: past the default burst
+    listed = make_relay(**unpaced).observe(observables, min_severity='25')  # no 20s in records
+    verdict_calls = [
+        c for c in spycloud.request_log if c['query'].get('severity') == ['20,25,26,30']
+    ]
+    assert sorted(len(c['path'].split(',')) for c in verdict_calls) == [10, 10]
+    assert len(calls(spycloud)) == 2 + len(values)  # two lists beside the records calls
+    spycloud.reset_stats()
+    alone = make_relay(spycloud_email_batch=1, **unpaced).observe(observables, min_severity='25')
+    assert listed == alone
+    assert len(docs(listed, 'verdicts')) == len(docs(listed, 'judgements')) == 15
+    assert {d['observable']['type'] for d in docs(listed, 'verdicts')} == {'email'}
+
+
+def test_observe_keeps_its_sightings_when_the_verdicts_fail(relay, spycloud):
+    spycloud.add_fault(500, match=r'severity=20%2C')  # the verdict calls only
+    body = relay.observe([email(v) for v in EXPOSED], min_severity='25')
+    assert body['data']['sightings']['count'] == 1  # v4s25's; v3s20's is filtered out
+    assert 'verdicts' not in body['data']
+    messages = sorted(e['message'] for e in body['errors'])
+    assert len(messages) == 2 and all(m.startswith('No verdict for v') for m in messages)
+
+
+def test_observe_says_once_that_the_deadline_cut_its_verdict_short(make_relay, spycloud):
+    relay = make_relay(lookup_deadline_s=1.0)
+    spycloud.add_fault(mode='hang', match=r'severity=20%2C', delay=5.0)
+    body = relay.observe([email(v) for v in EXPOSED], min_severity='25')
+    assert body['data']['sightings']['count'] == 1 and 'verdicts' not in body['data']
+    cut = [e['message'] for e in body['errors'] if e['code'] == 'deadline exceeded']
+    assert sorted(cut) == [
+        f'The lookup deadline (1 s) cut short the verdict lookup of {v}.' for v in EXPOSED
+    ]
