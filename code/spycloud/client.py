@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import date, timedelta
+from functools import partial
 from traceback import format_tb
 from urllib.parse import quote
 
@@ -113,9 +114,7 @@ class SpyCloudClient:
         with self._pool(2 if pending else 1, 'ahead') as pool:
             future = pool.submit(self._judged_all, lookup, pending) if pending else None
             ahead = _VerdictsAhead(accounts, known, pending, future)
-            return self._per_observable(
-                lookup, observables, lambda lookup, o: self.exposure(lookup, o, ahead)
-            )
+            return self._per_observable(lookup, observables, partial(self.exposure, ahead=ahead))
 
     def verdicts(self, lookup: Lookup, observables: list) -> list:
         """Per observable, an Exposure holding only the evidence for a verdict (None when
