@@ -2,7 +2,8 @@
 
 A cold lookup costs one call per page of records, then the distinct uncached
 breach sources, batched by ten per call (SpyCloud takes a comma list of ids)
-and fetched at once: two round trips. A warm one costs only the pages.
+and fetched at once: two round trips. A warm one costs only the pages. A verdict
+costs one filtered call per ten e-mails (spycloud/batching.py) or per username.
 Everything runs inside the lookup's deadline; when it runs out, what arrived is
 answered with a warning naming what is missing.
 """
