@@ -10,8 +10,10 @@ simulator with a settable latency, then prints a table and writes JSON:
 3. throughput and p50/p95/p99 latency with N concurrent clients over a mix of sizes;
 4. the relay's own time per request at 0 ms simulator latency;
 5. the same mix against a simulator that enforces a rate limit: how many answers are complete;
-6. /deliberate/observables for 1 and 20 accounts: cold (one filtered call each, at once) and
-   warm (the records cache), with the SpyCloud calls and the relay's own time;
+6. /deliberate/observables for 1 and 20 accounts: cold (one filtered call per ten addresses, at
+   once) and warm (the records cache), with the SpyCloud calls and the relay's own time; then,
+   with lists on and off (SPYCLOUD_EMAIL_BATCH=1) in the same run, a cold deliberate of 20 and
+   an observe of 20 whose own records cannot decide their verdicts (min_severity 25);
 7. the dashboard: cold last_90_days tile data over the demo tenant (27,444 records), every tile
    warm, the SpyCloud calls, and how much the worker's memory grew while aggregating.
 
@@ -63,6 +65,15 @@ class Client:
         started = time.perf_counter()
         response = self.session.post(
             self.url + '/deliberate/observables',
+            json=[{'type': 'email', 'value': v} for v in values],
+            timeout=60,
+        )
+        return time.perf_counter() - started, response.status_code, response.json()
+
+    def observe_all(self, values):
+        started = time.perf_counter()
+        response = self.session.post(
+            self.url + '/observe/observables',
             json=[{'type': 'email', 'value': v} for v in values],
             timeout=60,
         )
@@ -229,6 +240,34 @@ def deliberate_table(url, token, spycloud, repeat, latency):
             }
         )
     return rows
+
+
+def lists_row(url, issuer, spycloud, repeat, latency):
+    """Cold, 20 never-seen accounts: a deliberate, and an observe whose own records cannot
+    decide the verdicts (``min_severity`` 25 in the token leaves out the 20s the rule counts)."""
+    row = {}
+    for route, claims in (('deliberate', {}), ('observe', {'min_severity': '25'})):
+        client = Client(url, issuer.mint(url, **claims))
+        samples, cpu, calls = [], [], []
+        for _ in range(repeat):
+            tag = next(_unique)
+            values = [f'v{3 + i}s{25 if i % 2 else 20}@l{tag}.bench.example' for i in range(20)]
+            spycloud.reset_stats()
+            before = worker_cpu_ns(url)
+            ask = client.deliberate if route == 'deliberate' else client.observe_all
+            elapsed, status, body = ask(values)
+            cpu.append((worker_cpu_ns(url) - before) / 1e6)
+            assert status == 200 and 'errors' not in body, body
+            assert body['data']['verdicts']['count'] == 20, body['data'].get('verdicts')
+            samples.append(elapsed)
+            calls.append(spycloud.stats()['requests'])
+        row[route] = {
+            'cold_ms': statistics.median(samples) * 1000,
+            'cold_relay_ms': (statistics.median(samples) - latency) * 1000,
+            'cold_cpu_ms': statistics.median(cpu),
+            'calls': statistics.median(calls),
+        }
+    return row
 
 
 TILE_IDS = (
@@ -467,6 +506,18 @@ def main(argv=None):
 
             print('dashboard tiles ...', flush=True)
             results['tiles'] = tiles_table(url, issuer.mint(url), spycloud, args.repeat)
+            print('e-mail lists on ...', flush=True)
+            results['lists'] = {'on': lists_row(url, issuer, spycloud, args.repeat, latency)}
+        with gunicorn_relay(
+            spycloud,
+            issuer,
+            LOG_LEVEL='warning',
+            SPYCLOUD_RATE_LIMIT=0,
+            WEB_CONCURRENCY=1,
+            SPYCLOUD_EMAIL_BATCH=1,
+        ) as url:
+            print('e-mail lists off ...', flush=True)
+            results['lists']['off'] = lists_row(url, issuer, spycloud, args.repeat, latency)
 
         spycloud.latency = 0.0
         with gunicorn_relay(spycloud, issuer, **quiet) as url:
@@ -557,6 +608,17 @@ def report(results):
             f'{row["warm_cpu_ms"]:>9.1f} {row["calls_cold"]:>11g} {row["calls_warm"]:>11g}'
         )
     print("   (above RT: the cold latency less the simulator's; CPU: the worker's own, in ms)")
+    print('   20 cold accounts, e-mail lists on / off (SPYCLOUD_EMAIL_BATCH=1), in this run:')
+    for route, what in (
+        ('deliberate', 'deliberate'),
+        ('observe', 'observe, min_severity 25 (its records cannot decide the verdicts)'),
+    ):
+        on, off = results['lists']['on'][route], results['lists']['off'][route]
+        print(
+            f'   {what}: {on["cold_ms"]:.1f} / {off["cold_ms"]:.1f} ms, '
+            f'CPU {on["cold_cpu_ms"]:.1f} / {off["cold_cpu_ms"]:.1f} ms, '
+            f'calls {on["calls"]:g} / {off["calls"]:g}'
+        )
     tiles = results['tiles']
     print(
         f'\n7. dashboard, last_90_days over the demo tenant ({tiles["records"]} records in the '
