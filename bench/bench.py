@@ -62,20 +62,16 @@ class Client:
         self.session.headers['Authorization'] = f'Bearer {token}'
 
     def deliberate(self, values):
-        started = time.perf_counter()
-        response = self.session.post(
-            self.url + '/deliberate/observables',
-            json=[{'type': 'email', 'value': v} for v in values],
-            timeout=60,
-        )
-        return time.perf_counter() - started, response.status_code, response.json()
+        return self.post_emails('/deliberate/observables', values)
 
     def observe_all(self, values):
+        return self.post_emails('/observe/observables', values)
+
+    def post_emails(self, route, values):
+        """(seconds, status, body) of one request for ``values``, as e-mail observables."""
         started = time.perf_counter()
         response = self.session.post(
-            self.url + '/observe/observables',
-            json=[{'type': 'email', 'value': v} for v in values],
-            timeout=60,
+            self.url + route, json=[{'type': 'email', 'value': v} for v in values], timeout=60
         )
         return time.perf_counter() - started, response.status_code, response.json()
 
