@@ -108,7 +108,7 @@ class SpyCloudClient:
         decide its verdict, so the verdicts of all its accounts are asked at once beside the
         records, as deliberate asks them (one cache read, ten e-mails per call)."""
         rule = lookup.verdicts
-        accounts = [o for o in observables if o['type'] in VERDICT_TYPES]
+        accounts = [o for o in observables if o['type'] in VERDICT_TYPES and o['value'].strip('.')]
         if rule is None or not accounts or _covers(lookup.filters, rule):
             return self._per_observable(lookup, observables, self.exposure)
         known, pending = self._cached_evidence(lookup, accounts)
@@ -191,12 +191,9 @@ class SpyCloudClient:
             exposed = any(isinstance(e, Exposure) and e.evidence is not None for e in alone)
             self._batching.asked_alone(page, exposed)
             return alone
-        evidence = {}
-        for observable in group:
-            pages = _Pages(observable, 1000)
-            pages.add({'results': found[account(observable['value'])]})
-            records, hits, _ = pages.result()
-            evidence[id(observable)] = _evidence(rule, records, hits)
+        evidence = {
+            id(o): _page_evidence(rule, o, {'results': found[account(o['value'])]}) for o in group
+        }
         self._records.set_many(
             {_evidence_key(lookup, o): evidence[id(o)] for o in group}, secret=lookup.api_key
         )
@@ -223,10 +220,7 @@ class SpyCloudClient:
             page = self._transport.get(lookup, _records_path(observable), rule.filters)
         except BadRequest:
             return None  # SpyCloud's 400: no data for this selector (not cached)
-        pages = _Pages(observable, 1000)
-        pages.add(page)
-        records, hits, _ = pages.result()
-        evidence = _evidence(rule, records, hits)
+        evidence = _page_evidence(rule, observable, page)
         self._records.set(_evidence_key(lookup, observable), evidence, secret=lookup.api_key)
         return evidence
 
@@ -559,6 +553,14 @@ def _evidence_key(lookup, observable):
         rule.min_severity,
         rule.since.isoformat(),
     )
+
+
+def _page_evidence(rule, observable, page):
+    """The evidence on the first (and for a verdict, only) page of a filtered call."""
+    pages = _Pages(observable, 1000)
+    pages.add(page)
+    records, hits, _ = pages.result()
+    return _evidence(rule, records, hits)
 
 
 def _evidence(rule, records, hits):
