@@ -43,6 +43,10 @@ def docs(body, plural):
     return body.get('data', {}).get(plural, {}).get('docs', [])
 
 
+def verdict_values(body):
+    return {d['observable']['value'] for d in docs(body, 'verdicts')}
+
+
 def send_raw(port, request, seconds=10, enough=None):
     """What a server on 127.0.0.1:``port`` answers to the raw ``request`` bytes, sent from a
     thread of their own (a server may answer before it has read them all). Read until the
@@ -175,6 +179,11 @@ class RelayServer:
 
     def observe(self, observables, **kwargs):
         response = self.post('/observe/observables', observables, **kwargs)
+        assert response.status_code == 200, response.text
+        return assert_valid_answer(response.json())
+
+    def deliberate(self, observables, **kwargs):
+        response = self.post('/deliberate/observables', observables, **kwargs)
         assert response.status_code == 200, response.text
         return assert_valid_answer(response.json())
 

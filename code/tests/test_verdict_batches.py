@@ -9,8 +9,7 @@ import logging
 
 import pytest
 
-from support import docs, email
-from test_verdicts import deliberate, verdict_values
+from support import docs, email, verdict_values
 
 EXPOSED = ['v3s20@a.example', 'v4s25@b.example']
 CLEAN = ['v5s5@c.example', 'none@d.example']  # a record below the minimum, and no record
@@ -31,26 +30,26 @@ def calls(spycloud):
 
 def test_a_list_answer_is_the_answer_of_one_call_per_address(make_relay, spycloud):
     values = [f'v{d}s{s}@same.example' for d in range(1, 8) for s in (5, 20, 25, 30)]
-    listed = deliberate(make_relay(), [email(v) for v in values])
+    listed = make_relay().deliberate([email(v) for v in values])
     assert [len(c) for c in calls(spycloud)] == [10, 10, 8]
     spycloud.reset_stats()
-    alone = deliberate(make_relay(spycloud_email_batch=1), [email(v) for v in values])
+    alone = make_relay(spycloud_email_batch=1).deliberate([email(v) for v in values])
     assert len(calls(spycloud)) == len(values)
     assert listed == alone and len(docs(listed, 'verdicts')) == 21
 
 
 def test_an_empty_list_is_trusted_only_once_lists_are_proven(relay, spycloud, caplog):
     caplog.set_level(logging.INFO, logger='spycloud.batching')
-    assert deliberate(relay, [email(v) for v in CLEAN]) == {'data': {}}
+    assert relay.deliberate([email(v) for v in CLEAN]) == {'data': {}}
     assert calls(spycloud) == [tuple(CLEAN)] + sorted((v,) for v in CLEAN)  # asked again, alone
     spycloud.reset_stats()
-    assert verdict_values(deliberate(relay, [email(v) for v in EXPOSED + CLEAN])) == set(EXPOSED)
+    assert verdict_values(relay.deliberate([email(v) for v in EXPOSED + CLEAN])) == set(EXPOSED)
     assert calls(spycloud) == [tuple(EXPOSED + CLEAN)]  # a record about a member: proven
     spycloud.reset_stats()
     others = ['v6s5@e.example', 'none@f.example']
-    assert deliberate(relay, [email(v) for v in others]) == {'data': {}}
+    assert relay.deliberate([email(v) for v in others]) == {'data': {}}
     assert calls(spycloud) == [tuple(others)]  # now an empty list is an answer
-    deliberate(relay, [email(v) for v in EXPOSED])
+    relay.deliberate([email(v) for v in EXPOSED])
     said = [r.getMessage() for r in caplog.records if r.name == 'spycloud.batching']
     assert said == ['SpyCloud reads lists of e-mails: up to 10 addresses per call']  # once
 
@@ -58,16 +57,16 @@ def test_an_empty_list_is_trusted_only_once_lists_are_proven(relay, spycloud, ca
 def test_a_server_reading_the_list_as_one_address_loses_no_verdict(relay, spycloud, caplog):
     spycloud.email_lists = 'literal'
     caplog.set_level(logging.INFO, logger='spycloud.batching')
-    assert deliberate(relay, [email(v) for v in CLEAN]) == {'data': {}}
+    assert relay.deliberate([email(v) for v in CLEAN]) == {'data': {}}
     assert calls(spycloud) == [tuple(CLEAN)] + sorted((v,) for v in CLEAN)  # still unknown
     spycloud.reset_stats()
     values = EXPOSED + CLEAN
-    assert verdict_values(deliberate(relay, [email(v) for v in values])) == set(EXPOSED)
+    assert verdict_values(relay.deliberate([email(v) for v in values])) == set(EXPOSED)
     assert calls(spycloud) == [tuple(values)] + sorted((v,) for v in values)
     # Empty for the list, yet two of its addresses have records: the server reads no lists.
     spycloud.reset_stats()
     others = ['v7s30@g.example', 'v8s5@h.example']
-    assert verdict_values(deliberate(relay, [email(v) for v in others])) == {others[0]}
+    assert verdict_values(relay.deliberate([email(v) for v in others])) == {others[0]}
     assert calls(spycloud) == sorted((v,) for v in others)
     said = [r.getMessage() for r in caplog.records if r.name == 'spycloud.batching']
     assert len(said) == 1 and said[0].startswith('SpyCloud answered a list of e-mails with nothing')
@@ -76,31 +75,31 @@ def test_a_server_reading_the_list_as_one_address_loses_no_verdict(relay, spyclo
 def test_a_refused_list_turns_lists_off(relay, spycloud, caplog):
     spycloud.email_lists = 'refuse'
     with caplog.at_level(logging.INFO, logger='spycloud.batching'):
-        body = deliberate(relay, [email(v) for v in EXPOSED + CLEAN])
+        body = relay.deliberate([email(v) for v in EXPOSED + CLEAN])
         assert verdict_values(body) == set(EXPOSED) and 'errors' not in body
         assert calls(spycloud) == [tuple(EXPOSED + CLEAN)] + sorted((v,) for v in EXPOSED + CLEAN)
         spycloud.reset_stats()
-        assert verdict_values(deliberate(relay, [email(v) for v in EXPOSED])) == set(EXPOSED)
+        assert verdict_values(relay.deliberate([email(v) for v in EXPOSED])) == set(EXPOSED)
     assert calls(spycloud) == sorted((v,) for v in EXPOSED)  # no list again
     said = [r.getMessage() for r in caplog.records if r.name == 'spycloud.batching']
     assert said == ['SpyCloud refused a list of e-mails; asking one address per call from now on']
 
 
 def test_a_refusal_after_the_proof_asks_that_list_alone(relay, spycloud):
-    deliberate(relay, [email(v) for v in EXPOSED])  # proven
+    relay.deliberate([email(v) for v in EXPOSED])  # proven
     spycloud.refuse_parameter('email', match=A_LIST, times=1)
     spycloud.reset_stats()
-    assert verdict_values(deliberate(relay, [email(v) for v in EXPOSED + CLEAN])) == set(EXPOSED)
+    assert verdict_values(relay.deliberate([email(v) for v in EXPOSED + CLEAN])) == set(EXPOSED)
     assert calls(spycloud) == [tuple(EXPOSED + CLEAN)] + sorted((v,) for v in EXPOSED + CLEAN)
     spycloud.reset_stats()
-    deliberate(relay, [email(v) for v in CLEAN])
+    relay.deliberate([email(v) for v in CLEAN])
     assert calls(spycloud) == [tuple(CLEAN)]  # lists stay on: one odd 400 is not a refusal
 
 
 def test_a_list_longer_than_a_page_is_asked_alone(relay, spycloud):
     spycloud.page_size = 2
     values = ['v1s20_v2s25@long.example', 'v3s20@short.example']  # three qualifying records
-    assert verdict_values(deliberate(relay, [email(v) for v in values])) == set(values)
+    assert verdict_values(relay.deliberate([email(v) for v in values])) == set(values)
     assert calls(spycloud) == [tuple(values)] + sorted([(values[0],), (values[1],)])
     (judgement,) = docs(relay.observe([email(values[0])]), 'judgements')
     assert judgement['reason'].startswith('2 exposures in 90 days')  # counted in full
@@ -114,12 +113,12 @@ def test_a_record_about_another_address_is_not_trusted(relay, spycloud):
         'severity': 25,
         'email': 'stranger@elsewhere.example',
     }
-    deliberate(relay, [email(v) for v in EXPOSED])  # proven: an empty list would be trusted
+    relay.deliberate([email(v) for v in EXPOSED])  # proven: an empty list would be trusted
     spycloud.add_fault(
         200, match=A_LIST, times=1, body={'cursor': '', 'hits': 1, 'results': [stranger]}
     )
     spycloud.reset_stats()
-    assert verdict_values(deliberate(relay, [email(v) for v in EXPOSED + CLEAN])) == set(EXPOSED)
+    assert verdict_values(relay.deliberate([email(v) for v in EXPOSED + CLEAN])) == set(EXPOSED)
     assert calls(spycloud) == [tuple(EXPOSED + CLEAN)] + sorted((v,) for v in EXPOSED + CLEAN)
 
 
@@ -131,7 +130,7 @@ def test_only_plain_addresses_are_listed_and_the_order_is_kept(relay, spycloud):
         email('v6s20@sp ace.example'),  # a space
         email('V7S20@Third.Example'),
     ]
-    body = deliberate(relay, observables)
+    body = relay.deliberate(observables)
     assert [d['observable']['value'] for d in docs(body, 'verdicts')] == [
         'v3s20@first.example',
         'v4s25',
@@ -149,10 +148,10 @@ def test_only_plain_addresses_are_listed_and_the_order_is_kept(relay, spycloud):
 def test_each_address_of_a_list_is_cached_for_deliberate_and_observe(make_relay, spycloud):
     relay = make_relay(records_cache_ttl_s=300)
     values = ['v10s20_v400s25@one.example', 'v11s25@two.example', 'none@three.example']
-    listed = deliberate(relay, [email(v) for v in values])
+    listed = relay.deliberate([email(v) for v in values])
     assert len(calls(spycloud)) == 1
     for value in values:
-        alone = deliberate(relay, [email(value)])
+        alone = relay.deliberate([email(value)])
         assert docs(alone, 'verdicts') == [
             d for d in docs(listed, 'verdicts') if d['observable']['value'] == value
         ]
@@ -170,7 +169,7 @@ def test_a_list_refused_for_one_address_is_asked_alone(relay, spycloud):
     # about one address in it, so the others are asked one by one.
     spycloud.add_fault(403, match=A_LIST, times=1)
     spycloud.add_fault(403, match=f'emails/{EXPOSED[1]}\\?')
-    body = deliberate(relay, [email(v) for v in EXPOSED + CLEAN])
+    body = relay.deliberate([email(v) for v in EXPOSED + CLEAN])
     assert verdict_values(body) == {EXPOSED[0]}
     (warning,) = body['errors']
     assert warning['code'] == 'permission denied' and EXPOSED[1] in warning['message']
@@ -186,7 +185,7 @@ def test_a_list_refused_for_one_address_is_asked_alone(relay, spycloud):
 )
 def test_a_failed_list_fails_each_of_its_addresses(relay, spycloud, fault, code):
     spycloud.add_fault(match=A_LIST, **fault)
-    body = deliberate(relay, [email(v) for v in EXPOSED] + [{'type': 'user', 'value': 'v4s25'}])
+    body = relay.deliberate([email(v) for v in EXPOSED] + [{'type': 'user', 'value': 'v4s25'}])
     assert verdict_values(body) == {'v4s25'}  # the username was asked on its own
     assert {e['code'] for e in body['errors']} == {code}
 
@@ -194,7 +193,7 @@ def test_a_failed_list_fails_each_of_its_addresses(relay, spycloud, fault, code)
 def test_a_list_cut_short_by_the_deadline_warns_for_each_address(make_relay, spycloud):
     relay = make_relay(lookup_deadline_s=1.0)
     spycloud.add_fault(mode='hang', match=A_LIST, delay=5.0)
-    body = deliberate(relay, [email(v) for v in EXPOSED] + [{'type': 'user', 'value': 'v4s25'}])
+    body = relay.deliberate([email(v) for v in EXPOSED] + [{'type': 'user', 'value': 'v4s25'}])
     assert verdict_values(body) == {'v4s25'}
     messages = [e['message'] for e in body['errors'] if e['code'] == 'deadline exceeded']
     assert messages and all(v in ' '.join(messages) for v in EXPOSED)

@@ -9,23 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from simulator import data
-from support import BUNDLE, assert_valid_answer, docs, email
+from support import BUNDLE, docs, email, verdict_values
 
 TODAY = datetime.now(UTC).date()
 
 
 def day(ago):
     return (TODAY - timedelta(days=ago)).isoformat()
-
-
-def deliberate(relay, observables, **claims):
-    response = relay.post('/deliberate/observables', observables, **claims)
-    assert response.status_code == 200, response.text
-    return assert_valid_answer(response.json())
-
-
-def verdict_values(body):
-    return {d['observable']['value'] for d in docs(body, 'verdicts')}
 
 
 def records_calls(spycloud):
@@ -46,14 +36,14 @@ def records_calls(spycloud):
     ],
 )
 def test_the_rule(relay, value, suspicious):
-    body = deliberate(relay, [email(value)])
+    body = relay.deliberate([email(value)])
     assert verdict_values(body) == ({value} if suspicious else set())
     if not suspicious:
         assert body == {'data': {}}
 
 
 def test_a_verdict_lasts_until_the_newest_exposure_ages_out(relay):
-    body = deliberate(relay, [email('v10s20_v40s25@window.example')])
+    body = relay.deliberate([email('v10s20_v40s25@window.example')])
     (verdict,) = docs(body, 'verdicts')
     assert verdict == {
         'type': 'verdict',
@@ -78,7 +68,7 @@ def test_a_verdict_lasts_until_the_newest_exposure_ages_out(relay):
     ],
 )
 def test_the_minimum_severity_field(relay, spycloud, minimum, value, suspicious):
-    body = deliberate(relay, [email(value)], verdict_min_severity=minimum)
+    body = relay.deliberate([email(value)], verdict_min_severity=minimum)
     assert verdict_values(body) == ({value} if suspicious else set())
     (call,) = records_calls(spycloud)
     assert call['query']['severity'] == [data_severities(int(minimum))]
@@ -89,15 +79,15 @@ def data_severities(minimum):
 
 
 def test_the_window_field(relay, spycloud):
-    assert verdict_values(deliberate(relay, [email('v20s20@days.example')], verdict_days=30)) == {
+    assert verdict_values(relay.deliberate([email('v20s20@days.example')], verdict_days=30)) == {
         'v20s20@days.example'
     }
-    assert deliberate(relay, [email('v40s20@days.example')], verdict_days=30) == {'data': {}}
+    assert relay.deliberate([email('v40s20@days.example')], verdict_days=30) == {'data': {}}
     assert [c['query']['since'] for c in records_calls(spycloud)] == [[day(30)], [day(30)]]
 
 
 def test_zero_days_turns_verdicts_off_without_a_call(relay, spycloud):
-    assert deliberate(relay, [email('v10s25@off.example')], verdict_days=0) == {'data': {}}
+    assert relay.deliberate([email('v10s25@off.example')], verdict_days=0) == {'data': {}}
     body = relay.observe([email('v10s25@off.example')], verdict_days=0)
     assert 'judgements' not in body['data'] and 'verdicts' not in body['data']
     assert len(records_calls(spycloud)) == 1  # observe's own records call only
@@ -112,15 +102,14 @@ def test_zero_days_turns_verdicts_off_without_a_call(relay, spycloud):
     ],
 )
 def test_a_bad_field_falls_back_with_a_warning(relay, claims, warned):
-    body = deliberate(relay, [email('v10s20@bad.example')], **claims)
+    body = relay.deliberate([email('v10s20@bad.example')], **claims)
     assert verdict_values(body) == {'v10s20@bad.example'}  # the defaults: 20 and 90 days
     (warning,) = body['errors']
     assert warning['code'] == 'invalid argument' and warned in warning['message']
 
 
 def test_only_accounts_get_verdicts(relay, spycloud):
-    body = deliberate(
-        relay,
+    body = relay.deliberate(
         [
             {'type': 'domain', 'value': 'v10s20.example'},
             {'type': 'ip', 'value': '192.0.2.1'},
@@ -132,7 +121,7 @@ def test_only_accounts_get_verdicts(relay, spycloud):
 
 
 def test_usernames_get_verdicts(relay, spycloud):
-    body = deliberate(relay, [{'type': 'user', 'value': 'v5s25'}])
+    body = relay.deliberate([{'type': 'user', 'value': 'v5s25'}])
     assert verdict_values(body) == {'v5s25'}
     assert [c['endpoint'] for c in spycloud.request_log] == ['usernames']
 
@@ -140,7 +129,7 @@ def test_usernames_get_verdicts(relay, spycloud):
 def test_one_filtered_call_per_ten_addresses_and_no_catalogs(relay, spycloud):
     values = [f'v{i}s{20 if i % 2 else 5}@many.example' for i in range(1, 21)]
     spycloud.latency = 0.05  # long enough for the calls to overlap
-    body = deliberate(relay, [email(v) for v in values])
+    body = relay.deliberate([email(v) for v in values])
     assert verdict_values(body) == {v for v in values if 's20@' in v}
     calls = spycloud.request_log
     assert [c['endpoint'] for c in calls] == ['emails', 'emails']
@@ -154,7 +143,7 @@ def test_one_filtered_call_per_ten_addresses_and_no_catalogs(relay, spycloud):
 def test_one_address_per_call_when_lists_are_off(make_relay, spycloud):
     values = [f'v{i}s{20 if i % 2 else 5}@single.example' for i in range(1, 21)]
     spycloud.latency = 0.05
-    body = deliberate(make_relay(spycloud_email_batch=1), [email(v) for v in values])
+    body = make_relay(spycloud_email_batch=1).deliberate([email(v) for v in values])
     assert verdict_values(body) == {v for v in values if 's20@' in v}
     calls = spycloud.request_log
     assert len(calls) == 20 and not any(',' in c['path'] for c in calls)
@@ -163,14 +152,14 @@ def test_one_address_per_call_when_lists_are_off(make_relay, spycloud):
 
 def test_paging_stops_at_the_first_page(relay, spycloud):
     spycloud.page_size = 1
-    body = deliberate(relay, [email('v1s20_v2s20_v3s20@pages.example')])
+    body = relay.deliberate([email('v1s20_v2s20_v3s20@pages.example')])
     assert verdict_values(body) == {'v1s20_v2s20_v3s20@pages.example'}
     assert len(records_calls(spycloud)) == 1
 
 
 def test_spycloud_failures_are_the_envelope(relay, spycloud):
     spycloud.add_fault(500, match='broken')
-    body = deliberate(relay, [email('v3s20@broken.example'), {'type': 'user', 'value': 'v3s20'}])
+    body = relay.deliberate([email('v3s20@broken.example'), {'type': 'user', 'value': 'v3s20'}])
     assert verdict_values(body) == {'v3s20'}
     assert [e['code'] for e in body['errors']] == ['internal error']
 
@@ -178,8 +167,8 @@ def test_spycloud_failures_are_the_envelope(relay, spycloud):
 def test_verdicts_are_cached_and_shared_with_observe(make_relay, spycloud):
     relay = make_relay(records_cache_ttl_s=300)
     value = 'v10s20_v400s25@cached.example'
-    first = deliberate(relay, [email(value)])
-    again = deliberate(relay, [email(value)])
+    first = relay.deliberate([email(value)])
+    again = relay.deliberate([email(value)])
     assert first == again and verdict_values(first) == {value}
     assert len(records_calls(spycloud)) == 1
     # 30 days of records cannot decide a 90-day verdict: it takes the verdict, which is cached.
@@ -212,14 +201,14 @@ def count_pools(monkeypatch):
 def test_a_warm_request_asks_the_cache_once_and_starts_no_thread(make_relay, spycloud, count_pools):
     relay = make_relay(records_cache_ttl_s=300)
     accounts = [email(f'v{d}s{s}@warm.example') for d, s in ((3, 20), (4, 5), (5, 25))]
-    cold = deliberate(relay, accounts)
+    cold = relay.deliberate(accounts)
     assert verdict_values(cold) == {'v3s20@warm.example', 'v5s25@warm.example'}
     pools = count_pools()
-    assert deliberate(relay, accounts) == cold
+    assert relay.deliberate(accounts) == cold
     assert pools == []  # every answer came from one read of the cache, in the request's thread
     assert len(records_calls(spycloud)) == 1  # one list of three addresses
     # One new account beside the cached ones: it alone is asked, and the order is kept.
-    mixed = deliberate(relay, [accounts[0], email('v6s20@new.example'), accounts[2]])
+    mixed = relay.deliberate([accounts[0], email('v6s20@new.example'), accounts[2]])
     assert [d['observable']['value'] for d in docs(mixed, 'verdicts')] == [
         'v3s20@warm.example',
         'v6s20@new.example',
@@ -255,10 +244,10 @@ def test_a_warm_request_reads_redis_once(make_relay, spycloud):
     accounts = [email(f'v{3 + i}s20@shared{i}.example') for i in range(5)]
     with RedisServer() as server:
         relay = make_relay(records_cache_ttl_s=300, redis_url=server.url)
-        cold = deliberate(relay, accounts)
+        cold = relay.deliberate(accounts)
         stats = redis_py.Redis.from_url(server.url)
         stats.config_resetstat()
-        assert deliberate(relay, accounts) == cold
+        assert relay.deliberate(accounts) == cold
         commands = stats.info('commandstats')
     assert len(records_calls(spycloud)) == 1  # one list of five addresses
     assert commands['cmdstat_mget']['calls'] == 1
@@ -269,8 +258,8 @@ def test_another_key_does_not_see_the_cache(make_relay, spycloud):
     relay = make_relay(records_cache_ttl_s=300)
     spycloud.api_keys.add('second-key')
     try:
-        deliberate(relay, [email('v10s20@tenant.example')])
-        deliberate(relay, [email('v10s20@tenant.example')], key='second-key')
+        relay.deliberate([email('v10s20@tenant.example')])
+        relay.deliberate([email('v10s20@tenant.example')], key='second-key')
     finally:
         spycloud.api_keys.discard('second-key')
     keys = [c['api_key'] for c in records_calls(spycloud)]
