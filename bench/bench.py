@@ -196,6 +196,16 @@ def load(url, token, clients, seconds, pool_size=200, seed=7, targets=None, duri
     }
 
 
+def measured(url, spycloud, ask, values):
+    """(seconds, worker CPU ms, SpyCloud calls, body) of one request ``ask(values)``."""
+    spycloud.reset_stats()
+    before = worker_cpu_ns(url)
+    elapsed, status, body = ask(values)
+    cpu_ms = (worker_cpu_ns(url) - before) / 1e6
+    assert status == 200 and 'errors' not in body, body
+    return elapsed, cpu_ms, spycloud.stats()['requests'], body
+
+
 def deliberate_table(url, token, spycloud, repeat, latency):
     """Cold: never-seen accounts, one call per ten; warm: the same again, from the cache.
 
@@ -214,13 +224,10 @@ def deliberate_table(url, token, spycloud, repeat, latency):
                 f'v{3 + i}s{20 if i % 2 == 0 else 5}@d{tag}.bench.example' for i in range(size)
             ]
             for sample, calls, cpu in ((cold, cold_calls, cold_cpu), (warm, warm_calls, warm_cpu)):
-                spycloud.reset_stats()
-                before = worker_cpu_ns(url)
-                elapsed, status, body = client.deliberate(values)
-                cpu.append((worker_cpu_ns(url) - before) / 1e6)
-                assert status == 200 and 'errors' not in body, body
+                elapsed, cpu_ms, made, body = measured(url, spycloud, client.deliberate, values)
                 sample.append(elapsed)
-                calls.append(spycloud.stats()['requests'])
+                cpu.append(cpu_ms)
+                calls.append(made)
             found.append(body['data'].get('verdicts', {}).get('count', 0))
         rows.append(
             {
@@ -248,15 +255,12 @@ def lists_row(url, issuer, spycloud, repeat, latency):
         for _ in range(repeat):
             tag = next(_unique)
             values = [f'v{3 + i}s{25 if i % 2 else 20}@l{tag}.bench.example' for i in range(20)]
-            spycloud.reset_stats()
-            before = worker_cpu_ns(url)
             ask = client.deliberate if route == 'deliberate' else client.observe_all
-            elapsed, status, body = ask(values)
-            cpu.append((worker_cpu_ns(url) - before) / 1e6)
-            assert status == 200 and 'errors' not in body, body
+            elapsed, cpu_ms, made, body = measured(url, spycloud, ask, values)
             assert body['data']['verdicts']['count'] == 20, body['data'].get('verdicts')
             samples.append(elapsed)
-            calls.append(spycloud.stats()['requests'])
+            cpu.append(cpu_ms)
+            calls.append(made)
         row[route] = {
             'cold_ms': statistics.median(samples) * 1000,
             'cold_relay_ms': (statistics.median(samples) - latency) * 1000,
