@@ -4,8 +4,9 @@
 demo tenant holds 27,444 records (../shared/spec/spycloud-api.md §6.1): about 550 accounts at
 the watched domains, 80 breach sources (Zipf-like: the top one holds a third), severities in the
 demo's proportions (6 % sev 2, 7 % sev 5, 71 % sev 20, 16 % sev 25). Publish dates are midnight
-stamps spread over the 365 days before today (UTC), so every dashboard period has data; the
-records are a pure function of the day they are made for, indexed by publish date.
+stamps spread over the 365 days before today (UTC), so every dashboard period has data. The
+records are drawn from one fixed seed as ages (days before today), so the tenant has the same
+shape on every day: only the dates move. Indexed by publish date.
 """
 
 import datetime
@@ -74,7 +75,7 @@ def records_by_day(today):
 
 @functools.lru_cache(maxsize=2)
 def _make(today):
-    rng = _rng('tenant', today.isoformat())
+    rng = _rng('tenant')  # not today's date: every day sees the same tenant, shifted
     accounts = [account(i) for i in range(ACCOUNTS)]
     # admin@, test@, info@ hold 13, 6 and 2 % (spec §6.1: 129, 62, 17 of 1000); the others
     # share the rest with a gentle tail.

@@ -1,6 +1,8 @@
 """Helpers the tests share: the contract validator and a relay served over real HTTP."""
 
+import datetime
 import json
+import math
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +13,9 @@ from werkzeug.serving import make_server
 
 from api.services import services
 from app import create_app
+from simulator import tenant
 from spycloud.client import SpyCloudClient
+from tiles.aggregate import PERIODS
 
 CONTRACT = Path(__file__).resolve().parent / 'contracts' / 'iroh-enrich-definitions.json'
 AUTHORIZATION_FAILED = 'Authorization failed: '
@@ -191,6 +195,20 @@ class RelayServer:
         response = self.post('/health', **kwargs)
         assert response.status_code == 200, response.text
         return response.json()
+
+
+def day_sliced_calls(period, page_size=1000):
+    """The watchlist calls a gathering of ``period`` makes a day at a time: a page of each
+    calendar day it touches, and more where the simulator's tenant holds more records that
+    day. Worked out from the simulator's data, so it holds whatever the date."""
+    now = datetime.datetime.now(datetime.UTC)
+    first, today = (now - PERIODS[period]).date(), now.date()
+    calls = 0
+    for offset in range((today - first).days + 1):
+        day = datetime.datetime.combine(first + datetime.timedelta(days=offset), datetime.time())
+        found = len(tenant.select(today, day, day + datetime.timedelta(days=1)))
+        calls += max(1, math.ceil(found / page_size))
+    return calls
 
 
 def email(value):
