@@ -35,7 +35,17 @@ ENDPOINTS = (
     'watchlist-verify',
     'other',
 )
-FAULT_MODES = ('status', 'reset', 'hang', 'truncated', 'incomplete', 'html', 'drip', 'raw')
+FAULT_MODES = (
+    'status',
+    'reset',
+    'hang',
+    'stall',
+    'truncated',
+    'incomplete',
+    'html',
+    'drip',
+    'raw',
+)
 # How a comma list of e-mails is read: as documented ('list', up to EMAIL_LIST_MAX addresses),
 # as one odd address that matches nothing ('literal'), or refused with a 400 ('refuse').
 EMAIL_LISTS = ('list', 'literal', 'refuse')
@@ -480,6 +490,22 @@ class SpyCloudSimulator:
             return
         if mode == 'hang':
             handler.wait_for_client_or_stop(fault.delay)
+            handler.drop_connection()
+            return
+        if mode == 'stall':
+            # The head after ``delay`` seconds, promising a body that never comes.
+            if handler.wait_for_client_or_stop(fault.delay):
+                return
+            try:
+                handler.send_response(fault.status or 200)
+                handler.send_header('Content-Type', 'application/json')
+                handler.send_header('Content-Length', '1000')
+                handler.end_headers()
+                handler.wfile.write(b'{')
+                handler.wfile.flush()
+            except OSError:
+                pass  # the client gave up before the head
+            handler.wait_for_client_or_stop(None)
             handler.drop_connection()
             return
         if mode == 'drip':

@@ -29,7 +29,7 @@ from urllib3.util.retry import Retry
 
 import state
 from config import VERSION
-from deadline import DeadlineReached
+from deadline import Deadline, DeadlineReached
 from errors import (
     AuthorizationError,
     InternalServerError,
@@ -104,6 +104,12 @@ class SpyCloudRetry(Retry):
             raise_on_redirect=False,
         )
 
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        """Only the statuses this Retry lists. urllib3 also retries any allowed method on a
+        413, 429 or 503 that carries Retry-After, which would send a write twice that may
+        have landed."""
+        return self._is_method_retryable(method) and status_code in (self.status_forcelist or ())
+
     def new(self, **kwargs) -> 'SpyCloudRetry':
         kwargs.setdefault('lookup', self.lookup)
         kwargs.setdefault('limiter', self.limiter)
@@ -146,6 +152,27 @@ class SpyCloudRetry(Retry):
         super().sleep(response)
         if self.limiter is not None and self.lookup is not None:
             self.limiter.acquire(self.lookup.fingerprint, self.lookup.deadline)
+
+
+class DeadlineTimeout(urllib3.Timeout):
+    """A call's connect and read timeouts, each capped by what remains of the lookup's
+    deadline at the moment urllib3 reads it: at every attempt, a retry's included (urllib3
+    clones the Timeout for each), not once when the call starts."""
+
+    def __init__(self, deadline: Deadline, connect: float, read: float) -> None:
+        super().__init__(connect=connect, read=read)
+        self.deadline = deadline
+
+    def clone(self) -> 'DeadlineTimeout':
+        return DeadlineTimeout(self.deadline, self._connect, self._read)  # type: ignore[arg-type]
+
+    @property
+    def connect_timeout(self) -> float:
+        return self.deadline.cap(self._connect)  # type: ignore[arg-type]
+
+    @property
+    def read_timeout(self) -> float:
+        return self.deadline.cap(self._read)  # type: ignore[arg-type]
 
 
 class _QuietCheck:
@@ -347,10 +374,7 @@ class Transport:
         lookup.stats.add(spycloud_calls=1, limiter_wait_s=waited)
 
     def _exchange(self, lookup, method, path, params, body, endpoint):
-        deadline = lookup.deadline
-        timeout = urllib3.Timeout(
-            connect=deadline.cap(self._timeouts[0]), read=deadline.cap(self._timeouts[1])
-        )
+        timeout = DeadlineTimeout(lookup.deadline, *self._timeouts)
         retry = (self._retry if method == 'GET' else self._write_retry).new(
             lookup=lookup, limiter=self.limiter
         )
@@ -401,6 +425,7 @@ class Transport:
         body, complete = bytearray(), False
         try:
             while True:
+                self._cap_wait(response, lookup.deadline)
                 chunk = response.read1(CHUNK_BYTES, decode_content=True)
                 if not chunk:
                     complete = True
@@ -416,6 +441,14 @@ class Transport:
             if not complete:
                 response.close()  # a half-read connection is not put back in the pool
             response.release_conn()
+
+    def _cap_wait(self, response, deadline: Deadline) -> None:
+        """The socket waits for the body's next bytes no longer than the read timeout or what
+        is left of the deadline: the timeout urllib3 set when it sent the call counted from
+        then, and a body that stalls after its head would otherwise outlive the deadline."""
+        sock = getattr(response.connection, 'sock', None)
+        if sock is not None:
+            sock.settimeout(deadline.cap(self._timeouts[1]))
 
     def _relay_error(self, error, lookup):
         """What a failed exchange means for the caller. A library's text can quote a header,
