@@ -157,7 +157,7 @@ def _filter(records, query):
 class Fault:
     """One injected misbehaviour; returned by ``SpyCloudSimulator.add_fault``."""
 
-    def __init__(self, mode, status, match, times, headers, body, delay):
+    def __init__(self, mode, status, match, times, headers, body, delay, hold=None):
         if mode not in FAULT_MODES:
             raise ValueError('mode must be one of {}'.format(', '.join(FAULT_MODES)))
         self.mode = mode
@@ -168,7 +168,9 @@ class Fault:
         self.headers = dict(headers or {})
         self.body = body
         self.delay = delay
+        self.hold = hold
         self.hits = 0
+        self.taken = threading.Event()  # set once a request has met this fault
 
     @property
     def exhausted(self):
@@ -307,9 +309,13 @@ class SpyCloudSimulator:
         body=None,
         mode='status',
         delay=0.0,
+        hold=None,
     ):
-        """Queue a misbehaviour; faults are tried in order before auth and normal handling."""
-        fault = Fault(mode, status, match, times, headers, body, delay)
+        """Queue a misbehaviour; faults are tried in order before auth and normal handling.
+
+        ``hold``: a threading.Event the answer waits for, so that a test orders concurrent
+        requests exactly (``fault.taken`` tells it the request has arrived)."""
+        fault = Fault(mode, status, match, times, headers, body, delay, hold)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -366,6 +372,7 @@ class SpyCloudSimulator:
                 fault.hits += 1
                 if fault.remaining is not None:
                     fault.remaining -= 1
+                fault.taken.set()
                 return fault
         return None
 
@@ -475,6 +482,11 @@ class SpyCloudSimulator:
 
     def _apply_fault(self, handler, fault):
         mode = fault.mode
+        if fault.hold is not None:
+            while not fault.hold.wait(0.05):
+                if handler.stop_event.is_set():
+                    handler.drop_connection()
+                    return
         if mode == 'reset':
             handler.drop_connection(reset=True)
             return
