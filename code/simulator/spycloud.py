@@ -609,7 +609,7 @@ class SpyCloudSimulator:
                 return self._create(items, body)
             item = items.get(identifier)
             if item is None:
-                return 404, {'message': 'Not Found'}, {}
+                return 404, _not_listed(identifier), {}
             if endpoint == 'watchlist':
                 return 200, {'cursor': '', 'hits': 1, 'results': [dict(item)]}, {}
             if endpoint == 'watchlist-delete':
@@ -744,6 +744,15 @@ class SpyCloudSimulator:
         merged = [record for address in addresses for record in _records('emails', address)]
         merged.sort(key=lambda record: record['spycloud_publish_date'], reverse=True)
         return merged
+
+
+def _not_listed(identifier):
+    """[ASSUME] SpyCloud's own 404 for an identifier not on the watchlist: its service's error
+    shape (as its 400s), unlike the gateway's ``{"message": "Not Found"}`` for an unknown path."""
+    return {
+        'errorType': 'NotFound',
+        'errorMessage': f"[NotFound] Identifier not found: '{identifier}'.",
+    }
 
 
 def _fault_page(fault, value):

@@ -30,10 +30,15 @@ PLAIN_ADDRESS = re.compile(r'[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+')
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
+def fold_case(value: str) -> str:
+    """ASCII letters in lower case, nothing else changed: no look-alike becomes ASCII."""
+    return value.translate(_ASCII_LOWER)
+
+
 def account(value: str) -> str:
     """The address SpyCloud files records under, the one form the relay compares and files
     addresses in: ASCII case does not matter to it; nothing else is folded."""
-    return value.strip().translate(_ASCII_LOWER)
+    return fold_case(value.strip())
 
 
 class EmailBatching:
