@@ -39,6 +39,7 @@ from ctim.verdicts import reason, valid_time
 from deadline import DeadlineReached
 from errors import RelayError
 from spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES, SpyCloudClient
+from spycloud.watchlist import identifier as watchlist_identifier
 from spycloud.watchlist import watchlist_type
 from tiles.aggregate import DEFAULT_PERIOD, PERIODS
 from tiles.dashboard import TILES, tile_data
@@ -307,7 +308,7 @@ def watchlist(action, value, api_key_env, api_url, simulator):
         fail(f'{value!r} is not an e-mail address, a domain or an IPv4 address', 2)
     key = api_key_from(api_key_env, simulator)
     with spycloud_for(simulator, api_url) as url, SpyCloudClient(settings_for(url)) as client:
-        lookup, identifier = client.lookup(key), value.strip().lower()
+        lookup, identifier = client.lookup(key), watchlist_identifier(value)
         try:
             if action == 'show':
                 item = client.watchlist.item(lookup, identifier)

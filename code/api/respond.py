@@ -16,7 +16,7 @@ from api.telemetry import note_lookup
 from ctim.actions import ADD, REMOVE, TAKES, VERIFY, Target, masked, offers
 from deadline import DeadlineReached
 from errors import InvalidArgumentError, RelayError, RelayWarning, UnknownError
-from spycloud.watchlist import TYPES_BY_OBSERVABLE, watchlist_type
+from spycloud.watchlist import TYPES_BY_OBSERVABLE, identifier, watchlist_type
 
 respond_api = Blueprint('respond', __name__)
 log = logging.getLogger('relay.respond')
@@ -87,7 +87,7 @@ def _targets(observables):
                 )
             )
         else:
-            targets.append(Target(observable['type'], observable['value'].lower(), kind))
+            targets.append(Target(observable['type'], identifier(observable['value']), kind))
     return targets, warnings
 
 
@@ -116,7 +116,11 @@ def _fields(action_id, payload):
     ]
     if missing:
         raise InvalidArgumentError(f'The trigger of {action_id} needs {", ".join(missing)}.')
-    return {name: payload[name].strip() for name in FIELDS}
+    # The value as sent: white space or a line break around it makes it no identifier.
+    return {
+        name: payload[name] if name == 'observable_value' else payload[name].strip()
+        for name in FIELDS
+    }
 
 
 def _target(action_id, values, max_length):
@@ -137,7 +141,7 @@ def _target(action_id, values, max_length):
             f'The watchlist_type {values["watchlist_type"][:20]!r} does not match the {kind} '
             f'{value!r}' + (f' (a {expected}).' if expected else '.')
         )
-    return Target(kind, value.lower(), expected)
+    return Target(kind, identifier(value), expected)
 
 
 def _allowed(action_id, module):

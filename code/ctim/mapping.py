@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_X500, uuid5
 
+from spycloud import batching
 from spycloud.models import BreachRecord, Catalog, Exposure
 
 SCHEMA_VERSION = '1.0.17'
@@ -189,7 +190,7 @@ def exposed_accounts(observable: dict, record: BreachRecord) -> list[dict]:
     accounts = []
     email = _text(record.get('email'))
     if email and '@' in email:
-        accounts.append({'type': 'email', 'value': email.lower()})
+        accounts.append({'type': 'email', 'value': batching.account(email)})
     username = _text(record.get('username'))
     if username:
         accounts.append({'type': 'user', 'value': username})

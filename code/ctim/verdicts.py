@@ -2,10 +2,12 @@
 
 An account is Suspicious (disposition 3) while a qualifying record is younger than the
 window; the verdict's ``valid_time`` ends exactly when the newest one ages out. The relay
-never says Clean: absence from SpyCloud is not evidence of safety.
+never says Clean: absence from SpyCloud is not evidence of safety. A record dated after the
+rule's today (a clock or data error at SpyCloud, up to ``9999-12-31``) counts as published
+today: a verdict's validity never rests on a date in the future.
 """
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from ctim.mapping import SCHEMA_VERSION, SOURCE, MappingOptions, ctim_time, transient_id
 from spycloud.lookup import VerdictRule
@@ -16,9 +18,14 @@ PRIORITY = 90  # the highest an automated source may claim
 TLP_LEVELS = ('white', 'green', 'amber', 'red')
 
 
+def published(evidence: Evidence, rule: VerdictRule) -> date:
+    """The newest qualifying record's publish day, or the rule's today when that is later."""
+    return min(evidence.newest.published.date(), rule.today)
+
+
 def valid_time(evidence: Evidence, rule: VerdictRule) -> dict:
     """From the newest qualifying record's publish date to that date plus the window."""
-    start = datetime.combine(evidence.newest.published.date(), time(), tzinfo=UTC)
+    start = datetime.combine(published(evidence, rule), time(), tzinfo=UTC)
     return {
         'start_time': ctim_time(start),
         'end_time': ctim_time(start + timedelta(days=rule.days)),
@@ -56,7 +63,7 @@ def reason(evidence: Evidence, rule: VerdictRule) -> str:
     kind = SEVERITY_NAMES.get(worst, 'severity')
     return (
         f'{count} exposure{"s" if count != 1 else ""} in {rule.days} days, newest '
-        f'{evidence.newest.published.date().isoformat()}, worst: {kind} ({worst})'
+        f'{published(evidence, rule).isoformat()}, worst: {kind} ({worst})'
     )
 
 

@@ -167,7 +167,7 @@ def _filter(records, query):
 class Fault:
     """One injected misbehaviour; returned by ``SpyCloudSimulator.add_fault``."""
 
-    def __init__(self, mode, status, match, times, headers, body, delay):
+    def __init__(self, mode, status, match, times, headers, body, delay, hold=None):
         if mode not in FAULT_MODES:
             raise ValueError('mode must be one of {}'.format(', '.join(FAULT_MODES)))
         self.mode = mode
@@ -178,7 +178,9 @@ class Fault:
         self.headers = dict(headers or {})
         self.body = body
         self.delay = delay
+        self.hold = hold
         self.hits = 0
+        self.taken = threading.Event()  # set once a request has met this fault
 
     @property
     def exhausted(self):
@@ -317,9 +319,13 @@ class SpyCloudSimulator:
         body=None,
         mode='status',
         delay=0.0,
+        hold=None,
     ):
-        """Queue a misbehaviour; faults are tried in order before auth and normal handling."""
-        fault = Fault(mode, status, match, times, headers, body, delay)
+        """Queue a misbehaviour; faults are tried in order before auth and normal handling.
+
+        ``hold``: a threading.Event the answer waits for, so that a test orders concurrent
+        requests exactly (``fault.taken`` tells it the request has arrived)."""
+        fault = Fault(mode, status, match, times, headers, body, delay, hold)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -376,6 +382,7 @@ class SpyCloudSimulator:
                 fault.hits += 1
                 if fault.remaining is not None:
                     fault.remaining -= 1
+                fault.taken.set()
                 return fault
         return None
 
@@ -485,6 +492,11 @@ class SpyCloudSimulator:
 
     def _apply_fault(self, handler, fault):
         mode = fault.mode
+        if fault.hold is not None:
+            while not fault.hold.wait(0.05):
+                if handler.stop_event.is_set():
+                    handler.drop_connection()
+                    return
         if mode == 'reset':
             handler.drop_connection(reset=True)
             return
@@ -623,7 +635,7 @@ class SpyCloudSimulator:
                 return self._create(items, body)
             item = items.get(identifier)
             if item is None:
-                return 404, {'message': 'Not Found'}, {}
+                return 404, _not_listed(identifier), {}
             if endpoint == 'watchlist':
                 return 200, {'cursor': '', 'hits': 1, 'results': [dict(item)]}, {}
             if endpoint == 'watchlist-delete':
@@ -758,6 +770,15 @@ class SpyCloudSimulator:
         merged = [record for address in addresses for record in _records('emails', address)]
         merged.sort(key=lambda record: record['spycloud_publish_date'], reverse=True)
         return merged
+
+
+def _not_listed(identifier):
+    """[ASSUME] SpyCloud's own 404 for an identifier not on the watchlist: its service's error
+    shape (as its 400s), unlike the gateway's ``{"message": "Not Found"}`` for an unknown path."""
+    return {
+        'errorType': 'NotFound',
+        'errorMessage': f"[NotFound] Identifier not found: '{identifier}'.",
+    }
 
 
 def _fault_page(fault, value):

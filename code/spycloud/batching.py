@@ -15,31 +15,52 @@ before any proof turns batching off for the process.
 
 import logging
 import re
+import string
+import threading
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
 UNKNOWN, PROVEN, OFF = 'unknown', 'proven', 'off'
-# What goes in a list: one @, something either side, no comma or space. Anything odder is asked
-# alone, so that a 400 for a list is about the list, not about one strange value in it.
-PLAIN_ADDRESS = re.compile(r'[^\s,@]+@[^\s,@]+')
+# What goes in a list: ASCII letters, digits and ``._+-``, one @. Anything odder is asked alone:
+# a look-alike (``\u212aate@x``, whose KELVIN SIGN str.lower() folds to ``k``) is never filed
+# under another address, a comma or a % (``%2C`` once a gateway decodes it) never splits one
+# value into two, and a 400 for a list is about the list, not about one strange value in it.
+PLAIN_ADDRESS = re.compile(r'[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+')
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def fold_case(value: str) -> str:
+    """ASCII letters in lower case, nothing else changed: no look-alike becomes ASCII."""
+    return value.translate(_ASCII_LOWER)
 
 
 def account(value: str) -> str:
-    """The address SpyCloud files records under: case does not matter to it."""
-    return value.strip().lower()
+    """The address SpyCloud files records under, the one form the relay compares and files
+    addresses in: ASCII case does not matter to it; nothing else is folded."""
+    return fold_case(value.strip())
 
 
 class EmailBatching:
     """What this process has learnt about SpyCloud reading a list of e-mails, and how to use it.
 
     Shared by every request of the process; its one field only ever moves from UNKNOWN to
-    PROVEN or OFF, so threads racing on it can only agree.
+    PROVEN or OFF, once (a compare-and-set under a lock): a list answer that arrives after
+    another request turned lists off is used, but does not turn them back on.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.state = UNKNOWN if size > 1 else OFF
+        self._lock = threading.Lock()
+
+    def _settle(self, state: str, why: str, *args) -> None:
+        """Move from UNKNOWN to ``state``, logging ``why`` once; later news changes nothing."""
+        with self._lock:
+            if self.state != UNKNOWN:
+                return
+            self.state = state
+        log.info(why, *args)
 
     def groups(self, observables: list) -> list[list]:
         """The observables in groups of one call each: plain e-mail addresses by ``size``
@@ -60,18 +81,18 @@ class EmailBatching:
 
     def refused(self) -> None:
         """SpyCloud answered a list with a 400: before any proof, it does not read lists."""
-        if self.state == UNKNOWN:
-            self.state = OFF
-            log.info('SpyCloud refused a list of e-mails; asking one address per call from now on')
+        self._settle(
+            OFF, 'SpyCloud refused a list of e-mails; asking one address per call from now on'
+        )
 
     def asked_alone(self, page: Mapping | None, exposed: bool) -> None:
         """A list's members were asked one by one after it: if the list came back empty while
         one of them has records, the server did not read it as a list."""
-        if exposed and self.state == UNKNOWN and page is not None and page.get('results') == []:
-            self.state = OFF
-            log.info(
+        if exposed and page is not None and page.get('results') == []:
+            self._settle(
+                OFF,
                 'SpyCloud answered a list of e-mails with nothing, yet one of them has records; '
-                'asking one address per call from now on'
+                'asking one address per call from now on',
             )
 
     def read(self, page: Mapping, members: list) -> dict[str, list] | None:
@@ -89,9 +110,9 @@ class EmailBatching:
                 return None  # a record about none of the members: this is no list answer
             records.append(raw)
         if any(found.values()):
-            if self.state != PROVEN:
-                self.state = PROVEN
-                log.info('SpyCloud reads lists of e-mails: up to %d addresses per call', self.size)
+            self._settle(
+                PROVEN, 'SpyCloud reads lists of e-mails: up to %d addresses per call', self.size
+            )
         elif self.state != PROVEN:
             return None  # empty: no record, or a server that read one odd address
         return found

@@ -54,22 +54,27 @@ def parse_time(value) -> datetime | None:
         return None
 
 
-INTEGER = re.compile(r'-?[0-9]+')
+# An integer, written with or without a fractional part of zeros: ``25``, ``-3``, ``25.0``.
+INTEGER = re.compile(r'(-?[0-9]+)(?:\.0*)?')
 
 
 def _int(value):
-    """An int, or a string of ASCII digits; anything else (``'²'``, ``'--5'``, 5000 digits,
-    which ``int()`` refuses or str.isdigit() lets through) is None."""
+    """An int, an integral float (``25.0``) or a string of ASCII digits (``'25'``, ``'25.0'``);
+    anything else (``'²'``, ``'--5'``, ``25.5``, ``inf``, 5000 digits, which ``int()`` refuses
+    or str.isdigit() lets through) is None: unknown, never an error."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and INTEGER.fullmatch(value.strip()):
-        try:
-            return int(value.strip())
-        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-            return None
-    return None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None  # False for inf and nan
+    match = INTEGER.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        return None
+    try:
+        return int(match.group(1))
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        return None
 
 
 @dataclass(frozen=True)

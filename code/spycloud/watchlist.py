@@ -4,15 +4,34 @@ SpyCloud searches only the ACTIVE and VERIFIED identifiers of a key's watchlist,
 the calls behind XDR's response actions. [ASSUME] (spec §5): an identifier not on the list
 answers 404 (an empty result is read the same way), adding one already there answers 409,
 removing one already gone 404: each is the state asked for, so the writes are idempotent.
+
+Only SpyCloud's own 404 means "not on the watchlist": a JSON object in the shape of its
+service's errors (``errorType``, ``errorMessage``, as its 400s are). Any other 404 (an HTML
+page, an API Gateway's ``{"message": "Not Found"}`` or ``Missing Authentication Token``, no
+body) comes from a wrong SPYCLOUD_API_URL, and reading it as "already gone" would report a
+removal that never happened: it is an error.
 """
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from errors import InvalidArgumentError, NotFoundError
+from spycloud.batching import fold_case
 from spycloud.lookup import Lookup
 from spycloud.transport import BadRequest
+
+WRONG_URL = (
+    "The SpyCloud API answered 404 Not Found, not in SpyCloud's words about a watchlist "
+    'item: check SPYCLOUD_API_URL.'
+)
+# A hostname of LDH labels (letters, digits, inner hyphens; an IDN in its xn-- form), at least
+# two, the last not all digits; an address is a dot-atom local part @ such a hostname.
+_LABEL = r'[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?'
+HOSTNAME = re.compile(rf'(?=[a-z0-9.-]{{4,253}}\Z)(?:{_LABEL}\.)+(?![0-9]+\Z){_LABEL}')
+_ATOM = r"[a-z0-9!#$&'*+=^_{|}~-]+"
+LOCAL_PART = re.compile(rf'(?=.{{1,64}}\Z){_ATOM}(?:\.{_ATOM})*')
 
 # Second-level public suffixes under which the third label is still the registered domain.
 SECOND_LEVEL_SUFFIXES = frozenset(
@@ -44,23 +63,27 @@ TYPES_BY_OBSERVABLE = {'email': ('email',), 'domain': ('domain', 'subdomain'), '
 
 def watchlist_type(observable_type: str, value: str) -> str | None:
     """The watchlist type of an observable (``email``, ``domain``, ``subdomain``, ``ip``), or
-    None when the value is not one (an ``ip`` that is no IPv4 address, a domain of one label)."""
-    value = value.strip().lower()
+    None when the value is not one: anything but an IPv4 address, a hostname of LDH labels, or
+    a dot-atom address at one (no port, path, space, control character or look-alike)."""
+    value = fold_case(value)
     if observable_type == 'email':
         local, _, domain = value.rpartition('@')
-        return 'email' if local and '.' in domain else None
+        return 'email' if LOCAL_PART.fullmatch(local) and HOSTNAME.fullmatch(domain) else None
     if observable_type == 'ip':
         try:
             return 'ip' if ipaddress.ip_address(value).version == 4 else None
         except ValueError:
             return None
-    if observable_type == 'domain':
-        labels = value.rstrip('.').split('.')
-        if len(labels) < 2 or not all(labels) or '@' in value or '/' in value:
-            return None
+    if observable_type == 'domain' and HOSTNAME.fullmatch(value):
+        labels = value.split('.')
         registered = 3 if '.'.join(labels[-2:]) in SECOND_LEVEL_SUFFIXES else 2
         return 'subdomain' if len(labels) > registered else 'domain'
     return None
+
+
+def identifier(value: str) -> str:
+    """The form an identifier is sent and shown in (ASCII case folded, as SpyCloud files it)."""
+    return fold_case(value)
 
 
 @dataclass(frozen=True)
@@ -97,7 +120,7 @@ class Watchlist:
         status, body = self._transport.call(lookup, 'GET', _path(identifier), expect=(404,))
         results = body.get('results') if isinstance(body, dict) else None
         if (
-            status == 404
+            _absent(status, body)
             or not isinstance(results, list)
             or not results
             or not isinstance(results[0], dict)
@@ -123,10 +146,10 @@ class Watchlist:
 
     def remove(self, lookup: Lookup, identifier: str) -> str:
         """``removed`` or ``already gone``."""
-        status, _ = self._transport.call(
+        status, body = self._transport.call(
             lookup, 'DELETE', _path(identifier) + '/delete', expect=(404,)
         )
-        return 'already gone' if status == 404 else 'removed'
+        return 'already gone' if _absent(status, body) else 'removed'
 
     def verify(self, lookup: Lookup, identifier: str) -> str:
         """``verified`` or ``not verified`` (SpyCloud found no proof yet)."""
@@ -136,10 +159,22 @@ class Watchlist:
             )
         except BadRequest as error:
             raise InvalidArgumentError(f'SpyCloud does not verify {identifier}: {error}') from None
-        if status == 404:
+        if _absent(status, body):
             raise NotFoundError(f'{identifier} is not on the SpyCloud watchlist.')
         verified = str((body or {}).get('verified', 'YES')).upper() in ('YES', 'TRUE', '1')
         return 'verified' if verified else 'not verified'
+
+
+def _absent(status: int, body) -> bool:
+    """Whether SpyCloud said the identifier is not on the watchlist; a 404 in any other words
+    is a wrong SPYCLOUD_API_URL."""
+    if status != 404:
+        return False
+    if isinstance(body, dict) and any(
+        isinstance(body.get(name), str) for name in ('errorType', 'errorMessage')
+    ):
+        return True
+    raise NotFoundError(WRONG_URL)
 
 
 def _path(identifier):

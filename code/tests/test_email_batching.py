@@ -127,3 +127,24 @@ def test_a_refusal_after_the_proof_changes_nothing():
     batching.refused()
     batching.asked_alone({'results': []}, exposed=True)
     assert batching.state == PROVEN
+
+
+def test_lists_turned_off_are_never_proven_afterwards():
+    """A request that grouped its addresses before another turned lists off may still bring a
+    list answer: it is used, but the state stays where it moved first."""
+    batching = EmailBatching(10)
+    batching.refused()
+    members = [email('a@x.example'), email('b@x.example')]
+    found = batching.read({'results': [{'email': 'a@x.example'}]}, members)
+    assert found == {'a@x.example': [{'email': 'a@x.example'}], 'b@x.example': []}
+    assert batching.state == OFF
+    batching.asked_alone({'results': []}, exposed=True)
+    assert batching.state == OFF
+
+
+def test_look_alikes_and_values_a_gateway_may_split_are_asked_alone():
+    odd = ['\u212aate@x.example', 'k\u0130m@x.example', 'a%2Cb@x.example', 'a,b@x.example']
+    plain = ['kate@x.example', 'Kim@x.example']
+    groups = EmailBatching(10).groups([email(v) for v in plain + odd])
+    assert [[o['value'] for o in g] for g in groups] == [plain] + [[v] for v in odd]
+    assert account('\u212aATE@X.example') == '\u212aate@x.example'  # only ASCII is folded

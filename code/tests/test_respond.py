@@ -322,3 +322,111 @@ def test_every_trigger_writes_one_masked_log_line(relay, caplog):
 
 def test_the_seeded_watchlist_is_the_demo_data(spycloud):
     assert set(spycloud.watchlist()) == {name for name, _ in data.SEED_WATCHLIST}
+
+
+# Identifiers that are no domain, e-mail address or IPv4 address, whatever their type claims.
+NOT_IDENTIFIERS = [
+    ('domain', 'x.com:8080'),
+    ('domain', 'under_score.example'),
+    ('domain', 'two words.example'),
+    ('domain', '../etc.example'),
+    ('domain', 'new.example/..'),
+    ('domain', 'new.example\r\nX-Injected: 1'),
+    ('domain', '-dash.example'),
+    ('domain', 'new.example.'),
+    ('domain', 'b\u00fccher.example'),
+    ('domain', 'new.123'),
+    ('email', 'a b@new.example'),
+    ('email', 'a@x.com:8080'),
+    ('email', '../x@new.example'),
+    ('email', 'a,b@new.example'),
+    ('email', 'a@under_score.example'),
+    ('email', '\u212aate@new.example'),
+    ('ip', '198.51.100.7:80'),
+    ('ip', '198.51.100.7\r\n'),
+]
+
+
+def test_what_is_no_identifier_gets_no_offer_and_no_call(relay, spycloud):
+    """(Every route trims white space around an observable's value, so a value that is an
+    identifier once trimmed is offered, as that identifier; a trigger takes it only exact.)"""
+    observables = [{'type': k, 'value': v} for k, v in NOT_IDENTIFIERS if v == v.strip()]
+    body = offers(relay, observables)
+    assert body['data'] == []
+    assert {e['code'] for e in body['errors']} == {'invalid argument'}
+    assert watchlist_calls(spycloud) == []
+
+
+@pytest.mark.parametrize('kind, value', NOT_IDENTIFIERS)
+def test_a_trigger_of_what_is_no_identifier_is_refused_unsent(relay, spycloud, kind, value):
+    watchlist_type = {'domain': 'domain', 'email': 'email', 'ip': 'ip'}[kind]
+    payload = {
+        'action-id': ADD,
+        'observable_type': kind,
+        'observable_value': value,
+        'watchlist_type': watchlist_type,
+    }
+    body = trigger(relay, payload)
+    assert body['data'] == {'status': 'failure'}
+    (error,) = body['errors']
+    assert error['code'] == 'invalid argument', error
+    assert spycloud.stats()['requests'] == 0
+
+
+@pytest.mark.parametrize(
+    'value, kind',
+    [
+        ('xn--bcher-kva.example', 'domain'),
+        ('a-b.c-d.example', 'subdomain'),
+        ('x.y.co.uk', 'subdomain'),
+    ],
+)
+def test_ldh_and_punycode_names_are_identifiers(relay, value, kind):
+    (action,) = offers(relay, [{'type': 'domain', 'value': value}])['data']
+    assert action['query-params']['watchlist_type'] == kind
+
+
+def test_a_wrong_api_url_is_no_removal(make_relay, spycloud):
+    """A 404 that is not SpyCloud's own ("not on the watchlist") is an error naming the URL:
+    with SPYCLOUD_API_URL at a wrong path, nothing was removed, and nothing is offered."""
+    relay = make_relay(spycloud_api_url=spycloud.url.replace('/enterprise-v2/', '/enterprise-v9/'))
+    payload = {
+        'action-id': REMOVE,
+        'observable_type': 'email',
+        'observable_value': 'admin@example.org',
+        'watchlist_type': 'email',
+    }
+    body = trigger(relay, payload, watchlist_removal=True)
+    assert body['data'] == {'status': 'failure'}
+    (error,) = body['errors']
+    assert error['code'] == 'not found' and 'SPYCLOUD_API_URL' in error['message'], error
+    assert 'admin@example.org' in spycloud.watchlist()
+    body = offers(relay, [email('new.person@example.org')])
+    assert not body.get('data')
+    (error,) = body['errors']
+    assert 'SPYCLOUD_API_URL' in error['message'], error
+
+
+@pytest.mark.parametrize(
+    'fault',
+    [
+        dict(mode='html', status=404),
+        dict(status=404, body={'message': 'Missing Authentication Token'}),
+        dict(status=404, body={'message': 'Not Found'}),
+        dict(mode='raw', status=404, body=b''),
+    ],
+)
+@pytest.mark.parametrize('action', [REMOVE, VERIFY])
+def test_a_404_not_in_spycloud_words_is_an_error(relay, spycloud, fault, action):
+    spycloud.add_fault(match='watchlist', **fault)
+    payload = {
+        'action-id': action,
+        'observable_type': 'domain',
+        'observable_value': 'pending.example',
+        'watchlist_type': 'domain',
+    }
+    body = trigger(relay, payload, watchlist_removal=True)
+    assert body['data'] == {'status': 'failure'}
+    (error,) = body['errors']
+    assert 'SPYCLOUD_API_URL' in error['message'], error
+    assert 'pending.example' in spycloud.watchlist()

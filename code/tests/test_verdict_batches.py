@@ -6,6 +6,9 @@ address per call gives. ``v{D}s{S}`` addresses hold one record D days old of sev
 """
 
 import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -237,3 +240,61 @@ def test_observe_says_once_that_the_deadline_cut_its_verdict_short(make_relay, s
     assert sorted(cut) == [
         f'The lookup deadline (1 s) cut short the verdict lookup of {v}.' for v in EXPOSED
     ]
+
+
+def recent_page(value, severity=25):
+    """A page holding one record about ``value``, published three days ago."""
+    published = (datetime.now(UTC).date() - timedelta(days=3)).isoformat()
+    record = {
+        'document_id': f'doc-{value}',
+        'source_id': 1,
+        'email': value,
+        'severity': severity,
+        'spycloud_publish_date': f'{published}T00:00:00Z',
+    }
+    return {'cursor': '', 'hits': 1, 'results': [record]}
+
+
+def test_a_look_alike_address_is_asked_alone_and_never_takes_the_verdict_of_another(
+    relay, spycloud
+):
+    plain, kelvin = 'kate@lookalike.example', '\u212aate@lookalike.example'  # KELVIN SIGN
+    spycloud.add_fault(200, match='%E2%84%AA', body={'cursor': '', 'hits': 0, 'results': []})
+    spycloud.add_fault(200, match='kate@lookalike', body=recent_page(plain))
+    values = [plain, kelvin, 'none@lookalike.example']
+    assert verdict_values(relay.deliberate([email(v) for v in values])) == {plain}
+    assert calls(spycloud) == [(plain, values[2]), (quote(kelvin, safe='@'),)]
+
+
+def test_a_value_with_a_comma_or_a_percent_sign_is_never_in_a_list(relay, spycloud):
+    odd = ['x,y@comma.example', 'x%2Cy@percent.example']
+    relay.deliberate([email(v) for v in EXPOSED + odd])
+    assert calls(spycloud) == [tuple(EXPOSED)] + sorted((quote(v, safe='@'),) for v in odd)
+    assert all('%' not in c['path'] for c in spycloud.request_log if ',' in c['path'])
+
+
+def test_lists_turned_off_stay_off_when_an_earlier_list_answers_later(relay, spycloud):
+    """Request 1's list waits at SpyCloud while request 2's list is refused (lists off); then
+    request 1's list answers with a proof. Lists stay off: the state only moves forward."""
+    gate = threading.Event()
+    first, second = ['v3s20@slow.example', 'none@slow.example'], ['v4s25@fast.example', 'none@x']
+    slow = spycloud.add_fault(200, match='slow.example,', body=recent_page(first[0]), hold=gate)
+    spycloud.refuse_parameter('email', match='fast.example,')
+    answers = {}
+    waiting = threading.Thread(target=lambda: answers.update(first=deliberate(relay, first)))
+    waiting.start()
+    try:
+        assert slow.taken.wait(10)
+        assert verdict_values(relay.deliberate([email(v) for v in second])) == {second[0]}
+    finally:
+        gate.set()
+        waiting.join(10)
+    assert verdict_values(answers['first']) == {first[0]}
+    spycloud.reset_stats()
+    third = ['v5s20@after.example', 'v6s25@after.example']
+    assert verdict_values(relay.deliberate([email(v) for v in third])) == set(third)
+    assert calls(spycloud) == sorted((v,) for v in third)  # one address per call: still off
+
+
+def deliberate(relay, values):
+    return relay.deliberate([email(v) for v in values])

@@ -4,6 +4,7 @@ Addresses of the form ``v{D}s{S}`` hold one record published D days before today
 severity S (see simulator/data.py), so each side of the window is reachable whatever the date.
 """
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -337,3 +338,73 @@ def test_the_bundle_validates_with_judgements_and_verdicts(relay):
     body = relay.observe([email('v3s25@schema.example'), email('v4s20@schema.example')])
     BUNDLE.validate(body['data'])
     assert body['data']['judgements']['count'] == body['data']['verdicts']['count'] == 2
+
+
+# -- records SpyCloud may send with odd dates and severities --------------------------------
+
+
+def serve_record(spycloud, value, **fields):
+    """SpyCloud answers every records call about ``value`` with one record of ``fields``
+    (severity 25, published three days ago, unless given)."""
+    record = {
+        'document_id': f'odd-{value}',
+        'source_id': 1,
+        'email': value,
+        'severity': 25,
+        'spycloud_publish_date': f'{day(3)}T00:00:00Z',
+        **fields,
+    }
+    spycloud.add_fault(
+        200, match=re.escape(value), body={'cursor': '', 'hits': 1, 'results': [record]}
+    )
+
+
+def the_verdict(body):
+    assert 'errors' not in body, body
+    (verdict,) = docs(body, 'verdicts')
+    return verdict
+
+
+@pytest.mark.parametrize('published', ['9999-12-31', '9999-12-31T00:00:00Z'])
+def test_a_record_dated_at_the_end_of_time_is_no_error_and_nothing_bad_is_cached(
+    make_relay, spycloud, published
+):
+    relay = make_relay(records_cache_ttl_s=300)
+    value = 'end.of.time@dates.example'
+    serve_record(spycloud, value, spycloud_publish_date=published)
+    now = {'start_time': f'{day(0)}T00:00:00.000Z', 'end_time': f'{day(-90)}T00:00:00.000Z'}
+    for _ in range(2):  # the second answers from the cache
+        assert the_verdict(relay.deliberate([email(value)]))['valid_time'] == now
+        assert the_verdict(relay.observe([email(value)]))['valid_time'] == now
+
+
+def test_a_record_published_in_the_future_counts_as_published_today(relay, spycloud):
+    value = 'future@dates.example'
+    serve_record(spycloud, value, spycloud_publish_date=f'{day(-400)}T00:00:00Z')
+    assert the_verdict(relay.deliberate([email(value)]))['valid_time'] == {
+        'start_time': f'{day(0)}T00:00:00.000Z',
+        'end_time': f'{day(-90)}T00:00:00.000Z',
+    }
+    (judgement,) = docs(relay.observe([email(value)]), 'judgements')
+    assert f'newest {day(0)},' in judgement['reason']
+
+
+@pytest.mark.parametrize('severity', [25.0, '25.0', ' 25 ', '25'])
+def test_a_numeric_severity_is_read_whatever_its_form(relay, spycloud, severity):
+    value = 'numeric.severity@sev.example'
+    serve_record(spycloud, value, severity=severity)
+    assert verdict_values(relay.deliberate([email(value)])) == {value}
+    body = relay.observe([email(value)])
+    (judgement,) = docs(body, 'judgements')
+    assert judgement['reason'].endswith('worst: infostealer (25)')
+    assert [s['severity'] for s in docs(body, 'sightings')] == ['Critical']
+
+
+@pytest.mark.parametrize('severity', ['high', 25.5, '25.5', float('inf'), True, [25], '2' * 5000])
+def test_a_severity_that_is_no_number_is_unknown(relay, spycloud, severity):
+    value = 'garbage.severity@sev.example'
+    serve_record(spycloud, value, severity=severity)
+    assert relay.deliberate([email(value)]) == {'data': {}}
+    body = relay.observe([email(value)])
+    assert 'errors' not in body
+    assert [s['severity'] for s in docs(body, 'sightings')] == ['Unknown']
