@@ -5,6 +5,8 @@ simulator's tenant."""
 
 import datetime
 import json
+import re
+from html import escape
 
 import jsonschema
 import pytest
@@ -405,3 +407,55 @@ def test_an_aggregate_survives_its_json_form():
     assert again.to_json() == aggregate.to_json() and aggregate.records > 0
     assert again.most_exposed() == aggregate.most_exposed()
     assert again.newest_sources() == aggregate.newest_sources()
+
+
+# -- what SpyCloud sends is data, never markup or an error ----------------------------------
+
+SOURCE = 90_001
+HOSTILE = (
+    '![p](https://evil.example/t.png)',
+    '<img src=x onerror=alert(1)>',
+    '<script>alert(1)</script>',
+    '[t](javascript:alert(1))',
+    'https://evil.example/x',
+)
+PORTAL = 'https://portal.spycloud.com/breach/catalog/'
+
+
+def watchlist_record(document_id, days_ago=1, **fields):
+    """A raw watchlist record published ``days_ago`` days before today (UTC), in every period
+    but the last 24 hours."""
+    day = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=days_ago)
+    return {
+        'document_id': document_id,
+        'source_id': SOURCE,
+        'spycloud_publish_date': f'{day.isoformat()}T00:00:00Z',
+        'severity': 20,
+        'email': 'ana@example.org',
+        **fields,
+    }
+
+
+def rendered(lines):
+    """The markdown as a renderer that lets raw HTML through would show it."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt('commonmark', {'html': True}).enable('table').render('\n'.join(lines))
+
+
+def test_spycloud_strings_are_text_in_the_markdown_tiles(relay, spycloud):
+    spycloud.watchlist_records = [
+        watchlist_record(f'h{i}', email=f'{text}@example.org', source_id=SOURCE + i)
+        for i, text in enumerate(HOSTILE)
+    ]
+    spycloud.catalog_overrides = {
+        SOURCE + i: {'title': text, 'uuid': text, 'site': text} for i, text in enumerate(HOSTILE)
+    }
+    spycloud.catalog_overrides[SOURCE] = {'title': HOSTILE[0], 'uuid': 'ab12-cd34'}
+    for tile_id in ('spycloud-most-exposed-accounts', 'spycloud-newest-breach-sources'):
+        lines = tile_data(relay, tile_id)['data']['data']
+        html = rendered(lines)
+        assert '<img' not in html and '<script' not in html, html
+        assert re.findall(r'href="([^"]*)"', html) in ([], [PORTAL + 'ab12-cd34']), html
+        for text in HOSTILE[:4]:  # shown as the text it is
+            assert html.count(escape(text, quote=False)) >= 1, (text, html)
