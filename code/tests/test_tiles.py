@@ -459,3 +459,37 @@ def test_spycloud_strings_are_text_in_the_markdown_tiles(relay, spycloud):
         assert re.findall(r'href="([^"]*)"', html) in ([], [PORTAL + 'ab12-cd34']), html
         for text in HOSTILE[:4]:  # shown as the text it is
             assert html.count(escape(text, quote=False)) >= 1, (text, html)
+
+
+def summary_counts(relay):
+    body = tile_data(relay, 'spycloud-exposure-summary')
+    assert 'errors' not in body, body
+    return {m['label']: m['value'] for m in body['data']['data']}
+
+
+@pytest.mark.parametrize(
+    'odd, machines',
+    [
+        (7, {'machine-a', '7'}),  # a number beside strings: read as the string '7'
+        (7.5, {'machine-a', '7.5'}),
+        (['machine-b'], {'machine-a'}),  # no id: the record counts, its machine does not
+        ({'id': 'machine-c'}, {'machine-a'}),
+        (True, {'machine-a'}),
+    ],
+)
+def test_odd_field_types_are_read_not_an_error(relay, spycloud, odd, machines):
+    spycloud.watchlist_records = [
+        watchlist_record('m1', severity=25, infected_machine_id='machine-a'),
+        watchlist_record('m2', severity=25, infected_machine_id=odd),
+        watchlist_record('m3', severity=25, infected_machine_id='7'),
+        watchlist_record('m4', email=['x@example.org'], source_id='abc', severity='high'),
+        watchlist_record('m5', password_type=3, password_plaintext={'x': 1}, email=7),
+    ]
+    counts = summary_counts(relay)
+    assert counts['New exposure records'] == 5
+    assert counts['Infostealer infections'] == len(machines | {'7'})
+    assert counts['Exposed accounts'] == 1  # ana@example.org; a list or a number is no account
+    assert counts['Plaintext passwords exposed'] == 0  # an object is no password
+    for tile_id in TILE_IDS:
+        body = tile_data(relay, tile_id)
+        assert 'errors' not in body, body
