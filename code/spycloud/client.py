@@ -373,26 +373,30 @@ class SpyCloudClient:
 
     def watchlist_day(self, lookup: Lookup, day: date, sink) -> int:
         """Every watchlist record SpyCloud published on ``day``, page by page, handed to
-        ``sink(record, day)`` as each page arrives (nothing is kept here); the records read.
+        ``sink(record, day)`` once each as each page arrives; the records read. Only the day's
+        document ids are kept, to hand a record repeated on a later page once (as observe's
+        pages do): the slices of other days never count it, as it is not their day.
 
         ``until`` is the next day: whether SpyCloud reads a date-only ``until`` as that day's
         start or end, the slice holds all of ``day``, and the sink drops what is not its day.
         """
         params = {'since': day.isoformat(), 'until': (day + timedelta(days=1)).isoformat()}
         cursor: dict[str, str] = {}
-        read = 0
+        seen: set[str] = set()
         while True:
             page = self._transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor})
             results = page.get('results')
             for raw in results if isinstance(results, list) else ():
                 try:
-                    sink(BreachRecord.from_api(raw), day)
+                    record = BreachRecord.from_api(raw)
                 except MalformedData:
                     continue
-                read += 1
+                if record.document_id not in seen:
+                    seen.add(record.document_id)
+                    sink(record, day)
             following = page.get('cursor')
             if not isinstance(following, str) or not following.strip():
-                return read
+                return len(seen)
             cursor = {'cursor': following}
 
     # -- steps -----------------------------------------------------------------

@@ -493,3 +493,20 @@ def test_odd_field_types_are_read_not_an_error(relay, spycloud, odd, machines):
     for tile_id in TILE_IDS:
         body = tile_data(relay, tile_id)
         assert 'errors' not in body, body
+
+
+def test_a_record_is_counted_once_however_often_it_is_sent(relay, spycloud):
+    """SpyCloud may repeat a record on a later page; the day slices meet at midnight, so a
+    record published then is in two of them."""
+    spycloud.page_size = 1
+    spycloud.watchlist_records = [
+        watchlist_record('d1', days_ago=2),
+        watchlist_record('d2', days_ago=2, email='ben@example.org'),
+        watchlist_record('d1', days_ago=2),  # on page 3 of the day: the same record again
+        watchlist_record('d2', days_ago=2, email='ben@example.org'),
+    ]
+    counts = summary_counts(relay)
+    assert counts['New exposure records'] == 2 and counts['Exposed accounts'] == 2
+    assert len(watchlist_calls(spycloud)) > 8  # the day was paged
+    lines = tile_data(relay, 'spycloud-most-exposed-accounts')['data']['data']
+    assert [line.split(' | ')[1] for line in lines[2:]] == ['1', '1']  # records per account
