@@ -8,6 +8,7 @@ Everything runs inside the lookup's deadline; when it runs out, what arrived is
 answered with a warning naming what is missing.
 """
 
+import itertools
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -379,12 +380,21 @@ class SpyCloudClient:
 
         ``until`` is the next day: whether SpyCloud reads a date-only ``until`` as that day's
         start or end, the slice holds all of ``day``, and the sink drops what is not its day.
+        SpyCloud's 400 (a refused parameter, an expired cursor) raises a RelayWarning that names
+        it, logged as a warning: for a whole watchlist it does not mean "no records".
         """
         params = {'since': day.isoformat(), 'until': (day + timedelta(days=1)).isoformat()}
         cursor: dict[str, str] = {}
         seen: set[str] = set()
-        while True:
-            page = self._transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor})
+        for pages in itertools.count():
+            try:
+                page = self._transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor})
+            except BadRequest as error:
+                detail = str(error)
+                log.warning(
+                    'SpyCloud refused the watchlist records of %s', day, extra={'detail': detail}
+                )
+                raise warnings.day_refused(detail, pages) from None
             results = page.get('results')
             for raw in results if isinstance(results, list) else ():
                 try:
@@ -396,8 +406,9 @@ class SpyCloudClient:
                     sink(record, day)
             following = page.get('cursor')
             if not isinstance(following, str) or not following.strip():
-                return len(seen)
+                break
             cursor = {'cursor': following}
+        return len(seen)
 
     # -- steps -----------------------------------------------------------------
 

@@ -5,6 +5,7 @@ simulator's tenant."""
 
 import datetime
 import json
+import logging
 import re
 from html import escape
 
@@ -332,8 +333,8 @@ def test_a_day_that_fails_gives_a_partial_dashboard_that_says_so(relay, spycloud
     body = tile_data(relay, 'spycloud-most-exposed-accounts', 'last_7_days')
     (warning,) = body['errors']
     assert warning['type'] == 'warning' and warning['code'] == 'incomplete'
-    assert 'did not answer for 1 of 8 days' in warning['message']
-    assert body['data']['data'][-1].startswith('*Partial: SpyCloud did not answer for 1 of 8')
+    assert 'The records of 1 of 8 days of the period did not arrive' in warning['message']
+    assert body['data']['data'][-1].startswith('*Partial: the records of 1 of 8 days')
     spycloud.clear_faults()
     again = tile_data(relay, 'spycloud-most-exposed-accounts', 'last_7_days')
     assert 'errors' not in again  # the partial picture was not kept
@@ -510,3 +511,37 @@ def test_a_record_is_counted_once_however_often_it_is_sent(relay, spycloud):
     assert len(watchlist_calls(spycloud)) > 8  # the day was paged
     lines = tile_data(relay, 'spycloud-most-exposed-accounts')['data']['data']
     assert [line.split(' | ')[1] for line in lines[2:]] == ['1', '1']  # records per account
+
+
+REFUSED = {'errorType': 'BadRequest', 'errorMessage': "[BadRequest] Invalid parameter: 'since'."}
+
+
+def unexpected(caplog):
+    return [r for r in caplog.records if r.levelno >= logging.ERROR or 'traceback' in r.__dict__]
+
+
+def test_a_day_spycloud_refuses_is_a_warning_not_an_internal_error(relay, spycloud, caplog):
+    caplog.set_level(logging.INFO)
+    day = (datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=3)).isoformat()
+    spycloud.add_fault(400, match=f'since={day}', body=REFUSED)
+    body = tile_data(relay, 'spycloud-most-exposed-accounts')
+    (warning,) = body['errors']
+    assert warning['type'] == 'warning' and warning['code'] == 'incomplete', warning
+    assert 'of 1 of 8 days' in warning['message'] and 'refused' in warning['message']
+    assert "Invalid parameter: 'since'" in warning['message']
+    assert body['data']['data'][-1].startswith('*Partial: the records of 1 of 8 days')
+    assert not unexpected(caplog)
+    (logged,) = [r for r in caplog.records if r.levelno == logging.WARNING and day in r.message]
+    assert 'refused' in logged.message and "'since'" in logged.detail
+
+
+def test_a_period_spycloud_refuses_whole_says_so(relay, spycloud, caplog):
+    """Nothing arrived, so no count can be shown: zeros would read as "no exposure"."""
+    caplog.set_level(logging.INFO)
+    spycloud.add_fault(400, match='watchlist', body=REFUSED)
+    body = post(relay, '/tiles/tile-data', {'tile_id': TILE_IDS[0], 'period': 'last_7_days'})
+    assert list(body) == ['errors'], body
+    (error,) = body['errors']
+    assert error['type'] == 'fatal' and error['code'] == 'invalid argument', error
+    assert 'none of the 8 days' in error['message'] and "'since'" in error['message']
+    assert not unexpected(caplog)

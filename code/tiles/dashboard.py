@@ -220,8 +220,7 @@ def _with_notes(aggregate, lines, empty):
         days = len(aggregate.missing_days)
         lines = lines + [
             '',
-            f'*Partial: SpyCloud did not answer for {days} of '
-            f'{len(aggregate.period.days)} days of the period; the counts '
-            'are lower bounds.*',
+            f'*Partial: the records of {days} of {len(aggregate.period.days)} days of the '
+            'period did not arrive; the counts are lower bounds.*',
         ]
     return lines
