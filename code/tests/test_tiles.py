@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 
 from simulator import tenant
+from support import single_error
 from tiles.aggregate import PERIODS
 
 TILE_IDS = [
@@ -367,7 +368,7 @@ def test_nothing_arriving_is_the_error_envelope(relay, spycloud):
         ('/tiles/tile', {'tile_id': 'nope'}, 'Unknown tile_id'),
         ('/tiles/tile', {'tile_id': '  '}, 'needs a tile_id'),
         ('/tiles/tile', {}, 'needs a tile_id'),
-        ('/tiles/tile-data', {'tile_id': 7}, 'needs a tile_id'),
+        ('/tiles/tile-data', {'tile_id': 7}, '"tile_id": ["Must be a string."]'),
         ('/tiles/tile-data', {'tile_id': TILE_IDS[0], 'period': 'last_year'}, 'Unknown period'),
         ('/tiles/tile-data', [TILE_IDS[0]], 'must be a JSON object'),
         ('/tiles/tile', 'not json', 'must be a JSON object'),
@@ -378,6 +379,23 @@ def test_bad_input_is_an_invalid_argument(relay, spycloud, path, body, fragment)
     answer = relay.post(path, data=raw).json()
     (error,) = answer['errors']
     assert error['code'] == 'invalid argument' and fragment in error['message']
+    assert spycloud.stats()['requests'] == 0
+
+
+NOT_STRINGS = pytest.mark.parametrize(
+    'value', [['last_7_days'], {'period': 'last_7_days'}, 7, None], ids=str
+)
+
+
+@NOT_STRINGS
+@pytest.mark.parametrize(
+    'path, field',
+    [('/tiles/tile', 'tile_id'), ('/tiles/tile-data', 'tile_id'), ('/tiles/tile-data', 'period')],
+)
+def test_a_field_that_is_not_a_string_is_an_invalid_argument(relay, spycloud, path, field, value):
+    body = {'tile_id': TILE_IDS[0], 'period': 'last_7_days', field: value}
+    error = single_error(relay.post(path, body), 'invalid argument')
+    assert f'"{field}": ["Must be a string' in error['message'], error
     assert spycloud.stats()['requests'] == 0
 
 
