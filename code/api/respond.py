@@ -10,7 +10,7 @@ import logging
 from flask import Blueprint, Response, request
 
 from api.envelope import data_response, error_response
-from api.schemas import parse_observables, read_json
+from api.schemas import TRIGGER, load_fields, parse_observables, read_json
 from api.services import services
 from api.telemetry import note_lookup
 from ctim.actions import ADD, REMOVE, TAKES, VERIFY, Target, masked, offers
@@ -98,27 +98,24 @@ def _trigger(payload, max_length, module):
             'The trigger must be a JSON object with action-id, '
             'observable_type, observable_value and watchlist_type.'
         )
-    action_id = payload.get('action-id')
+    values = load_fields(TRIGGER, payload)
+    action_id = values.get('action_id')
     if action_id not in TAKES:
         raise InvalidArgumentError(
             f'Unknown action-id {str(action_id)[:60]!r}: this module offers {", ".join(TAKES)}.'
         )
-    target = _target(action_id, _fields(action_id, payload), max_length)
+    target = _target(action_id, _fields(action_id, values), max_length)
     _allowed(action_id, module)
     return action_id, target
 
 
-def _fields(action_id, payload):
-    missing = [
-        name
-        for name in FIELDS
-        if not isinstance(payload.get(name), str) or not payload[name].strip()
-    ]
+def _fields(action_id, values):
+    missing = [name for name in FIELDS if not values.get(name, '').strip()]
     if missing:
         raise InvalidArgumentError(f'The trigger of {action_id} needs {", ".join(missing)}.')
     # The value as sent: white space or a line break around it makes it no identifier.
     return {
-        name: payload[name] if name == 'observable_value' else payload[name].strip()
+        name: values[name] if name == 'observable_value' else values[name].strip()
         for name in FIELDS
     }
 

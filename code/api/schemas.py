@@ -1,4 +1,5 @@
-"""The observe input: a JSON array of CTIM observables."""
+"""The routes' input: observe's JSON array of CTIM observables, and the JSON objects of a
+tile request and a response trigger, whose fields are strings or absent."""
 
 import json
 from collections.abc import Collection
@@ -32,6 +33,50 @@ class ObservableSchema(Schema):
 
 
 OBSERVABLES = ObservableSchema(many=True)
+TEXT_ERRORS: dict[str, Any] = {
+    'invalid': 'Must be a string.',
+    'null': 'Must be a string, not null.',
+}
+
+
+def text(**kwargs: Any) -> fields.String:
+    """A field that is a string when present: a list, an object, a number or null is refused
+    by name (before the route compares it with its known values, which a list cannot be)."""
+    return fields.String(error_messages=dict(TEXT_ERRORS), **kwargs)
+
+
+class TileRequestSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    tile_id = text()
+    period = text()
+
+
+class TriggerSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    action_id = text(data_key='action-id')
+    observable_type = text()
+    observable_value = text()
+    watchlist_type = text()
+
+
+TILE_REQUEST, TRIGGER = TileRequestSchema(), TriggerSchema()
+
+
+def load_fields(schema: Schema, payload: dict) -> dict:
+    """The JSON object's fields the schema names, each checked for its type; a field of
+    another type is ``invalid argument`` naming it. Absent fields stay absent."""
+    try:
+        return schema.load(payload)
+    except ValidationError as error:
+        raise InvalidArgumentError(
+            f'Invalid JSON payload received. {describe(error.messages)}.'
+        ) from None
+
+
 MAX_ERRORS_SHOWN = 10
 
 

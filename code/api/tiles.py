@@ -3,7 +3,7 @@
 from flask import Blueprint, Response, request
 
 from api.envelope import data_response
-from api.schemas import read_json
+from api.schemas import TILE_REQUEST, load_fields, read_json
 from api.services import services
 from api.telemetry import note_lookup
 from errors import InvalidArgumentError
@@ -60,12 +60,12 @@ def _body(relay):
         raise InvalidArgumentError(
             'The body must be a JSON object with a tile_id (and, for tile data, a period).'
         )
-    return body
+    return load_fields(TILE_REQUEST, body)
 
 
 def _tile_id(body):
     tile_id = body.get('tile_id')
-    if not isinstance(tile_id, str) or not tile_id.strip():
+    if tile_id is None or not tile_id.strip():
         raise InvalidArgumentError(f'The body needs a tile_id: one of {", ".join(BY_ID)}.')
     if tile_id.strip() not in BY_ID:
         raise InvalidArgumentError(

@@ -243,6 +243,10 @@ class SpyCloudSimulator:
     ``watchlist_timeout_s``, as SpyCloud's gateway does for large watchlists (None: never).
     ``email_lists``: how ``breach/data/emails/a@x,b@y`` is read, one of EMAIL_LISTS (spec §2:
     the OpenAPI reportedly takes up to ten addresses, newest records first across them).
+    ``watchlist_records``: None for the demo tenant, or a list of raw records that
+    ``breach/data/watchlist`` serves instead, filtered and paged alike (hostile strings, odd
+    field types, a repeated record); ``catalog_overrides`` (id → fields): merged into that
+    catalog's entry (a hostile title, uuid or site).
     """
 
     def __init__(
@@ -267,6 +271,8 @@ class SpyCloudSimulator:
         self.watchlist_max_days = None
         self.watchlist_timeout_s = 0.0
         self.email_lists = 'list'
+        self.watchlist_records = None
+        self.catalog_overrides = {}
         self.tls = tls
         self._watchlists = {}
         self._lock = threading.Lock()
@@ -711,7 +717,10 @@ class SpyCloudSimulator:
             if int(item) not in ids:
                 ids.append(int(item))
         missing = self.missing_catalogs
-        found = [data.catalog(i) for i in ids if i >= 1 and i not in missing]
+        overrides = self.catalog_overrides
+        found = [
+            {**data.catalog(i), **overrides.get(i, {})} for i in ids if i >= 1 and i not in missing
+        ]
         return {'cursor': '', 'hits': len(found), 'results': found}
 
     def _watchlist_records(self, query, api_key):
@@ -753,6 +762,8 @@ class SpyCloudSimulator:
             return self._email_list(value)
         if kind != 'watchlist':
             return _records(kind, value)
+        if self.watchlist_records is not None:
+            return list(self.watchlist_records)
         today = datetime.datetime.now(datetime.UTC).date()
         return tenant.select(today, _date(query, 'since'), _date(query, 'until'))
 

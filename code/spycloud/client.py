@@ -8,6 +8,7 @@ Everything runs inside the lookup's deadline; when it runs out, what arrived is
 answered with a warning naming what is missing.
 """
 
+import itertools
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -373,27 +374,41 @@ class SpyCloudClient:
 
     def watchlist_day(self, lookup: Lookup, day: date, sink) -> int:
         """Every watchlist record SpyCloud published on ``day``, page by page, handed to
-        ``sink(record, day)`` as each page arrives (nothing is kept here); the records read.
+        ``sink(record, day)`` once each as each page arrives; the records read. Only the day's
+        document ids are kept, to hand a record repeated on a later page once (as observe's
+        pages do): the slices of other days never count it, as it is not their day.
 
         ``until`` is the next day: whether SpyCloud reads a date-only ``until`` as that day's
         start or end, the slice holds all of ``day``, and the sink drops what is not its day.
+        SpyCloud's 400 (a refused parameter, an expired cursor) raises a RelayWarning that names
+        it, logged as a warning: for a whole watchlist it does not mean "no records".
         """
         params = {'since': day.isoformat(), 'until': (day + timedelta(days=1)).isoformat()}
         cursor: dict[str, str] = {}
-        read = 0
-        while True:
-            page = self._transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor})
+        seen: set[str] = set()
+        for pages in itertools.count():
+            try:
+                page = self._transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor})
+            except BadRequest as error:
+                detail = str(error)
+                log.warning(
+                    'SpyCloud refused the watchlist records of %s', day, extra={'detail': detail}
+                )
+                raise warnings.day_refused(detail, pages) from None
             results = page.get('results')
             for raw in results if isinstance(results, list) else ():
                 try:
-                    sink(BreachRecord.from_api(raw), day)
+                    record = BreachRecord.from_api(raw)
                 except MalformedData:
                     continue
-                read += 1
+                if record.document_id not in seen:
+                    seen.add(record.document_id)
+                    sink(record, day)
             following = page.get('cursor')
             if not isinstance(following, str) or not following.strip():
-                return read
+                break
             cursor = {'cursor': following}
+        return len(seen)
 
     # -- steps -----------------------------------------------------------------
 

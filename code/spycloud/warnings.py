@@ -84,3 +84,16 @@ def cut_short(deadline: Deadline, what: str) -> RelayWarning:
     return RelayWarning(
         'deadline exceeded', f'The lookup deadline ({deadline.seconds:g} s) cut short {what}.'
     )
+
+
+def day_refused(message: str, pages: int) -> RelayWarning:
+    """SpyCloud's 400 for a day of the watchlist: not "no records", which a dashboard would
+    show as no exposure, but a day whose records did not arrive (or not all of them)."""
+    if pages and 'cursor' in message.lower():
+        return RelayWarning(
+            'incomplete',
+            f"SpyCloud's paging cursor expired after {pages} page(s) of a day ({message})",
+        )
+    return RelayWarning(
+        'invalid argument', f'SpyCloud refused the watchlist query of a day (HTTP 400: {message})'
+    )

@@ -77,6 +77,8 @@ def spycloud(spycloud_server):
     spycloud_server.reset_watchlists()
     spycloud_server.latency = 0.0
     spycloud_server.email_lists = 'list'
+    spycloud_server.watchlist_records = None
+    spycloud_server.catalog_overrides = {}
     spycloud_server.rate_limit = None
     spycloud_server.retry_after = None
     spycloud_server.monthly_quota = None

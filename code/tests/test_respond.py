@@ -239,6 +239,18 @@ def test_bad_input_is_refused_and_nothing_is_sent(relay, spycloud, payload, clai
     assert spycloud.stats()['requests'] == 0
 
 
+@pytest.mark.parametrize('value', [[ADD], {'action-id': ADD}, 7, None], ids=str)
+@pytest.mark.parametrize('field', list(GOOD))
+def test_a_field_that_is_not_a_string_is_an_invalid_argument(relay, spycloud, field, value):
+    response = relay.post('/respond/trigger', {**GOOD, field: value})
+    body = response.json()
+    assert response.status_code == 200 and body['data'] == {'status': 'failure'}, body
+    (error,) = body['errors']
+    assert error['code'] == 'invalid argument', error
+    assert f'"{field}": ["Must be a string' in error['message'], error
+    assert spycloud.stats()['requests'] == 0
+
+
 def test_a_type_spycloud_refuses_is_an_invalid_argument(relay, spycloud):
     spycloud.add_fault(400, match='create', body={'errorMessage': "Invalid 'watchlist_type'"})
     body = trigger(relay, GOOD)

@@ -5,12 +5,15 @@ simulator's tenant."""
 
 import datetime
 import json
+import logging
+import re
+from html import escape
 
 import jsonschema
 import pytest
 
 from simulator import tenant
-from support import day_sliced_calls
+from support import day_sliced_calls, single_error
 from tiles.aggregate import PERIODS
 
 TILE_IDS = [
@@ -333,8 +336,8 @@ def test_a_day_that_fails_gives_a_partial_dashboard_that_says_so(relay, spycloud
     body = tile_data(relay, 'spycloud-most-exposed-accounts', 'last_7_days')
     (warning,) = body['errors']
     assert warning['type'] == 'warning' and warning['code'] == 'incomplete'
-    assert 'did not answer for 1 of 8 days' in warning['message']
-    assert body['data']['data'][-1].startswith('*Partial: SpyCloud did not answer for 1 of 8')
+    assert 'The records of 1 of 8 days of the period did not arrive' in warning['message']
+    assert body['data']['data'][-1].startswith('*Partial: the records of 1 of 8 days')
     spycloud.clear_faults()
     again = tile_data(relay, 'spycloud-most-exposed-accounts', 'last_7_days')
     assert 'errors' not in again  # the partial picture was not kept
@@ -367,7 +370,7 @@ def test_nothing_arriving_is_the_error_envelope(relay, spycloud):
         ('/tiles/tile', {'tile_id': 'nope'}, 'Unknown tile_id'),
         ('/tiles/tile', {'tile_id': '  '}, 'needs a tile_id'),
         ('/tiles/tile', {}, 'needs a tile_id'),
-        ('/tiles/tile-data', {'tile_id': 7}, 'needs a tile_id'),
+        ('/tiles/tile-data', {'tile_id': 7}, '"tile_id": ["Must be a string."]'),
         ('/tiles/tile-data', {'tile_id': TILE_IDS[0], 'period': 'last_year'}, 'Unknown period'),
         ('/tiles/tile-data', [TILE_IDS[0]], 'must be a JSON object'),
         ('/tiles/tile', 'not json', 'must be a JSON object'),
@@ -378,6 +381,23 @@ def test_bad_input_is_an_invalid_argument(relay, spycloud, path, body, fragment)
     answer = relay.post(path, data=raw).json()
     (error,) = answer['errors']
     assert error['code'] == 'invalid argument' and fragment in error['message']
+    assert spycloud.stats()['requests'] == 0
+
+
+NOT_STRINGS = pytest.mark.parametrize(
+    'value', [['last_7_days'], {'period': 'last_7_days'}, 7, None], ids=str
+)
+
+
+@NOT_STRINGS
+@pytest.mark.parametrize(
+    'path, field',
+    [('/tiles/tile', 'tile_id'), ('/tiles/tile-data', 'tile_id'), ('/tiles/tile-data', 'period')],
+)
+def test_a_field_that_is_not_a_string_is_an_invalid_argument(relay, spycloud, path, field, value):
+    body = {'tile_id': TILE_IDS[0], 'period': 'last_7_days', field: value}
+    error = single_error(relay.post(path, body), 'invalid argument')
+    assert f'"{field}": ["Must be a string' in error['message'], error
     assert spycloud.stats()['requests'] == 0
 
 
@@ -408,3 +428,140 @@ def test_an_aggregate_survives_its_json_form():
     assert again.to_json() == aggregate.to_json() and aggregate.records > 0
     assert again.most_exposed() == aggregate.most_exposed()
     assert again.newest_sources() == aggregate.newest_sources()
+
+
+# -- what SpyCloud sends is data, never markup or an error ----------------------------------
+
+SOURCE = 90_001
+HOSTILE = (
+    '![p](https://evil.example/t.png)',
+    '<img src=x onerror=alert(1)>',
+    '<script>alert(1)</script>',
+    '[t](javascript:alert(1))',
+    'https://evil.example/x',
+)
+PORTAL = 'https://portal.spycloud.com/breach/catalog/'
+
+
+def watchlist_record(document_id, days_ago=1, **fields):
+    """A raw watchlist record published ``days_ago`` days before today (UTC), in every period
+    but the last 24 hours."""
+    day = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=days_ago)
+    return {
+        'document_id': document_id,
+        'source_id': SOURCE,
+        'spycloud_publish_date': f'{day.isoformat()}T00:00:00Z',
+        'severity': 20,
+        'email': 'ana@example.org',
+        **fields,
+    }
+
+
+def rendered(lines):
+    """The markdown as a renderer that lets raw HTML through would show it."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt('commonmark', {'html': True}).enable('table').render('\n'.join(lines))
+
+
+def test_spycloud_strings_are_text_in_the_markdown_tiles(relay, spycloud):
+    spycloud.watchlist_records = [
+        watchlist_record(f'h{i}', email=f'{text}@example.org', source_id=SOURCE + i)
+        for i, text in enumerate(HOSTILE)
+    ]
+    spycloud.catalog_overrides = {
+        SOURCE + i: {'title': text, 'uuid': text, 'site': text} for i, text in enumerate(HOSTILE)
+    }
+    spycloud.catalog_overrides[SOURCE] = {'title': HOSTILE[0], 'uuid': 'ab12-cd34'}
+    for tile_id in ('spycloud-most-exposed-accounts', 'spycloud-newest-breach-sources'):
+        lines = tile_data(relay, tile_id)['data']['data']
+        html = rendered(lines)
+        assert '<img' not in html and '<script' not in html, html
+        assert re.findall(r'href="([^"]*)"', html) in ([], [PORTAL + 'ab12-cd34']), html
+        for text in HOSTILE[:4]:  # shown as the text it is
+            assert html.count(escape(text, quote=False)) >= 1, (text, html)
+
+
+def summary_counts(relay):
+    body = tile_data(relay, 'spycloud-exposure-summary')
+    assert 'errors' not in body, body
+    return {m['label']: m['value'] for m in body['data']['data']}
+
+
+@pytest.mark.parametrize(
+    'odd, machines',
+    [
+        (7, {'machine-a', '7'}),  # a number beside strings: read as the string '7'
+        (7.5, {'machine-a', '7.5'}),
+        (['machine-b'], {'machine-a'}),  # no id: the record counts, its machine does not
+        ({'id': 'machine-c'}, {'machine-a'}),
+        (True, {'machine-a'}),
+    ],
+)
+def test_odd_field_types_are_read_not_an_error(relay, spycloud, odd, machines):
+    spycloud.watchlist_records = [
+        watchlist_record('m1', severity=25, infected_machine_id='machine-a'),
+        watchlist_record('m2', severity=25, infected_machine_id=odd),
+        watchlist_record('m3', severity=25, infected_machine_id='7'),
+        watchlist_record('m4', email=['x@example.org'], source_id='abc', severity='high'),
+        watchlist_record('m5', password_type=3, password_plaintext={'x': 1}, email=7),
+    ]
+    counts = summary_counts(relay)
+    assert counts['New exposure records'] == 5
+    assert counts['Infostealer infections'] == len(machines | {'7'})
+    assert counts['Exposed accounts'] == 1  # ana@example.org; a list or a number is no account
+    assert counts['Plaintext passwords exposed'] == 0  # an object is no password
+    for tile_id in TILE_IDS:
+        body = tile_data(relay, tile_id)
+        assert 'errors' not in body, body
+
+
+def test_a_record_is_counted_once_however_often_it_is_sent(relay, spycloud):
+    """SpyCloud may repeat a record on a later page; the day slices meet at midnight, so a
+    record published then is in two of them."""
+    spycloud.page_size = 1
+    spycloud.watchlist_records = [
+        watchlist_record('d1', days_ago=2),
+        watchlist_record('d2', days_ago=2, email='ben@example.org'),
+        watchlist_record('d1', days_ago=2),  # on page 3 of the day: the same record again
+        watchlist_record('d2', days_ago=2, email='ben@example.org'),
+    ]
+    counts = summary_counts(relay)
+    assert counts['New exposure records'] == 2 and counts['Exposed accounts'] == 2
+    assert len(watchlist_calls(spycloud)) > 8  # the day was paged
+    lines = tile_data(relay, 'spycloud-most-exposed-accounts')['data']['data']
+    assert [line.split(' | ')[1] for line in lines[2:]] == ['1', '1']  # records per account
+
+
+REFUSED = {'errorType': 'BadRequest', 'errorMessage': "[BadRequest] Invalid parameter: 'since'."}
+
+
+def unexpected(caplog):
+    return [r for r in caplog.records if r.levelno >= logging.ERROR or 'traceback' in r.__dict__]
+
+
+def test_a_day_spycloud_refuses_is_a_warning_not_an_internal_error(relay, spycloud, caplog):
+    caplog.set_level(logging.INFO)
+    day = (datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=3)).isoformat()
+    spycloud.add_fault(400, match=f'since={day}', body=REFUSED)
+    body = tile_data(relay, 'spycloud-most-exposed-accounts')
+    (warning,) = body['errors']
+    assert warning['type'] == 'warning' and warning['code'] == 'incomplete', warning
+    assert 'of 1 of 8 days' in warning['message'] and 'refused' in warning['message']
+    assert "Invalid parameter: 'since'" in warning['message']
+    assert body['data']['data'][-1].startswith('*Partial: the records of 1 of 8 days')
+    assert not unexpected(caplog)
+    (logged,) = [r for r in caplog.records if r.levelno == logging.WARNING and day in r.message]
+    assert 'refused' in logged.message and "'since'" in logged.detail
+
+
+def test_a_period_spycloud_refuses_whole_says_so(relay, spycloud, caplog):
+    """Nothing arrived, so no count can be shown: zeros would read as "no exposure"."""
+    caplog.set_level(logging.INFO)
+    spycloud.add_fault(400, match='watchlist', body=REFUSED)
+    body = post(relay, '/tiles/tile-data', {'tile_id': TILE_IDS[0], 'period': 'last_7_days'})
+    assert list(body) == ['errors'], body
+    (error,) = body['errors']
+    assert error['type'] == 'fatal' and error['code'] == 'invalid argument', error
+    assert 'none of the 8 days' in error['message'] and "'since'" in error['message']
+    assert not unexpected(caplog)

@@ -106,10 +106,11 @@ class Aggregate:
 
     def _count(self, record, day):
         severity, kind = record.severity or 0, severity_class(record.severity)
-        infected = severity >= 25 and bool(record.get('infected_machine_id'))
+        machine = _identifier(record.get('infected_machine_id'))
+        infected = severity >= 25 and machine is not None
         self.records += 1
         if infected:
-            self.machines.add(record.get('infected_machine_id'))
+            self.machines.add(machine)
         if _plaintext(record):
             self.plaintext += 1
         self.by_bucket[self.period.bucket(day)][kind] += 1
@@ -179,11 +180,26 @@ class Aggregate:
         return aggregate
 
 
+def _identifier(value):
+    """An id as text: a string as it is, a number as its digits; a list, an object or a
+    boolean is no id (SpyCloud's fields are sparse and their types not guaranteed)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def _plaintext(record):
+    """Whether the record exposes a plaintext password: a password is a non-blank string."""
     kind = record.get('password_type')
-    return bool(record.get('password_plaintext')) or (
-        isinstance(kind, str) and kind.lower() == 'plaintext' and bool(record.get('password'))
+    return _text(record.get('password_plaintext')) or (
+        isinstance(kind, str) and kind.lower() == 'plaintext' and _text(record.get('password'))
     )
+
+
+def _text(value):
+    return isinstance(value, str) and bool(value.strip())
 
 
 def utc_now() -> datetime:

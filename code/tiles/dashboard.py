@@ -3,12 +3,14 @@
 Shapes are those Cisco's relays send for XDR's tile types (../shared/spec/xdr-module-surface.md
 §4). Pure: the aggregate, the breach sources' catalogs and the times are given. No tile ever
 shows a password, a salt, a cookie or a card value: only counts, accounts, dates and sources.
+Every string SpyCloud sent goes into markdown through ``tiles.markdown.text``.
 """
 
 from datetime import UTC, datetime, time, timedelta
 
 from ctim.mapping import breached_domain, ctim_time
 from tiles.aggregate import DEFAULT_PERIOD, PERIODS, SEVERITY_CLASSES, Aggregate, severity_class
+from tiles.markdown import portal_link, text
 
 SUMMARY, PER_DAY, BY_SEVERITY = (
     'spycloud-exposure-summary',
@@ -168,7 +170,7 @@ def most_exposed(aggregate, catalogs, ui_url):
         names = ', '.join(_title(catalogs.get(source_id), source_id) for source_id, _ in top)
         more = len(account.sources) - len(top)
         lines.append(
-            f'| {_cell(email)} | {account.records} | {severity_class(account.worst)} '
+            f'| {text(email)} | {account.records} | {severity_class(account.worst)} '
             f'({account.worst}) | {account.newest.isoformat()} | {names}'
             + (f' and {more} more' if more > 0 else '')
             + ' |'
@@ -184,12 +186,11 @@ def newest_sources(aggregate, catalogs, ui_url):
     for source_id, source in aggregate.newest_sources():
         catalog = catalogs.get(source_id)
         title = _title(catalog, source_id)
-        uuid = catalog.text('uuid') if catalog is not None else None
-        linked = f'[{title}]({ui_url.format(uuid=uuid)})' if uuid else title
+        linked = portal_link(title, ui_url, catalog.text('uuid') if catalog is not None else None)
         published = catalog.published if catalog is not None else None
         lines.append(
             f'| {linked} | {published.date().isoformat() if published else "—"} | '
-            f'{source.records} | {_cell(breached_domain(catalog) or "—")} |'
+            f'{source.records} | {text(breached_domain(catalog) or "—")} |'
         )
     return {'data': _with_notes(aggregate, lines, empty='No breach sources in the period.')}
 
@@ -209,12 +210,7 @@ def _metric(icon, label, value):
 
 def _title(catalog, source_id):
     title = catalog.text('title') if catalog is not None else None
-    return _cell(title or f'SpyCloud breach source {source_id}')
-
-
-def _cell(text):
-    """Markdown table text: a pipe or a line break would break the row."""
-    return ' '.join(str(text).replace('|', '\\|').split())
+    return text(title or f'SpyCloud breach source {source_id}')
 
 
 def _with_notes(aggregate, lines, empty):
@@ -224,8 +220,7 @@ def _with_notes(aggregate, lines, empty):
         days = len(aggregate.missing_days)
         lines = lines + [
             '',
-            f'*Partial: SpyCloud did not answer for {days} of '
-            f'{len(aggregate.period.days)} days of the period; the counts '
-            'are lower bounds.*',
+            f'*Partial: the records of {days} of {len(aggregate.period.days)} days of the '
+            'period did not arrive; the counts are lower bounds.*',
         ]
     return lines

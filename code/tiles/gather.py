@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import state
-from errors import AuthorizationError, RelayError, RelayWarning
+from errors import FATAL, AuthorizationError, RelayError, RelayWarning
 from spycloud.client import SpyCloudClient
 from spycloud.lookup import Lookup
 from state import MISSING
@@ -68,18 +68,29 @@ class Dashboard:
             if isinstance(error, AuthorizationError):
                 raise error
         if failures and len(failures) == len(days):
-            raise failures[0][1]
+            raise _nothing_arrived(failures[0][1], len(days))
         aggregate.missing_days.extend(day for day, _ in failures)
         if failures:
             reasons = sorted({error.message for _, error in failures})
             aggregate.warnings.append(
                 RelayWarning(
                     'incomplete',
-                    f'SpyCloud did not answer for {len(failures)} of {len(days)} '
-                    f'days of the period ({"; ".join(reasons)[:300]}); the tiles '
-                    'show the days that arrived.',
+                    f'The records of {len(failures)} of {len(days)} days of the period did '
+                    f'not arrive ({"; ".join(reasons)[:300]}); the tiles show the days that did.',
                 )
             )
+
+
+def _nothing_arrived(error: RelayError, days: int) -> RelayError:
+    """What answers a period of which no day arrived: no count can be shown (zeros would read
+    as no exposure). A day's warning (SpyCloud's 400, the deadline) is made fatal."""
+    if error.type == FATAL:
+        return error
+    fatal = RelayError(
+        f'SpyCloud gave the records of none of the {days} days of the period: {error.message}'
+    )
+    fatal.code = error.code
+    return fatal
 
 
 def _named_sources(aggregate):
