@@ -6,6 +6,7 @@ The factory wires the parts and nothing more: each part registers itself (``init
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import handlers, request_ids, telemetry
 from api.auth import TokenVerifier
@@ -41,16 +42,27 @@ def create_app(
     request_ids.init_app(app)
     telemetry.init_app(app)
     handlers.init_app(app)
+    trust_proxies(app, settings.trusted_proxies)
     return app
+
+
+def trust_proxies(app: Flask, count: int) -> None:
+    """Believe X-Forwarded-For/-Proto/-Host/-Port/-Prefix as set by the ``count`` proxies
+    nearest the relay (the last ``count`` values of each), and none at all when 0: the URL a
+    token's audience is checked against is otherwise the caller's to choose."""
+    if count:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count, x_prefix=count
+        )
 
 
 def warn_if_audience_unset(settings: Settings) -> None:
     """Without JWT_AUDIENCE, whoever calls the relay chooses the audience it checks."""
     if not settings.jwt_audience:
         log.warning(
-            'JWT_AUDIENCE is not set: the expected token audience is taken from each '
-            "request's Host and X-Forwarded-Proto, which the caller chooses. Set it to "
-            'the URL XDR calls in production.'
+            'JWT_AUDIENCE is not set: the expected token audience is the URL each request '
+            'names (its Host header, and the X-Forwarded-* headers of TRUSTED_PROXIES '
+            'proxies), which the caller chooses. Set it to the URL XDR calls in production.'
         )
 
 

@@ -4,6 +4,7 @@ A bad value stops the process with a message naming the variable, instead of
 surfacing later as a confusing error in the middle of an investigation.
 """
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -38,6 +39,37 @@ class ConfigError(ValueError):
     """An environment variable holds a value the relay cannot use."""
 
 
+POSITIVE = (
+    'lookup_deadline_s',
+    'connect_timeout_s',
+    'read_timeout_s',
+    'jwks_timeout_s',
+    'spycloud_max_workers',
+    'spycloud_catalog_batch',
+    'catalog_cache_size',
+    'records_cache_size',
+    'tile_cache_size',
+    'catalog_cache_max_mb',
+    'records_cache_max_mb',
+    'tile_cache_max_mb',
+    'max_content_length',
+    'max_observables',
+    'max_value_length',
+)
+NOT_NEGATIVE = (
+    'trusted_proxies',
+    'spycloud_retries',
+    'spycloud_backoff_s',
+    'catalog_cache_ttl_s',
+    'records_cache_ttl_s',
+    'tile_cache_ttl_s',
+    'jwks_cache_ttl_s',
+    'jwks_refresh_min_interval_s',
+    'spycloud_rate_limit',
+    'spycloud_burst',
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide configuration; per-request settings live in ModuleSettings."""
@@ -46,6 +78,9 @@ class Settings:
     spycloud_ui_url: str = 'https://portal.spycloud.com/breach/catalog/{uuid}'
     allowed_jwks_hosts: tuple = XDR_JWKS_HOSTS
     jwt_audience: str = ''
+    # Proxies in front of the relay whose X-Forwarded-* headers are believed (werkzeug's
+    # ProxyFix); 0: none, the headers are ignored and the URL is the one the socket received.
+    trusted_proxies: int = 0
     lookup_deadline_s: float = 25.0
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 20.0
@@ -61,6 +96,11 @@ class Settings:
     records_cache_ttl_s: float = 300.0
     tile_cache_size: int = 1000
     tile_cache_ttl_s: float = 900.0
+    # Each in-process cache is bounded by bytes too, per worker: its entries' encoded size
+    # (what Redis would hold; the objects take about three times that in memory).
+    catalog_cache_max_mb: float = 8.0
+    records_cache_max_mb: float = 32.0
+    tile_cache_max_mb: float = 8.0
     jwks_cache_ttl_s: float = 600.0
     jwks_refresh_min_interval_s: float = 60.0
     jwks_timeout_s: float = 5.0
@@ -92,38 +132,27 @@ class Settings:
             raise ConfigError('ALLOWED_JWKS_HOSTS must name at least one host')
         object.__setattr__(self, 'allowed_jwks_hosts', hosts)
         object.__setattr__(self, 'jwt_audience', self.jwt_audience.strip().rstrip('/'))
-        for name in (
-            'lookup_deadline_s',
-            'connect_timeout_s',
-            'read_timeout_s',
-            'jwks_timeout_s',
-            'spycloud_max_workers',
-            'spycloud_catalog_batch',
-            'catalog_cache_size',
-            'records_cache_size',
-            'tile_cache_size',
-            'max_content_length',
-            'max_observables',
-            'max_value_length',
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f'{name.upper()} must be greater than 0')
-        for name in (
-            'spycloud_retries',
-            'spycloud_backoff_s',
-            'catalog_cache_ttl_s',
-            'records_cache_ttl_s',
-            'tile_cache_ttl_s',
-            'jwks_cache_ttl_s',
-            'jwks_refresh_min_interval_s',
-            'spycloud_rate_limit',
-            'spycloud_burst',
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f'{name.upper()} must not be negative')
+        self._check_finite()
+        self._check_bounds()
         if not 1 <= self.spycloud_email_batch <= EMAIL_BATCH_MAX:
             raise ConfigError(f'SPYCLOUD_EMAIL_BATCH must be from 1 to {EMAIL_BATCH_MAX}')
         self._check_state()
+
+    def _check_finite(self):
+        """``nan`` passes every comparison and ``inf`` every lower bound: both would turn
+        a time or size into nonsense (a nan deadline capped every timeout to 1 ms)."""
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f'{field.name.upper()} must be a finite number, got {value!r}')
+
+    def _check_bounds(self):
+        for name in POSITIVE:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f'{name.upper()} must be greater than 0')
+        for name in NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ConfigError(f'{name.upper()} must not be negative')
 
     def _check_state(self):
         url = self.redis_url.strip()

@@ -7,12 +7,27 @@ neither takes the capacity other requests need. A request head that is not compl
 relay answers with partial results before gunicorn would kill it. A header line may be 20 KiB,
 so a token up to the relay's own limit (16 KiB) reaches it and is judged there; what gunicorn
 refuses is answered in the relay's envelope. Logs, access log included, are JSON lines on
-standard output.
+standard output. The settings are read here first, so a bad one stops the master with one
+line naming it (exit 3), before any worker starts.
 """
 
 import os
-import shutil
+import re
+import sys
 import tempfile
+
+from config import ConfigError, Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        print(f'relay: bad configuration: {error}', file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
+
+
+_SETTINGS = _settings()
 
 bind = os.environ.get('GUNICORN_BIND', f'0.0.0.0:{os.environ.get("PORT", "9090")}')
 workers = int(os.environ.get('WEB_CONCURRENCY', '2'))
@@ -29,24 +44,34 @@ reuse_port = True
 # header lines than gunicorn's 100 keep a request head under about 1 MiB (fields × line size).
 limit_request_field_size = 20 * 1024
 limit_request_fields = 50
+# Forwarded headers are the app's to judge (TRUSTED_PROXIES, werkzeug's ProxyFix): gunicorn
+# itself believes none, not even from loopback (its default), so no client sets the scheme
+# (X-Forwarded-Proto) or SCRIPT_NAME the token's audience is checked against.
+forwarded_allow_ips = ''
+secure_scheme_headers: dict = {}
+forwarder_headers = ''
 accesslog = '-'
 errorlog = '-'
 loglevel = os.environ.get('LOG_LEVEL', 'info').lower()
 logger_class = 'logs.JsonAccessLogger'
 
 # Metrics from every worker, added up at /metrics: prometheus-client keeps them in files here.
-_METRICS = os.environ.get('METRICS_ENABLED', '').strip().lower() in ('1', 'true', 'yes', 'on')
+_METRICS = _SETTINGS.metrics_enabled
 if _METRICS and not os.environ.get('PROMETHEUS_MULTIPROC_DIR'):
     os.environ['PROMETHEUS_MULTIPROC_DIR'] = tempfile.mkdtemp(prefix='relay-metrics-')
+# The files prometheus-client writes there: <type>_<pid>.db (gauges: gauge_<mode>_<pid>.db).
+_PROMETHEUS_FILE = re.compile(r'(counter|histogram|summary|gauge_[a-z]+)_[0-9]+\.db')
 
 
 def on_starting(server):
-    """Counts from an earlier run of the same directory would be added to this one's."""
+    """Counts from an earlier run of the same directory would be added to this one's; only
+    prometheus-client's own files go, whatever else the directory holds stays."""
     directory = os.environ.get('PROMETHEUS_MULTIPROC_DIR')
     if _METRICS and directory and os.path.isdir(directory):
-        for name in os.listdir(directory):
-            path = os.path.join(directory, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if _PROMETHEUS_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    os.remove(entry.path)
 
 
 def child_exit(server, worker):

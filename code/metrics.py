@@ -11,6 +11,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -41,6 +42,13 @@ LIMITER_WAIT_SECONDS = Histogram(
     'relay_rate_limiter_wait_seconds',
     'Time a SpyCloud call waited for the per-key rate limiter.',
     buckets=(0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25),
+)
+CACHE_BYTES = Gauge(
+    'relay_cache_bytes',
+    'Encoded bytes each in-process cache holds (catalogs, records, tiles), summed over the '
+    'live workers; each worker keeps its own under its *_CACHE_MAX_MB.',
+    ['cache'],
+    multiprocess_mode='livesum',
 )
 STATE_FALLBACKS = Counter(
     'relay_state_fallback_total',

@@ -47,12 +47,22 @@ def link(settings) -> RedisLink | None:
         return _links[key]
 
 
+# The setting bounding each cache's in-process bytes (MiB), by cache name.
+_MAX_MB = {
+    'catalogs': 'catalog_cache_max_mb',
+    'records': 'records_cache_max_mb',
+    'tiles': 'tile_cache_max_mb',
+}
+
+
 def cache(settings, name: str, maxsize: int, ttl: float) -> Store:
-    """A store for the cache ``name`` (a Redis namespace: ``catalogs``, ``records``)."""
+    """A store for the cache ``name`` (a Redis namespace: ``catalogs``, ``records``), its
+    in-process part bounded by ``maxsize`` entries and its setting's MiB."""
+    max_bytes = int(getattr(settings, _MAX_MB[name]) * 1024 * 1024)
     shared = link(settings)
     if shared is None or maxsize <= 0 or ttl <= 0:
-        return MemoryStore(maxsize, ttl)
-    return RedisStore(shared, name, maxsize, ttl)
+        return MemoryStore(maxsize, ttl, max_bytes, name)
+    return RedisStore(shared, name, maxsize, ttl, max_bytes)
 
 
 def limiter(settings) -> Limiter:

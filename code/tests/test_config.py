@@ -1,3 +1,5 @@
+from dataclasses import fields
+
 import pytest
 
 from api.module_settings import ModuleSettings, entities_limit, flag
@@ -51,6 +53,35 @@ def test_environment_is_parsed():
     ],
 )
 def test_bad_values_name_the_variable(env, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        Settings.from_env(env)
+
+
+FLOAT_SETTINGS = [field.name.upper() for field in fields(Settings) if field.type is float]
+
+
+def test_every_float_setting_is_checked():
+    assert {'LOOKUP_DEADLINE_S', 'REDIS_TIMEOUT_S', 'RECORDS_CACHE_MAX_MB'} <= set(FLOAT_SETTINGS)
+
+
+@pytest.mark.parametrize('raw', ['nan', 'inf', '-inf', 'NaN', ' Infinity '])
+@pytest.mark.parametrize('name', FLOAT_SETTINGS)
+def test_a_non_finite_number_is_refused_naming_the_setting(name, raw):
+    with pytest.raises(ConfigError, match=f'^{name} must be a finite number, got '):
+        Settings.from_env({name: raw})
+
+
+@pytest.mark.parametrize(
+    'env, fragment',
+    [
+        ({'TRUSTED_PROXIES': '-1'}, 'TRUSTED_PROXIES must not be negative'),
+        ({'TRUSTED_PROXIES': '1.5'}, 'TRUSTED_PROXIES must be an integer'),
+        ({'RECORDS_CACHE_MAX_MB': '0'}, 'RECORDS_CACHE_MAX_MB must be greater than 0'),
+        ({'CATALOG_CACHE_MAX_MB': '-2'}, 'CATALOG_CACHE_MAX_MB must be greater than 0'),
+        ({'TILE_CACHE_MAX_MB': 'lots'}, 'TILE_CACHE_MAX_MB must be a number'),
+    ],
+)
+def test_proxy_and_cache_bounds_are_checked(env, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Settings.from_env(env)
 

@@ -196,3 +196,24 @@ def test_metrics_add_up_every_gunicorn_worker(jwks, spycloud, tmp_path):
     assert {line['request_id'] for line in access} >= set(ids)
     assert {line['request_id'] for line in relay_lines} >= set(ids)
     assert all(line['status'] == 200 for line in access if line['path'] == '/observe/observables')
+
+
+def test_start_up_removes_only_prometheus_files_from_the_metrics_dir(jwks, spycloud, tmp_path):
+    """An earlier run's counts are cleared; whatever else shares the directory is not."""
+    directory = tmp_path / 'metrics'
+    (directory / 'keep-me').mkdir(parents=True)
+    (directory / 'keep-me' / 'counter_1.db').write_bytes(b'not ours to judge')
+    (directory / 'notes.txt').write_text('an operator file')
+    (directory / 'counter_1.db.bak').write_bytes(b'a backup')
+    stale = ['counter_1.db', 'histogram_1.db', 'gauge_livesum_1.db', 'summary_1.db']
+    for name in stale:
+        (directory / name).write_bytes(b'stale')
+    with gunicorn_relay(
+        spycloud, jwks, METRICS_ENABLED='true', PROMETHEUS_MULTIPROC_DIR=directory
+    ) as url:
+        text = requests.get(url + '/metrics', timeout=5).text
+    assert 'relay_request_duration_seconds' in text
+    assert (directory / 'notes.txt').read_text() == 'an operator file'
+    assert (directory / 'counter_1.db.bak').read_bytes() == b'a backup'
+    assert (directory / 'keep-me' / 'counter_1.db').read_bytes() == b'not ours to judge'
+    assert not any((directory / name).exists() for name in stale)

@@ -7,9 +7,12 @@ setting they check, plus room for a slow machine.
 """
 
 import json
+import os
 import re
 import runpy
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -95,6 +98,30 @@ def test_gunicorn_lets_the_longest_token_the_relay_takes_through():
     conf = runpy.run_path(str(localrelay.HERE / 'gunicorn.conf.py'))
     line = len('Authorization: Bearer \r\n') + auth.MAX_TOKEN_BYTES + 1
     assert conf['limit_request_field_size'] >= line
+
+
+@pytest.mark.parametrize(
+    'name, raw, message',
+    [
+        ('LOOKUP_DEADLINE_S', 'nan', 'LOOKUP_DEADLINE_S must be a finite number, got nan'),
+        ('READ_TIMEOUT_S', 'inf', 'READ_TIMEOUT_S must be a finite number, got inf'),
+        ('REDIS_TIMEOUT_S', '-inf', 'REDIS_TIMEOUT_S must be a finite number, got -inf'),
+        ('SPYCLOUD_RETRIES', 'many', "SPYCLOUD_RETRIES must be an integer, got 'many'"),
+    ],
+)
+def test_a_bad_setting_stops_the_image_command_with_one_line(name, raw, message):
+    """Before any worker starts: one line naming the setting, exit 3, no traceback."""
+    port = localrelay.free_port()
+    done = subprocess.run(
+        [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py', localrelay.APP],
+        cwd=localrelay.HERE,
+        env={**os.environ, name: raw, 'GUNICORN_BIND': f'127.0.0.1:{port}'},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (3, '')
+    assert done.stderr.splitlines() == [f'relay: bad configuration: {message}']
 
 
 def test_the_worker_is_the_relays_gevent_worker(relay):

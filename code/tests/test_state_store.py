@@ -317,6 +317,21 @@ def test_the_memory_store_takes_the_same_calls():
     assert not MemoryStore(10, 0).enabled and MemoryStore(10, 0).get('a', 'x') == 'x'
 
 
+def test_the_memory_store_evicts_the_least_recently_used_past_its_bytes():
+    """Sizes are the encoded lengths: '"xxxxxxxx"' is 10 bytes, so 30 bytes hold three."""
+    store = MemoryStore(100, 60, max_bytes=30)
+    store.set_many({'a': 'x' * 8, 'b': 'y' * 8, 'c': 'z' * 8})
+    assert store.get('a') == 'x' * 8  # read: now the most recently used
+    store.set('d', 'w' * 8)
+    assert store.get_many('abcd') == {'a': 'x' * 8, 'c': 'z' * 8, 'd': 'w' * 8}
+    assert store.held_bytes == 30
+    store.set('c', 'v' * 40)  # larger than the whole bound: not kept, nor its older value
+    assert store.get_many('abcd') == {'a': 'x' * 8, 'd': 'w' * 8} and store.held_bytes == 20
+    few = MemoryStore(2, 60, max_bytes=1000)  # the entry bound holds too
+    few.set_many({'a': 1, 'b': 2, 'c': 3})
+    assert few.get_many('abc') == {'b': 2, 'c': 3}
+
+
 def test_the_factories_choose_by_redis_url(server):
     assert isinstance(state.cache(Settings(), 'records', 10, 60), MemoryStore)
     assert isinstance(state.limiter(Settings()), state.AdaptiveLimiter)
