@@ -259,27 +259,16 @@ class SpyCloudSimulator:
         tls=None,
     ):
         self.host = host
-        self.page_size = page_size
-        self.latency = latency
         self.api_keys = set(api_keys)
-        self.missing_catalogs = set()
-        self.cursor_ttl = 120.0
-        self.rate_limit = None
-        self.retry_after = None
-        self.monthly_quota = None
-        self.gzip = False
-        self.watchlist_max_days = None
-        self.watchlist_timeout_s = 0.0
-        self.email_lists = 'list'
-        self.watchlist_records = None
-        self.catalog_overrides = {}
         self.tls = tls
+        self._defaults = dict(page_size=page_size, latency=latency)
         self._watchlists = {}
         self._lock = threading.Lock()
         self._faults = []
         self._cursors = {}
         self._buckets = {}
         self._quota_used = {}
+        self.reset()
         self._log = []
         self._requests = 0
         self._by_endpoint = dict.fromkeys(ENDPOINTS, 0)
@@ -417,6 +406,29 @@ class SpyCloudSimulator:
                 'open_cursors': len(self._cursors),
                 'connections': self._server.accepted - self._connections_base,
             }
+
+    def reset(self):
+        """Every knob back to how the simulator started, no fault queued, the watchlists
+        reseeded and the stats zeroed: a session's simulator serves each test afresh."""
+        self.page_size = self._defaults['page_size']
+        self.latency = self._defaults['latency']
+        self.missing_catalogs = set()
+        self.cursor_ttl = 120.0
+        self.rate_limit = None
+        self.retry_after = None
+        self.monthly_quota = None
+        self.gzip = False
+        self.watchlist_max_days = None
+        self.watchlist_timeout_s = 0.0
+        self.email_lists = 'list'
+        self.watchlist_records = None
+        self.catalog_overrides = {}
+        self.clear_faults()
+        self.reset_watchlists()
+        self.expire_cursors()
+        self.reset_quota()
+        if hasattr(self, '_server'):
+            self.reset_stats()
 
     def reset_stats(self):
         with self._lock:

@@ -70,19 +70,7 @@ def spycloud(spycloud_server):
     """The session's simulator, returned to its defaults after each test."""
     spycloud_server.reset_stats()
     yield spycloud_server
-    spycloud_server.clear_faults()
-    spycloud_server.missing_catalogs.clear()
-    spycloud_server.page_size = 1000
-    spycloud_server.gzip = False
-    spycloud_server.reset_watchlists()
-    spycloud_server.latency = 0.0
-    spycloud_server.email_lists = 'list'
-    spycloud_server.watchlist_records = None
-    spycloud_server.catalog_overrides = {}
-    spycloud_server.rate_limit = None
-    spycloud_server.retry_after = None
-    spycloud_server.monthly_quota = None
-    spycloud_server.reset_stats()
+    spycloud_server.reset()
 
 
 def relay_settings(spycloud, jwks, **overrides):

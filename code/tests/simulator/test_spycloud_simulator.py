@@ -1,5 +1,6 @@
 """SpyCloudSimulator speaks the API the relay's client must cope with, over real sockets."""
 
+import copy
 import http.client
 import json
 import os
@@ -756,3 +757,18 @@ def test_command_line_runs_until_sigterm(tmp_path):
             proc.wait(timeout=5)
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_reset_returns_every_knob_to_its_start(sim):
+    """The session's simulator is reset after each test: a knob one test turns (the gateway's
+    day limit, the cursor TTL, a fault) never reaches the next."""
+    fresh = copy.deepcopy({n: v for n, v in vars(sim).items() if not n.startswith('_')})
+    sim.watchlist_max_days, sim.watchlist_timeout_s, sim.cursor_ttl = 1, 5.0, 0.1
+    sim.page_size, sim.latency, sim.email_lists, sim.gzip = 3, 0.5, 'refuse', True
+    sim.rate_limit, sim.retry_after, sim.monthly_quota = (1, 1), 2, 5
+    sim.watchlist_records, sim.catalog_overrides = [], {1: {'title': 'x'}}
+    sim.missing_catalogs.add(5)
+    sim.add_fault(500)
+    sim.reset()
+    assert {name: value for name, value in vars(sim).items() if not name.startswith('_')} == fresh
+    assert sim.stats()['requests'] == 0 and not sim._faults
