@@ -302,6 +302,20 @@ def test_a_write_that_may_have_landed_is_not_sent_twice(relay, spycloud, fault):
         assert body['data'] == {'status': 'failure'}
 
 
+@pytest.mark.parametrize('status', [413, 503])
+@pytest.mark.parametrize('endpoint', ['create', 'delete'])
+def test_a_write_asked_to_come_back_later_is_not_sent_again(relay, spycloud, status, endpoint):
+    """urllib3 retries any allowed method on a 413 or 503 with Retry-After, whatever the
+    status list says; a write answered so may have landed, and is sent once."""
+    spycloud.add_fault(status, match=endpoint, headers={'Retry-After': '0.01'})
+    payload = dict(GOOD)
+    if endpoint == 'delete':
+        payload.update({'action-id': REMOVE, 'observable_value': 'example.org'})
+    body = trigger(relay, payload, watchlist_removal=True)
+    sent = [c for c in spycloud.request_log if c['endpoint'] == f'watchlist-{endpoint}']
+    assert len(sent) == 1 and body['data'] == {'status': 'failure'}
+
+
 def test_a_throttled_write_is_retried(relay, spycloud):
     spycloud.throttle(times=1, match='create')
     assert trigger(relay, GOOD) == {'data': {'status': 'success'}}
