@@ -59,6 +59,12 @@ class BudgetRule:
     def enabled(self) -> bool:
         return self.ceiling > 0
 
+    @property
+    def reach_s(self) -> float:
+        """How far ahead of now a budget's moments can lie: the longest pause, then a burst
+        at the floor, and as long again for calls queued behind it. Further is junk."""
+        return 2 * (self.max_pause_s + (self.burst + 1) / self.floor)
+
 
 @dataclass(frozen=True)
 class _Budget:
@@ -189,18 +195,29 @@ class AdaptiveLimiter(Limiter):
 # The same arithmetic as _reserve, _throttle and _grown, on Redis's clock, atomically.
 # KEYS[1]: the budget. ARGV: op (acquire, throttle, peek), ceiling, burst, floor, regrowth,
 # cut factor, cut interval, argument (acquire: the longest wait, -1 for none; throttle: the
-# pause), idle TTL in ms. Returns {granted or cut (0/1), wait in µs, rate in calls per 1000 s}.
+# pause), idle TTL in ms, the furthest ahead of now a saved moment may lie. Returns {granted
+# or cut (0/1), wait in µs, rate in calls per 1000 s}. What is read is checked first: a value
+# that is no number, nan, or a moment further ahead than the budget can reach (junk, or a
+# clock that went back: a failover to a replica whose clock is behind) is read as absent, so
+# it can neither refuse every call of the key nor turn its pacing off.
 BUDGET_SCRIPT = """
 local ceiling, burst, floor = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local regrow, factor, cut_interval = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local argument, ttl_ms = tonumber(ARGV[8]), tonumber(ARGV[9])
+local argument, ttl_ms, reach = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local saved = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'grown', 'cut')
-local tat = tonumber(saved[1]) or now
-local rate = math.min(ceiling, math.max(floor, tonumber(saved[2]) or ceiling))
-local grown = tonumber(saved[3]) or now
-local cut = tonumber(saved[4]) or 0
+local function sane(text, low, high, absent)
+  local value = tonumber(text)
+  if value == nil or value ~= value or value < low or value > high then
+    return absent
+  end
+  return value
+end
+local tat = sane(saved[1], -math.huge, now + reach, now)
+local rate = math.min(ceiling, math.max(floor, sane(saved[2], -math.huge, math.huge, ceiling)))
+local grown = sane(saved[3], -math.huge, now + reach, now)
+local cut = sane(saved[4], -math.huge, now, 0)
 if now > grown then
   rate = math.min(ceiling, rate + regrow * (now - grown))
   grown = now
@@ -286,6 +303,7 @@ class RedisLimiter(Limiter):
             rule.cut_interval_s,
             argument,
             int(rule.idle_s * 1000),
+            rule.reach_s,
         ]
         try:
             return self._link.call(

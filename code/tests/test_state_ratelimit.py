@@ -11,8 +11,11 @@ from prometheus_client import REGISTRY
 
 from deadline import Deadline, DeadlineReached
 from redis_server import RedisServer
+from simulator.data import DEFAULT_API_KEY
+from spycloud.lookup import key_fingerprint
 from state import AdaptiveLimiter, BudgetRule, RedisLimiter, RedisLink
 from state.crypto import budget_name
+from support import email
 
 KEY = '0f3c9d1e7a5b2c4d6e8f0a1b2c3d4e5f'  # a key's fingerprint, as the transport passes it
 
@@ -205,3 +208,18 @@ def test_redis_failing_falls_back_to_the_process_budget(caplog):
             sleep(0.05)
         assert client.exists(budget_name(KEY))
         assert limiter.rate(KEY) == 1000.0  # Redis's budget, never cut
+
+
+@pytest.mark.parametrize('junk', ['1e12', 'inf', 'nan', 'soon'])
+def test_a_budget_read_from_redis_is_checked_first(make_relay, server, junk):
+    """A moment far ahead of Redis's clock (junk, or a failover to a replica whose clock is
+    behind) must not refuse every lookup of the key with 'deadline exceeded'; ``nan`` must not
+    turn pacing off. With one call a minute, the first account is answered and the rest wait
+    past the deadline, whatever was saved."""
+    relay = make_relay(redis_url=server.url, spycloud_rate_limit=1 / 60, spycloud_burst=1)
+    client = redis.Redis.from_url(server.url)
+    name = budget_name(key_fingerprint(DEFAULT_API_KEY))
+    client.hset(name, mapping={'tat': junk, 'rate': junk, 'grown': junk, 'cut': junk})
+    body = relay.observe([email(f'r3c2@junk{n}.example') for n in range(3)])
+    assert body['data']['sightings']['count'] == 3  # one account answered: nothing refused all
+    assert {e['code'] for e in body['errors']} == {'deadline exceeded'}  # the rest were paced
