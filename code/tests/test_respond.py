@@ -92,6 +92,10 @@ def test_an_action_says_what_spycloud_will_do(relay):
         ('new.example', 'domain'),
         ('shop.new.co.uk', 'subdomain'),
         ('new.co.uk', 'domain'),
+        # LDH and punycode names are identifiers too
+        ('xn--bcher-kva.example', 'domain'),
+        ('a-b.c-d.example', 'subdomain'),
+        ('x.y.co.uk', 'subdomain'),
     ],
 )
 def test_domains_and_subdomains(relay, value, kind):
@@ -397,19 +401,6 @@ def test_a_trigger_of_what_is_no_identifier_is_refused_unsent(relay, spycloud, k
     (error,) = body['errors']
     assert error['code'] == 'invalid argument', error
     assert spycloud.stats()['requests'] == 0
-
-
-@pytest.mark.parametrize(
-    'value, kind',
-    [
-        ('xn--bcher-kva.example', 'domain'),
-        ('a-b.c-d.example', 'subdomain'),
-        ('x.y.co.uk', 'subdomain'),
-    ],
-)
-def test_ldh_and_punycode_names_are_identifiers(relay, value, kind):
-    (action,) = offers(relay, [{'type': 'domain', 'value': value}])['data']
-    assert action['query-params']['watchlist_type'] == kind
 
 
 def test_a_wrong_api_url_is_no_removal(make_relay, spycloud):
