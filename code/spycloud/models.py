@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from errors import RelayWarning
 from state import codec
 
 # The severities SpyCloud documents: 2 e-mail only, 5 informational, 20 plaintext credential,
@@ -165,6 +166,16 @@ class Exposure:
     catalogs: dict
     warnings: list = field(default_factory=list)
     evidence: Evidence | None = None
+
+    @classmethod
+    def empty(cls, observable: dict, warning: RelayWarning) -> 'Exposure':
+        """No record: the observable's lookup did not happen or did not end, and why."""
+        return cls(observable, [], 0, {}, [warning])
+
+    @classmethod
+    def judged(cls, observable: dict, evidence: Evidence | None) -> 'Exposure':
+        """Only the evidence for a verdict (None when there is none), as a verdict lookup has."""
+        return cls(observable, [], 0, {}, evidence=evidence)
 
 
 # How the caches store these (state/codec.py): records and catalogs as the raw object SpyCloud

@@ -183,7 +183,7 @@ def count_pools(monkeypatch):
     """``count_pools()``: from then on, the list of every thread pool the client makes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from spycloud import client
+    from spycloud import pool
 
     made = []
 
@@ -193,7 +193,7 @@ def count_pools(monkeypatch):
             super().__init__(*args, **kwargs)
 
     def start():
-        monkeypatch.setattr(client, 'ThreadPoolExecutor', CountedPool)
+        monkeypatch.setattr(pool, 'ThreadPoolExecutor', CountedPool)
         return made
 
     return start
