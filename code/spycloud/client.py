@@ -23,9 +23,10 @@ from errors import AuthorizationError, InternalServerError, RelayError, RelayWar
 from metrics import cache_lookup
 from spycloud import warnings
 from spycloud.batching import EmailBatching, account
+from spycloud.failures import BadRequest, Refused
 from spycloud.lookup import Lookup, VerdictRule
 from spycloud.models import BreachRecord, Catalog, Evidence, Exposure, MalformedData
-from spycloud.transport import BadRequest, Refused, Transport
+from spycloud.transport import Transport
 from spycloud.watchlist import Watchlist
 from state import MISSING
 
