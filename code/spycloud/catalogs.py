@@ -13,10 +13,11 @@ from deadline import DeadlineReached
 from errors import AuthorizationError, RelayError, RelayWarning
 from metrics import cache_lookup
 from spycloud import warnings
+from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup
 from spycloud.models import Catalog, MalformedData
 from spycloud.pool import Pools, waited
-from spycloud.transport import BadRequest, Transport
+from spycloud.transport import Transport
 from state import Store
 
 # (found, reasons): id → Catalog, and id → why SpyCloud answered it without one.

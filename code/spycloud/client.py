@@ -23,11 +23,12 @@ from errors import RelayError, UnknownError
 from spycloud.batching import EmailBatching
 from spycloud.catalogs import Catalogs, Sources
 from spycloud.exposures import Exposures
+from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup, VerdictRule
 from spycloud.models import Exposure
 from spycloud.pool import Pools
 from spycloud.records import PAGE_ENDPOINTS, BreachRecords, Found
-from spycloud.transport import BadRequest, Transport
+from spycloud.transport import Transport
 from spycloud.verdicts import VERDICT_TYPES, Verdicts, VerdictsAhead
 from spycloud.watchlist import Watchlist
 from spycloud.watchlist_records import Sink, watchlist_day

@@ -13,11 +13,11 @@ from typing import cast
 from errors import RelayError, RelayWarning
 from spycloud import warnings
 from spycloud.catalogs import Catalogs, Sources
+from spycloud.failures import Refused
 from spycloud.lookup import Lookup
 from spycloud.models import BreachRecord, Evidence, Exposure
 from spycloud.pool import Pools, waited
 from spycloud.records import BreachRecords
-from spycloud.transport import Refused
 from spycloud.verdicts import VERDICT_TYPES, Verdicts, VerdictsAhead, covers
 from state import MISSING
 

@@ -13,9 +13,10 @@ from urllib.parse import quote
 from deadline import DeadlineReached
 from errors import RelayError, RelayWarning
 from spycloud import warnings
+from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup
 from spycloud.models import BreachRecord, MalformedData
-from spycloud.transport import BadRequest, Transport
+from spycloud.transport import Transport
 from state import MISSING, Store
 
 PAGE_ENDPOINTS = {

@@ -17,11 +17,12 @@ from deadline import DeadlineReached
 from errors import RelayError, RelayWarning
 from spycloud import warnings
 from spycloud.batching import EmailBatching, account
+from spycloud.failures import BadRequest, Refused
 from spycloud.lookup import Lookup, VerdictRule
 from spycloud.models import BreachRecord, Evidence, Exposure
 from spycloud.pool import Pools, waited
 from spycloud.records import PAGE_ENDPOINTS, Pages, records_path
-from spycloud.transport import BadRequest, Refused, Transport
+from spycloud.transport import Transport
 from state import MISSING, Store
 
 # Verdicts are about accounts: an exposed e-mail or username, not a whole domain or an IP.

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 from errors import InvalidArgumentError, NotFoundError
 from spycloud.batching import fold_case
+from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup
-from spycloud.transport import BadRequest
 
 WRONG_URL = (
     "The SpyCloud API answered 404 Not Found, not in SpyCloud's words about a watchlist "

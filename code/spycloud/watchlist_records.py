@@ -12,9 +12,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from spycloud import warnings
+from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup
 from spycloud.models import BreachRecord, MalformedData
-from spycloud.transport import BadRequest, Transport
+from spycloud.transport import Transport
 
 WATCHLIST_RECORDS = 'breach/data/watchlist'
 

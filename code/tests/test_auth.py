@@ -11,7 +11,7 @@ import pytest
 
 from api import auth
 from logs import JsonFormatter
-from spycloud.transport import UNSENDABLE_KEY
+from spycloud.lookup import UNSENDABLE_KEY
 from support import refused
 
 

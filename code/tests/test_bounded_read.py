@@ -157,3 +157,51 @@ def test_errors_of_the_read_itself_pass_through(serve, get):
     server = serve(head(Content_Length=1000), [b'z' * 10])
     with pytest.raises(urllib3.exceptions.HTTPError):
         read_bounded(get(server.url), max_bytes=10_000, expired=never)
+
+
+def test_each_read_waits_no_longer_than_wait_at_most(serve):
+    """Ten bytes of a thousand, then silence with the connection open: the socket's own read
+    timeout (60 s) is longer than the server holds on (30 s, after which it hangs up and the
+    body ends short), so only a wait capped by ``wait_at_most`` ends in a read timeout."""
+    server = serve(head(Content_Length=1000), [b'z' * 10], hold=True)
+    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=60))
+    response = pool.request('GET', server.url, preload_content=False)
+    asked = []
+
+    def wait_at_most():
+        asked.append(len(asked))
+        return 0.2
+
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        read_bounded(response, max_bytes=10_000, expired=never, wait_at_most=wait_at_most)
+    assert asked  # asked before the reads, the last of which timed out
+    pool.clear()
+
+
+def open_connections(pool, url):
+    """The connections the pool of ``url`` holds with their socket still open (its queue holds
+    None for a slot never used, and a closed connection is a shell that reconnects)."""
+    queue = list(pool.connection_from_url(url).pool.queue)
+    return [c for c in queue if c is not None and c.sock is not None]
+
+
+def test_a_body_read_whole_returns_its_connection_to_the_pool(serve):
+    body = b'w' * 1000
+    server = serve(head(Content_Length=len(body)), [body], hold=True)
+    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=30))
+    response = pool.request('GET', server.url, preload_content=False)
+    assert read_bounded(response, max_bytes=len(body), expired=never) == body
+    assert len(open_connections(pool, server.url)) == 1
+    pool.clear()
+
+
+def test_a_body_cut_short_has_its_connection_closed_not_pooled_open(serve):
+    server = serve(head(Content_Length=8 * CHUNK), [b'v' * (8 * CHUNK)], hold=True)
+    pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=30))
+    response = pool.request('GET', server.url, preload_content=False)
+    with pytest.raises(BodyTooLarge) as refused:
+        read_bounded(response, max_bytes=CHUNK, expired=never, chunk_bytes=CHUNK)
+    assert refused.value.max_bytes == CHUNK
+    assert response.closed
+    assert open_connections(pool, server.url) == []
+    pool.clear()

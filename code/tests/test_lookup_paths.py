@@ -102,7 +102,7 @@ def test_a_pooled_connection_the_server_closed_is_not_reused(monkeypatch, select
     """The zero-timeout select that checks a pooled connection (and urllib3's own poll where
     select cannot take the descriptor) sees the server's close: the next call opens a new
     connection instead of failing on the dead one (nothing here may retry)."""
-    from spycloud import transport
+    from spycloud import connections as pooling
 
     checks = []
 
@@ -112,12 +112,12 @@ def test_a_pooled_connection_the_server_closed_is_not_reused(monkeypatch, select
             raise ValueError('filedescriptor out of range in select()')
         return real_select(rlist, wlist, xlist, timeout)
 
-    real_select = transport.select.select
+    real_select = pooling.select.select
     with OneAnswerServer() as server:
-        pool, prefix = transport.connection_pool(Settings(spycloud_api_url=server.url))
+        pool, prefix = pooling.connection_pool(Settings(spycloud_api_url=server.url))
         assert pool.urlopen('GET', prefix + 'a', retries=False).status == 200
         assert server.closed.wait(5)
-        monkeypatch.setattr(transport.select, 'select', select)
+        monkeypatch.setattr(pooling.select, 'select', select)
         assert pool.urlopen('GET', prefix + 'b', retries=False).status == 200
         pool.close()
     assert server.connections == 2
