@@ -8,7 +8,7 @@ import pytest
 
 from config import Settings
 from simulator import SpyCloudSimulator, data
-from support import Proxy, email
+from support import Clock, Proxy, email, ttl_caches_on, wait_until
 
 
 def timed(call):
@@ -239,8 +239,7 @@ def test_deadline_answers_with_what_arrived(make_relay, spycloud):
     (warning,) = body['errors']
     assert warning['type'] == 'warning' and warning['code'] == 'deadline exceeded'
     assert 'breach sources' in warning['message'] and value in warning['message']
-    time.sleep(0.3)
-    assert relay.spycloud.in_flight == 0  # no worker thread left busy
+    assert wait_until(lambda: relay.spycloud.in_flight == 0)  # no worker thread left busy
 
 
 def test_deadline_during_the_records_call(make_relay, spycloud):
@@ -271,11 +270,14 @@ def test_deadline_between_pages_keeps_earlier_pages(make_relay, spycloud):
 
 
 def test_catalog_cache_expires(make_relay, spycloud):
-    relay = make_relay(catalog_cache_ttl_s=0.3, spycloud_catalog_batch=1)
+    clock = Clock()
+    with ttl_caches_on(clock):
+        relay = make_relay(catalog_cache_ttl_s=300, spycloud_catalog_batch=1)
     relay.observe([email('r3c3@ttl.example')])
+    clock.now += 299
     relay.observe([email('r3c3@ttl.example')])
     assert spycloud.stats()['by_endpoint']['catalog'] == 3
-    time.sleep(0.4)
+    clock.now += 1
     relay.observe([email('r3c3@ttl.example')])
     assert spycloud.stats()['by_endpoint']['catalog'] == 6
 
@@ -292,12 +294,15 @@ def test_catalog_cache_is_per_api_key(make_relay, spycloud):
 
 
 def test_jwks_cache_expires(make_relay, jwks):
-    relay = make_relay(jwks_cache_ttl_s=0.3)
+    clock = Clock()
+    with ttl_caches_on(clock):
+        relay = make_relay(jwks_cache_ttl_s=300)
     jwks.reset_stats()
     relay.health()
+    clock.now += 299
     relay.health()
     assert jwks.requests == 1
-    time.sleep(0.4)
+    clock.now += 1
     relay.health()
     assert jwks.requests == 2
 
