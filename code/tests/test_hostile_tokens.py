@@ -33,7 +33,7 @@ from support import (
 )
 
 JWKS_TIMEOUT = 1.0
-MARGIN = 0.75  # scheduling slack on a loaded CI machine; far below any unbounded wait
+MARGIN = 1.0  # scheduling slack on a loaded CI machine; far below any unbounded wait
 
 
 def b64(data):

@@ -267,7 +267,7 @@ def test_a_silent_redis_costs_tens_of_milliseconds_then_nothing(silent_server):
     started = time.monotonic()
     store.set(records_key(), (['kept'], 1), secret=API_KEY)  # times out, kept in the twin
     first = time.monotonic() - started
-    assert first < 1.0  # the link's 50 ms timeout (the bound under test), with room
+    assert first < 0.05 + 1.0  # the link's 50 ms timeout (the bound under test), with 1 s room
     assert silent_server.handshakes() >= 1
     for _ in range(50):
         assert store.get(records_key(), secret=API_KEY) == (['kept'], 1)
