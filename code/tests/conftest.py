@@ -1,13 +1,17 @@
+"""The fixtures: the session's servers (SpyCloud simulator, JWKS issuer, redis-server), relays
+made for a test, and the relay under gunicorn. Helpers live in support.py."""
+
 import socket
 import threading
 
 import pytest
+import redis as redis_py
 from hypothesis import settings as hypothesis_settings
 
-from config import Settings
 from localrelay import gunicorn_relay
+from redis_server import RedisServer
 from simulator import JwksIssuer, SpyCloudSimulator
-from support import Canary, RelayAt, start_relay, stopped_afterwards
+from support import Canary, RelayAt, relay_settings, start_relay, stopped_afterwards
 
 # `make test-fast` (pytest -m pure --hypothesis-profile=fast): the property tests with fewer
 # examples (tests/test_properties.py reads the profile's name).
@@ -15,7 +19,16 @@ hypothesis_settings.register_profile('fast', max_examples=20)
 
 # What a test marked ``pure`` may not use: it runs in `make test-fast`, with no server.
 SERVER_FIXTURES = frozenset(
-    {'jwks', 'spycloud_server', 'spycloud', 'make_relay', 'relay', 'gunicorn_relay_server'}
+    {
+        'jwks',
+        'spycloud_server',
+        'spycloud',
+        'make_relay',
+        'relay',
+        'gunicorn_relay_server',
+        'redis_server',
+        'fresh_redis',
+    }
 )
 
 
@@ -65,26 +78,39 @@ def spycloud_server():
     simulator.stop()
 
 
+@pytest.fixture(scope='session')
+def redis_server():
+    """The session's redis-server (redis_server.RedisServer). Tests take ``fresh_redis``; a test
+    that kills Redis starts a RedisServer of its own, so that no other test sees the outage."""
+    with RedisServer() as server:
+        yield server
+
+
+# What a test may change of the session's redis-server (to fill it up), as it starts.
+REDIS_CONFIG = {'maxmemory': '0', 'maxmemory-policy': 'noeviction'}
+
+
+@pytest.fixture
+def fresh_redis(redis_server):
+    """The session's redis-server as it started: emptied, its configuration a test may change
+    (REDIS_CONFIG) set back, and its command counts reset."""
+    client = redis_py.Redis.from_url(redis_server.url)
+    try:
+        for name, value in REDIS_CONFIG.items():
+            client.config_set(name, value)
+        client.flushall()
+        client.config_resetstat()
+    finally:
+        client.close()
+    return redis_server
+
+
 @pytest.fixture
 def spycloud(spycloud_server):
     """The session's simulator, returned to its defaults after each test."""
     spycloud_server.reset_stats()
     yield spycloud_server
     spycloud_server.reset()
-
-
-def relay_settings(spycloud, jwks, **overrides):
-    values = dict(
-        spycloud_api_url=spycloud.url,
-        allowed_jwks_hosts=(jwks.jwks_host,),
-        spycloud_backoff_s=0.01,
-        connect_timeout_s=2.0,
-        read_timeout_s=5.0,
-        # Most tests count SpyCloud calls of repeated lookups; the cache's own tests turn it on.
-        records_cache_ttl_s=0.0,
-    )
-    values.update(overrides)
-    return Settings(**values)
 
 
 @pytest.fixture

@@ -1,18 +1,26 @@
-"""Helpers the tests share: the contract validator and a relay served over real HTTP."""
+"""Helpers the tests share: the contract validator, a relay served over real HTTP, a clock a
+test moves by hand and a wait for what another thread or process does. Test modules import
+them from here, never from conftest (which holds only fixtures)."""
 
 import datetime
 import json
 import math
 import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
+import cachetools
 import jsonschema
+import pytest
 import requests
 from werkzeug.serving import make_server
 
 from api.services import services
 from app import create_app
+from config import Settings
 from simulator import tenant
 from spycloud.client import SpyCloudClient
 from tiles.aggregate import PERIODS
@@ -20,6 +28,58 @@ from tiles.aggregate import PERIODS
 CONTRACT = Path(__file__).resolve().parent / 'contracts' / 'iroh-enrich-definitions.json'
 AUTHORIZATION_FAILED = 'Authorization failed: '
 _DEFINITIONS = json.loads(CONTRACT.read_text())['definitions']
+
+
+T = TypeVar('T')
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
+    """``predicate()``'s first true value, polled every ``interval`` s; fails the test when it
+    is not true within ``timeout`` s. For what another thread or process does: a guessed
+    sleep is too short on a slow machine and wasted on a fast one."""
+    ends = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > ends:
+            raise AssertionError(f'not true within {timeout:g} s: {predicate}')
+        time.sleep(interval)
+    return value
+
+
+class Clock:
+    """A clock that moves only when the test says so (``clock.now += seconds``): TTLs and
+    budgets checked exactly, with no sleep."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextmanager
+def ttl_caches_on(clock: Callable[[], float]) -> Iterator[None]:
+    """Every cachetools.TTLCache made in the block without a timer of its own (a relay's
+    records, catalogs and JWKS caches) reads ``clock``: a TTL test moves it instead of
+    sleeping. The caches take their timer as cachetools' default, so the default is swapped."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cachetools.TTLCache.__init__, '__defaults__', (clock, None))
+        yield
+
+
+def relay_settings(spycloud: Any, jwks: Any, **overrides: Any) -> Settings:
+    """The settings of a test's relay: the simulator and issuer of this session, short waits,
+    and ``overrides``."""
+    values = dict(
+        spycloud_api_url=spycloud.url,
+        allowed_jwks_hosts=(jwks.jwks_host,),
+        spycloud_backoff_s=0.01,
+        connect_timeout_s=2.0,
+        read_timeout_s=5.0,
+        # Most tests count SpyCloud calls of repeated lookups; the cache's own tests turn it on.
+        records_cache_ttl_s=0.0,
+    )
+    values.update(overrides)
+    return Settings(**values)
 
 
 def _validator(name):

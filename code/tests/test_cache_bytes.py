@@ -8,7 +8,6 @@ import pytest
 import requests
 
 from localrelay import gunicorn_relay
-from redis_server import RedisServer
 from support import RelayAt, email
 from test_logs_and_metrics import metric
 
@@ -33,7 +32,7 @@ def relay(request, spycloud, jwks):
             CATALOG_CACHE_MAX_MB=CATALOG_MB,
         )
         if request.param == 'redis':
-            env['REDIS_URL'] = stack.enter_context(RedisServer()).url
+            env['REDIS_URL'] = request.getfixturevalue('fresh_redis').url
         url = stack.enter_context(gunicorn_relay(spycloud, jwks, **env))
         yield RelayAt(url, jwks, env=env)
 

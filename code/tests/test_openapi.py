@@ -21,8 +21,7 @@ from schemathesis.core.parameters import ParameterLocation
 from api import auth
 from api.openapi import DOCUMENT, OpenApiDocumentError, load_document
 from config import VERSION
-from conftest import relay_settings
-from support import assert_valid_answer, start_relay
+from support import assert_valid_answer, relay_settings, start_relay
 
 EXAMPLES_PER_OPERATION = 25
 SEED = 20241123

@@ -6,9 +6,8 @@ import requests
 
 from app import create_app
 from config import VERSION
-from conftest import relay_settings
 from spycloud.client import SpyCloudClient
-from support import HEALTH
+from support import HEALTH, relay_settings
 
 
 def test_version_answers_semver_unwrapped(relay):

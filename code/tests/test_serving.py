@@ -26,7 +26,15 @@ from gunicorn.workers.ggevent import GeventWorker
 import localrelay
 import serving
 from api import auth
-from support import RelayAt, assert_valid_answer, docs, email, send_raw, single_error
+from support import (
+    RelayAt,
+    assert_valid_answer,
+    docs,
+    email,
+    send_raw,
+    single_error,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_SOCKETS = 50
@@ -51,6 +59,17 @@ def timed(call, *args, **kwargs):
 
 def port_of(relay):
     return int(relay.url.rsplit(':', 1)[1])
+
+
+def not_yet_accepted(port):
+    """Connections waiting in the accept queues of the sockets listening on ``port`` (the
+    rx_queue of their LISTEN lines in /proc/net/tcp): 0 once the workers took them all."""
+    waiting = 0
+    for line in Path('/proc/net/tcp').read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f':{port:04X}') and fields[3] == '0A':  # 0A: LISTEN
+            waiting += int(fields[4].split(':')[1], 16)
+    return waiting
 
 
 def exchange(relay, request, seconds=10):
@@ -147,7 +166,7 @@ def test_slow_clients_do_not_silence_the_worker(relay):
             sock = socket.create_connection(('127.0.0.1', port_of(relay)), timeout=5)
             sock.sendall(PARTIAL_HEAD)
             slow.append(sock)
-        time.sleep(0.3)  # the worker has accepted them and is reading their heads
+        wait_until(lambda: not_yet_accepted(port_of(relay)) == 0)  # the worker has them all
         assert watchdog(relay).json() == {'data': 'up'}
         answer = relay.observe([email('r5c2@slow-clients.example')])
         assert len(docs(answer, 'sightings')) == 5
@@ -217,7 +236,7 @@ def test_a_key_server_that_drips_its_headers_is_cut_off(relay):
 
     caller = threading.Thread(target=refused)
     caller.start()
-    time.sleep(0.5)
+    wait_until(lambda: canary.connections == connections + 1)  # the key fetch drips
     assert watchdog(relay).ok
     assert caller.is_alive()  # answered while the key fetch still drips
     caller.join(30)
@@ -441,9 +460,7 @@ def test_one_request_does_not_stall_the_others(relay, spycloud):
     a = threading.Thread(target=request_a)
     a.start()
     try:
-        waited = time.monotonic() + 10
-        while spycloud.stats()['in_flight'] < 16 and time.monotonic() < waited:
-            time.sleep(0.02)
+        wait_until(lambda: spycloud.stats()['in_flight'] >= 16, interval=0.02)
         assert spycloud.stats()['in_flight'] >= 16  # all of A's lookups hang at SpyCloud
         answer = relay.observe([email('r3c1-stall-b@stall.example')])
         assert len(docs(answer, 'sightings')) == 3 and not answer.get('errors')

@@ -16,9 +16,9 @@ LOOKUP = [email('r12c4@shared.example')]
 
 @pytest.fixture(scope='module')
 def redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
+    """A redis-server of this module's own: a test here kills it (the session's is shared)."""
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture(scope='module')

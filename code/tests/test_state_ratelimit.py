@@ -15,23 +15,9 @@ from simulator.data import DEFAULT_API_KEY
 from spycloud.lookup import key_fingerprint
 from state import AdaptiveLimiter, BudgetRule, RedisLimiter, RedisLink
 from state.crypto import budget_name
-from support import email
+from support import Clock, email, wait_until
 
 KEY = '0f3c9d1e7a5b2c4d6e8f0a1b2c3d4e5f'  # a key's fingerprint, as the transport passes it
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def server():
-    with RedisServer() as running:
-        yield running
 
 
 def local(clock, **rule):
@@ -114,11 +100,11 @@ def test_retry_after_pauses_the_key_and_spends_its_burst():
     assert limiter.reserve(KEY, None) <= 60.5  # a pause is capped
 
 
-def test_two_workers_on_one_redis_share_one_budget(server):
+def test_two_workers_on_one_redis_share_one_budget(fresh_redis):
     """Each worker takes calls until its deadline refuses one; over the window both together
     get the budget of one (burst + rate × window), not one each."""
     rule = {'ceiling': 20, 'burst': 4}
-    together = grants([shared(server.url, sleep=sleep, **rule) for _ in range(2)])
+    together = grants([shared(fresh_redis.url, sleep=sleep, **rule) for _ in range(2)])
     alone = grants([AdaptiveLimiter(BudgetRule(**rule)) for _ in range(2)])
     budget = 4 + 20 * WINDOW_S  # 19
     assert sum(together) <= budget + 1 and min(together) >= 1
@@ -152,8 +138,8 @@ def grants(limiters):
     return counts
 
 
-def test_a_429_seen_by_one_worker_cuts_and_pauses_every_worker(server):
-    first, second = shared(server.url), shared(server.url)
+def test_a_429_seen_by_one_worker_cuts_and_pauses_every_worker(fresh_redis):
+    first, second = shared(fresh_redis.url), shared(fresh_redis.url)
     first.throttled(KEY, retry_after=0.5)
     assert second.rate(KEY) == pytest.approx(5.0, abs=0.3)  # regrowth of a few ms aside
     assert second.reserve(KEY, 0.1) is None  # the pause passes this deadline: refused
@@ -161,8 +147,8 @@ def test_a_429_seen_by_one_worker_cuts_and_pauses_every_worker(server):
     assert 0.2 < wait <= 0.5  # the rest of the pause, not more: the refusal took nothing
 
 
-def test_the_shared_rate_grows_back(server):
-    limiter = shared(server.url, regrow_per_s=5)  # the floor to the ceiling in 2 s
+def test_the_shared_rate_grows_back(fresh_redis):
+    limiter = shared(fresh_redis.url, regrow_per_s=5)  # the floor to the ceiling in 2 s
     limiter.throttled(KEY)
     limiter.throttled(KEY)
     assert 5.0 <= limiter.rate(KEY) < 7.5  # one cut, and some regrowth of the moments between
@@ -170,13 +156,13 @@ def test_the_shared_rate_grows_back(server):
     assert limiter.rate(KEY) == 10.0
 
 
-def test_the_shared_budget_refuses_past_the_deadline_and_keeps_a_ttl(server):
-    limiter = shared(server.url, ceiling=1)
+def test_the_shared_budget_refuses_past_the_deadline_and_keeps_a_ttl(fresh_redis):
+    limiter = shared(fresh_redis.url, ceiling=1)
     assert limiter.acquire(KEY, Deadline(5)) == 0.0
     with pytest.raises(DeadlineReached):
         limiter.acquire(KEY, Deadline(0.2))
     assert 0.5 < limiter.reserve(KEY, None) <= 1.0
-    client = redis.Redis.from_url(server.url)
+    client = redis.Redis.from_url(fresh_redis.url)
     assert client.keys() == [budget_name(KEY).encode()]
     assert 0 < client.pttl(budget_name(KEY)) <= 3600_000
 
@@ -201,23 +187,24 @@ def test_redis_failing_falls_back_to_the_process_budget(caplog):
         )
         server.start()
         client = redis.Redis.from_url(server.url)
-        for _ in range(100):  # within a probe interval or so, the budget is in Redis again
+
+        def in_redis_again():
             limiter.acquire(KEY, Deadline(1))
-            if client.exists(budget_name(KEY)):
-                break
-            sleep(0.05)
+            return client.exists(budget_name(KEY))
+
+        wait_until(in_redis_again, timeout=5, interval=0.05)  # within a probe interval or so
         assert client.exists(budget_name(KEY))
         assert limiter.rate(KEY) == 1000.0  # Redis's budget, never cut
 
 
 @pytest.mark.parametrize('junk', ['1e12', 'inf', 'nan', 'soon'])
-def test_a_budget_read_from_redis_is_checked_first(make_relay, server, junk):
+def test_a_budget_read_from_redis_is_checked_first(make_relay, fresh_redis, junk):
     """A moment far ahead of Redis's clock (junk, or a failover to a replica whose clock is
     behind) must not refuse every lookup of the key with 'deadline exceeded'; ``nan`` must not
     turn pacing off. With one call a minute, the first account is answered and the rest wait
     past the deadline, whatever was saved."""
-    relay = make_relay(redis_url=server.url, spycloud_rate_limit=1 / 60, spycloud_burst=1)
-    client = redis.Redis.from_url(server.url)
+    relay = make_relay(redis_url=fresh_redis.url, spycloud_rate_limit=1 / 60, spycloud_burst=1)
+    client = redis.Redis.from_url(fresh_redis.url)
     name = budget_name(key_fingerprint(DEFAULT_API_KEY))
     client.hset(name, mapping={'tat': junk, 'rate': junk, 'grown': junk, 'cut': junk})
     body = relay.observe([email(f'r3c2@junk{n}.example') for n in range(3)])

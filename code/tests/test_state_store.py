@@ -16,6 +16,7 @@ from spycloud.lookup import key_fingerprint
 from spycloud.models import BreachRecord, Catalog, Evidence
 from state import MISSING, MemoryStore, RedisLink, RedisStore
 from state.crypto import tenant_keys
+from support import wait_until
 
 API_KEY = 'tenant-a-spycloud-key-8d1f0e2c'
 OTHER_KEY = 'tenant-b-spycloud-key-41c9aa07'
@@ -55,12 +56,6 @@ def catalog_key(fingerprint=FINGERPRINT, catalog_id=7):
     return (fingerprint, catalog_id)
 
 
-@pytest.fixture
-def server():
-    with RedisServer() as running:
-        yield running
-
-
 def worker(url, name='records', ttl=300.0, probe_interval_s=1.0):
     """A store as one worker process has it: a link (pool and health) of its own."""
     return RedisStore(RedisLink(url, 0.05, probe_interval_s=probe_interval_s), name, 100, ttl)
@@ -85,10 +80,10 @@ def sample(name):
     return REGISTRY.get_sample_value(name, {'store': 'records'}) or 0.0
 
 
-def test_the_clients_values_round_trip_between_workers(server):
+def test_the_clients_values_round_trip_between_workers(fresh_redis):
     record, catalog = BreachRecord.from_api(RAW_RECORD), Catalog.from_api(RAW_CATALOG)
     evidence = Evidence(hits=3, newest=record, worst_severity=25)
-    writer, reader = worker(server.url), worker(server.url)
+    writer, reader = worker(fresh_redis.url), worker(fresh_redis.url)
     writer.set_many(
         {
             records_key(): ([record], 42),
@@ -97,7 +92,7 @@ def test_the_clients_values_round_trip_between_workers(server):
         },
         secret=API_KEY,
     )
-    catalogs = worker(server.url, 'catalogs', ttl=3600)
+    catalogs = worker(fresh_redis.url, 'catalogs', ttl=3600)
     catalogs.set_many({catalog_key(): catalog}, secret=API_KEY)
 
     records, hits = reader.get(records_key(), secret=API_KEY)
@@ -107,12 +102,12 @@ def test_the_clients_values_round_trip_between_workers(server):
     assert reader.get(evidence_key(value='bob@wonder.example'), secret=API_KEY) is None
     assert reader.get(evidence_key(value='carol@wonder.example'), secret=API_KEY) is MISSING
     wanted = [catalog_key(), catalog_key(catalog_id=8)]
-    found = worker(server.url, 'catalogs').get_many(wanted, secret=API_KEY)
+    found = worker(fresh_redis.url, 'catalogs').get_many(wanted, secret=API_KEY)
     assert list(found) == [catalog_key()] and found[catalog_key()].fields == RAW_CATALOG
 
 
-def test_plain_json_values_round_trip(server):
-    store = worker(server.url, 'tiles')
+def test_plain_json_values_round_trip(fresh_redis):
+    store = worker(fresh_redis.url, 'tiles')
     value = {
         'counts': {'20': 3},
         'top': [('a.example', 2)],
@@ -121,20 +116,20 @@ def test_plain_json_values_round_trip(server):
         (1, 'x'): True,
     }
     store.set('aggregate', value, secret=API_KEY)
-    assert worker(server.url, 'tiles').get('aggregate', secret=API_KEY) == value
+    assert worker(fresh_redis.url, 'tiles').get('aggregate', secret=API_KEY) == value
 
 
-def test_a_dump_of_redis_is_useless_without_the_api_key(server):
+def test_a_dump_of_redis_is_useless_without_the_api_key(fresh_redis):
     record, catalog = BreachRecord.from_api(RAW_RECORD), Catalog.from_api(RAW_CATALOG)
-    worker(server.url).set_many(
+    worker(fresh_redis.url).set_many(
         {records_key(): ([record], 1), evidence_key(): Evidence(1, record, 20)}, secret=API_KEY
     )
-    worker(server.url, 'catalogs').set(catalog_key(), catalog, secret=API_KEY)
-    limiter = state.limiter(Settings(redis_url=server.url))
+    worker(fresh_redis.url, 'catalogs').set(catalog_key(), catalog, secret=API_KEY)
+    limiter = state.limiter(Settings(redis_url=fresh_redis.url))
     limiter.acquire(FINGERPRINT)
     limiter.throttled(FINGERPRINT, 0.01)
 
-    blob = dump(server.url)
+    blob = dump(fresh_redis.url)
     assert blob.count(b'relay:') == 4  # records, evidence, catalog, budget: all there
     for secret in (
         EMAIL,
@@ -153,10 +148,10 @@ def test_a_dump_of_redis_is_useless_without_the_api_key(server):
         assert secret.lower().encode() not in blob, secret
 
 
-def test_another_api_key_opens_nothing_and_a_moved_value_is_a_miss(server):
-    writer = worker(server.url)
+def test_another_api_key_opens_nothing_and_a_moved_value_is_a_miss(fresh_redis):
+    writer = worker(fresh_redis.url)
     writer.set(records_key(), ([BreachRecord.from_api(RAW_RECORD)], 1), secret=API_KEY)
-    client = redis.Redis.from_url(server.url)
+    client = redis.Redis.from_url(fresh_redis.url)
     name = tenant_keys(API_KEY).name('records', records_key())
     sealed = client.get(name)
     # The same value under the name another tenant's lookup would read, and under another
@@ -165,7 +160,7 @@ def test_another_api_key_opens_nothing_and_a_moved_value_is_a_miss(server):
     client.set(tenant_keys(OTHER_KEY).name('records', other), sealed)
     moved = records_key(value='mallory@wonder.example')
     client.set(tenant_keys(API_KEY).name('records', moved), sealed)
-    reader = worker(server.url)
+    reader = worker(fresh_redis.url)
     assert reader.get(other, 'miss', secret=OTHER_KEY) == 'miss'
     assert reader.get(records_key(), 'miss', secret=OTHER_KEY) == 'miss'
     assert reader.get(moved, 'miss', secret=API_KEY) == 'miss'
@@ -175,10 +170,10 @@ def test_another_api_key_opens_nothing_and_a_moved_value_is_a_miss(server):
     assert reader.get(records_key(), 'miss', secret=API_KEY) == 'miss'
 
 
-def test_entries_have_the_caches_ttl_and_no_secret_means_no_redis(server):
-    store = worker(server.url, ttl=30)
+def test_entries_have_the_caches_ttl_and_no_secret_means_no_redis(fresh_redis):
+    store = worker(fresh_redis.url, ttl=30)
     store.set(records_key(), ([], 0))  # no secret: kept in this process, never unsealed
-    client = redis.Redis.from_url(server.url)
+    client = redis.Redis.from_url(fresh_redis.url)
     assert client.dbsize() == 0 and store.get(records_key()) == ([], 0)
     store.set(records_key(), ([], 0), secret=API_KEY)
     (name,) = client.keys('relay:records:*')
@@ -186,11 +181,11 @@ def test_entries_have_the_caches_ttl_and_no_secret_means_no_redis(server):
     assert not RedisStore(store._link, 'records', 100, 0).enabled  # a TTL of 0: off
 
 
-def test_a_value_the_codec_cannot_write_stays_in_this_process(server, caplog):
-    store = worker(server.url, 'odd')
+def test_a_value_the_codec_cannot_write_stays_in_this_process(fresh_redis, caplog):
+    store = worker(fresh_redis.url, 'odd')
     store.set('a', object(), secret=API_KEY)
     store.set('b', {1, 2}, secret=API_KEY)
-    assert redis.Redis.from_url(server.url).dbsize() == 0
+    assert redis.Redis.from_url(fresh_redis.url).dbsize() == 0
     assert store.get('b', secret=API_KEY) == {1, 2}  # from the twin
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
 
@@ -219,24 +214,16 @@ def test_redis_failing_never_fails_a_lookup(caplog):
         server.start()  # back, empty: the store uses Redis again within a probe interval
         other = worker(server.url)
         other.set(records_key(value='after@wonder.example'), (['after'], 1), secret=API_KEY)
-        assert eventually(
+        assert wait_until(
             lambda: (
                 store.get(records_key(value='after@wonder.example'), secret=API_KEY)
                 == (['after'], 1)
-            )
+            ),
+            timeout=5,
+            interval=0.05,
         )
         assert 'answers again' in caplog.text
         assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
-
-
-def eventually(check, seconds=5.0):
-    """Whether ``check()`` comes true within ``seconds`` (polled; no tight bound)."""
-    ends = time.monotonic() + seconds
-    while time.monotonic() < ends:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 class SilentServer:
@@ -280,7 +267,7 @@ def test_a_silent_redis_costs_tens_of_milliseconds_then_nothing(silent_server):
     started = time.monotonic()
     store.set(records_key(), (['kept'], 1), secret=API_KEY)  # times out, kept in the twin
     first = time.monotonic() - started
-    assert first < 1.0  # the link's 50 ms timeout (the bound under test), with room
+    assert first < 0.05 + 1.0  # the link's 50 ms timeout (the bound under test), with 1 s room
     assert silent_server.handshakes() >= 1
     for _ in range(50):
         assert store.get(records_key(), secret=API_KEY) == (['kept'], 1)
@@ -332,15 +319,16 @@ def test_the_memory_store_evicts_the_least_recently_used_past_its_bytes():
     assert few.get_many('abc') == {'b': 2, 'c': 3}
 
 
-def test_the_factories_choose_by_redis_url(server):
+def test_the_factories_choose_by_redis_url(fresh_redis):
     assert isinstance(state.cache(Settings(), 'records', 10, 60), MemoryStore)
     assert isinstance(state.limiter(Settings()), state.AdaptiveLimiter)
-    shared = Settings(redis_url=server.url)
+    shared = Settings(redis_url=fresh_redis.url)
     assert isinstance(state.cache(shared, 'records', 10, 60), RedisStore)
     assert isinstance(state.cache(shared, 'records', 10, 0), MemoryStore)
     assert isinstance(state.limiter(shared), state.RedisLimiter)
     assert isinstance(
-        state.limiter(Settings(redis_url=server.url, spycloud_rate_limit=0)), state.AdaptiveLimiter
+        state.limiter(Settings(redis_url=fresh_redis.url, spycloud_rate_limit=0)),
+        state.AdaptiveLimiter,
     )
     assert state.link(shared) is state.link(shared)  # one pool and one outage per process
 
@@ -369,13 +357,13 @@ def test_state_settings_must_be_positive(name):
         Settings.from_env({name: '0'})
 
 
-def test_a_redis_that_refuses_writes_is_no_outage(server, caplog):
+def test_a_redis_that_refuses_writes_is_no_outage(fresh_redis, caplog):
     """A full Redis under ``maxmemory-policy noeviction`` answers writes with OOM: the values
     stay in the process, one warning says so, and reads still go to Redis."""
-    client = redis.Redis.from_url(server.url)
+    client = redis.Redis.from_url(fresh_redis.url)
     client.config_set('maxmemory-policy', 'noeviction')
     client.config_set('maxmemory', 1)
-    store = worker(server.url)
+    store = worker(fresh_redis.url)
     outages = REGISTRY.get_sample_value('relay_state_outages_total')
     for index in range(10):
         store.set(records_key(value=f'u{index}@wonder.example'), ([], index), secret=API_KEY)

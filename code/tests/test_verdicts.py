@@ -236,20 +236,17 @@ def test_a_warm_observe_starts_no_thread_for_its_verdict(make_relay, spycloud, c
     assert pools == []  # one catalog batch, inline: no pool either
 
 
-def test_a_warm_request_reads_redis_once(make_relay, spycloud):
+def test_a_warm_request_reads_redis_once(make_relay, spycloud, fresh_redis):
     """On Redis the cache read of a request is one MGET, whatever the number of accounts."""
     import redis as redis_py
 
-    from redis_server import RedisServer
-
     accounts = [email(f'v{3 + i}s20@shared{i}.example') for i in range(5)]
-    with RedisServer() as server:
-        relay = make_relay(records_cache_ttl_s=300, redis_url=server.url)
-        cold = relay.deliberate(accounts)
-        stats = redis_py.Redis.from_url(server.url)
-        stats.config_resetstat()
-        assert relay.deliberate(accounts) == cold
-        commands = stats.info('commandstats')
+    relay = make_relay(records_cache_ttl_s=300, redis_url=fresh_redis.url)
+    cold = relay.deliberate(accounts)
+    stats = redis_py.Redis.from_url(fresh_redis.url)
+    stats.config_resetstat()
+    assert relay.deliberate(accounts) == cold
+    commands = stats.info('commandstats')
     assert len(records_calls(spycloud)) == 1  # one list of five addresses
     assert commands['cmdstat_mget']['calls'] == 1
     assert 'cmdstat_get' not in commands
