@@ -17,7 +17,7 @@ COVERED := api/*,spycloud/*,ctim/*,state/*,tiles/*
 # Every tool's settings are in pyproject.toml; coverage, which runs from code/, is told where.
 export COVERAGE_RCFILE := $(CURDIR)/pyproject.toml
 
-.PHONY: install redis-server lint ruff format-check typecheck format test test-fast coverage demo bench soak clean docker-test docker-daemon docker-daemon-stop
+.PHONY: install redis-server lint ruff format-check typecheck format test test-fast test-dates demo bench soak clean docker-test docker-daemon docker-daemon-stop
 
 .venv/.installed: Pipfile Pipfile.lock
 	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
@@ -60,6 +60,12 @@ test: lint redis-server
 # socket, in seconds. Hypothesis runs its `fast` profile here (fewer examples).
 test-fast: install
 	$(RUN) pytest -m pure -q --hypothesis-profile=fast
+
+# The whole suite with the clock moved by each of DATES (libfaketime offsets): it must pass
+# on any day. make test-dates DATES='+37d -200d'
+DATES ?= +100d +192d -200d
+test-dates: install redis-server
+	$(RUN) python tests/on_dates.py $(DATES)
 
 demo: install
 	$(RUN) python demo.py

@@ -6,6 +6,7 @@ installs Debian's redis-server when it is missing).
 
 import shutil
 import socket
+import os
 import subprocess
 import tempfile
 import time
@@ -71,7 +72,11 @@ class RedisServer:
         if self.password:
             command += ['--requirepass', self.password]
         self._process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_real_clock(os.environ),
         )
         deadline = time.monotonic() + 10
         while not pings(self.port, self.password):
@@ -96,3 +101,14 @@ class RedisServer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _real_clock(environ):
+    """The environment without a faked clock (tests/on_dates.py): redis-server does not start
+    under libfaketime, and its clock is its own anyway (the rate budget reads only Redis's
+    clock, and TTLs count from Redis's now)."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name not in ('LD_PRELOAD', 'FAKETIME') and not name.startswith('FAKETIME_')
+    }
