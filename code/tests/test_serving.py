@@ -352,7 +352,7 @@ def test_what_is_not_the_clients_fault_is_an_internal_error(error):
     status, reason, code, message = serving.refusal(error, cfg=None)
     assert (status, code) == (500, 'internal error')
     assert 'SECRET' not in message
-    answer = serving.envelope(status, reason, code, message)
+    answer = serving.error_answer(status, reason, code, message)
     assert answer.startswith(b'HTTP/1.1 500 Internal Server Error\r\n')
     assert single_error(answer.partition(b'\r\n\r\n')[2])['code'] == 'internal error'
 
