@@ -17,7 +17,7 @@ COVERED := api/*,spycloud/*,ctim/*,state/*,tiles/*
 # Every tool's settings are in pyproject.toml; coverage, which runs from code/, is told where.
 export COVERAGE_RCFILE := $(CURDIR)/pyproject.toml
 
-.PHONY: install redis-server lint ruff format-check typecheck format test test-fast coverage demo bench soak clean docker-test docker-daemon docker-daemon-stop
+.PHONY: install redis-server lint ruff format-check typecheck format test test-fast demo bench soak clean docker-test docker-daemon docker-daemon-stop
 
 .venv/.installed: Pipfile Pipfile.lock
 	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
@@ -73,7 +73,7 @@ soak: install
 	$(RUN) python ../bench/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf .venv code/.coverage code/.pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv code/.coverage .pytest_cache .mypy_cache .ruff_cache
 
 # Docker (kept out of `make test`). docker-test builds the image from ./Dockerfile, runs it
 # against the simulator and the local JWKS issuer, and removes all it started; it uses a
