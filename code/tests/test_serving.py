@@ -107,6 +107,13 @@ def test_gunicorn_lets_the_longest_token_the_relay_takes_through():
         ('READ_TIMEOUT_S', 'inf', 'READ_TIMEOUT_S must be a finite number, got inf'),
         ('REDIS_TIMEOUT_S', '-inf', 'REDIS_TIMEOUT_S must be a finite number, got -inf'),
         ('SPYCLOUD_RETRIES', 'many', "SPYCLOUD_RETRIES must be an integer, got 'many'"),
+        # (WEB_CONCURRENCY is read by gunicorn's own int() before this file: not ours to answer)
+        (
+            'GUNICORN_WORKER_CONNECTIONS',
+            'many',
+            "GUNICORN_WORKER_CONNECTIONS must be an integer, got 'many'",
+        ),
+        ('GUNICORN_TIMEOUT', '1.5', "GUNICORN_TIMEOUT must be an integer, got '1.5'"),
     ],
 )
 def test_a_bad_setting_stops_the_image_command_with_one_line(name, raw, message):
