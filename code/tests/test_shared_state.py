@@ -16,9 +16,8 @@ LOOKUP = [email('r12c4@shared.example')]
 
 @pytest.fixture(scope='module')
 def redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
+    with RedisServer() as server:  # close() removes its directory too (else a ResourceWarning)
+        yield server
 
 
 @pytest.fixture(scope='module')
