@@ -79,7 +79,7 @@ soak: install
 	$(RUN) python ../bench/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf .venv code/.coverage code/.pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv code/.coverage .pytest_cache .mypy_cache .ruff_cache
 
 # Docker (kept out of `make test`). docker-test builds the image from ./Dockerfile, runs it
 # against the simulator and the local JWKS issuer, and removes all it started; it uses a

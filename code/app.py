@@ -22,7 +22,7 @@ from config import Settings
 from logs import configure_logging, logging_configured
 from spycloud.client import SpyCloudClient
 
-log = logging.getLogger('relay')
+log = logging.getLogger(__name__)
 
 
 def create_app(

@@ -6,8 +6,10 @@ surfacing later as a confusing error in the middle of an investigation.
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 VERSION = '1.0.0'
 
@@ -22,14 +24,39 @@ TRUE_WORDS = frozenset({'1', 'true', 'yes', 'on'})
 FALSE_WORDS = frozenset({'0', 'false', 'no', 'off', ''})
 
 
-def parse_flag(text, default=None):
-    """``true``/``yes``/``on``/``1`` and their opposites (case and spaces aside); else default."""
+def parse_flag(text: str, default: bool | None = None) -> bool | None:
+    """``true``/``yes``/``on``/``1`` and their opposites (case and spaces aside); else default.
+    The one boolean reader: settings, module fields (api/module_settings.py)."""
     text = text.strip().lower()
     if text in TRUE_WORDS:
         return True
     if text in FALSE_WORDS:
         return False
     return default
+
+
+# An integer, written with or without a fractional part of zeros: ``25``, ``-3``, ``25.0``.
+INTEGER = re.compile(r'(-?[0-9]+)(?:\.0*)?')
+
+
+def parse_int(value: object) -> int | None:
+    """An int, an integral float (``25.0``) or a string of ASCII digits (``'25'``, ``'25.0'``);
+    anything else (``'²'``, ``'--5'``, ``25.5``, ``inf``, 5000 digits, which ``int()`` refuses
+    or str.isdigit() lets through) is None: unknown, never an error. The one integer reader:
+    settings, module fields and SpyCloud's records (spycloud/models.py)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None  # False for inf and nan
+    match = INTEGER.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        return None
+    try:
+        return int(match.group(1))
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        return None
 
 
 EMAIL_BATCH_MAX = 10  # addresses SpyCloud reportedly takes in one call
@@ -180,20 +207,22 @@ class Settings:
         return cls(**values)
 
 
-def _parse(name, raw, default):
+def _parse(name: str, raw: str, default: object) -> Any:
     if isinstance(default, tuple):
         return tuple(part for part in raw.split(','))
     if isinstance(default, bool):
-        value = parse_flag(raw)
-        if value is None:
+        flag = parse_flag(raw)
+        if flag is None:
             raise ConfigError(f'{name.upper()} must be true or false, got {raw!r}')
-        return value
+        return flag
     if isinstance(default, str):
         return raw
-    kind = type(default)
+    if isinstance(default, int):
+        value = parse_int(raw)
+        if value is None:
+            raise ConfigError(f'{name.upper()} must be an integer, got {raw!r}')
+        return value
     try:
-        return kind(raw.strip())
+        return float(raw.strip())
     except ValueError:
-        raise ConfigError(
-            f'{name.upper()} must be {"an integer" if kind is int else "a number"}, got {raw!r}'
-        ) from None
+        raise ConfigError(f'{name.upper()} must be a number, got {raw!r}') from None

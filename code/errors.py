@@ -6,6 +6,8 @@ belongs to no layer: the web layer, the SpyCloud client and the CLI all speak
 it, and it imports none of them.
 """
 
+from collections.abc import Iterable, Sequence
+
 FATAL = 'fatal'
 WARNING = 'warning'
 
@@ -14,18 +16,23 @@ class RelayError(Exception):
     code = 'unknown'
     type = FATAL
 
-    def __init__(self, message):
+    def __init__(self, message: object) -> None:
         super().__init__(message)
         self.message = str(message)
 
-    def json(self):
+    @property
+    def is_warning(self) -> bool:
+        """The one way to ask: a warning travels beside results, anything else stops them."""
+        return self.type == WARNING
+
+    def json(self) -> dict:
         return {'type': self.type, 'code': self.code, 'message': self.message}
 
 
 class AuthorizationError(RelayError):
     code = 'authorization error'
 
-    def __init__(self, reason):
+    def __init__(self, reason: str) -> None:
         super().__init__(f'Authorization failed: {reason}')
 
 
@@ -52,14 +59,15 @@ class UnknownError(RelayError):
 class WatchdogError(RelayError):
     code = 'health check failed'
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__('Invalid Health Check')
 
 
 class RouteError(RelayError):
-    """An unknown route or a wrong method; these keep their HTTP status."""
+    """A failure answered with its own HTTP status: an unknown route, a wrong method, or a
+    request gunicorn refused before the app saw it (serving.py)."""
 
-    def __init__(self, code, message):
+    def __init__(self, code: str, message: object) -> None:
         super().__init__(message)
         self.code = code
 
@@ -69,12 +77,12 @@ class RelayWarning(RelayError):
 
     type = WARNING
 
-    def __init__(self, code, message):
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-def unique_json(errors) -> list:
+def unique_json(errors: Iterable[RelayError]) -> list:
     """The errors as XDR's JSON, each said once (the same warning from several lookups)."""
     seen, out = set(), []
     for error in errors:
@@ -86,11 +94,12 @@ def unique_json(errors) -> list:
     return out
 
 
-def envelope(data, errors=()) -> dict:
+def envelope(data: object, errors: Sequence[RelayError] = ()) -> dict:
     """``{"data": ...}`` with ``"errors"`` beside it when there are any; empty data is left
-    out of an answer that failed."""
-    body = {}
-    fatal = any(error.type == FATAL for error in errors)
+    out of an answer that failed. The one builder of the envelope: the routes, the CLI and
+    the gunicorn worker's refusals (serving.py) all answer with it."""
+    body: dict = {}
+    fatal = any(not error.is_warning for error in errors)
     if data or not fatal:
         body['data'] = data
     if errors:

@@ -15,25 +15,39 @@ import os
 import re
 import sys
 import tempfile
+from typing import NoReturn
 
-from config import ConfigError, Settings
+from config import ConfigError, Settings, parse_int
+
+
+def _refuse(error: object) -> NoReturn:
+    print(f'relay: bad configuration: {error}', file=sys.stderr, flush=True)
+    raise SystemExit(3) from None
 
 
 def _settings() -> Settings:
     try:
         return Settings.from_env()
     except ConfigError as error:
-        print(f'relay: bad configuration: {error}', file=sys.stderr, flush=True)
-        raise SystemExit(3) from None
+        _refuse(error)
+
+
+def _integer(name: str, default: int) -> int:
+    """gunicorn's own numbers, read as the settings are (config.parse_int)."""
+    raw = os.environ.get(name, '')
+    value = parse_int(raw) if raw.strip() else default
+    if value is None:
+        _refuse(f'{name} must be an integer, got {raw!r}')
+    return value
 
 
 _SETTINGS = _settings()
 
 bind = os.environ.get('GUNICORN_BIND', f'0.0.0.0:{os.environ.get("PORT", "9090")}')
-workers = int(os.environ.get('WEB_CONCURRENCY', '2'))
+workers = _integer('WEB_CONCURRENCY', 2)
 worker_class = 'serving.RelayWorker'
-worker_connections = int(os.environ.get('GUNICORN_WORKER_CONNECTIONS', '1000'))
-timeout = int(os.environ.get('GUNICORN_TIMEOUT', '60'))
+worker_connections = _integer('GUNICORN_WORKER_CONNECTIONS', 1000)
+timeout = _integer('GUNICORN_TIMEOUT', 60)
 graceful_timeout = 20
 keepalive = 5
 # Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads new

@@ -22,6 +22,8 @@ from gunicorn.http.message import Request
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.ggevent import GeventWorker
 
+from errors import RouteError, envelope
+
 INVALID_ARGUMENT = 'invalid argument'
 INTERNAL_ERROR = 'internal error'
 BAD_REQUEST = (400, 'Bad Request')
@@ -107,9 +109,10 @@ def refusal(exc: BaseException, cfg) -> tuple:
     return INTERNAL
 
 
-def envelope(status: int, reason: str, code: str, message: str) -> bytes:
-    """A whole HTTP/1.1 answer carrying ``{"errors": [...]}``, closing the connection."""
-    body = json.dumps({'errors': [{'type': 'fatal', 'code': code, 'message': message}]})
+def error_answer(status: int, reason: str, code: str, message: str) -> bytes:
+    """A whole HTTP/1.1 answer carrying the envelope's ``{"errors": [...]}``, closing the
+    connection."""
+    body = json.dumps(envelope({}, [RouteError(code, message)]))
     return (
         f'HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n'
         f'Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}'
@@ -132,7 +135,7 @@ class RelayWorker(GeventWorker):
                 message,
                 type(exc).__name__,
             )
-        answer = envelope(status, reason, code, message)
+        answer = error_answer(status, reason, code, message)
         req = req or getattr(exc, 'req', None)
         if isinstance(req, Request):
             self._log_access(req, client, addr, status, reason, len(answer))

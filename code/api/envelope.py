@@ -1,4 +1,5 @@
-"""XDR's response shapes: ``{"data": ...}`` and ``{"errors": [...], "data"?: ...}``."""
+"""The routes' answers: errors.envelope's body as a Flask response, its outcome noted for the
+request's log line."""
 
 from collections.abc import Sequence
 
@@ -6,7 +7,7 @@ from flask import Response, jsonify
 
 from api.telemetry import note_outcome
 from ctim.answer import Answer
-from errors import FATAL, RelayError, envelope
+from errors import RelayError, envelope
 
 
 def data_response(data: object, warnings: Sequence[RelayError] = ()) -> Response:
@@ -17,12 +18,9 @@ def data_response(data: object, warnings: Sequence[RelayError] = ()) -> Response
 def error_response(
     errors: Sequence[RelayError], data: dict | list | None = None, status: int = 200
 ) -> Response:
-    fatal = [e for e in errors if e.type == FATAL]
+    fatal = [e for e in errors if not e.is_warning]
     note_outcome(fatal[0].code if fatal else 'partial')
-    body = envelope(data or {}, errors)
-    if not data:
-        body.pop('data', None)
-    response = jsonify(body)
+    response = jsonify(envelope(data or {}, errors))
     response.status_code = status
     return response
 

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from api.envelope import error_response
 from errors import InternalServerError, InvalidArgumentError, RelayError, RouteError
 
-log = logging.getLogger('relay')
+log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
@@ -52,12 +52,10 @@ def method_not_allowed(error: MethodNotAllowed) -> Response:
 
 
 def http_error(error: HTTPException) -> Response:
-    """An unknown route keeps its 404 (and a 405 its status); any other HTTP error is the
-    caller's input, answered as an invalid argument."""
-    if error.code in (404, 405):
-        return error_response(
-            [RouteError(error.name.lower(), error.description)], status=error.code
-        )
+    """An unknown route keeps its 404 (a 405 is ``method_not_allowed``'s); any other HTTP
+    error is the caller's input, answered as an invalid argument."""
+    if error.code == 404:
+        return error_response([RouteError(error.name.lower(), error.description)], status=404)
     return error_response([InvalidArgumentError(f'{error.name}: {error.description}')])
 
 

@@ -7,11 +7,12 @@ use falls back to its default and says so in a warning, so a typo in the
 module's form does not silently change what analysts see.
 """
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from config import parse_flag
+from config import parse_flag, parse_int
 from errors import AuthorizationError, RelayWarning
 from spycloud.lookup import UNSENDABLE_KEY, VerdictRule, sendable_key
 from spycloud.models import severities_from
@@ -23,7 +24,6 @@ VERDICT_SEVERITIES = (20, 25, 30)
 DEFAULT_VERDICT_SEVERITY = 20
 DEFAULT_VERDICT_DAYS = 90
 MAX_DAYS = 36500
-MAX_LOOKBACK_DAYS = MAX_DAYS
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,8 @@ def flag(raw: Any, default: bool | None) -> bool | None:
 
 
 def integer(raw: Any) -> int | None:
-    """An integer claim: an int, a whole float, or a string of digits; else None."""
-    if isinstance(raw, bool) or raw is None:
-        return None
-    try:
-        return int(raw) if isinstance(raw, float) else int(str(raw).strip())
-    except (TypeError, ValueError, OverflowError):
-        return None
+    """An integer claim, as config.parse_int reads one; a finite float is its whole part
+    (``12.7`` is 12), as the relay has always read it."""
+    if isinstance(raw, float) and math.isfinite(raw):
+        return int(raw)
+    return parse_int(raw)

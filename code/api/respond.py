@@ -19,7 +19,7 @@ from errors import InvalidArgumentError, RelayError, RelayWarning, UnknownError
 from spycloud.watchlist import TYPES_BY_OBSERVABLE, identifier, watchlist_type
 
 respond_api = Blueprint('respond', __name__)
-log = logging.getLogger('relay.respond')
+log = logging.getLogger('relay.respond')  # a documented name (README), not __name__
 FIELDS = ('observable_type', 'observable_value', 'watchlist_type')
 
 
@@ -44,7 +44,7 @@ def respond_observables() -> Response:
     fatal: list = []
     for target, item in zip(targets, items, strict=True):
         if isinstance(item, RelayError):
-            (warnings if item.type == 'warning' else fatal).append(item)
+            (warnings if item.is_warning else fatal).append(item)
         else:
             actions.extend(offers(target, item, removal=module.watchlist_removal))
     if fatal:

@@ -19,9 +19,6 @@ class Bundle:
     def extend(self, docs: Iterable[dict]) -> None:
         self.add(*docs)
 
-    def __bool__(self) -> bool:
-        return any(self._docs.values())
-
     def data(self) -> dict:
         """``{"sightings": {"count", "docs"}, ...}``; empty lists are left out."""
         return {

@@ -127,7 +127,7 @@ class BaseHandler(BaseHTTPRequestHandler):
                 except OSError:
                     pass
 
-    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
+    def log_message(self, format, *args):  # the base class names its parameter `format`
         pass
 
     @property

@@ -2,7 +2,8 @@
 
 Everything here is a pure function of its arguments: the same observable always yields the same
 records, so relay tests can assert on exact values and two processes agree without sharing
-state. Shapes and proportions follow ../shared/spec/spycloud-api.md §2.5, §2.6 and §6.
+state. Shapes and proportions follow the SpyCloud API spec (kept outside this repository),
+§2.5, §2.6 and §6.
 
 Test hooks: an e-mail local part, the first label of a domain, or a username of the form
 ``r{N}c{M}`` (optionally followed by ``-anything``) yields exactly N records over min(N, M)

@@ -1,7 +1,8 @@
 """A local stand-in for Cisco IROH's JWKS endpoint plus a matching token minter.
 
 The relay verifies every request's JWT against ``https://<jwks_host>/.well-known/jwks``
-(../shared/spec/relay-api-and-ctim.md §3). Serving that over real TLS from a private CA lets
+(the relay API spec, §3, kept outside this repository). Serving that over real TLS from a
+private CA lets
 tests exercise the relay's actual fetch path, including certificate checks, key rotation and a
 misbehaving key server, without touching the network.
 """

@@ -2,8 +2,8 @@
 
 The relay's client code (sessions, keep-alive, timeouts, retries, paging, error mapping) is the
 thing under test, so this is a socket server rather than a ``requests`` mock. Behaviour follows
-../shared/spec/spycloud-api.md; knobs and fault injection let tests provoke every documented
-failure on demand.
+the SpyCloud API spec (kept outside this repository); knobs and fault injection let tests
+provoke every documented failure on demand.
 """
 
 import datetime

@@ -1,7 +1,7 @@
 """The simulated customer's watchlist records: SpyCloud's demo tenant, over the last year.
 
 ``breach/data/watchlist`` answers every record of the customer's watchlist, newest first. The
-demo tenant holds 27,444 records (../shared/spec/spycloud-api.md §6.1): about 550 accounts at
+demo tenant holds 27,444 records (the SpyCloud API spec, §6.1): about 550 accounts at
 the watched domains, 80 breach sources (Zipf-like: the top one holds a third), severities in the
 demo's proportions (6 % sev 2, 7 % sev 5, 71 % sev 20, 16 % sev 25). Publish dates are midnight
 stamps spread over the 365 days before today (UTC), so every dashboard period has data. The

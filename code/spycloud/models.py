@@ -6,11 +6,11 @@ These types check the few fields the relay relies on and keep the rest as
 SpyCloud sent it, so the mapping can show it without guessing.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from config import parse_int
 from errors import RelayWarning
 from state import codec
 
@@ -55,29 +55,6 @@ def parse_time(value) -> datetime | None:
         return None
 
 
-# An integer, written with or without a fractional part of zeros: ``25``, ``-3``, ``25.0``.
-INTEGER = re.compile(r'(-?[0-9]+)(?:\.0*)?')
-
-
-def _int(value):
-    """An int, an integral float (``25.0``) or a string of ASCII digits (``'25'``, ``'25.0'``);
-    anything else (``'²'``, ``'--5'``, ``25.5``, ``inf``, 5000 digits, which ``int()`` refuses
-    or str.isdigit() lets through) is None: unknown, never an error."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None  # False for inf and nan
-    match = INTEGER.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        return None
-    try:
-        return int(match.group(1))
-    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-        return None
-
-
 @dataclass(frozen=True)
 class BreachRecord:
     """One exposed credential or persona, from one breach source."""
@@ -100,9 +77,9 @@ class BreachRecord:
             raise MalformedData('a breach record has no usable spycloud_publish_date')
         return cls(
             document_id=document_id,
-            source_id=_int(raw.get('source_id')),
+            source_id=parse_int(raw.get('source_id')),
             published=published,
-            severity=_int(raw.get('severity')),
+            severity=parse_int(raw.get('severity')),
             fields=raw,
         )
 
@@ -121,7 +98,7 @@ class Catalog:
     def from_api(cls, raw):
         if not isinstance(raw, Mapping):
             raise MalformedData('a catalog is not an object')
-        catalog_id = _int(raw.get('id'))
+        catalog_id = parse_int(raw.get('id'))
         if catalog_id is None:
             raise MalformedData('a catalog has no id')
         return cls(id=catalog_id, fields=raw)

@@ -24,7 +24,7 @@ Item = TypeVar('Item')
 Result = TypeVar('Result')
 
 # The logger these lines were written to before the client was split: logs are read by it.
-log = logging.getLogger('spycloud.client')
+log = logging.getLogger(__name__)
 
 
 def waited(futures: Iterable[Future[Any]], lookup: Lookup, margin: float) -> set[Future[Any]]:

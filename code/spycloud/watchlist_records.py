@@ -23,7 +23,7 @@ WATCHLIST_RECORDS = 'breach/data/watchlist'
 Sink = Callable[[BreachRecord, date], object]
 
 # The logger this line was written to before the client was split: logs are read by it.
-log = logging.getLogger('spycloud.client')
+log = logging.getLogger(__name__)
 
 
 def watchlist_day(

@@ -4,9 +4,9 @@ No mock and no skip: without redis-server the tests fail, saying how to get it (
 installs Debian's redis-server when it is missing).
 """
 
+import os
 import shutil
 import socket
-import os
 import subprocess
 import tempfile
 import time

@@ -250,27 +250,14 @@ def test_module_entry_point_and_simulator_command(tmp_path):
         ).returncode
         == 0
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            '-m',
-            'cli',
-            'simulator',
-            '--spycloud-port',
-            '0',
-            '--jwks-port',
-            '0',
-            '--state-dir',
-            str(tmp_path),
-        ],
-        cwd=CODE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        first = process.stdout.readline()
-        assert first.startswith('SpyCloud simulator  http://127.0.0.1:')
-        assert (tmp_path / 'state.json').exists()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+    command = [sys.executable, '-m', 'cli', 'simulator', '--spycloud-port', '0']
+    command += ['--jwks-port', '0', '--state-dir', str(tmp_path)]
+    # `with` closes the pipe: an unclosed one is a ResourceWarning, which fails the test.
+    with subprocess.Popen(command, cwd=CODE, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            first = process.stdout.readline()
+            assert first.startswith('SpyCloud simulator  http://127.0.0.1:')
+            assert (tmp_path / 'state.json').exists()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0

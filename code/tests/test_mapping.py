@@ -222,7 +222,7 @@ def test_parse_time(text, moment):
 
 def test_bundle_keeps_order_and_unique_docs():
     bundle = Bundle()
-    assert not bundle and bundle.data() == {}
+    assert bundle.data() == {}
     bundle.add({'type': 'sighting', 'id': 's1'}, {'type': 'indicator', 'id': 'i1'})
     bundle.extend([{'type': 'sighting', 'id': 's2'}, {'type': 'indicator', 'id': 'i1'}])
     assert bundle.data() == {

@@ -126,6 +126,13 @@ def test_gunicorn_lets_the_longest_token_the_relay_takes_through():
         ('READ_TIMEOUT_S', 'inf', 'READ_TIMEOUT_S must be a finite number, got inf'),
         ('REDIS_TIMEOUT_S', '-inf', 'REDIS_TIMEOUT_S must be a finite number, got -inf'),
         ('SPYCLOUD_RETRIES', 'many', "SPYCLOUD_RETRIES must be an integer, got 'many'"),
+        # (WEB_CONCURRENCY is read by gunicorn's own int() before this file: not ours to answer)
+        (
+            'GUNICORN_WORKER_CONNECTIONS',
+            'many',
+            "GUNICORN_WORKER_CONNECTIONS must be an integer, got 'many'",
+        ),
+        ('GUNICORN_TIMEOUT', '1.5', "GUNICORN_TIMEOUT must be an integer, got '1.5'"),
     ],
 )
 def test_a_bad_setting_stops_the_image_command_with_one_line(name, raw, message):
@@ -371,7 +378,7 @@ def test_what_is_not_the_clients_fault_is_an_internal_error(error):
     status, reason, code, message = serving.refusal(error, cfg=None)
     assert (status, code) == (500, 'internal error')
     assert 'SECRET' not in message
-    answer = serving.envelope(status, reason, code, message)
+    answer = serving.error_answer(status, reason, code, message)
     assert answer.startswith(b'HTTP/1.1 500 Internal Server Error\r\n')
     assert single_error(answer.partition(b'\r\n\r\n')[2])['code'] == 'internal error'
 

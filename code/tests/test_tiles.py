@@ -1,7 +1,7 @@
 """The exposure dashboard over HTTP: every tile and period, the slicing, the cache, partial
 answers and bad input. Each tile type's data is validated against a JSON Schema written from
-the shapes in ../shared/spec/xdr-module-surface.md §4, and the counts against a recount of the
-simulator's tenant."""
+the shapes of the XDR module surface spec (outside this repository), §4, and the counts
+against a recount of the simulator's tenant."""
 
 import datetime
 import json

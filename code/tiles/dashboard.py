@@ -1,8 +1,9 @@
 """The exposure dashboard: tile definitions, and each tile's data from one Aggregate.
 
-Shapes are those Cisco's relays send for XDR's tile types (../shared/spec/xdr-module-surface.md
-§4). Pure: the aggregate, the breach sources' catalogs and the times are given. No tile ever
-shows a password, a salt, a cookie or a card value: only counts, accounts, dates and sources.
+Shapes are those Cisco's relays send for XDR's tile types (the XDR module surface spec, §4,
+kept outside this repository). Pure: the aggregate, the breach sources' catalogs and the times
+are given. No tile ever shows a password, a salt, a cookie or a card value: only counts,
+accounts, dates and sources.
 Every string SpyCloud sent goes into markdown through ``tiles.markdown.text``.
 """
 

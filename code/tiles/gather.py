@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import state
-from errors import FATAL, AuthorizationError, RelayError, RelayWarning
+from errors import AuthorizationError, RelayError, RelayWarning
 from spycloud.client import SpyCloudClient
 from spycloud.lookup import Lookup
 from state import MISSING
@@ -22,7 +22,6 @@ class Gathered:
     aggregate: Aggregate
     catalogs: dict
     computed_at: datetime
-    cached: bool = False
 
 
 class Dashboard:
@@ -84,7 +83,7 @@ class Dashboard:
 def _nothing_arrived(error: RelayError, days: int) -> RelayError:
     """What answers a period of which no day arrived: no count can be shown (zeros would read
     as no exposure). A day's warning (SpyCloud's 400, the deadline) is made fatal."""
-    if error.type == FATAL:
+    if not error.is_warning:
         return error
     fatal = RelayError(
         f'SpyCloud gave the records of none of the {days} days of the period: {error.message}'
@@ -115,5 +114,4 @@ def _unpacked(packed):
         Aggregate.from_json(packed['aggregate']),
         packed['catalogs'],
         datetime.fromisoformat(packed['computed_at']),
-        cached=True,
     )
