@@ -6,6 +6,7 @@ same entity in every answer and XDR can merge and de-duplicate it.
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +93,11 @@ def confidence(catalog: Catalog) -> str:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         return 'Low'  # a list or an object would not even be a key to look up
     return CONFIDENCE.get(raw, 'Low')
+
+
+def catalog_of(catalogs: Mapping[int, Catalog], source_id: int | None) -> Catalog | None:
+    """A record's breach source among those found; a record that names none has none."""
+    return None if source_id is None else catalogs.get(source_id)
 
 
 def breached_domain(catalog: Catalog | None) -> str | None:
@@ -330,7 +336,7 @@ def exposure_entities(
     indicators: dict[int, dict[str, Any]] = {}
     relationships: list[dict[str, Any]] = []
     for record in exposure.records:
-        catalog = exposure.catalogs.get(record.source_id)
+        catalog = catalog_of(exposure.catalogs, record.source_id)
         doc = sighting(exposure.observable, record, catalog, options)
         sightings.append(doc)
         if catalog is None:

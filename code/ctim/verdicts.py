@@ -10,7 +10,14 @@ today: a verdict's validity never rests on a date in the future.
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from ctim.mapping import SCHEMA_VERSION, SOURCE, MappingOptions, ctim_time, transient_id
+from ctim.mapping import (
+    SCHEMA_VERSION,
+    SOURCE,
+    MappingOptions,
+    catalog_of,
+    ctim_time,
+    transient_id,
+)
 from spycloud.lookup import VerdictRule
 from spycloud.models import SEVERITY_NAMES, Catalog, Evidence, Exposure
 
@@ -109,6 +116,6 @@ def exposure_verdicts(
     evidence = exposure.evidence
     if evidence is None:
         return [], []
-    catalog = exposure.catalogs.get(evidence.newest.source_id)
+    catalog = catalog_of(exposure.catalogs, evidence.newest.source_id)
     doc = judgement(exposure.observable, evidence, rule, catalog, options)
     return [doc], [verdict(exposure.observable, evidence, rule, doc)]
