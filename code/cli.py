@@ -16,9 +16,11 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -34,11 +36,13 @@ from api.module_settings import (
 )
 from config import VERSION, ConfigError, Settings
 from ctim.answer import observe_answer
-from ctim.mapping import MappingOptions, mask
+from ctim.mapping import MappingOptions, catalog_of, mask
 from ctim.verdicts import reason, valid_time
 from deadline import DeadlineReached
 from errors import RelayError
 from spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES, SpyCloudClient
+from spycloud.lookup import VerdictRule
+from spycloud.models import Exposure
 from spycloud.watchlist import identifier as watchlist_identifier
 from spycloud.watchlist import watchlist_type
 from tiles.aggregate import DEFAULT_PERIOD, PERIODS
@@ -47,9 +51,11 @@ from tiles.gather import Dashboard
 
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / 'spycloud-relay-simulator'
 EXIT_LOOKUP, EXIT_CONFIG = 1, 3
+# A click command's function, as the shared options decorate it.
+Command = TypeVar('Command', bound=Callable[..., Any])
 
 
-def guess_type(value):
+def guess_type(value: str) -> str:
     """email for a@b, ip/ipv6 for addresses, domain for names with a dot, else user."""
     if '@' in value:
         return 'email'
@@ -60,13 +66,13 @@ def guess_type(value):
     return 'domain' if '.' in value and ' ' not in value else 'user'
 
 
-def fail(message, code):
+def fail(message: str, code: int) -> NoReturn:
     Console(stderr=True, soft_wrap=True).print(f'[bold red]error:[/] {message}', highlight=False)
     sys.exit(code)
 
 
 @contextmanager
-def spycloud_for(simulator, api_url):
+def spycloud_for(simulator: bool, api_url: str | None) -> Iterator[str | None]:
     """The SpyCloud API URL to use: a fresh simulator's when asked, else the one given."""
     if not simulator:
         yield api_url
@@ -77,7 +83,7 @@ def spycloud_for(simulator, api_url):
         yield sim.url
 
 
-def settings_for(api_url):
+def settings_for(api_url: str | None) -> Settings:
     try:
         settings = Settings.from_env()
         return replace(settings, spycloud_api_url=api_url) if api_url else settings
@@ -85,7 +91,7 @@ def settings_for(api_url):
         fail(str(error), EXIT_CONFIG)
 
 
-def api_key_from(env_name, simulator):
+def api_key_from(env_name: str, simulator: bool) -> str:
     if simulator:
         from simulator import DEFAULT_API_KEY
 
@@ -102,7 +108,7 @@ def api_key_from(env_name, simulator):
 
 @click.group(context_settings={'help_option_names': ['-h', '--help'], 'max_content_width': 100})
 @click.version_option(VERSION, prog_name='relay')
-def cli():
+def cli() -> None:
     """The SpyCloud ATO Prevention relay for Cisco XDR, from the command line.
 
     `lookup` does what the relay does for XDR and prints it; `check` verifies an API key;
@@ -129,7 +135,7 @@ api_options = [
 ]
 
 
-def with_api_options(command):
+def with_api_options(command: Command) -> Command:
     for option in reversed(api_options):
         command = option(command)
     return command
@@ -181,19 +187,19 @@ def with_api_options(command):
 @click.option('--json', 'as_json', is_flag=True, help='Print the CTIM bundle XDR would get.')
 @with_api_options
 def lookup(
-    observables,
-    kind,
-    limit,
-    min_severity,
-    lookback_days,
-    verdict_min_severity,
-    verdict_days,
-    show_passwords,
-    as_json,
-    api_key_env,
-    api_url,
-    simulator,
-):
+    observables: tuple[str, ...],
+    kind: str | None,
+    limit: int,
+    min_severity: str | None,
+    lookback_days: int,
+    verdict_min_severity: str,
+    verdict_days: int,
+    show_passwords: bool,
+    as_json: bool,
+    api_key_env: str,
+    api_url: str | None,
+    simulator: bool,
+) -> None:
     """Look up e-mails, domains, IPs or usernames, as the relay does for XDR.
 
     Prints one table per observable: date, severity, breach title, site, password type and
@@ -227,11 +233,15 @@ def lookup(
         fail('; '.join(sorted({f'{e.code}: {e.message}' for e in failed})), EXIT_LOOKUP)
 
 
-def print_bundle(results, options, rule):
+def print_bundle(
+    results: list[Exposure | RelayError], options: MappingOptions, rule: VerdictRule | None
+) -> None:
     click.echo(json.dumps(observe_answer(results, options, rule=rule).body(), indent=2))
 
 
-def print_tables(results, show_passwords, rule):
+def print_tables(
+    results: list[Exposure | RelayError], show_passwords: bool, rule: VerdictRule | None
+) -> None:
     console = Console()
     for result in results:
         if isinstance(result, RelayError):
@@ -245,7 +255,7 @@ def print_tables(results, show_passwords, rule):
         for column in ('date', 'severity', 'breach', 'site', 'password type', 'password'):
             table.add_column(column, overflow='fold')
         for record in result.records:
-            catalog = result.catalogs.get(record.source_id)
+            catalog = catalog_of(result.catalogs, record.source_id)
             password = record.get('password')
             shown = (
                 ''
@@ -267,7 +277,7 @@ def print_tables(results, show_passwords, rule):
             console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)
 
 
-def verdict_line(result, rule):
+def verdict_line(result: Exposure, rule: VerdictRule) -> str:
     """``verdict: Suspicious until 2027-02-18 (2 exposures in 90 days, ...)`` or none."""
     if result.evidence is None:
         return (
@@ -280,7 +290,7 @@ def verdict_line(result, rule):
 
 @cli.command()
 @with_api_options
-def check(api_key_env, api_url, simulator):
+def check(api_key_env: str, api_url: str | None, simulator: bool) -> None:
     """Verify a SpyCloud API key with one cheap call, as /health does."""
     key = api_key_from(api_key_env, simulator)
     with spycloud_for(simulator, api_url) as url:
@@ -297,7 +307,9 @@ def check(api_key_env, api_url, simulator):
 @click.argument('action', type=click.Choice(['show', 'add', 'remove', 'verify']))
 @click.argument('value')
 @with_api_options
-def watchlist(action, value, api_key_env, api_url, simulator):
+def watchlist(
+    action: str, value: str, api_key_env: str, api_url: str | None, simulator: bool
+) -> None:
     """Show an identifier's state on the SpyCloud watchlist, or add, remove or verify it, as
     XDR's response actions do. VALUE is an e-mail address, a domain or an IPv4 address.
 
@@ -341,7 +353,7 @@ def watchlist(action, value, api_key_env, api_url, simulator):
     help='The dashboard period.',
 )
 @with_api_options
-def tiles(period, api_key_env, api_url, simulator):
+def tiles(period: str, api_key_env: str, api_url: str | None, simulator: bool) -> None:
     """Print the exposure dashboard XDR shows for the watchlist, in the terminal."""
     key = api_key_from(api_key_env, simulator)
     with spycloud_for(simulator, api_url) as url:
@@ -367,7 +379,7 @@ def tiles(period, api_key_env, api_url, simulator):
         console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)
 
 
-def print_tile(console, kind, doc):
+def print_tile(console: Console, kind: str, doc: Mapping[str, Any]) -> None:
     if kind == 'metric_group':
         for metric in doc['data']:
             console.print(f'{metric["label"]}: [bold]{metric["value"]}[/]', highlight=False)
@@ -413,7 +425,15 @@ def print_tile(console, kind, doc):
 @click.option('--show-passwords', is_flag=True, help='The show_passwords claim.')
 @click.option('--min-severity', default=None, help='The min_severity claim.')
 @click.option('--lookback-days', type=int, default=None, help='The lookback_days claim.')
-def token(state_dir, aud, api_key, limit, show_passwords, min_severity, lookback_days):
+def token(
+    state_dir: Path,
+    aud: str,
+    api_key: str | None,
+    limit: int | None,
+    show_passwords: bool,
+    min_severity: str | None,
+    lookback_days: int | None,
+) -> None:
     """Mint a configuration token signed by the local JWKS issuer of `relay simulator`.
 
     \b
@@ -456,7 +476,7 @@ def token(state_dir, aud, api_key, limit, show_passwords, min_severity, lookback
     show_default=True,
     help='Where the issuer keeps its keys, so `relay token` can sign.',
 )
-def simulator(spycloud_port, jwks_port, latency_ms, state_dir):
+def simulator(spycloud_port: int, jwks_port: int, latency_ms: float, state_dir: Path) -> None:
     """Run the SpyCloud simulator and a local JWKS issuer until Ctrl-C.
 
     Prints the environment to start a relay against them and a curl example.
@@ -498,7 +518,7 @@ Addresses like r100c20@any.example get exactly 100 records over 20 sources. Ctrl
         issuer.stop()
 
 
-def main():
+def main() -> None:
     cli(prog_name='relay')
 
 

@@ -6,6 +6,7 @@ verified → verify; on it → remove, only where the module allows removal (it 
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from spycloud.watchlist import WatchlistItem
 
@@ -28,7 +29,7 @@ class Target:
     watchlist_type: str
 
 
-def offers(target: Target, item: WatchlistItem | None, removal: bool) -> list:
+def offers(target: Target, item: WatchlistItem | None, removal: bool) -> list[dict[str, Any]]:
     """The actions for one observable, given whether (and how) it is on the watchlist."""
     if item is None:
         return [action(ADD, target)]
@@ -40,7 +41,7 @@ def offers(target: Target, item: WatchlistItem | None, removal: bool) -> list:
     return found
 
 
-def action(action_id: str, target: Target) -> dict:
+def action(action_id: str, target: Target) -> dict[str, Any]:
     title, description = _words(action_id, target)
     return {
         'id': action_id,
@@ -55,7 +56,7 @@ def action(action_id: str, target: Target) -> dict:
     }
 
 
-def _words(action_id, target):
+def _words(action_id: str, target: Target) -> tuple[str, str]:
     value, kind = target.value, target.watchlist_type
     if action_id == VERIFY:
         return (

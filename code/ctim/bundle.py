@@ -5,21 +5,22 @@ same breach source behind two observables) is kept once.
 """
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class Bundle:
     def __init__(self) -> None:
-        self._docs: dict[str, dict] = {}
+        self._docs: dict[str, dict[str | tuple[str, str], dict[str, Any]]] = {}
 
-    def add(self, *docs: dict) -> None:
+    def add(self, *docs: dict[str, Any]) -> None:
         for doc in docs:
             plural = doc['type'] + 's'
             self._docs.setdefault(plural, {}).setdefault(_identity(doc), doc)
 
-    def extend(self, docs: Iterable[dict]) -> None:
+    def extend(self, docs: Iterable[dict[str, Any]]) -> None:
         self.add(*docs)
 
-    def data(self) -> dict:
+    def data(self) -> dict[str, dict[str, Any]]:
         """``{"sightings": {"count", "docs"}, ...}``; empty lists are left out."""
         return {
             plural: {'count': len(docs), 'docs': list(docs.values())}
@@ -28,8 +29,9 @@ class Bundle:
         }
 
 
-def _identity(doc):
+def _identity(doc: dict[str, Any]) -> str | tuple[str, str]:
     """A document's id; a verdict has none, and is one per observable."""
     if 'id' in doc:
-        return doc['id']
+        doc_id: str = doc['id']
+        return doc_id
     return (doc['observable']['type'], doc['observable']['value'])

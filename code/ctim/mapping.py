@@ -6,6 +6,7 @@ same entity in every answer and XDR can merge and de-duplicate it.
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +95,11 @@ def confidence(catalog: Catalog) -> str:
     return CONFIDENCE.get(raw, 'Low')
 
 
+def catalog_of(catalogs: Mapping[int, Catalog], source_id: int | None) -> Catalog | None:
+    """A record's breach source among those found; a record that names none has none."""
+    return None if source_id is None else catalogs.get(source_id)
+
+
 def breached_domain(catalog: Catalog | None) -> str | None:
     """The catalog's site when it is a real domain (not "n/a", a URL or an address)."""
     if catalog is None:
@@ -129,8 +135,8 @@ def cell(value: object) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def data_table(record: BreachRecord, options: MappingOptions) -> dict:
-    columns: list[dict] = []
+def data_table(record: BreachRecord, options: MappingOptions) -> dict[str, Any]:
+    columns: list[dict[str, str]] = []
     row: list[str] = []
     for name, value in record.fields.items():
         if not isinstance(name, str) or name in HIDDEN_FIELDS or value is None:
@@ -157,7 +163,7 @@ def external_ids(record: BreachRecord) -> list[str]:
     return ids
 
 
-def leaked_from(account: dict, catalog: Catalog | None) -> list[dict]:
+def leaked_from(account: dict[str, str], catalog: Catalog | None) -> list[dict[str, Any]]:
     """``account Leaked_From site``: the graph edge XDR draws between a person and a breach."""
     domain = breached_domain(catalog)
     if not domain:
@@ -172,7 +178,7 @@ def leaked_from(account: dict, catalog: Catalog | None) -> list[dict]:
     ]
 
 
-def sighting_id(observable: dict, record: BreachRecord) -> str:
+def sighting_id(observable: dict[str, str], record: BreachRecord) -> str:
     """One sighting per record and observable: a domain lookup and an e-mail lookup in one
     request may find the same record, and each is a sighting of its own observable."""
     if observable['type'] == 'email':
@@ -182,7 +188,7 @@ def sighting_id(observable: dict, record: BreachRecord) -> str:
     )
 
 
-def exposed_accounts(observable: dict, record: BreachRecord) -> list[dict]:
+def exposed_accounts(observable: dict[str, str], record: BreachRecord) -> list[dict[str, str]]:
     """Who is exposed: the queried e-mail itself, or the record's e-mail and username when the
     lookup was by domain, IP or username."""
     if observable['type'] == 'email':
@@ -197,7 +203,9 @@ def exposed_accounts(observable: dict, record: BreachRecord) -> list[dict]:
     return accounts
 
 
-def targets(observable: dict, record: BreachRecord, observed: dict) -> list[dict]:
+def targets(
+    observable: dict[str, str], record: BreachRecord, observed: dict[str, str]
+) -> list[dict[str, Any]]:
     accounts = exposed_accounts(observable, record)
     if not accounts:
         return []
@@ -212,8 +220,11 @@ def sighting_count(raw: object) -> int:
 
 
 def sighting(
-    observable: dict, record: BreachRecord, catalog: Catalog | None, options: MappingOptions
-) -> dict:
+    observable: dict[str, str],
+    record: BreachRecord,
+    catalog: Catalog | None,
+    options: MappingOptions,
+) -> dict[str, Any]:
     observed = {'start_time': ctim_time(record.published), 'end_time': ctim_time(record.published)}
     title = catalog.text('title') if catalog is not None else None
     doc: dict[str, Any] = {
@@ -244,7 +255,7 @@ def sighting(
     return doc
 
 
-def indicator(catalog: Catalog, options: MappingOptions) -> dict:
+def indicator(catalog: Catalog, options: MappingOptions) -> dict[str, Any]:
     title = catalog.text('title') or f'SpyCloud breach source {catalog.id}'
     doc: dict[str, Any] = {
         'id': transient_id('indicator', catalog.id),
@@ -274,8 +285,8 @@ def indicator(catalog: Catalog, options: MappingOptions) -> dict:
     return doc
 
 
-def external_references(catalog: Catalog, options: MappingOptions) -> list[dict]:
-    references = []
+def external_references(catalog: Catalog, options: MappingOptions) -> list[dict[str, str]]:
+    references: list[dict[str, str]] = []
     domain = breached_domain(catalog)
     site_description = catalog.text('site_description')
     if domain and site_description:
@@ -301,7 +312,7 @@ def catalog_tags(catalog: Catalog) -> list[str]:
     return tags
 
 
-def relationship(sighting_doc: dict, indicator_doc: dict) -> dict:
+def relationship(sighting_doc: dict[str, Any], indicator_doc: dict[str, Any]) -> dict[str, Any]:
     return {
         'id': transient_id('relationship', f'{sighting_doc["id"]}|{indicator_doc["id"]}'),
         'type': 'relationship',
@@ -319,13 +330,13 @@ def _text(value: object) -> str | None:
 
 def exposure_entities(
     exposure: Exposure, options: MappingOptions
-) -> tuple[list[dict], list[dict], list[dict]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Sightings (newest first), one Indicator per breach source, and the links between them."""
-    sightings: list[dict] = []
-    indicators: dict[int, dict] = {}
-    relationships: list[dict] = []
+    sightings: list[dict[str, Any]] = []
+    indicators: dict[int, dict[str, Any]] = {}
+    relationships: list[dict[str, Any]] = []
     for record in exposure.records:
-        catalog = exposure.catalogs.get(record.source_id)
+        catalog = catalog_of(exposure.catalogs, record.source_id)
         doc = sighting(exposure.observable, record, catalog, options)
         sightings.append(doc)
         if catalog is None:

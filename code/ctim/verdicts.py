@@ -8,10 +8,18 @@ today: a verdict's validity never rests on a date in the future.
 """
 
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from ctim.mapping import SCHEMA_VERSION, SOURCE, MappingOptions, ctim_time, transient_id
+from ctim.mapping import (
+    SCHEMA_VERSION,
+    SOURCE,
+    MappingOptions,
+    catalog_of,
+    ctim_time,
+    transient_id,
+)
 from spycloud.lookup import VerdictRule
-from spycloud.models import SEVERITY_NAMES, Catalog, Evidence
+from spycloud.models import SEVERITY_NAMES, Catalog, Evidence, Exposure
 
 SUSPICIOUS, SUSPICIOUS_NAME = 3, 'Suspicious'
 PRIORITY = 90  # the highest an automated source may claim
@@ -23,7 +31,7 @@ def published(evidence: Evidence, rule: VerdictRule) -> date:
     return min(evidence.newest.published.date(), rule.today)
 
 
-def valid_time(evidence: Evidence, rule: VerdictRule) -> dict:
+def valid_time(evidence: Evidence, rule: VerdictRule) -> dict[str, str]:
     """From the newest qualifying record's publish date to that date plus the window."""
     start = datetime.combine(published(evidence, rule), time(), tzinfo=UTC)
     return {
@@ -32,7 +40,7 @@ def valid_time(evidence: Evidence, rule: VerdictRule) -> dict:
     }
 
 
-def judgement_id(observable: dict, evidence: Evidence, rule: VerdictRule) -> str:
+def judgement_id(observable: dict[str, str], evidence: Evidence, rule: VerdictRule) -> str:
     seed = (
         f'{observable["type"]}|{observable["value"]}|{evidence.newest.document_id}|'
         f'{rule.min_severity}|{rule.days}'
@@ -41,9 +49,12 @@ def judgement_id(observable: dict, evidence: Evidence, rule: VerdictRule) -> str
 
 
 def verdict(
-    observable: dict, evidence: Evidence, rule: VerdictRule, judgement: dict | None = None
-) -> dict:
-    doc = {
+    observable: dict[str, str],
+    evidence: Evidence,
+    rule: VerdictRule,
+    judgement: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         'type': 'verdict',
         'disposition': SUSPICIOUS,
         'disposition_name': SUSPICIOUS_NAME,
@@ -68,13 +79,13 @@ def reason(evidence: Evidence, rule: VerdictRule) -> str:
 
 
 def judgement(
-    observable: dict,
+    observable: dict[str, str],
     evidence: Evidence,
     rule: VerdictRule,
     catalog: Catalog | None,
     options: MappingOptions,
-) -> dict:
-    doc = {
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         'id': judgement_id(observable, evidence, rule),
         'type': 'judgement',
         'schema_version': SCHEMA_VERSION,
@@ -98,11 +109,13 @@ def judgement(
     return doc
 
 
-def exposure_verdicts(exposure, rule: VerdictRule, options: MappingOptions) -> tuple:
+def exposure_verdicts(
+    exposure: Exposure, rule: VerdictRule, options: MappingOptions
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(judgements, verdicts) of an observe Exposure: one of each when it has evidence."""
     evidence = exposure.evidence
     if evidence is None:
         return [], []
-    catalog = exposure.catalogs.get(evidence.newest.source_id)
+    catalog = catalog_of(exposure.catalogs, evidence.newest.source_id)
     doc = judgement(exposure.observable, evidence, rule, catalog, options)
     return [doc], [verdict(exposure.observable, evidence, rule, doc)]

@@ -6,9 +6,12 @@ records. Pure: no I/O, no clock (the period is given).
 """
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+from errors import RelayWarning
 from spycloud.models import BreachRecord
 
 SEVERITY_CLASSES = ('Low', 'Medium', 'High', 'Critical')
@@ -44,7 +47,7 @@ class Period:
         return cls(name, end - PERIODS[name], end)
 
     @property
-    def days(self) -> list:
+    def days(self) -> list[date]:
         """Every calendar day the period touches, oldest first: the slices to fetch."""
         first, last = self.start.date(), self.end.date()
         return [first + timedelta(days=n) for n in range((last - first).days + 1)]
@@ -60,7 +63,7 @@ class Period:
         first = self.start.date()
         return first + timedelta(days=(day - first).days // 7 * 7)
 
-    def buckets(self) -> list:
+    def buckets(self) -> list[date]:
         return list(dict.fromkeys(self.bucket(day) for day in self.days))
 
 
@@ -69,7 +72,7 @@ class Account:
     records: int = 0
     worst: int = 0
     newest: date = date.min
-    sources: dict = field(default_factory=dict)  # source id → records
+    sources: dict[int, int] = field(default_factory=dict)  # source id → records
 
 
 @dataclass
@@ -85,13 +88,17 @@ class Aggregate:
         self.period = period
         self.records = 0
         self.plaintext = 0
-        self.machines: set = set()
-        self.accounts: dict = {}
-        self.sources: dict = {}
-        self.by_bucket: dict = {b: dict.fromkeys(SEVERITY_CLASSES, 0) for b in period.buckets()}
-        self.by_class: dict = {c: {'corporate': 0, 'infected': 0} for c in SEVERITY_CLASSES}
-        self.missing_days: list = []
-        self.warnings: list = []
+        self.machines: set[str] = set()
+        self.accounts: dict[str, Account] = {}
+        self.sources: dict[int, Source] = {}
+        self.by_bucket: dict[date, dict[str, int]] = {
+            b: dict.fromkeys(SEVERITY_CLASSES, 0) for b in period.buckets()
+        }
+        self.by_class: dict[str, dict[str, int]] = {
+            c: {'corporate': 0, 'infected': 0} for c in SEVERITY_CLASSES
+        }
+        self.missing_days: list[date] = []
+        self.warnings: list[RelayWarning] = []
         self._lock = threading.Lock()
 
     def add(self, record: BreachRecord, day: date) -> bool:
@@ -104,12 +111,13 @@ class Aggregate:
             self._count(record, published.date())
         return True
 
-    def _count(self, record, day):
+    def _count(self, record: BreachRecord, day: date) -> None:
         severity, kind = record.severity or 0, severity_class(record.severity)
         machine = _identifier(record.get('infected_machine_id'))
         infected = severity >= 25 and machine is not None
         self.records += 1
         if infected:
+            assert machine is not None  # infected means a machine named itself
             self.machines.add(machine)
         if _plaintext(record):
             self.plaintext += 1
@@ -128,13 +136,13 @@ class Aggregate:
             source.records += 1
             source.newest = max(source.newest, day)
 
-    def most_exposed(self, count: int = 10) -> list:
+    def most_exposed(self, count: int = 10) -> list[tuple[str, Account]]:
         """(e-mail, Account) with the most records, the worst first among equals."""
         return sorted(
             self.accounts.items(), key=lambda item: (-item[1].records, -item[1].worst, item[0])
         )[:count]
 
-    def newest_sources(self, count: int = 10) -> list:
+    def newest_sources(self, count: int = 10) -> list[tuple[int, Source]]:
         """(source id, Source), the newest first, then the largest."""
         return sorted(
             self.sources.items(), key=lambda item: (item[1].newest, item[1].records), reverse=True
@@ -144,7 +152,7 @@ class Aggregate:
     def complete(self) -> bool:
         return not self.missing_days
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The counters as JSON-like data, for a store shared by replicas (a complete
         aggregate only: its warnings and missing days are not kept)."""
         period = self.period
@@ -163,7 +171,7 @@ class Aggregate:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> 'Aggregate':
+    def from_json(cls, data: Mapping[str, Any]) -> 'Aggregate':
         name, start, end = data['period']
         aggregate = cls(Period(name, datetime.fromisoformat(start), datetime.fromisoformat(end)))
         aggregate.records, aggregate.plaintext = data['records'], data['plaintext']
@@ -180,7 +188,7 @@ class Aggregate:
         return aggregate
 
 
-def _identifier(value):
+def _identifier(value: object) -> str | None:
     """An id as text: a string as it is, a number as its digits; a list, an object or a
     boolean is no id (SpyCloud's fields are sparse and their types not guaranteed)."""
     if isinstance(value, str):
@@ -190,7 +198,7 @@ def _identifier(value):
     return None
 
 
-def _plaintext(record):
+def _plaintext(record: BreachRecord) -> bool:
     """Whether the record exposes a plaintext password: a password is a non-blank string."""
     kind = record.get('password_type')
     return _text(record.get('password_plaintext')) or (
@@ -198,7 +206,7 @@ def _plaintext(record):
     )
 
 
-def _text(value):
+def _text(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 

@@ -7,9 +7,12 @@ accounts, dates and sources.
 Every string SpyCloud sent goes into markdown through ``tiles.markdown.text``.
 """
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from ctim.mapping import breached_domain, ctim_time
+from spycloud.models import Catalog
 from tiles.aggregate import DEFAULT_PERIOD, PERIODS, SEVERITY_CLASSES, Aggregate, severity_class
 from tiles.markdown import portal_link, text
 
@@ -21,9 +24,11 @@ SUMMARY, PER_DAY, BY_SEVERITY = (
 ACCOUNTS, SOURCES = 'spycloud-most-exposed-accounts', 'spycloud-newest-breach-sources'
 TAGS = ['SpyCloud', 'Exposure', 'Watchlist']
 KINDS = ['Corporate credentials', 'Infected users']
+# The breach sources a tile may name, by id.
+Catalogs = Mapping[int, Catalog]
 
 
-def _tile(tile_id, kind, title, short, long):
+def _tile(tile_id: str, kind: str, title: str, short: str, long: str) -> dict[str, Any]:
     return {
         'id': tile_id,
         'type': kind,
@@ -88,14 +93,14 @@ BY_ID = {tile['id']: tile for tile in TILES}
 def tile_data(
     tile_id: str,
     aggregate: Aggregate,
-    catalogs: dict,
+    catalogs: Catalogs,
     ui_url: str,
     computed_at: datetime,
     ttl_s: float,
-) -> dict:
+) -> dict[str, Any]:
     """XDR's tile data: the period observed, how long it may be shown, and the tile's data."""
     period = aggregate.period
-    doc = {
+    doc: dict[str, Any] = {
         'observed_time': {'start_time': ctim_time(period.start), 'end_time': ctim_time(period.end)},
         'valid_time': {
             'start_time': ctim_time(computed_at),
@@ -107,7 +112,7 @@ def tile_data(
     return doc
 
 
-def summary(aggregate, catalogs, ui_url):
+def summary(aggregate: Aggregate, catalogs: Catalogs, ui_url: str) -> dict[str, Any]:
     return {
         'data': [
             _metric('user', 'Exposed accounts', len(aggregate.accounts)),
@@ -118,7 +123,7 @@ def summary(aggregate, catalogs, ui_url):
     }
 
 
-def per_day(aggregate, catalogs, ui_url):
+def per_day(aggregate: Aggregate, catalogs: Catalogs, ui_url: str) -> dict[str, Any]:
     weekly = aggregate.period.weekly
     rows = []
     for bucket, counts in aggregate.by_bucket.items():
@@ -142,7 +147,7 @@ def per_day(aggregate, catalogs, ui_url):
     }
 
 
-def by_severity(aggregate, catalogs, ui_url):
+def by_severity(aggregate: Aggregate, catalogs: Catalogs, ui_url: str) -> dict[str, Any]:
     present = [kind for kind in SEVERITY_CLASSES if sum(aggregate.by_class[kind].values())]
     return {
         'labels': [present, list(KINDS)],
@@ -161,7 +166,7 @@ def by_severity(aggregate, catalogs, ui_url):
     }
 
 
-def most_exposed(aggregate, catalogs, ui_url):
+def most_exposed(aggregate: Aggregate, catalogs: Catalogs, ui_url: str) -> dict[str, Any]:
     lines = [
         '| Account | Records | Worst severity | Newest | Breach sources |',
         '| --- | ---: | --- | --- | --- |',
@@ -179,7 +184,7 @@ def most_exposed(aggregate, catalogs, ui_url):
     return {'data': _with_notes(aggregate, lines, empty='No exposure records in the period.')}
 
 
-def newest_sources(aggregate, catalogs, ui_url):
+def newest_sources(aggregate: Aggregate, catalogs: Catalogs, ui_url: str) -> dict[str, Any]:
     lines = [
         '| Breach source | Published | Records in the watchlist | Site |',
         '| --- | --- | ---: | --- |',
@@ -196,7 +201,7 @@ def newest_sources(aggregate, catalogs, ui_url):
     return {'data': _with_notes(aggregate, lines, empty='No breach sources in the period.')}
 
 
-BUILDERS = {
+BUILDERS: dict[str, Callable[[Aggregate, Catalogs, str], dict[str, Any]]] = {
     SUMMARY: summary,
     PER_DAY: per_day,
     BY_SEVERITY: by_severity,
@@ -205,16 +210,16 @@ BUILDERS = {
 }
 
 
-def _metric(icon, label, value):
+def _metric(icon: str, label: str, value: int) -> dict[str, Any]:
     return {'icon': icon, 'label': label, 'value': value, 'value_unit': 'integer'}
 
 
-def _title(catalog, source_id):
+def _title(catalog: Catalog | None, source_id: int) -> str:
     title = catalog.text('title') if catalog is not None else None
     return text(title or f'SpyCloud breach source {source_id}')
 
 
-def _with_notes(aggregate, lines, empty):
+def _with_notes(aggregate: Aggregate, lines: list[str], empty: str) -> list[str]:
     if len(lines) == 2:
         lines = [empty]
     if aggregate.missing_days:

@@ -6,13 +6,17 @@ stream into the aggregate's counters. The aggregate is cached per API key and pe
 (TILE_CACHE_TTL_S), so every tile of a dashboard costs one gathering.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import state
+from config import Settings
 from errors import AuthorizationError, RelayError, RelayWarning
 from spycloud.client import SpyCloudClient
 from spycloud.lookup import Lookup
+from spycloud.models import Catalog
 from state import MISSING
 from tiles.aggregate import Aggregate, Period, utc_now
 
@@ -20,14 +24,14 @@ from tiles.aggregate import Aggregate, Period, utc_now
 @dataclass(frozen=True)
 class Gathered:
     aggregate: Aggregate
-    catalogs: dict
+    catalogs: dict[int, Catalog]
     computed_at: datetime
 
 
 class Dashboard:
     """Aggregates of the watchlist per key and period, gathered once and kept a while."""
 
-    def __init__(self, client: SpyCloudClient, settings) -> None:
+    def __init__(self, client: SpyCloudClient, settings: Settings) -> None:
         self._client = client
         self.ttl_s = settings.tile_cache_ttl_s
         # Shared by every replica when REDIS_URL is set, encrypted under the tenant's key.
@@ -52,7 +56,7 @@ class Dashboard:
             self._cache.set(key, _packed(gathered), secret=lookup.api_key)
         return gathered
 
-    def _gather(self, lookup, aggregate):
+    def _gather(self, lookup: Lookup, aggregate: Aggregate) -> None:
         days = aggregate.period.days
         results = self._client.each(
             lookup,
@@ -92,7 +96,7 @@ def _nothing_arrived(error: RelayError, days: int) -> RelayError:
     return fatal
 
 
-def _named_sources(aggregate):
+def _named_sources(aggregate: Aggregate) -> list[int]:
     """The breach sources the markdown tiles name, whose titles come from the catalogs."""
     ids = [source_id for source_id, _ in aggregate.newest_sources()]
     for _, account in aggregate.most_exposed():
@@ -100,7 +104,7 @@ def _named_sources(aggregate):
     return list(dict.fromkeys(ids))
 
 
-def _packed(gathered):
+def _packed(gathered: Gathered) -> dict[str, Any]:
     """What the store keeps: JSON-like data and Catalogs, which its codec knows."""
     return {
         'aggregate': gathered.aggregate.to_json(),
@@ -109,7 +113,7 @@ def _packed(gathered):
     }
 
 
-def _unpacked(packed):
+def _unpacked(packed: Mapping[str, Any]) -> Gathered:
     return Gathered(
         Aggregate.from_json(packed['aggregate']),
         packed['catalogs'],
