@@ -18,6 +18,7 @@ import re
 import string
 import threading
 from collections.abc import Mapping
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class EmailBatching:
         self.state = UNKNOWN if size > 1 else OFF
         self._lock = threading.Lock()
 
-    def _settle(self, state: str, why: str, *args) -> None:
+    def _settle(self, state: str, why: str, *args: object) -> None:
         """Move from UNKNOWN to ``state``, logging ``why`` once; later news changes nothing."""
         with self._lock:
             if self.state != UNKNOWN:
@@ -62,13 +63,13 @@ class EmailBatching:
             self.state = state
         log.info(why, *args)
 
-    def groups(self, observables: list) -> list[list]:
+    def groups(self, observables: list[dict[str, str]]) -> list[list[dict[str, str]]]:
         """The observables in groups of one call each: plain e-mail addresses by ``size``
         while batching is not off, then anything else, alone."""
         if self.state == OFF:
             return [[o] for o in observables]
-        singles: list[list] = []
-        emails: list = []
+        singles: list[list[dict[str, str]]] = []
+        emails: list[dict[str, str]] = []
         for observable in observables:
             if observable['type'] == 'email' and PLAIN_ADDRESS.fullmatch(
                 account(observable['value'])
@@ -85,7 +86,7 @@ class EmailBatching:
             OFF, 'SpyCloud refused a list of e-mails; asking one address per call from now on'
         )
 
-    def asked_alone(self, page: Mapping | None, exposed: bool) -> None:
+    def asked_alone(self, page: Mapping[str, Any] | None, exposed: bool) -> None:
         """A list's members were asked one by one after it: if the list came back empty while
         one of them has records, the server did not read it as a list."""
         if exposed and page is not None and page.get('results') == []:
@@ -95,14 +96,16 @@ class EmailBatching:
                 'asking one address per call from now on',
             )
 
-    def read(self, page: Mapping, members: list) -> dict[str, list] | None:
+    def read(
+        self, page: Mapping[str, Any], members: list[dict[str, str]]
+    ) -> dict[str, list[Any]] | None:
         """Each member's raw records (by ``account``) when the page settles every member;
         None when the members must be asked one by one."""
         results = page.get('results')
         cursor = page.get('cursor')
         if not isinstance(results, list) or (isinstance(cursor, str) and cursor.strip()):
             return None  # not a page, or more than one: the singles' paging is exact
-        found: dict[str, list] = {account(o['value']): [] for o in members}
+        found: dict[str, list[Any]] = {account(o['value']): [] for o in members}
         for raw in results:
             email = raw.get('email') if isinstance(raw, Mapping) else None
             records = found.get(account(email)) if isinstance(email, str) else None

@@ -8,10 +8,11 @@ call's own pool, within the lookup's deadline.
 
 from collections.abc import Mapping
 from concurrent.futures import Future
+from typing import Protocol
 
 from deadline import DeadlineReached
 from errors import AuthorizationError, RelayError, RelayWarning
-from metrics import cache_lookup
+from metrics import cache_lookup as _untyped_cache_lookup
 from spycloud import warnings
 from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup
@@ -22,6 +23,14 @@ from state import Store
 
 # (found, reasons): id → Catalog, and id → why SpyCloud answered it without one.
 Sources = tuple[dict[int, Catalog], dict[int, RelayWarning]]
+
+
+class _CacheLookup(Protocol):
+    def __call__(self, cache: str, hits: int = 0, misses: int = 0) -> None: ...
+
+
+# metrics.py is not annotated yet: its function's signature, for this module's strict check.
+cache_lookup: _CacheLookup = _untyped_cache_lookup
 
 
 class Catalogs:

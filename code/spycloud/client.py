@@ -113,27 +113,31 @@ class SpyCloudClient:
                 f'SpyCloud did not answer the health check within {lookup.deadline.seconds:g} s.'
             ) from None
 
-    def exposures(self, lookup: Lookup, observables: list[dict]) -> list[Exposure | RelayError]:
+    def exposures(
+        self, lookup: Lookup, observables: list[dict[str, str]]
+    ) -> list[Exposure | RelayError]:
         """Exposure (or the RelayError that stopped it) per observable, in order, concurrently
         (spycloud/exposures.py)."""
         return self._exposures.all(lookup, observables)
 
     def exposure(
-        self, lookup: Lookup, observable: dict, ahead: VerdictsAhead | None = None
+        self, lookup: Lookup, observable: dict[str, str], ahead: VerdictsAhead | None = None
     ) -> Exposure:
         """The newest ``lookup.limit`` records of an observable, with their breach sources."""
         return self._exposures.one(lookup, observable, ahead)
 
-    def verdicts(self, lookup: Lookup, observables: list[dict]) -> list[Exposure | RelayError]:
+    def verdicts(
+        self, lookup: Lookup, observables: list[dict[str, str]]
+    ) -> list[Exposure | RelayError]:
         """Per observable, an Exposure holding only the evidence for a verdict, or the
         RelayError that stopped it; the cache is asked once (spycloud/verdicts.py)."""
         return self._verdicts.of(lookup, observables)
 
-    def judged(self, lookup: Lookup, observable: dict) -> Exposure:
+    def judged(self, lookup: Lookup, observable: dict[str, str]) -> Exposure:
         """The verdict lookup of one observable the cache does not hold: one call."""
         return self._verdicts.judged(lookup, observable)
 
-    def breach_records(self, lookup: Lookup, observable: dict) -> Found:
+    def breach_records(self, lookup: Lookup, observable: dict[str, str]) -> Found:
         """(records, hits, warnings) of an observable, page by page (spycloud/records.py)."""
         return self._records.fetch(lookup, observable)
 

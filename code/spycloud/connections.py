@@ -36,7 +36,9 @@ class _QuietCheck:
         try:
             readable, _, _ = select.select([self.sock], [], [], 0)
         except (ValueError, OSError):
-            return super().is_connected  # type: ignore[misc]
+            # The connection class's own check (this is a mixin: mypy sees object after it).
+            connected: bool = super().is_connected  # type: ignore[misc]
+            return connected
         return not readable  # an idle connection that is readable was closed by the server
 
 

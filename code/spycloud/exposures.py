@@ -15,7 +15,7 @@ from spycloud import warnings
 from spycloud.catalogs import Catalogs, Sources
 from spycloud.failures import Refused
 from spycloud.lookup import Lookup
-from spycloud.models import BreachRecord, Evidence, Exposure
+from spycloud.models import BreachRecord, Catalog, Evidence, Exposure
 from spycloud.pool import Pools, waited
 from spycloud.records import BreachRecords
 from spycloud.verdicts import VERDICT_TYPES, Verdicts, VerdictsAhead, covers
@@ -33,7 +33,7 @@ class Exposures:
         self._verdicts = verdicts
         self._pools = pools
 
-    def all(self, lookup: Lookup, observables: list[dict]) -> list[Exposure | RelayError]:
+    def all(self, lookup: Lookup, observables: list[dict[str, str]]) -> list[Exposure | RelayError]:
         """Exposure (or the RelayError that stopped it) per observable, in order, concurrently.
 
         When observe's filters are narrower than the verdict rule, no account's own records can
@@ -49,7 +49,9 @@ class Exposures:
             ahead = VerdictsAhead(accounts, known, pending, future)
             return self._pools.per_observable(lookup, observables, partial(self.one, ahead=ahead))
 
-    def one(self, lookup: Lookup, observable: dict, ahead: VerdictsAhead | None = None) -> Exposure:
+    def one(
+        self, lookup: Lookup, observable: dict[str, str], ahead: VerdictsAhead | None = None
+    ) -> Exposure:
         """The newest ``lookup.limit`` records of an observable, with their breach sources."""
         if not observable['value'].strip('.'):
             return Exposure.empty(observable, warnings.not_a_value(observable))
@@ -85,13 +87,13 @@ class Exposures:
     def _sources_and_verdict(
         self,
         lookup: Lookup,
-        observable: dict,
+        observable: dict[str, str],
         records: list[BreachRecord],
         hits: int,
         found: list[RelayWarning],
         ids: list[int],
         ahead: VerdictsAhead | None,
-    ) -> tuple[dict, dict, Evidence | None]:
+    ) -> tuple[dict[int, Catalog], dict[int, RelayWarning], Evidence | None]:
         """The catalogs and the verdict's evidence. When the verdict takes a call (its records
         cannot decide it and the cache does not hold it), that call and the catalogs' go at
         once, neither waiting for the other; else no thread is started for it."""
@@ -109,7 +111,7 @@ class Exposures:
     def _beside(
         self,
         lookup: Lookup,
-        observable: dict,
+        observable: dict[str, str],
         records: list[BreachRecord],
         hits: int,
         found: list[RelayWarning],

@@ -48,7 +48,7 @@ class LookupStats:
             for name, amount in amounts.items():
                 setattr(self, name, getattr(self, name) + amount)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, float]:
         with self._lock:
             return {
                 name: round(getattr(self, name), 4) if name.endswith('_s') else getattr(self, name)

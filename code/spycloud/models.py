@@ -9,6 +9,7 @@ SpyCloud sent it, so the mapping can show it without guessing.
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Self
 
 from config import parse_int
 from errors import RelayWarning
@@ -36,7 +37,7 @@ class MalformedData(ValueError):
     """SpyCloud sent a record or catalog the relay cannot use."""
 
 
-def parse_time(value) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     """SpyCloud's ISO dates (``2020-01-09T00:00:00Z``, older ``2020-01-09 00:00:00``)."""
     if not isinstance(value, str) or not value.strip():
         return None
@@ -63,10 +64,10 @@ class BreachRecord:
     source_id: int | None
     published: datetime
     severity: int | None
-    fields: Mapping = field(repr=False, compare=False)
+    fields: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def from_api(cls, raw):
+    def from_api(cls, raw: object) -> Self:
         if not isinstance(raw, Mapping):
             raise MalformedData('a breach record is not an object')
         document_id = raw.get('document_id')
@@ -83,7 +84,7 @@ class BreachRecord:
             fields=raw,
         )
 
-    def get(self, name, default=None):
+    def get(self, name: str, default: Any = None) -> Any:
         return self.fields.get(name, default)
 
 
@@ -92,10 +93,10 @@ class Catalog:
     """A breach source: the site, the leak, when SpyCloud published it."""
 
     id: int
-    fields: Mapping = field(repr=False, compare=False)
+    fields: Mapping[str, Any] = field(repr=False, compare=False)
 
     @classmethod
-    def from_api(cls, raw):
+    def from_api(cls, raw: object) -> Self:
         if not isinstance(raw, Mapping):
             raise MalformedData('a catalog is not an object')
         catalog_id = parse_int(raw.get('id'))
@@ -103,20 +104,20 @@ class Catalog:
             raise MalformedData('a catalog has no id')
         return cls(id=catalog_id, fields=raw)
 
-    def get(self, name, default=None):
+    def get(self, name: str, default: Any = None) -> Any:
         return self.fields.get(name, default)
 
-    def text(self, name):
+    def text(self, name: str) -> str | None:
         """A string field, or None when absent or of another type."""
         value = self.fields.get(name)
         return value.strip() if isinstance(value, str) and value.strip() else None
 
     @property
-    def published(self):
+    def published(self) -> datetime | None:
         return parse_time(self.fields.get('spycloud_publish_date'))
 
     @property
-    def is_combo_list(self):
+    def is_combo_list(self) -> bool:
         flag = self.fields.get('combo_list_flag')
         if isinstance(flag, str):
             return flag.strip().upper() in ('YES', 'TRUE', 'Y', '1')
@@ -137,20 +138,22 @@ class Exposure:
     """What SpyCloud knows about one observable: its newest records and their sources, and
     the evidence for a verdict when the request asked for one and there is some."""
 
-    observable: dict
-    records: list
+    observable: dict[str, str]
+    records: list[BreachRecord]
     hits: int
-    catalogs: dict
-    warnings: list = field(default_factory=list)
+    # Keyed by catalog id (int). Any, not int, while ctim/mapping.py looks a record's
+    # source_id (int | None) up in it as it is: dict[int, Catalog] once it checks the None.
+    catalogs: dict[Any, Catalog]
+    warnings: list[RelayWarning] = field(default_factory=list)
     evidence: Evidence | None = None
 
     @classmethod
-    def empty(cls, observable: dict, warning: RelayWarning) -> 'Exposure':
+    def empty(cls, observable: dict[str, str], warning: RelayWarning) -> 'Exposure':
         """No record: the observable's lookup did not happen or did not end, and why."""
         return cls(observable, [], 0, {}, [warning])
 
     @classmethod
-    def judged(cls, observable: dict, evidence: Evidence | None) -> 'Exposure':
+    def judged(cls, observable: dict[str, str], evidence: Evidence | None) -> 'Exposure':
         """Only the evidence for a verdict (None when there is none), as a verdict lookup has."""
         return cls(observable, [], 0, {}, evidence=evidence)
 

@@ -94,8 +94,8 @@ class Pools:
     def per_observable(
         self,
         lookup: Lookup,
-        observables: Sequence[dict],
-        task: Callable[[Lookup, dict], Exposure],
+        observables: Sequence[dict[str, str]],
+        task: Callable[[Lookup, dict[str, str]], Exposure],
     ) -> list[Exposure | RelayError]:
         """``each`` over observables: one cut short is an Exposure holding that warning."""
         results = self.each(lookup, observables, task, describe=lambda o: o['value'])

@@ -32,7 +32,7 @@ CURSOR_EXPIRED = 'cursor'  # SpyCloud's 400 for a stale cursor names the paramet
 Found = tuple[list[BreachRecord], int, list[RelayWarning]]
 
 
-def records_path(observable: dict) -> str:
+def records_path(observable: dict[str, str]) -> str:
     """The records endpoint of an observable, its value a single path step."""
     return PAGE_ENDPOINTS[observable['type']] + quote(observable['value'], safe='@')
 
@@ -40,7 +40,7 @@ def records_path(observable: dict) -> str:
 class Pages:
     """The records of one observable as its pages arrive: de-duplicated, counted, capped."""
 
-    def __init__(self, observable: dict, limit: int) -> None:
+    def __init__(self, observable: dict[str, str], limit: int) -> None:
         self.observable, self.limit = observable, limit
         self.records: list[BreachRecord] = []
         self.count, self.hits, self.done = 0, 0, False
@@ -86,7 +86,7 @@ class BreachRecords:
         self._transport = transport
         self._cache = cache
 
-    def fetch(self, lookup: Lookup, observable: dict) -> Found:
+    def fetch(self, lookup: Lookup, observable: dict[str, str]) -> Found:
         """(records, hits, warnings): follows ``cursor`` until ``lookup.limit`` records are
         collected, SpyCloud has no more, or a failure stops it (earlier pages are kept)."""
         key = _key(lookup, observable)
@@ -99,7 +99,7 @@ class BreachRecords:
             self._cache.set(key, (records, hits), secret=lookup.api_key)
         return records, hits, found
 
-    def _paged(self, lookup: Lookup, observable: dict) -> Found:
+    def _paged(self, lookup: Lookup, observable: dict[str, str]) -> Found:
         """The pages of an observable, one after the other, until done or stopped."""
         path = records_path(observable)
         pages = Pages(observable, lookup.limit)
@@ -124,7 +124,7 @@ class BreachRecords:
         return pages.result()
 
 
-def _key(lookup: Lookup, observable: dict) -> tuple:
+def _key(lookup: Lookup, observable: dict[str, str]) -> tuple[object, ...]:
     """The cache key of a whole answer: whose key, which observable, filters and limit."""
     return (
         'records',
@@ -137,7 +137,7 @@ def _key(lookup: Lookup, observable: dict) -> tuple:
 
 
 def _bad_request(
-    observable: dict, filters: Mapping[str, str], error: BadRequest, pages: Pages
+    observable: dict[str, str], filters: Mapping[str, str], error: BadRequest, pages: Pages
 ) -> RelayWarning | None:
     """SpyCloud's 400: an expired cursor, a refused filter, or (otherwise) no data."""
     message = str(error)

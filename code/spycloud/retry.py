@@ -18,7 +18,10 @@ from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
+from config import Settings
 from deadline import Deadline, DeadlineReached
+from spycloud.lookup import Lookup
+from state import Limiter
 
 QUOTA_ERROR_TYPE = 'LimitExceededException'
 
@@ -35,12 +38,18 @@ class QuotaExhausted(Exception):
 class SpyCloudRetry(Retry):
     """urllib3's Retry for one call: bounded by its lookup's deadline, paced by the limiter."""
 
-    def __init__(self, *args: Any, lookup: Any = None, limiter: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        lookup: Lookup | None = None,
+        limiter: Limiter | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lookup, self.limiter = lookup, limiter
 
     @classmethod
-    def from_settings(cls, settings: Any) -> 'SpyCloudRetry':
+    def from_settings(cls, settings: Settings) -> 'SpyCloudRetry':
         """GETs: retried on connection errors, one read error, 429 and 502/503/504."""
         return cls._with(
             settings,
@@ -50,7 +59,7 @@ class SpyCloudRetry(Retry):
         )
 
     @classmethod
-    def for_writes(cls, settings: Any) -> 'SpyCloudRetry':
+    def for_writes(cls, settings: Settings) -> 'SpyCloudRetry':
         """POST and DELETE are retried only where the first attempt cannot have landed: a
         connection that was never made, and API Gateway's throttling 429 (refused before the
         service saw it). A reset, a timeout or a 5xx after sending is final."""
@@ -58,7 +67,7 @@ class SpyCloudRetry(Retry):
 
     @classmethod
     def _with(
-        cls, settings: Any, read: int, methods: set[str], statuses: tuple[int, ...]
+        cls, settings: Settings, read: int, methods: set[str], statuses: tuple[int, ...]
     ) -> 'SpyCloudRetry':
         retries, backoff = settings.spycloud_retries, settings.spycloud_backoff_s
         return cls(

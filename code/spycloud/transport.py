@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -25,7 +25,8 @@ import state
 from bounded_read import BoundedReadError, read_bounded
 from config import VERSION, Settings
 from errors import AuthorizationError, UnknownError
-from metrics import LIMITER_WAIT_SECONDS, SPYCLOUD_CALLS, SPYCLOUD_RETRIES, endpoint_label
+from metrics import LIMITER_WAIT_SECONDS, SPYCLOUD_CALLS, SPYCLOUD_RETRIES
+from metrics import endpoint_label as _untyped_endpoint_label
 from spycloud.connections import connection_pool
 from spycloud.failures import answer_error, exchange_error
 from spycloud.lookup import UNSENDABLE_KEY, Lookup
@@ -37,6 +38,8 @@ USER_AGENT = f'SpyCloud-XDR-Relay/{VERSION}'
 # A page of 1000 records is about half a megabyte; anything far larger is not SpyCloud's answer.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 CHUNK_BYTES = 64 * 1024
+# metrics.py is not annotated yet: its function's signature, for this module's strict check.
+endpoint_label: Callable[[str], str] = _untyped_endpoint_label
 
 
 class Transport:
@@ -75,9 +78,13 @@ class Transport:
             with self._active_lock:
                 self._active -= 1
 
-    def get(self, lookup: Lookup, path: str, params: Mapping[str, str] | None = None) -> dict:
+    def get(
+        self, lookup: Lookup, path: str, params: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """The JSON object SpyCloud answers; raises RelayError, BadRequest or DeadlineReached."""
-        return self.call(lookup, 'GET', path, params=params)[1]
+        # A GET expects no other status: its answer is _body's JSON object, or it raised.
+        body: dict[str, Any] = self.call(lookup, 'GET', path, params=params)[1]
+        return body
 
     def call(
         self,
@@ -86,7 +93,7 @@ class Transport:
         path: str,
         *,
         params: Mapping[str, str] | None = None,
-        body: dict | None = None,
+        body: Mapping[str, Any] | None = None,
         expect: tuple[int, ...] = (),
     ) -> tuple[int, Any]:
         """(status, JSON object or None) for a 2xx or a status in ``expect`` (a watchlist's
@@ -140,7 +147,7 @@ class Transport:
         method: str,
         path: str,
         params: Mapping[str, str] | None,
-        body: dict | None,
+        body: Mapping[str, Any] | None,
         endpoint: str,
     ) -> tuple[BaseHTTPResponse, bytes]:
         """The answer and its body, read whole; a failure raised as what it means."""
@@ -190,7 +197,7 @@ class Transport:
             wait_at_most=lambda: deadline.cap(read_timeout),
         )
 
-    def _body(self, response: BaseHTTPResponse, content: bytes, api_key: str) -> dict:
+    def _body(self, response: BaseHTTPResponse, content: bytes, api_key: str) -> dict[str, Any]:
         if not 200 <= response.status < 300:
             raise answer_error(response, content, api_key)
         try:
@@ -208,7 +215,7 @@ def _query(params: tuple[tuple[str, str], ...]) -> str:
     return urlencode(params)
 
 
-def _json_or_none(content: bytes) -> dict | None:
+def _json_or_none(content: bytes) -> dict[str, Any] | None:
     try:
         body = json.loads(content) if content else None
     except (ValueError, RecursionError):

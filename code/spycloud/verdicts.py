@@ -43,7 +43,7 @@ class Verdicts:
         self._batching = batching
         self._pools = pools
 
-    def of(self, lookup: Lookup, observables: list[dict]) -> Judged:
+    def of(self, lookup: Lookup, observables: list[dict[str, str]]) -> Judged:
         """Per observable, an Exposure holding only the evidence for a verdict (None when
         there is none) and its warnings, or the RelayError that stopped it.
 
@@ -57,8 +57,8 @@ class Verdicts:
         ]
 
     def cached(
-        self, lookup: Lookup, observables: list[dict]
-    ) -> tuple[dict[int, Evidence | None], list[dict]]:
+        self, lookup: Lookup, observables: list[dict[str, str]]
+    ) -> tuple[dict[int, Evidence | None], list[dict[str, str]]]:
         """({id(observable): evidence} the cache holds, read at once; the others)."""
         keys = {id(o): evidence_key(lookup, o) for o in observables if o['value'].strip('.')}
         cached = self._cache.get_many(list(keys.values()), secret=lookup.api_key)
@@ -66,17 +66,17 @@ class Verdicts:
         known = {i: cached[k] for i, k in keys.items() if k in cached}
         return known, [o for o in observables if id(o) not in known]
 
-    def judged_all(self, lookup: Lookup, observables: list[dict]) -> Judged:
+    def judged_all(self, lookup: Lookup, observables: list[dict[str, str]]) -> Judged:
         """The verdict lookups of what the cache did not hold, e-mails batched, all at once."""
         groups = self._batching.groups(observables)
         results = self._pools.each(lookup, groups, self._judged_group, describe=_values)
-        settled = {}
+        settled: dict[int, Exposure | RelayError] = {}
         for group, result in zip(groups, results, strict=True):
             for observable, exposure in zip(group, _spread(lookup, group, result), strict=True):
                 settled[id(observable)] = exposure
         return [settled[id(o)] for o in observables]
 
-    def _judged_group(self, lookup: Lookup, group: list[dict]) -> Judged:
+    def _judged_group(self, lookup: Lookup, group: list[dict[str, str]]) -> Judged:
         """One call for a group of e-mails (see spycloud/batching.py); each one alone when
         that call cannot settle them all."""
         if len(group) == 1:
@@ -85,7 +85,7 @@ class Verdicts:
         assert rule is not None, 'a verdict lookup needs the rule'
         values = dict.fromkeys(account(o['value']) for o in group)
         path = PAGE_ENDPOINTS['email'] + ','.join(quote(v, safe='@') for v in values)
-        page: dict | None
+        page: dict[str, Any] | None
         try:
             page = self._transport.get(lookup, path, rule.filters)
         except BadRequest:
@@ -104,7 +104,11 @@ class Verdicts:
         return self._kept(lookup, rule, group, found)
 
     def _kept(
-        self, lookup: Lookup, rule: VerdictRule, group: list[dict], found: dict[str, list]
+        self,
+        lookup: Lookup,
+        rule: VerdictRule,
+        group: list[dict[str, str]],
+        found: dict[str, list[Any]],
     ) -> Judged:
         """The evidence of each member in a list's answer, kept in the cache."""
         evidence = {
@@ -115,7 +119,7 @@ class Verdicts:
         )
         return [Exposure.judged(o, evidence[id(o)]) for o in group]
 
-    def judged(self, lookup: Lookup, observable: dict) -> Exposure:
+    def judged(self, lookup: Lookup, observable: dict[str, str]) -> Exposure:
         """The verdict lookup of one observable the cache does not hold: one call."""
         if not observable['value'].strip('.'):
             return Exposure.empty(observable, warnings.not_a_value(observable))
@@ -127,7 +131,7 @@ class Verdicts:
             return Exposure.empty(observable, verdict_cut_short(lookup, observable))
         return Exposure.judged(observable, evidence)
 
-    def fetched(self, lookup: Lookup, observable: dict) -> Evidence | None:
+    def fetched(self, lookup: Lookup, observable: dict[str, str]) -> Evidence | None:
         """The qualifying records of ``lookup.verdicts`` for an observable, from the first page
         of a filtered call (one qualifying record decides), and kept in the cache."""
         rule = lookup.verdicts
@@ -143,7 +147,7 @@ class Verdicts:
     def at_hand(
         self,
         lookup: Lookup,
-        observable: dict,
+        observable: dict[str, str],
         records: list[BreachRecord],
         hits: int,
         found: list[RelayWarning],
@@ -164,7 +168,7 @@ class Verdicts:
         return cached
 
     def beside(
-        self, lookup: Lookup, observable: dict, found: list[RelayWarning]
+        self, lookup: Lookup, observable: dict[str, str], found: list[RelayWarning]
     ) -> Evidence | None:
         """Observe's verdict call; its failure is a warning, never the lookup's."""
         try:
@@ -182,9 +186,9 @@ class VerdictsAhead:
 
     def __init__(
         self,
-        accounts: list[dict],
+        accounts: list[dict[str, str]],
         known: dict[int, Evidence | None],
-        pending: list[dict],
+        pending: list[dict[str, str]],
         future: Future[Judged] | None,
     ) -> None:
         self._held = {id(o) for o in accounts}
@@ -192,11 +196,11 @@ class VerdictsAhead:
         self._position = {id(o): i for i, o in enumerate(pending)}
         self._future = future
 
-    def holds(self, observable: dict) -> bool:
+    def holds(self, observable: dict[str, str]) -> bool:
         return id(observable) in self._held
 
     def evidence(
-        self, lookup: Lookup, observable: dict, found: list[RelayWarning]
+        self, lookup: Lookup, observable: dict[str, str], found: list[RelayWarning]
     ) -> Evidence | None:
         """The observable's evidence (None without one); what stopped its lookup goes in
         ``found`` as a warning, never failing the observable's own lookup."""
@@ -219,12 +223,12 @@ class VerdictsAhead:
         return judged.evidence
 
 
-def cut_short_once(lookup: Lookup, observable: dict, found: list[RelayWarning]) -> None:
+def cut_short_once(lookup: Lookup, observable: dict[str, str], found: list[RelayWarning]) -> None:
     if not any(w.code == 'deadline exceeded' for w in found):  # said once is enough
         found.append(verdict_cut_short(lookup, observable))
 
 
-def verdict_cut_short(lookup: Lookup, observable: dict) -> RelayWarning:
+def verdict_cut_short(lookup: Lookup, observable: dict[str, str]) -> RelayWarning:
     return warnings.cut_short(lookup.deadline, f'the verdict lookup of {observable["value"]}')
 
 
@@ -237,7 +241,7 @@ def covers(filters: Mapping[str, str], rule: VerdictRule) -> bool:
     )
 
 
-def evidence_key(lookup: Lookup, observable: dict) -> tuple:
+def evidence_key(lookup: Lookup, observable: dict[str, str]) -> tuple[object, ...]:
     """The cache key of an account's evidence: whose key, which account, which rule."""
     rule = lookup.verdicts
     assert rule is not None, 'evidence is for a verdict rule'
@@ -251,7 +255,9 @@ def evidence_key(lookup: Lookup, observable: dict) -> tuple:
     )
 
 
-def page_evidence(rule: VerdictRule, observable: dict, page: Mapping[str, Any]) -> Evidence | None:
+def page_evidence(
+    rule: VerdictRule, observable: dict[str, str], page: Mapping[str, Any]
+) -> Evidence | None:
     """The evidence on the first (and for a verdict, only) page of a filtered call."""
     pages = Pages(observable, 1000)
     pages.add(page)
@@ -272,11 +278,11 @@ def _evidence(rule: VerdictRule, records: list[BreachRecord], hits: int | None) 
     )
 
 
-def _values(group: Sequence[dict]) -> str:
+def _values(group: Sequence[dict[str, str]]) -> str:
     return ', '.join(o['value'] for o in group)
 
 
-def _spread(lookup: Lookup, group: list[dict], result: Judged | RelayError) -> Judged:
+def _spread(lookup: Lookup, group: list[dict[str, str]], result: Judged | RelayError) -> Judged:
     """A group's result, one per member: its exposures, or what stopped the group."""
     if isinstance(result, list):
         return result

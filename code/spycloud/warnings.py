@@ -4,7 +4,7 @@ from deadline import Deadline
 from errors import RelayError, RelayWarning
 
 
-def more_records(observable: dict, shown: int, hits: int) -> RelayWarning:
+def more_records(observable: dict[str, str], shown: int, hits: int) -> RelayWarning:
     return RelayWarning(
         'too many records',
         f'Showing the newest {shown} of {hits} SpyCloud records for {observable["value"]}. '
@@ -13,7 +13,7 @@ def more_records(observable: dict, shown: int, hits: int) -> RelayWarning:
     )
 
 
-def refused(observable: dict, error: RelayError) -> RelayWarning:
+def refused(observable: dict[str, str], error: RelayError) -> RelayWarning:
     return RelayWarning(
         'permission denied',
         f'SpyCloud refused to look up {observable["value"]} with this API key '
@@ -22,7 +22,7 @@ def refused(observable: dict, error: RelayError) -> RelayWarning:
     )
 
 
-def not_a_value(observable: dict) -> RelayWarning:
+def not_a_value(observable: dict[str, str]) -> RelayWarning:
     return RelayWarning(
         'invalid argument',
         f'{observable["value"]!r} is not a {observable["type"]} SpyCloud can look up: it would '
@@ -30,7 +30,9 @@ def not_a_value(observable: dict) -> RelayWarning:
     )
 
 
-def page_failed(observable: dict, pages: int, kept: int, error: RelayError) -> RelayWarning:
+def page_failed(
+    observable: dict[str, str], pages: int, kept: int, error: RelayError
+) -> RelayWarning:
     return RelayWarning(
         error.code,
         f'SpyCloud failed on page {pages + 1} of the records of {observable["value"]} '
@@ -38,7 +40,7 @@ def page_failed(observable: dict, pages: int, kept: int, error: RelayError) -> R
     )
 
 
-def cursor_expired(observable: dict, pages: int) -> RelayWarning:
+def cursor_expired(observable: dict[str, str], pages: int) -> RelayWarning:
     return RelayWarning(
         'incomplete',
         f"SpyCloud's paging cursor for {observable['value']} expired after "
@@ -46,7 +48,7 @@ def cursor_expired(observable: dict, pages: int) -> RelayWarning:
     )
 
 
-def filter_refused(observable: dict, name: str, message: str) -> RelayWarning:
+def filter_refused(observable: dict[str, str], name: str, message: str) -> RelayWarning:
     # Not "no data": the module's filter was refused, so nothing was searched.
     return RelayWarning(
         'invalid argument',
@@ -54,7 +56,7 @@ def filter_refused(observable: dict, name: str, message: str) -> RelayWarning:
     )
 
 
-def malformed_records(observable: dict, skipped: int) -> RelayWarning:
+def malformed_records(observable: dict[str, str], skipped: int) -> RelayWarning:
     return RelayWarning(
         'invalid data',
         f'SpyCloud sent {skipped} malformed breach record(s) for '
@@ -72,7 +74,7 @@ def catalog_failed(catalog_id: int, error: RelayError) -> RelayWarning:
     )
 
 
-def verdict_failed(observable: dict, error: RelayError) -> RelayWarning:
+def verdict_failed(observable: dict[str, str], error: RelayError) -> RelayWarning:
     return RelayWarning(
         error.code,
         f'No verdict for {observable["value"]}: the SpyCloud lookup '

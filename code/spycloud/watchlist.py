@@ -14,13 +14,16 @@ removal that never happened: it is an error.
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from errors import InvalidArgumentError, NotFoundError
 from spycloud.batching import fold_case
 from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup
+from spycloud.transport import Transport
 
 WRONG_URL = (
     "The SpyCloud API answered 404 Not Found, not in SpyCloud's words about a watchlist "
@@ -96,7 +99,7 @@ class WatchlistItem:
     verified: bool
 
     @classmethod
-    def from_api(cls, raw: dict, identifier: str) -> 'WatchlistItem':
+    def from_api(cls, raw: Mapping[str, Any], identifier: str) -> 'WatchlistItem':
         return cls(
             identifier=str(raw.get('identifier_name') or identifier),
             type=str(raw.get('identifier_type') or ''),
@@ -112,7 +115,7 @@ class WatchlistItem:
 class Watchlist:
     """The watchlist calls, over the client's transport (pacing, deadline, retries)."""
 
-    def __init__(self, transport) -> None:
+    def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
     def item(self, lookup: Lookup, identifier: str) -> WatchlistItem | None:
@@ -165,7 +168,7 @@ class Watchlist:
         return 'verified' if verified else 'not verified'
 
 
-def _absent(status: int, body) -> bool:
+def _absent(status: int, body: object) -> bool:
     """Whether SpyCloud said the identifier is not on the watchlist; a 404 in any other words
     is a wrong SPYCLOUD_API_URL."""
     if status != 404:
@@ -177,5 +180,5 @@ def _absent(status: int, body) -> bool:
     raise NotFoundError(WRONG_URL)
 
 
-def _path(identifier):
+def _path(identifier: str) -> str:
     return 'watchlist/' + quote(identifier, safe='@')

@@ -11,6 +11,7 @@ use their in-process twins until Redis answers again.
 
 import threading
 
+from config import Settings
 from state.link import RedisLink, Unavailable
 from state.ratelimit import AdaptiveLimiter, BudgetRule, Limiter, RedisLimiter
 from state.store import MISSING, MemoryStore, RedisStore, Store
@@ -31,11 +32,11 @@ __all__ = [
     'link',
 ]
 
-_links: dict = {}
+_links: dict[tuple[str, float], RedisLink] = {}
 _links_lock = threading.Lock()
 
 
-def link(settings) -> RedisLink | None:
+def link(settings: Settings) -> RedisLink | None:
     """The process's Redis link for these settings (one pool, one outage state), or None
     without REDIS_URL. Nothing connects until the first command."""
     if not settings.redis_url:
@@ -55,7 +56,7 @@ _MAX_MB = {
 }
 
 
-def cache(settings, name: str, maxsize: int, ttl: float) -> Store:
+def cache(settings: Settings, name: str, maxsize: int, ttl: float) -> Store:
     """A store for the cache ``name`` (a Redis namespace: ``catalogs``, ``records``), its
     in-process part bounded by ``maxsize`` entries and its setting's MiB."""
     max_bytes = int(getattr(settings, _MAX_MB[name]) * 1024 * 1024)
@@ -65,7 +66,7 @@ def cache(settings, name: str, maxsize: int, ttl: float) -> Store:
     return RedisStore(shared, name, maxsize, ttl, max_bytes)
 
 
-def limiter(settings) -> Limiter:
+def limiter(settings: Settings) -> Limiter:
     """The SpyCloud rate budget per key: shared through Redis when it is configured."""
     rule = BudgetRule.from_settings(settings)
     shared = link(settings)

@@ -30,7 +30,9 @@ _BY_TAG: dict[str, _Kind] = {}
 _BUILT_IN = ('tuple', 'dict')
 
 
-def register(kind: type, tag: str, pack: Callable[[Any], Any], unpack: Callable[[Any], Any]):
+def register(
+    kind: type, tag: str, pack: Callable[[Any], Any], unpack: Callable[[Any], Any]
+) -> None:
     """Let values of ``kind`` be stored: ``pack(value)`` gives what is written, as JSON takes it
     (written as it is, so a kind holding another packs that one itself), and ``unpack``
     rebuilds the value from it."""
@@ -51,7 +53,7 @@ def decode(data: bytes) -> Any:
         raise Undecodable(str(error)) from None
 
 
-def _pack(value):
+def _pack(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     kind = _BY_TYPE.get(type(value))
@@ -66,7 +68,7 @@ def _pack(value):
     raise TypeError(f'the state codec cannot store a {type(value).__name__}')
 
 
-def _unpack(packed):
+def _unpack(packed: Any) -> Any:
     if isinstance(packed, list):
         return [_unpack(item) for item in packed]
     if not isinstance(packed, dict):

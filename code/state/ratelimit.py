@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from cachetools import TTLCache
 
+from config import Settings
 from deadline import Deadline, DeadlineReached
 from metrics import RATE_BUDGET_CUTS, STATE_FALLBACKS
 from state.crypto import budget_name
@@ -46,7 +47,7 @@ class BudgetRule:
             object.__setattr__(self, 'floor', min(max(self.floor, 1e-3), self.ceiling))
 
     @classmethod
-    def from_settings(cls, settings) -> 'BudgetRule':
+    def from_settings(cls, settings: Settings) -> 'BudgetRule':
         ceiling = settings.spycloud_rate_limit
         return cls(
             ceiling=ceiling,
@@ -85,7 +86,9 @@ def _grown(budget: _Budget, rule: BudgetRule, now: float) -> _Budget:
     return replace(budget, rate=rate)
 
 
-def _reserve(budget, rule, now, max_wait):
+def _reserve(
+    budget: _Budget, rule: BudgetRule, now: float, max_wait: float | None
+) -> tuple[float | None, _Budget]:
     """(seconds to wait for the next slot, the budget with it taken), or (None, unchanged)."""
     budget = _grown(budget, rule, now)
     interval = 1.0 / budget.rate
@@ -96,7 +99,9 @@ def _reserve(budget, rule, now, max_wait):
     return wait, replace(budget, tat=tat)
 
 
-def _throttle(budget, rule, now, retry_after):
+def _throttle(
+    budget: _Budget, rule: BudgetRule, now: float, retry_after: float | None
+) -> tuple[bool, _Budget]:
     """(whether the rate was cut, the budget after a throttling 429)."""
     budget = _grown(budget, rule, now)
     cut = now - budget.cut >= rule.cut_interval_s
@@ -162,7 +167,7 @@ class AdaptiveLimiter(Limiter):
         self._budgets: TTLCache[str, _Budget] = TTLCache(4096, ttl=rule.idle_s, timer=clock)
         self._lock = threading.Lock()
 
-    def _budget(self, key, now):
+    def _budget(self, key: str, now: float) -> _Budget:
         return self._budgets.get(key) or _Budget(
             tat=now, rate=self.rule.ceiling, grown=now, cut=-math.inf
         )
@@ -291,9 +296,9 @@ class RedisLimiter(Limiter):
         reply = self._run(key, 'peek', 0.0)
         return self._local.rate(key) if reply is None else reply[2] / 1000
 
-    def _run(self, key, op, argument):
+    def _run(self, key: str, op: str, argument: float) -> list[int] | None:
         rule = self.rule
-        args = [
+        args: list[str | float] = [
             op,
             rule.ceiling,
             rule.burst,
@@ -306,9 +311,11 @@ class RedisLimiter(Limiter):
             rule.reach_s,
         ]
         try:
-            return self._link.call(
+            # {granted or cut, wait in µs, rate in calls per 1000 s}: BUDGET_SCRIPT's reply
+            reply: list[int] = self._link.call(
                 lambda client: self._script(keys=[budget_name(key)], args=args, client=client)
             )
         except Unavailable:
             STATE_FALLBACKS.labels('limiter').inc()
             return None
+        return reply

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 
+import redis
 from cachetools import TTLCache
 
 from metrics import CACHE_BYTES, STATE_FALLBACKS
@@ -37,9 +38,11 @@ class Store(Protocol):
 
     def set(self, key: Hashable, value: Any, *, secret: str | None = None) -> None: ...
 
-    def get_many(self, keys: Iterable, *, secret: str | None = None) -> dict: ...
+    def get_many(
+        self, keys: Iterable[Hashable], *, secret: str | None = None
+    ) -> dict[Hashable, Any]: ...
 
-    def set_many(self, values: Mapping, *, secret: str | None = None) -> None: ...
+    def set_many(self, values: Mapping[Hashable, Any], *, secret: str | None = None) -> None: ...
 
 
 class _Sized(NamedTuple):
@@ -60,7 +63,7 @@ def size_of(value: Any) -> int:
         return len(repr(value).encode('utf-8', 'replace'))
 
 
-class _BoundedCache(TTLCache):
+class _BoundedCache(TTLCache[Hashable, _Sized]):
     """A TTL cache evicting least recently used entries past ``maxsize`` bytes (the sizes the
     entries carry) or past ``max_entries`` entries."""
 
@@ -110,7 +113,9 @@ class MemoryStore:
     def set(self, key: Hashable, value: Any, *, secret: str | None = None) -> None:
         self.set_many({key: value})
 
-    def get_many(self, keys: Iterable, *, secret: str | None = None) -> dict:
+    def get_many(
+        self, keys: Iterable[Hashable], *, secret: str | None = None
+    ) -> dict[Hashable, Any]:
         """key → value for the keys present."""
         if self._data is None:
             return {}
@@ -118,7 +123,11 @@ class MemoryStore:
             return {key: self._data[key].value for key in keys if key in self._data}
 
     def set_many(
-        self, values: Mapping, *, secret: str | None = None, sizes: Mapping | None = None
+        self,
+        values: Mapping[Hashable, Any],
+        *,
+        secret: str | None = None,
+        sizes: Mapping[Hashable, int] | None = None,
     ) -> None:
         """Keep the values; ``sizes`` (key → bytes) saves measuring those already encoded."""
         if self._data is None or not values:
@@ -169,7 +178,9 @@ class RedisStore:
     def set(self, key: Hashable, value: Any, *, secret: str | None = None) -> None:
         self.set_many({key: value}, secret=secret)
 
-    def get_many(self, keys: Iterable, *, secret: str | None = None) -> dict:
+    def get_many(
+        self, keys: Iterable[Hashable], *, secret: str | None = None
+    ) -> dict[Hashable, Any]:
         """key → value for the keys present (in Redis, else in the twin)."""
         keys = list(keys)
         if not self.enabled or not secret or not keys:
@@ -189,7 +200,7 @@ class RedisStore:
         rest = [key for key in keys if key not in found]
         return {**self._local.get_many(rest), **found} if rest else found
 
-    def set_many(self, values: Mapping, *, secret: str | None = None) -> None:
+    def set_many(self, values: Mapping[Hashable, Any], *, secret: str | None = None) -> None:
         if not self.enabled or not values:
             return
         encoded = self._encoded(values)
@@ -202,7 +213,7 @@ class RedisStore:
             for name, data in ((tenant.name(self.name, key), data) for key, data in encoded.items())
         }
 
-        def write(client):
+        def write(client: redis.Redis) -> None:
             pipe = client.pipeline(transaction=False)
             for name, value in sealed.items():
                 pipe.set(name, value, px=self._ttl_ms)
@@ -213,7 +224,7 @@ class RedisStore:
         except Unavailable:
             STATE_FALLBACKS.labels(self.name).inc()
 
-    def _encoded(self, values: Mapping) -> dict:
+    def _encoded(self, values: Mapping[Hashable, Any]) -> dict[Hashable, bytes]:
         """key → encoded value; {} (the twin alone keeps them) for a value the codec cannot
         write, a defect said once in the log rather than a failed lookup."""
         try:
