@@ -6,6 +6,7 @@ The factory wires the parts and nothing more: each part registers itself (``init
 import logging
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import handlers, request_ids, telemetry
@@ -73,6 +74,7 @@ def configure(app: Flask, settings: Settings) -> None:
     # Bodies over the limit are refused as they are read (413, answered in the envelope).
     app.config['MAX_CONTENT_LENGTH'] = settings.max_content_length
     app.url_map.strict_slashes = False
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own provider: no other is set
     app.json.sort_keys = False
 
 

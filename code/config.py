@@ -103,7 +103,7 @@ class Settings:
 
     spycloud_api_url: str = 'https://api.spycloud.io/enterprise-v2/'
     spycloud_ui_url: str = 'https://portal.spycloud.com/breach/catalog/{uuid}'
-    allowed_jwks_hosts: tuple = XDR_JWKS_HOSTS
+    allowed_jwks_hosts: tuple[str, ...] = XDR_JWKS_HOSTS
     jwt_audience: str = ''
     # Proxies in front of the relay whose X-Forwarded-* headers are believed (werkzeug's
     # ProxyFix); 0: none, the headers are ignored and the URL is the one the socket received.
@@ -147,7 +147,7 @@ class Settings:
     metrics_enabled: bool = False
     log_level: str = 'INFO'
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         url = self.spycloud_api_url.strip()
         if not url.startswith(('http://', 'https://')):
             raise ConfigError(
@@ -165,7 +165,7 @@ class Settings:
             raise ConfigError(f'SPYCLOUD_EMAIL_BATCH must be from 1 to {EMAIL_BATCH_MAX}')
         self._check_state()
 
-    def _check_finite(self):
+    def _check_finite(self) -> None:
         """``nan`` passes every comparison and ``inf`` every lower bound: both would turn
         a time or size into nonsense (a nan deadline capped every timeout to 1 ms)."""
         for field in fields(self):
@@ -173,7 +173,7 @@ class Settings:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f'{field.name.upper()} must be a finite number, got {value!r}')
 
-    def _check_bounds(self):
+    def _check_bounds(self) -> None:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f'{name.upper()} must be greater than 0')
@@ -181,7 +181,7 @@ class Settings:
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name.upper()} must not be negative')
 
-    def _check_state(self):
+    def _check_state(self) -> None:
         url = self.redis_url.strip()
         if url and not url.lower().startswith(('redis://', 'rediss://')):
             # Only the scheme is quoted: the rest of a Redis URL can hold its password.

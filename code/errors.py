@@ -7,6 +7,7 @@ it, and it imports none of them.
 """
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 FATAL = 'fatal'
 WARNING = 'warning'
@@ -25,7 +26,7 @@ class RelayError(Exception):
         """The one way to ask: a warning travels beside results, anything else stops them."""
         return self.type == WARNING
 
-    def json(self) -> dict:
+    def json(self) -> dict[str, str]:
         return {'type': self.type, 'code': self.code, 'message': self.message}
 
 
@@ -82,9 +83,10 @@ class RelayWarning(RelayError):
         self.code = code
 
 
-def unique_json(errors: Iterable[RelayError]) -> list:
+def unique_json(errors: Iterable[RelayError]) -> list[dict[str, str]]:
     """The errors as XDR's JSON, each said once (the same warning from several lookups)."""
-    seen, out = set(), []
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    out: list[dict[str, str]] = []
     for error in errors:
         doc = error.json()
         key = tuple(doc.items())
@@ -94,11 +96,11 @@ def unique_json(errors: Iterable[RelayError]) -> list:
     return out
 
 
-def envelope(data: object, errors: Sequence[RelayError] = ()) -> dict:
+def envelope(data: object, errors: Sequence[RelayError] = ()) -> dict[str, Any]:
     """``{"data": ...}`` with ``"errors"`` beside it when there are any; empty data is left
     out of an answer that failed. The one builder of the envelope: the routes, the CLI and
     the gunicorn worker's refusals (serving.py) all answer with it."""
-    body: dict = {}
+    body: dict[str, Any] = {}
     fatal = any(not error.is_warning for error in errors)
     if data or not fatal:
         body['data'] = data

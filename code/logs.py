@@ -8,9 +8,15 @@ headers or body reaches a log line except its route, method and counts.
 import json
 import logging
 import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, TextIO
 
 from flask import g, has_request_context
+from gunicorn.config import Config
 from gunicorn.glogging import Logger as GunicornLogger
+from gunicorn.http.message import Request
+from gunicorn.http.wsgi import Response
 
 _STANDARD = set(vars(logging.LogRecord('', 0, '', 0, '', (), None))) | {'message', 'asctime'}
 
@@ -18,7 +24,8 @@ _STANDARD = set(vars(logging.LogRecord('', 0, '', 0, '', (), None))) | {'message
 def request_id() -> str:
     """The current request's id, or ``-`` outside a request (start-up, gunicorn's own lines)."""
     if has_request_context():
-        return g.get('request_id', '-')
+        current: str = g.get('request_id', '-')
+        return current
     return '-'
 
 
@@ -52,6 +59,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+class _RelayHandler(logging.StreamHandler[TextIO]):
+    """Standard error, marked as the relay's own handler (logging_configured)."""
+
+    relay_handler = True
+
+
 def logging_configured() -> bool:
     """Whether this process has its JSON handler: the app factory then leaves logging alone."""
     return any(getattr(h, 'relay_handler', False) for h in logging.getLogger().handlers)
@@ -63,8 +76,7 @@ def configure_logging(level: str) -> None:
     factory calls it only in a process that has not done so (tests, ``flask run``)."""
     root = logging.getLogger()
     if not logging_configured():
-        handler = logging.StreamHandler()
-        handler.relay_handler = True
+        handler = _RelayHandler()
         handler.addFilter(RequestIdFilter())
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
@@ -77,17 +89,25 @@ def configure_logging(level: str) -> None:
     )
 
 
-class JsonAccessLogger(GunicornLogger):
+# gunicorn ships no type information (pyproject.toml's override), so its logger class is Any;
+# unused-ignore: only the strict check forbids subclassing Any.
+class JsonAccessLogger(GunicornLogger):  # type: ignore[misc, unused-ignore]
     """gunicorn's access and error logs as JSON lines (``logger_class`` in gunicorn.conf.py)."""
 
-    def setup(self, cfg):
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 handler.setFormatter(JsonFormatter())
                 handler.addFilter(RequestIdFilter())
 
-    def access(self, resp, req, environ, request_time):
+    def access(
+        self,
+        resp: Response,
+        req: Request,
+        environ: Mapping[str, Any],
+        request_time: timedelta,
+    ) -> None:
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
             return
         headers = dict((name.lower(), value) for name, value in resp.headers)

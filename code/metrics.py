@@ -64,7 +64,7 @@ RATE_BUDGET_CUTS = Counter(
 )
 
 
-def endpoint_label(path):
+def endpoint_label(path: str) -> str:
     """``breach/data/emails/a@b`` → ``breach/data/emails``: bounded label values, no selectors."""
     parts = path.split('/')
     if parts[:2] == ['breach', 'data'] and len(parts) > 2:
@@ -74,17 +74,18 @@ def endpoint_label(path):
     return parts[0] or 'other'
 
 
-def cache_lookup(cache, hits=0, misses=0):
+def cache_lookup(cache: str, hits: int = 0, misses: int = 0) -> None:
     if hits:
         CACHE_LOOKUPS.labels(cache, 'hit').inc(hits)
     if misses:
         CACHE_LOOKUPS.labels(cache, 'miss').inc(misses)
 
 
-def exposition():
+def exposition() -> tuple[bytes, str]:
     """(body, content type) of every worker's metrics."""
     if os.environ.get('PROMETHEUS_MULTIPROC_DIR'):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        # prometheus-client leaves it unannotated; unused-ignore until the check is strict.
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call, unused-ignore]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -13,10 +13,13 @@ token, are never echoed, nor logged.
 """
 
 import json
+from collections.abc import Sequence
 from datetime import timedelta
+from socket import socket
 from ssl import SSLError
 
 from gunicorn import util
+from gunicorn.config import Config
 from gunicorn.http import errors as http
 from gunicorn.http.message import Request
 from gunicorn.http.wsgi import Response, default_environ
@@ -27,7 +30,8 @@ from errors import RouteError, envelope
 INVALID_ARGUMENT = 'invalid argument'
 INTERNAL_ERROR = 'internal error'
 BAD_REQUEST = (400, 'Bad Request')
-INTERNAL = (
+Refusal = tuple[int, str, str, str]
+INTERNAL: Refusal = (
     500,
     'Internal Server Error',
     INTERNAL_ERROR,
@@ -35,7 +39,7 @@ INTERNAL = (
 )
 
 
-def refusal(exc: BaseException, cfg) -> tuple:
+def refusal(exc: BaseException, cfg: Config) -> Refusal:
     """(status, reason, code, message) for an error gunicorn raised before the app answered."""
     if isinstance(exc, (http.InvalidResponseHeader, http.InvalidResponseHeaderName)):
         return INTERNAL  # the app's fault (these subclass InvalidHeader*), not the client's
@@ -119,10 +123,18 @@ def error_answer(status: int, reason: str, code: str, message: str) -> bytes:
     ).encode()
 
 
-class RelayWorker(GeventWorker):
+# gunicorn ships no type information (pyproject.toml's override), so its worker class is Any;
+# unused-ignore: only the strict check forbids subclassing Any.
+class RelayWorker(GeventWorker):  # type: ignore[misc, unused-ignore]
     """gunicorn's gevent worker; its refusals and failures are answered in the envelope."""
 
-    def handle_error(self, req, client, addr, exc):
+    def handle_error(
+        self,
+        req: Request | None,
+        client: socket,
+        addr: Sequence[object] | None,
+        exc: BaseException,
+    ) -> None:
         status, reason, code, message = refusal(exc, self.cfg)
         addr = addr or ('', -1)  # a unix socket
         if code == INTERNAL_ERROR:
@@ -144,7 +156,15 @@ class RelayWorker(GeventWorker):
         except Exception:  # the client is gone: nothing more to tell it
             self.log.debug('failed to send the error answer')
 
-    def _log_access(self, req, client, addr, status, reason, sent):
+    def _log_access(
+        self,
+        req: Request,
+        client: socket,
+        addr: Sequence[object],
+        status: int,
+        reason: str,
+        sent: int,
+    ) -> None:
         environ = default_environ(req, client, self.cfg)
         environ['REMOTE_ADDR'], environ['REMOTE_PORT'] = addr[0], str(addr[1])
         environ['PATH_INFO'] = getattr(req, 'path', None)  # as the access log of an answer

@@ -4,6 +4,8 @@ The token's ``jwks_host`` must be on the allow-list before anything is sent to i
 then come from api/jwks.py, and the verified claims become the request's ModuleSettings.
 """
 
+from typing import Any
+
 import jwt
 
 from api.jwks import ALGORITHM, KID_NOT_FOUND, WRONG_JWKS_HOST, KeySet
@@ -68,7 +70,7 @@ class TokenVerifier:
         except KeyError:
             raise AuthorizationError(WRONG_PAYLOAD_STRUCTURE) from None
 
-    def claims(self, authorization_header: str | None, request_root: str) -> dict:
+    def claims(self, authorization_header: str | None, request_root: str) -> dict[str, Any]:
         """The token's claims once its signature, times and audience are checked.
 
         The expected audience is JWT_AUDIENCE, or else the URL this request reached.
@@ -88,7 +90,7 @@ class TokenVerifier:
         except jwt.PyJWTError as error:
             raise AuthorizationError(_reason(error)) from None
 
-    def _allowed_host(self, value):
+    def _allowed_host(self, value: object) -> str:
         """The allow-list entry the token's ``jwks_host`` names exactly (case aside), or an
         error: no parsing, so no userinfo, path, port or look-alike can lead anywhere else."""
         if not value:
@@ -103,7 +105,7 @@ class TokenVerifier:
         return value.lower()
 
 
-def _unverified(token: str) -> tuple[dict, dict]:
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims, read before any key is known: only to find the host and the kid."""
     if len(token) > MAX_TOKEN_BYTES:
         raise AuthorizationError(WRONG_JWT_STRUCTURE)

@@ -2,6 +2,7 @@
 request's log line."""
 
 from collections.abc import Sequence
+from typing import Any
 
 from flask import Response, jsonify
 
@@ -16,7 +17,9 @@ def data_response(data: object, warnings: Sequence[RelayError] = ()) -> Response
 
 
 def error_response(
-    errors: Sequence[RelayError], data: dict | list | None = None, status: int = 200
+    errors: Sequence[RelayError],
+    data: dict[str, Any] | list[dict[str, Any]] | None = None,
+    status: int = 200,
 ) -> Response:
     fatal = [e for e in errors if not e.is_warning]
     note_outcome(fatal[0].code if fatal else 'partial')

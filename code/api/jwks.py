@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import requests
@@ -19,6 +19,7 @@ from cachetools import TTLCache
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.poolmanager import PoolManager
 
 from bounded_read import BoundedReadError, read_bounded
 from config import Settings
@@ -63,7 +64,7 @@ class FetchWatchdog:
         with self._lock:
             self._connections.append(connection)
 
-    def _run(self):
+    def _run(self) -> None:
         if self._done.wait(self._seconds):
             return
         self.expired = True
@@ -74,7 +75,7 @@ class FetchWatchdog:
             if self._done.wait(0.05):
                 return
 
-    def _shut_down_all(self):
+    def _shut_down_all(self) -> None:
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
@@ -91,18 +92,18 @@ class FetchWatchdog:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._done.set()
 
 
 class _WatchedPool(HTTPConnectionPool):
     """A connection pool that hands every connection it makes to its fetch's watchdog."""
 
-    def __init__(self, *args, watchdog: FetchWatchdog, **kwargs):
+    def __init__(self, *args: Any, watchdog: FetchWatchdog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._watchdog = watchdog
 
-    def _new_conn(self):
+    def _new_conn(self) -> 'BaseHTTPConnection':
         connection = super()._new_conn()
         self._watchdog.watch(connection)
         return connection
@@ -112,28 +113,32 @@ class _WatchedHTTPPool(_WatchedPool):
     pass
 
 
-class _WatchedHTTPSPool(_WatchedPool, HTTPSConnectionPool):
+# mypy reads _WatchedPool._new_conn's return (BaseHTTPConnection) as this class's, but its
+# super() is HTTPSConnectionPool's: what it hands on is the BaseHTTPSConnection that one made.
+class _WatchedHTTPSPool(_WatchedPool, HTTPSConnectionPool):  # type: ignore[misc]
     pass
 
 
 class _WatchedAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections (direct, or through an HTTP proxy) one watchdog sees."""
 
-    def __init__(self, watchdog: FetchWatchdog, **kwargs):
-        self._pools = {
+    def __init__(self, watchdog: FetchWatchdog, **kwargs: Any) -> None:
+        self._pools: dict[str, Callable[..., HTTPConnectionPool]] = {
             'http': functools.partial(_WatchedHTTPPool, watchdog=watchdog),
             'https': functools.partial(_WatchedHTTPSPool, watchdog=watchdog),
         }
         super().__init__(**kwargs)  # builds the pool manager, so the pools come first
 
-    def init_poolmanager(self, *args, **kwargs):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = self._pools
 
-    def proxy_manager_for(self, proxy, **proxy_kwargs):
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        # requests' stubs say Any: a ProxyManager, or a SOCKSProxyManager (both PoolManagers).
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
         if not proxy.lower().startswith('socks'):
-            manager.pool_classes_by_scheme = self._pools
+            # urllib3 types the table as classes, but only calls its entries: a partial serves.
+            manager.pool_classes_by_scheme = self._pools  # type: ignore[assignment]
         return manager
 
 
@@ -185,19 +190,19 @@ class KeySet:
             raise AuthorizationError(KID_NOT_FOUND)
         return keys[kid]
 
-    def _cached(self, host):
+    def _cached(self, host: str) -> dict[str, jwt.PyJWK] | None:
         with self._guard:
             return self._keys.get(host)
 
-    def _lock(self, host):
+    def _lock(self, host: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(host, threading.Lock())
 
-    def _may_refresh(self, host):
+    def _may_refresh(self, host: str) -> bool:
         last = self._fetched_at.get(host, float('-inf'))
         return time.monotonic() - last >= self._settings.jwks_refresh_min_interval_s
 
-    def _refresh(self, host):
+    def _refresh(self, host: str) -> dict[str, jwt.PyJWK]:
         self._fetched_at[host] = time.monotonic()
         try:
             keys = parse_jwks(self._download(host))
@@ -208,7 +213,7 @@ class KeySet:
             self._keys[host] = keys
         return keys
 
-    def _download(self, host):
+    def _download(self, host: str) -> bytes:
         """GET the JWKS with no redirects, a size cap and an overall time cap."""
         timeout = self._settings.jwks_timeout_s
         deadline = time.monotonic() + timeout

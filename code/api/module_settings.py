@@ -8,6 +8,7 @@ module's form does not silently change what analysts see.
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -37,10 +38,10 @@ class ModuleSettings:
     verdict_days: int = DEFAULT_VERDICT_DAYS
     watchlist_actions: bool = True
     watchlist_removal: bool = False
-    warnings: tuple = field(default=(), compare=False)
+    warnings: tuple[RelayWarning, ...] = field(default=(), compare=False)
 
     @classmethod
-    def from_claims(cls, claims: dict) -> 'ModuleSettings':
+    def from_claims(cls, claims: Mapping[str, Any]) -> 'ModuleSettings':
         """Raise KeyError when the API key is missing: the caller maps it to an auth error."""
         api_key = claims['key']
         if not isinstance(api_key, str) or not api_key.strip():
@@ -73,7 +74,7 @@ class ModuleSettings:
             return None
         return ((today or date.today()) - timedelta(days=self.lookback_days)).isoformat()
 
-    def query(self, today: date | None = None) -> dict:
+    def query(self, today: date | None = None) -> dict[str, str]:
         """The filters every records call carries."""
         params = {'severity': self.severity_filter(), 'since': self.since(today)}
         return {name: value for name, value in params.items() if value is not None}
@@ -88,10 +89,11 @@ class ModuleSettings:
 class _Form:
     """Reads the optional module fields; a value it cannot use is its default, and a warning."""
 
-    def __init__(self, claims):
-        self._claims, self.warnings = claims, []
+    def __init__(self, claims: Mapping[str, Any]) -> None:
+        self._claims = claims
+        self.warnings: list[RelayWarning] = []
 
-    def _raw(self, name):
+    def _raw(self, name: str) -> object:
         raw = self._claims.get(name)
         return None if raw is None or raw == '' else raw
 
@@ -102,7 +104,9 @@ class _Form:
             self._ignored(name, raw, 'true or false', str(default).lower())
         return default if value is None else value
 
-    def choice(self, name: str, options: tuple, default: int, default_text: str = '') -> int:
+    def choice(
+        self, name: str, options: tuple[int, ...], default: int, default_text: str = ''
+    ) -> int:
         raw = self._raw(name)
         value = integer(raw)
         if raw is not None and value not in options:
@@ -125,7 +129,7 @@ class _Form:
             )
         return default
 
-    def _ignored(self, name, raw, expected, default):
+    def _ignored(self, name: str, raw: object, expected: str, default: str) -> None:
         shown = str(raw)[:40]
         self.warnings.append(
             RelayWarning(

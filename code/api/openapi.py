@@ -6,9 +6,11 @@ missing or broken file stops the start-up instead of failing the first request.
 """
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from flask import Blueprint, Response, current_app, jsonify
+from flask.blueprints import BlueprintSetupState
 
 DOCUMENT = Path(__file__).resolve().parent.parent / 'openapi.yaml'
 EXTENSION = 'spycloud_relay.openapi'
@@ -20,7 +22,7 @@ class OpenApiDocumentError(RuntimeError):
     """The OpenAPI document cannot be read while OPENAPI_ENABLED asks for it."""
 
 
-def load_document(path: str | Path = DOCUMENT) -> dict:
+def load_document(path: str | Path = DOCUMENT) -> dict[str, Any]:
     """The parsed document, or OpenApiDocumentError naming what is wrong with the file."""
     try:
         with open(path, encoding='utf-8') as handle:
@@ -35,7 +37,7 @@ def load_document(path: str | Path = DOCUMENT) -> dict:
 
 
 @openapi_api.record_once
-def _load(state):
+def _load(state: BlueprintSetupState) -> None:
     state.app.extensions[EXTENSION] = load_document()
 
 

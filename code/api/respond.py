@@ -6,17 +6,21 @@ single write, and logs one line per action with the identifier masked.
 """
 
 import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from flask import Blueprint, Response, request
 
 from api.envelope import data_response, error_response
+from api.module_settings import ModuleSettings
 from api.schemas import TRIGGER, load_fields, parse_observables, read_json
 from api.services import services
 from api.telemetry import note_lookup
 from ctim.actions import ADD, REMOVE, TAKES, VERIFY, Target, masked, offers
 from deadline import DeadlineReached
 from errors import InvalidArgumentError, RelayError, RelayWarning, UnknownError
-from spycloud.watchlist import TYPES_BY_OBSERVABLE, identifier, watchlist_type
+from spycloud.lookup import Lookup
+from spycloud.watchlist import TYPES_BY_OBSERVABLE, Watchlist, identifier, watchlist_type
 
 respond_api = Blueprint('respond', __name__)
 log = logging.getLogger('relay.respond')  # a documented name (README), not __name__
@@ -40,8 +44,8 @@ def respond_observables() -> Response:
         lambda lookup, target: relay.spycloud.watchlist.item(lookup, target.value),
         describe=_value,
     )
-    actions: list = []
-    fatal: list = []
+    actions: list[dict[str, Any]] = []
+    fatal: list[RelayError] = []
     for target, item in zip(targets, items, strict=True):
         if isinstance(item, RelayError):
             (warnings if item.is_warning else fatal).append(item)
@@ -56,7 +60,8 @@ def respond_observables() -> Response:
 def respond_trigger() -> Response:
     """Perform one action; adding what is there, or removing what is gone, is success."""
     relay = services()
-    action_id, target = 'unknown', None
+    action_id = 'unknown'
+    target: Target | None = None
     try:
         module = relay.module_settings()
         action_id, target = _trigger(
@@ -74,8 +79,9 @@ def respond_trigger() -> Response:
     return data_response({'status': 'success'})
 
 
-def _targets(observables):
-    targets, warnings = [], []
+def _targets(observables: Iterable[dict[str, str]]) -> tuple[list[Target], list[RelayError]]:
+    targets: list[Target] = []
+    warnings: list[RelayError] = []
     for observable in observables:
         kind = watchlist_type(observable['type'], observable['value'])
         if kind is None:
@@ -91,7 +97,7 @@ def _targets(observables):
     return targets, warnings
 
 
-def _trigger(payload, max_length, module):
+def _trigger(payload: object, max_length: int, module: ModuleSettings) -> tuple[str, Target]:
     """(action id, Target) from the trigger's JSON object, or ``invalid argument``."""
     if not isinstance(payload, dict):
         raise InvalidArgumentError(
@@ -100,7 +106,7 @@ def _trigger(payload, max_length, module):
         )
     values = load_fields(TRIGGER, payload)
     action_id = values.get('action_id')
-    if action_id not in TAKES:
+    if action_id is None or action_id not in TAKES:
         raise InvalidArgumentError(
             f'Unknown action-id {str(action_id)[:60]!r}: this module offers {", ".join(TAKES)}.'
         )
@@ -109,7 +115,7 @@ def _trigger(payload, max_length, module):
     return action_id, target
 
 
-def _fields(action_id, values):
+def _fields(action_id: str, values: Mapping[str, str]) -> dict[str, str]:
     missing = [name for name in FIELDS if not values.get(name, '').strip()]
     if missing:
         raise InvalidArgumentError(f'The trigger of {action_id} needs {", ".join(missing)}.')
@@ -120,7 +126,7 @@ def _fields(action_id, values):
     }
 
 
-def _target(action_id, values, max_length):
+def _target(action_id: str, values: Mapping[str, str], max_length: int) -> Target:
     """The Target the fields name, when the action takes it and the fields agree."""
     kind, value = values['observable_type'].lower(), values['observable_value']
     if kind not in TAKES[action_id]:
@@ -141,7 +147,7 @@ def _target(action_id, values, max_length):
     return Target(kind, identifier(value), expected)
 
 
-def _allowed(action_id, module):
+def _allowed(action_id: str, module: ModuleSettings) -> None:
     if action_id == REMOVE and not module.watchlist_removal:
         raise InvalidArgumentError(
             'Removal from the SpyCloud watchlist is turned off for this '
@@ -153,7 +159,7 @@ def _allowed(action_id, module):
         )
 
 
-def _perform(watchlist, lookup, action_id, target):
+def _perform(watchlist: Watchlist, lookup: Lookup, action_id: str, target: Target) -> str:
     try:
         if action_id == ADD:
             return watchlist.add(lookup, target.value, target.watchlist_type)
@@ -168,7 +174,7 @@ def _perform(watchlist, lookup, action_id, target):
         ) from None
 
 
-def _log(action_id, target, outcome, detail):
+def _log(action_id: str, target: Target | None, outcome: str, detail: str) -> None:
     log.info(
         'watchlist action',
         extra={
@@ -181,5 +187,5 @@ def _log(action_id, target, outcome, detail):
     )
 
 
-def _value(target):
+def _value(target: Target) -> str:
     return target.value

@@ -2,7 +2,7 @@
 tile request and a response trigger, whose fields are strings or absent."""
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from flask import Request
@@ -66,11 +66,12 @@ class TriggerSchema(Schema):
 TILE_REQUEST, TRIGGER = TileRequestSchema(), TriggerSchema()
 
 
-def load_fields(schema: Schema, payload: dict) -> dict:
+def load_fields(schema: Schema, payload: dict[str, Any]) -> dict[str, str]:
     """The JSON object's fields the schema names, each checked for its type; a field of
     another type is ``invalid argument`` naming it. Absent fields stay absent."""
     try:
-        return schema.load(payload)
+        loaded: dict[str, str] = schema.load(payload)  # the schemas' fields are strings
+        return loaded
     except ValidationError as error:
         raise InvalidArgumentError(
             f'Invalid JSON payload received. {describe(error.messages)}.'
@@ -82,7 +83,7 @@ MAX_ERRORS_SHOWN = 10
 
 def parse_observables(
     request: Request, supported_types: Collection[str], limits: Settings | None = None
-) -> list[dict]:
+) -> list[dict[str, str]]:
     """Lower-cased types, supported ones only, duplicates removed, order kept.
 
     The limits (``Settings``, by default the app's) apply to what the relay would look up:
@@ -98,7 +99,7 @@ def parse_observables(
             'Invalid JSON payload received. The body must be a JSON array of observables.'
         )
     try:
-        observables = OBSERVABLES.load(payload)
+        observables: list[dict[str, str]] = OBSERVABLES.load(payload)
     except ValidationError as error:
         raise InvalidArgumentError(
             f'Invalid JSON payload received. {describe(error.messages)}.'
@@ -113,9 +114,11 @@ def parse_observables(
     return unique
 
 
-def _distinct(observables, supported_types, max_length):
+def _distinct(
+    observables: Iterable[dict[str, str]], supported_types: Collection[str], max_length: int
+) -> list[dict[str, str]]:
     """The supported observables, trimmed, lower-cased types, each once, in order."""
-    unique: dict[tuple[str, str], dict] = {}
+    unique: dict[tuple[str, str], dict[str, str]] = {}
     for index, observable in enumerate(observables):
         kind, value = observable['type'].strip().lower(), observable['value'].strip()
         if kind not in supported_types or not value:

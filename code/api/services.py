@@ -47,4 +47,5 @@ class Services:
 
 def services() -> Services:
     """The app's collaborators, for the route handling the current request."""
-    return current_app.extensions[EXTENSION]
+    found: Services = current_app.extensions[EXTENSION]  # set by init_app; Flask's dict says Any
+    return found

@@ -7,6 +7,7 @@ by type, the outcome the envelope answered); nothing here reads a header or a bo
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 
 from flask import Blueprint, Flask, Response, g, request
 
@@ -30,7 +31,7 @@ def metrics() -> Response:
     return Response(body, content_type=content_type)
 
 
-def note_lookup(observables: list, stats: LookupStats) -> None:
+def note_lookup(observables: Sequence[Mapping[str, str]], stats: LookupStats) -> None:
     """Called by a route that looks things up, so its log line can say what it cost."""
     g.observables = dict(Counter(o['type'] for o in observables))
     g.lookup_stats = stats

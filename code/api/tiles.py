@@ -1,10 +1,12 @@
 """POST /tiles, /tiles/tile and /tiles/tile-data: the exposure dashboard of the watchlist."""
 
+from collections.abc import Mapping
+
 from flask import Blueprint, Response, request
 
 from api.envelope import data_response
 from api.schemas import TILE_REQUEST, load_fields, read_json
-from api.services import services
+from api.services import Services, services
 from api.telemetry import note_lookup
 from errors import InvalidArgumentError
 from tiles.aggregate import PERIODS
@@ -54,7 +56,7 @@ def tile_data_route() -> Response:
     return data_response(doc, warnings)
 
 
-def _body(relay):
+def _body(relay: Services) -> dict[str, str]:
     body = read_json(request, relay.settings.max_content_length)
     if not isinstance(body, dict):
         raise InvalidArgumentError(
@@ -63,7 +65,7 @@ def _body(relay):
     return load_fields(TILE_REQUEST, body)
 
 
-def _tile_id(body):
+def _tile_id(body: Mapping[str, str]) -> str:
     tile_id = body.get('tile_id')
     if tile_id is None or not tile_id.strip():
         raise InvalidArgumentError(f'The body needs a tile_id: one of {", ".join(BY_ID)}.')
