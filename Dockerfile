@@ -35,7 +35,7 @@ RUN set -eu; \
 # simulator, the demo and terminal tools.
 COPY code/ /app/
 RUN cd /app \
-    && rm -rf tests simulator demo.py localrelay.py cli.py setup.cfg \
+    && rm -rf tests simulator demo.py localrelay.py cli.py terminal.py devcommands.py \
     && /opt/relay/bin/python -m compileall -q /app
 
 # Stage 2: the base image, the virtual environment and the relay's code; nothing else

@@ -10,22 +10,13 @@ Exit codes: 0 success, 1 SpyCloud or lookup error, 2 bad usage, 3 bad configurat
 """
 
 import ipaddress
-import json
 import os
-import signal
-import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.markdown import Markdown
-from rich.table import Table
 
 from api.module_settings import (
     DEFAULT_VERDICT_DAYS,
@@ -35,22 +26,18 @@ from api.module_settings import (
     ModuleSettings,
 )
 from config import VERSION, ConfigError, Settings
-from ctim.answer import observe_answer
-from ctim.mapping import MappingOptions, catalog_of, mask
-from ctim.verdicts import reason, valid_time
+from ctim.mapping import MappingOptions
 from deadline import DeadlineReached
+from devcommands import simulator, token
 from errors import RelayError
-from spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES, SpyCloudClient
-from spycloud.lookup import VerdictRule
+from spycloud.client import PAGE_ENDPOINTS, SpyCloudClient
 from spycloud.models import Exposure
 from spycloud.watchlist import identifier as watchlist_identifier
 from spycloud.watchlist import watchlist_type
+from terminal import EXIT_CONFIG, EXIT_LOOKUP, fail, print_bundle, print_dashboard, print_tables
 from tiles.aggregate import DEFAULT_PERIOD, PERIODS
-from tiles.dashboard import TILES, tile_data
 from tiles.gather import Dashboard
 
-DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / 'spycloud-relay-simulator'
-EXIT_LOOKUP, EXIT_CONFIG = 1, 3
 # A click command's function, as the shared options decorate it.
 Command = TypeVar('Command', bound=Callable[..., Any])
 
@@ -64,11 +51,6 @@ def guess_type(value: str) -> str:
     except ValueError:
         pass
     return 'domain' if '.' in value and ' ' not in value else 'user'
-
-
-def fail(message: str, code: int) -> NoReturn:
-    Console(stderr=True, soft_wrap=True).print(f'[bold red]error:[/] {message}', highlight=False)
-    sys.exit(code)
 
 
 @contextmanager
@@ -95,7 +77,8 @@ def api_key_from(env_name: str, simulator: bool) -> str:
     if simulator:
         from simulator import DEFAULT_API_KEY
 
-        return DEFAULT_API_KEY
+        key: str = DEFAULT_API_KEY  # the simulator is not type-checked
+        return key
     key = os.environ.get(env_name, '').strip()
     if not key:
         fail(
@@ -208,9 +191,8 @@ def lookup(
         relay lookup --simulator admin@example.org r6c3.example.net
     """
     items = [{'type': kind or guess_type(value), 'value': value.strip()} for value in observables]
-    key = api_key_from(api_key_env, simulator)
     module = ModuleSettings(
-        api_key=key,
+        api_key=api_key_from(api_key_env, simulator),
         entities_limit=limit,
         show_passwords=show_passwords,
         min_severity=int(min_severity or 0),
@@ -218,74 +200,27 @@ def lookup(
         verdict_min_severity=int(verdict_min_severity),
         verdict_days=verdict_days,
     )
-    rule = module.verdict_rule()
-    with spycloud_for(simulator, api_url) as url:
-        settings = settings_for(url)
-        with SpyCloudClient(settings) as client:
-            results = client.exposures(client.lookup(key, limit, module.query(), rule), items)
-    options = MappingOptions(show_passwords=show_passwords, ui_url=settings.spycloud_ui_url)
-    failed = [r for r in results if isinstance(r, RelayError)]
+    results, settings = exposures_of(items, module, simulator, api_url)
     if as_json:
-        print_bundle(results, options, rule)
+        options = MappingOptions(show_passwords=show_passwords, ui_url=settings.spycloud_ui_url)
+        print_bundle(results, options, module.verdict_rule())
     else:
-        print_tables(results, show_passwords, rule)
-    if failed:
+        print_tables(results, show_passwords, module.verdict_rule())
+    if failed := [r for r in results if isinstance(r, RelayError)]:
         fail('; '.join(sorted({f'{e.code}: {e.message}' for e in failed})), EXIT_LOOKUP)
 
 
-def print_bundle(
-    results: list[Exposure | RelayError], options: MappingOptions, rule: VerdictRule | None
-) -> None:
-    click.echo(json.dumps(observe_answer(results, options, rule=rule).body(), indent=2))
-
-
-def print_tables(
-    results: list[Exposure | RelayError], show_passwords: bool, rule: VerdictRule | None
-) -> None:
-    console = Console()
-    for result in results:
-        if isinstance(result, RelayError):
-            continue
-        observable = result.observable
-        table = Table(
-            title=f'{observable["type"]} {observable["value"]}: {len(result.records)} '
-            f'of {result.hits} SpyCloud records',
-            title_justify='left',
-        )
-        for column in ('date', 'severity', 'breach', 'site', 'password type', 'password'):
-            table.add_column(column, overflow='fold')
-        for record in result.records:
-            catalog = catalog_of(result.catalogs, record.source_id)
-            password = record.get('password')
-            shown = (
-                ''
-                if password is None
-                else (str(password) if show_passwords else mask(password, None))
+def exposures_of(
+    items: list[dict[str, str]], module: ModuleSettings, simulator: bool, api_url: str | None
+) -> tuple[list[Exposure | RelayError], Settings]:
+    """What SpyCloud (or the simulator) holds on each observable, and the settings asked with."""
+    with spycloud_for(simulator, api_url) as url:
+        settings = settings_for(url)
+        with SpyCloudClient(settings) as client:
+            lookup = client.lookup(
+                module.api_key, module.entities_limit, module.query(), module.verdict_rule()
             )
-            table.add_row(
-                record.published.date().isoformat(),
-                str(record.severity or ''),
-                (catalog.text('title') if catalog else None) or f'#{record.source_id}',
-                (catalog.text('site') if catalog else None) or '',
-                str(record.get('password_type') or ''),
-                shown,
-            )
-        console.print(table)
-        if rule is not None and observable['type'] in VERDICT_TYPES:
-            console.print(verdict_line(result, rule), highlight=False, soft_wrap=True)
-        for warning in result.warnings:
-            console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)
-
-
-def verdict_line(result: Exposure, rule: VerdictRule) -> str:
-    """``verdict: Suspicious until 2027-02-18 (2 exposures in 90 days, ...)`` or none."""
-    if result.evidence is None:
-        return (
-            f'verdict: none (no record at severity {rule.min_severity} or above in the last '
-            f'{rule.days} days; never Clean)'
-        )
-    until = valid_time(result.evidence, rule)['end_time'][:10]
-    return f'[bold yellow]verdict: Suspicious[/] until {until} ({reason(result.evidence, rule)})'
+            return client.exposures(lookup, items), settings
 
 
 @cli.command()
@@ -363,159 +298,11 @@ def tiles(period: str, api_key_env: str, api_url: str | None, simulator: bool) -
                 gathered = Dashboard(client, settings).gathered(client.lookup(key), period)
             except RelayError as error:
                 fail(f'{error.code}: {error.message}', EXIT_LOOKUP)
-    console = Console()
-    for tile in TILES:
-        doc = tile_data(
-            tile['id'],
-            gathered.aggregate,
-            gathered.catalogs,
-            settings.spycloud_ui_url,
-            gathered.computed_at,
-            0,
-        )
-        console.rule(f'{tile["title"]} ({period})')
-        print_tile(console, tile['type'], doc)
-    for warning in gathered.aggregate.warnings:
-        console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)
+    print_dashboard(gathered, settings.spycloud_ui_url, period)
 
 
-def print_tile(console: Console, kind: str, doc: Mapping[str, Any]) -> None:
-    if kind == 'metric_group':
-        for metric in doc['data']:
-            console.print(f'{metric["label"]}: [bold]{metric["value"]}[/]', highlight=False)
-    elif kind == 'vertical_bar_chart':
-        table = Table('bar', *[k['label'] for k in doc['keys']], 'total')
-        for bar in doc['data']:
-            counts = {v['key']: v['value'] for v in bar['values']}
-            table.add_row(
-                bar['label'],
-                *[str(counts.get(k['key'], 0)) for k in doc['keys']],
-                str(bar['value']),
-            )
-        console.print(table)
-    elif kind == 'donut_graph':
-        table = Table(doc['label_headers'][0], *doc['labels'][1], 'total')
-        for part in doc['data']:
-            table.add_row(
-                doc['labels'][0][part['key']],
-                *[str(s['value']) for s in part['segments']],
-                str(part['value']),
-            )
-        console.print(table)
-    else:
-        console.print(Markdown('\n'.join(doc['data'])))
-
-
-@cli.command()
-@click.option(
-    '--state-dir',
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help='Where `relay simulator` keeps its signing key.',
-)
-@click.option(
-    '--aud',
-    default='http://127.0.0.1:9090',
-    show_default=True,
-    help="The relay's root URL as it sees itself (the token's audience).",
-)
-@click.option('--api-key', default=None, help='The `key` claim (default: the simulator key).')
-@click.option('--limit', type=int, default=None, help='The CTR_ENTITIES_LIMIT claim.')
-@click.option('--show-passwords', is_flag=True, help='The show_passwords claim.')
-@click.option('--min-severity', default=None, help='The min_severity claim.')
-@click.option('--lookback-days', type=int, default=None, help='The lookback_days claim.')
-def token(
-    state_dir: Path,
-    aud: str,
-    api_key: str | None,
-    limit: int | None,
-    show_passwords: bool,
-    min_severity: str | None,
-    lookback_days: int | None,
-) -> None:
-    """Mint a configuration token signed by the local JWKS issuer of `relay simulator`.
-
-    \b
-    curl -s -X POST http://127.0.0.1:9090/observe/observables \\
-         -H "Authorization: Bearer $(pipenv run relay token)" \\
-         -d '[{"type": "email", "value": "admin@example.org"}]'
-    """
-    from simulator import mint_token_from_state
-
-    if not (state_dir / 'state.json').exists():
-        fail(f'no issuer state in {state_dir}: start `relay simulator` first', EXIT_CONFIG)
-    claims = {
-        'CTR_ENTITIES_LIMIT': limit,
-        'min_severity': min_severity,
-        'lookback_days': lookback_days,
-        'show_passwords': True if show_passwords else None,
-    }
-    if api_key:
-        claims['key'] = api_key
-    try:
-        click.echo(mint_token_from_state(str(state_dir), aud, **claims))
-    except (OSError, ValueError, KeyError) as error:
-        fail(f'cannot read the issuer state in {state_dir}: {error}', EXIT_CONFIG)
-
-
-@cli.command()
-@click.option('--spycloud-port', type=int, default=8081, show_default=True)
-@click.option('--jwks-port', type=int, default=8443, show_default=True)
-@click.option(
-    '--latency-ms',
-    type=float,
-    default=0,
-    show_default=True,
-    help='Delay of every simulated SpyCloud answer.',
-)
-@click.option(
-    '--state-dir',
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    help='Where the issuer keeps its keys, so `relay token` can sign.',
-)
-def simulator(spycloud_port: int, jwks_port: int, latency_ms: float, state_dir: Path) -> None:
-    """Run the SpyCloud simulator and a local JWKS issuer until Ctrl-C.
-
-    Prints the environment to start a relay against them and a curl example.
-    """
-    from simulator import JwksIssuer, SpyCloudSimulator
-    from simulator.data import DEFAULT_API_KEY
-
-    state_dir.mkdir(parents=True, exist_ok=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        issuer = JwksIssuer(port=jwks_port, state_dir=str(state_dir)).start()
-        sim = SpyCloudSimulator(port=spycloud_port, latency=latency_ms / 1000).start()
-    except OSError as error:
-        fail(
-            f'cannot start the simulator: {error} (another one running? try other ports)',
-            EXIT_CONFIG,
-        )
-    click.echo(f"""SpyCloud simulator  {sim.url}   (API key: {DEFAULT_API_KEY})
-JWKS issuer         https://{issuer.jwks_host}/.well-known/jwks
-
-Start a relay against them (from code/, in another terminal):
-  SPYCLOUD_API_URL={sim.url} ALLOWED_JWKS_HOSTS={issuer.jwks_host} \\
-  REQUESTS_CA_BUNDLE={issuer.ca_pem_path} GUNICORN_BIND=127.0.0.1:9090 \\
-  pipenv run gunicorn --config gunicorn.conf.py 'app:create_app()'
-
-Then call it:
-  curl -s -X POST http://127.0.0.1:9090/observe/observables \\
-       -H "Authorization: Bearer $(pipenv run relay token --state-dir {state_dir})" \\
-       -d '[{{"type": "email", "value": "admin@example.org"}}]'
-
-Addresses like r100c20@any.example get exactly 100 records over 20 sources. Ctrl-C stops.""")
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-        issuer.stop()
+cli.add_command(token)
+cli.add_command(simulator)
 
 
 def main() -> None:

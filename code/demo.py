@@ -55,7 +55,7 @@ def summary(observables, body):
     return '\n'.join(lines)
 
 
-def main(argv=None):
+def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--port', type=int, default=9090, help='relay port (default 9090)')
     parser.add_argument(
@@ -65,7 +65,11 @@ def main(argv=None):
         help='JSON array of observables to look up (default observables.json)',
     )
     parser.add_argument('--quiet-json', action='store_true', help='print the summary only')
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     observables = json.loads(args.observables.read_text())
 
     with (

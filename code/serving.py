@@ -39,10 +39,83 @@ INTERNAL: Refusal = (
 )
 
 
+# What gunicorn's parse errors mean for the caller, in order (a subclass before its parent);
+# the two limits, whose messages quote the configured bound, are worked out in _limit.
+REFUSALS: tuple[tuple[tuple[type[BaseException], ...], Refusal], ...] = (
+    # The app's fault (these subclass InvalidHeader*), not the client's.
+    ((http.InvalidResponseHeader, http.InvalidResponseHeaderName), INTERNAL),
+    (
+        (http.InvalidRequestLine, http.InvalidRequestMethod),
+        (*BAD_REQUEST, INVALID_ARGUMENT, 'The request line is not valid HTTP.'),
+    ),
+    (
+        (http.InvalidHTTPVersion,),
+        (*BAD_REQUEST, INVALID_ARGUMENT, 'The HTTP version is not supported.'),
+    ),
+    (
+        (
+            http.InvalidHeader,
+            http.InvalidHeaderName,
+            http.ObsoleteFolding,
+            http.InvalidSchemeHeaders,
+        ),
+        (*BAD_REQUEST, INVALID_ARGUMENT, 'A request header is not valid HTTP.'),
+    ),
+    (
+        (http.InvalidChunkSize, http.ChunkMissingTerminator, http.InvalidChunkExtension),
+        (
+            *BAD_REQUEST,
+            INVALID_ARGUMENT,
+            'The request body could not be read: malformed chunked encoding.',
+        ),
+    ),
+    (
+        (http.UnsupportedTransferCoding,),
+        (
+            501,
+            'Not Implemented',
+            INVALID_ARGUMENT,
+            "The request's Transfer-Encoding is not supported.",
+        ),
+    ),
+    (
+        (http.ExpectationFailed,),
+        (417, 'Expectation Failed', INVALID_ARGUMENT, "The request's Expect header cannot be met."),
+    ),
+    (
+        (http.InvalidProxyLine, http.InvalidH2CPreface),
+        (*BAD_REQUEST, INVALID_ARGUMENT, 'The request is not valid HTTP.'),
+    ),
+    (
+        (http.ForbiddenProxyRequest,),
+        (403, 'Forbidden', INVALID_ARGUMENT, 'PROXY protocol requests are not allowed.'),
+    ),
+    ((SSLError,), (403, 'Forbidden', INVALID_ARGUMENT, 'The TLS handshake failed.')),
+    (
+        (http.ConfigurationProblem,),
+        (
+            500,
+            'Internal Server Error',
+            INTERNAL_ERROR,
+            "The relay's HTTP server is misconfigured; see its log.",
+        ),
+    ),
+)
+
+
 def refusal(exc: BaseException, cfg: Config) -> Refusal:
     """(status, reason, code, message) for an error gunicorn raised before the app answered."""
-    if isinstance(exc, (http.InvalidResponseHeader, http.InvalidResponseHeaderName)):
-        return INTERNAL  # the app's fault (these subclass InvalidHeader*), not the client's
+    limit = _limit(exc, cfg)
+    if limit is not None:
+        return limit
+    for kinds, answer in REFUSALS:
+        if isinstance(exc, kinds):
+            return answer
+    return INTERNAL
+
+
+def _limit(exc: BaseException, cfg: Config) -> Refusal | None:
+    """A request line or headers over gunicorn's limits, naming the limit."""
     if isinstance(exc, http.LimitRequestLine):
         return (
             414,
@@ -50,67 +123,18 @@ def refusal(exc: BaseException, cfg: Config) -> Refusal:
             INVALID_ARGUMENT,
             f'The request line is too long: the limit is {cfg.limit_request_line} bytes.',
         )
-    if isinstance(exc, http.LimitRequestHeaders):
-        if str(exc) == 'limit request headers fields size':  # gunicorn's fixed texts
-            message = (
-                f'A request header is too large: the limit is '
-                f'{cfg.limit_request_field_size} bytes per header line.'
-            )
-        elif str(exc) == 'limit request headers fields':
-            message = f'Too many request headers: the limit is {cfg.limit_request_fields}.'
-        else:
-            message = 'The request headers are too large.'
-        return (431, 'Request Header Fields Too Large', INVALID_ARGUMENT, message)
-    if isinstance(exc, (http.InvalidRequestLine, http.InvalidRequestMethod)):
-        return (*BAD_REQUEST, INVALID_ARGUMENT, 'The request line is not valid HTTP.')
-    if isinstance(exc, http.InvalidHTTPVersion):
-        return (*BAD_REQUEST, INVALID_ARGUMENT, 'The HTTP version is not supported.')
-    if isinstance(
-        exc,
-        (
-            http.InvalidHeader,
-            http.InvalidHeaderName,
-            http.ObsoleteFolding,
-            http.InvalidSchemeHeaders,
-        ),
-    ):
-        return (*BAD_REQUEST, INVALID_ARGUMENT, 'A request header is not valid HTTP.')
-    if isinstance(
-        exc, (http.InvalidChunkSize, http.ChunkMissingTerminator, http.InvalidChunkExtension)
-    ):
-        return (
-            *BAD_REQUEST,
-            INVALID_ARGUMENT,
-            'The request body could not be read: malformed chunked encoding.',
+    if not isinstance(exc, http.LimitRequestHeaders):
+        return None
+    if str(exc) == 'limit request headers fields size':  # gunicorn's fixed texts
+        message = (
+            f'A request header is too large: the limit is '
+            f'{cfg.limit_request_field_size} bytes per header line.'
         )
-    if isinstance(exc, http.UnsupportedTransferCoding):
-        return (
-            501,
-            'Not Implemented',
-            INVALID_ARGUMENT,
-            "The request's Transfer-Encoding is not supported.",
-        )
-    if isinstance(exc, http.ExpectationFailed):
-        return (
-            417,
-            'Expectation Failed',
-            INVALID_ARGUMENT,
-            "The request's Expect header cannot be met.",
-        )
-    if isinstance(exc, (http.InvalidProxyLine, http.InvalidH2CPreface)):
-        return (*BAD_REQUEST, INVALID_ARGUMENT, 'The request is not valid HTTP.')
-    if isinstance(exc, http.ForbiddenProxyRequest):
-        return (403, 'Forbidden', INVALID_ARGUMENT, 'PROXY protocol requests are not allowed.')
-    if isinstance(exc, SSLError):
-        return (403, 'Forbidden', INVALID_ARGUMENT, 'The TLS handshake failed.')
-    if isinstance(exc, http.ConfigurationProblem):
-        return (
-            500,
-            'Internal Server Error',
-            INTERNAL_ERROR,
-            "The relay's HTTP server is misconfigured; see its log.",
-        )
-    return INTERNAL
+    elif str(exc) == 'limit request headers fields':
+        message = f'Too many request headers: the limit is {cfg.limit_request_fields}.'
+    else:
+        message = 'The request headers are too large.'
+    return (431, 'Request Header Fields Too Large', INVALID_ARGUMENT, message)
 
 
 def error_answer(status: int, reason: str, code: str, message: str) -> bytes:

@@ -266,7 +266,16 @@ def check_all(args, checks, info, base):
     unwanted = [
         entry
         for entry in listing
-        if entry in ('tests', 'simulator', 'demo.py', 'localrelay.py', 'cli.py', 'setup.cfg')
+        if entry
+        in (
+            'tests',
+            'simulator',
+            'demo.py',
+            'localrelay.py',
+            'cli.py',
+            'terminal.py',
+            'devcommands.py',
+        )
         or entry.startswith(('tool:', '.'))
     ]
     checks.check(

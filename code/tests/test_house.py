@@ -48,11 +48,23 @@ def test_no_thread_local_carries_request_state():
 
 
 def test_functions_are_at_most_40_lines():
+    """Everywhere in the relay: its layers, the root modules (serving, settings, the CLI) and
+    the developer tools beside them."""
     long = [
         f'{path.relative_to(CODE)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})'
-        for path, tree in modules(*LAYERS)
+        for path, tree in modules(*LAYERS, '.')
         for node in ast.walk(tree)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         and node.end_lineno - node.lineno + 1 > 40
     ]
     assert not long
+
+
+def test_modules_are_at_most_about_400_lines():
+    """A module owns one idea: past about 400 lines it holds several."""
+    large = [
+        f'{path.relative_to(CODE)} ({lines})'
+        for path, _ in modules(*LAYERS, '.')
+        if (lines := len(path.read_text().splitlines())) > 400
+    ]
+    assert not large
