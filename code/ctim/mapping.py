@@ -249,9 +249,9 @@ def sighting(
         'external_ids': external_ids(record),
         'data': data_table(record, options),
     }
-    uuid = catalog.text('uuid') if catalog is not None else None
-    if uuid:
-        doc['source_uri'] = options.ui_url.format(uuid=uuid)
+    portal_id = catalog.portal_id if catalog is not None else None
+    if portal_id:
+        doc['source_uri'] = options.ui_url.format(uuid=portal_id)
     return doc
 
 
@@ -278,7 +278,8 @@ def indicator(catalog: Catalog, options: MappingOptions) -> dict[str, Any]:
     uuid = catalog.text('uuid')
     if uuid:
         doc['external_ids'].append(uuid)
-        doc['source_uri'] = options.ui_url.format(uuid=uuid)
+    if catalog.portal_id:
+        doc['source_uri'] = options.ui_url.format(uuid=catalog.portal_id)
     tlp = catalog.text('tlp')
     if tlp and tlp.lower() in ('white', 'green', 'amber', 'red'):
         doc['tlp'] = tlp.lower()
@@ -293,7 +294,7 @@ def external_references(catalog: Catalog, options: MappingOptions) -> list[dict[
         references.append(
             {'source_name': SOURCE, 'description': site_description, 'url': f'https://{domain}'}
         )
-    uuid, description = catalog.text('uuid'), catalog.text('description')
+    uuid, description = catalog.portal_id, catalog.text('description')
     if uuid and description:
         references.append(
             {

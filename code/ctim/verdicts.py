@@ -100,9 +100,9 @@ def judgement(
         'reason': reason(evidence, rule),
         'external_ids': [evidence.newest.document_id],
     }
-    uuid = catalog.text('uuid') if catalog is not None else None
-    if uuid:
-        doc['reason_uri'] = doc['source_uri'] = options.ui_url.format(uuid=uuid)
+    portal_id = catalog.portal_id if catalog is not None else None
+    if portal_id:
+        doc['reason_uri'] = doc['source_uri'] = options.ui_url.format(uuid=portal_id)
     tlp = (catalog.text('tlp') or '').lower() if catalog is not None else ''
     if tlp in TLP_LEVELS:
         doc['tlp'] = tlp

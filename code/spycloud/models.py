@@ -6,6 +6,7 @@ These types check the few fields the relay relies on and keep the rest as
 SpyCloud sent it, so the mapping can show it without guessing.
 """
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,6 +89,10 @@ class BreachRecord:
         return self.fields.get(name, default)
 
 
+# What SpyCloud's catalog uuids are made of: a value with anything else gets no portal link.
+PORTAL_ID = re.compile(r'[0-9A-Za-z][0-9A-Za-z-]{0,63}')
+
+
 @dataclass(frozen=True)
 class Catalog:
     """A breach source: the site, the leak, when SpyCloud published it."""
@@ -115,6 +120,14 @@ class Catalog:
     @property
     def published(self) -> datetime | None:
         return parse_time(self.fields.get('spycloud_publish_date'))
+
+    @property
+    def portal_id(self) -> str | None:
+        """The uuid that names the source on SpyCloud's portal, when it is one: letters,
+        digits and dashes only, so a link built from it (SPYCLOUD_UI_URL) never leaves the
+        portal, whatever a breach's feeder put there."""
+        uuid = self.text('uuid')
+        return uuid if uuid is not None and PORTAL_ID.fullmatch(uuid) else None
 
     @property
     def is_combo_list(self) -> bool:

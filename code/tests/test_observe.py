@@ -325,3 +325,45 @@ def test_fatal_error_after_a_success_keeps_earlier_entities(relay, spycloud):
     assert body['data']['sightings']['count'] == 3
     assert body['errors'][0]['code'] == 'internal error'
     assert body['errors'][0]['type'] == 'fatal'
+
+
+class _EveryCatalog(dict):
+    """The simulator's catalog overrides: the same fields for every catalog."""
+
+    def __init__(self, fields):
+        super().__init__()
+        self.fields = fields
+
+    def get(self, key, default=None):
+        return self.fields
+
+
+def links(node):
+    """Every URI or URL anywhere in a CTIM answer."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name.endswith(('_uri', 'url')) and isinstance(value, str):
+                yield value
+            else:
+                yield from links(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from links(item)
+
+
+@pytest.mark.parametrize(
+    'uuid', ['x)![p](https://evil.example/t.png', 'javascript:alert(1)', '../../admin', 'a b']
+)
+def test_a_catalog_uuid_that_is_no_uuid_makes_no_portal_link(relay, spycloud, uuid):
+    """A breach's uuid comes from whoever fed the breach: observe links a sighting, an
+    indicator and a judgement to SpyCloud's portal only with a uuid of letters, digits and
+    dashes, so the link never leaves the portal."""
+    spycloud.catalog_overrides = _EveryCatalog({'uuid': uuid, 'description': 'A breach.'})
+    body = relay.observe([email('v3s25_v5s20@hostile.example')])
+    assert docs(body, 'sightings') and docs(body, 'judgements')
+    assert not any(uuid in link for link in links(body['data'])), list(links(body['data']))
+    spycloud.catalog_overrides = _EveryCatalog({'uuid': 'ab12-cd34', 'description': 'A breach.'})
+    body = relay.observe([email('v3s25_v5s20@safe.example')])
+    portal = 'https://portal.spycloud.com/breach/catalog/ab12-cd34'
+    assert all(s['source_uri'] == portal for s in docs(body, 'sightings'))
+    assert all(j['reason_uri'] == portal for j in docs(body, 'judgements'))

@@ -10,13 +10,13 @@ Pure.
 import re
 import unicodedata
 
+from spycloud.models import PORTAL_ID
+
 # Everything markdown (CommonMark, GFM tables and strikethrough) or HTML reads as markup:
 # a backslash makes each one the character itself. ':' breaks ``https://`` autolinks.
 SPECIAL = re.compile(r'([\\`*_{}\[\]()<>#+!|~&:$])')
 # A ``www.`` autolink (GFM) starts at the dot.
 WWW = re.compile(r'(www)\.', re.IGNORECASE)
-# What SpyCloud's catalog uuids are made of: a value with anything else gets no link.
-SAFE_ID = re.compile(r'[0-9A-Za-z][0-9A-Za-z-]{0,63}')
 
 
 def text(value: object) -> str:
@@ -34,6 +34,6 @@ def portal_link(label: str, ui_url: str, uuid: str | None) -> str:
     """``label`` (markdown already) linked to the source's page on SpyCloud's portal
     (SPYCLOUD_UI_URL); unlinked when the uuid is missing or holds more than letters, digits and
     dashes, so the link never leaves the portal."""
-    if not uuid or not SAFE_ID.fullmatch(uuid):
+    if not uuid or not PORTAL_ID.fullmatch(uuid):
         return label
     return f'[{label}]({ui_url.format(uuid=uuid)})'
