@@ -140,28 +140,28 @@ def grants(limiters):
 
 def test_a_429_seen_by_one_worker_cuts_and_pauses_every_worker(fresh_redis):
     first, second = shared(fresh_redis.url), shared(fresh_redis.url)
-    first.throttled(KEY, retry_after=0.5)
-    assert second.rate(KEY) == pytest.approx(5.0, abs=0.3)  # regrowth of a few ms aside
+    first.throttled(KEY, retry_after=5)
+    assert second.rate(KEY) == 5.0  # halved; no regrowth before the pause ends
     assert second.reserve(KEY, 0.1) is None  # the pause passes this deadline: refused
     wait = second.reserve(KEY, None)
-    assert 0.2 < wait <= 0.5  # the rest of the pause, not more: the refusal took nothing
+    assert 2 < wait <= 5  # the rest of the pause, not more: the refusal took nothing
 
 
 def test_the_shared_rate_grows_back(fresh_redis):
-    limiter = shared(fresh_redis.url, regrow_per_s=5)  # the floor to the ceiling in 2 s
+    limiter = shared(fresh_redis.url, regrow_per_s=2)  # from 5 to the ceiling in 2.5 s
     limiter.throttled(KEY)
     limiter.throttled(KEY)
     assert 5.0 <= limiter.rate(KEY) < 7.5  # one cut, and some regrowth of the moments between
-    sleep(1.5)
+    sleep(2.6)
     assert limiter.rate(KEY) == 10.0
 
 
 def test_the_shared_budget_refuses_past_the_deadline_and_keeps_a_ttl(fresh_redis):
-    limiter = shared(fresh_redis.url, ceiling=1)
+    limiter = shared(fresh_redis.url, ceiling=0.1)  # a call every 10 s
     assert limiter.acquire(KEY, Deadline(5)) == 0.0
     with pytest.raises(DeadlineReached):
         limiter.acquire(KEY, Deadline(0.2))
-    assert 0.5 < limiter.reserve(KEY, None) <= 1.0
+    assert 5 < limiter.reserve(KEY, None) <= 10  # the refusal took nothing
     client = redis.Redis.from_url(fresh_redis.url)
     assert client.keys() == [budget_name(KEY).encode()]
     assert 0 < client.pttl(budget_name(KEY)) <= 3600_000
