@@ -157,11 +157,17 @@ SessionFactory = Callable[[FetchWatchdog], requests.Session]
 class KeySet:
     """The RSA keys one JWKS host serves, cached with a TTL, refreshed on unknown kids."""
 
-    def __init__(self, settings: Settings, session_factory: SessionFactory = jwks_session) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        session_factory: SessionFactory = jwks_session,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``clock`` is what the key sets' TTL counts on (a test moves its own)."""
         self._settings = settings
         self._session_factory = session_factory
         self._keys: TTLCache[str, dict[str, jwt.PyJWK]] = TTLCache(
-            maxsize=64, ttl=settings.jwks_cache_ttl_s
+            maxsize=64, ttl=settings.jwks_cache_ttl_s, timer=clock
         )
         self._fetched_at: dict[str, float] = {}
         self._failed_at: dict[str, float] = {}

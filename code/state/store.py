@@ -12,7 +12,8 @@ used entries go past the bound, and an entry larger than the whole bound is not 
 
 import logging
 import threading
-from collections.abc import Hashable, Iterable, Mapping
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 import redis
@@ -67,8 +68,10 @@ class _BoundedCache(TTLCache[Hashable, _Sized]):
     """A TTL cache evicting least recently used entries past ``maxsize`` bytes (the sizes the
     entries carry) or past ``max_entries`` entries."""
 
-    def __init__(self, max_entries: int, max_bytes: int, ttl: float) -> None:
-        super().__init__(maxsize=max_bytes, ttl=ttl, getsizeof=_entry_size)
+    def __init__(
+        self, max_entries: int, max_bytes: int, ttl: float, timer: Callable[[], float]
+    ) -> None:
+        super().__init__(maxsize=max_bytes, ttl=ttl, timer=timer, getsizeof=_entry_size)
         self.max_entries = max_entries
 
     def __setitem__(self, key: Hashable, entry: _Sized) -> None:
@@ -83,14 +86,20 @@ class _BoundedCache(TTLCache[Hashable, _Sized]):
 class MemoryStore:
     """A TTL cache shared by a process's threads; a TTL of 0 turns it off (nothing is kept).
     ``secret`` is accepted and not needed: the process holds the API key anyway. ``name``
-    labels the cache's bytes in the metrics."""
+    labels the cache's bytes in the metrics; ``timer`` is the clock its TTL counts on (a test
+    moves its own instead of waiting the TTL out)."""
 
     def __init__(
-        self, maxsize: int, ttl: float, max_bytes: int = DEFAULT_MAX_BYTES, name: str = ''
+        self,
+        maxsize: int,
+        ttl: float,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        name: str = '',
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self._data: _BoundedCache | None = (
-            _BoundedCache(maxsize, max_bytes, ttl) if ttl > 0 and maxsize > 0 else None
+            _BoundedCache(maxsize, max_bytes, ttl, timer) if ttl > 0 and maxsize > 0 else None
         )
         self._lock = threading.Lock()
 

@@ -117,11 +117,14 @@ def spycloud(spycloud_server):
 def make_relay(spycloud, jwks):
     """Start a relay with settings overridden for one test; all are stopped afterwards.
 
-    Each is a support.RelayServer: ``relay.spycloud`` is the SpyCloudClient its app uses,
+    ``make_relay(clock=...)`` gives its caches a clock the test moves. Each is a
+    support.RelayServer: ``relay.spycloud`` is the SpyCloudClient its app uses,
     ``relay.settings`` its settings.
     """
     with stopped_afterwards(
-        lambda **overrides: start_relay(relay_settings(spycloud, jwks, **overrides), jwks)
+        lambda clock=None, **overrides: start_relay(
+            relay_settings(spycloud, jwks, **overrides), jwks, clock
+        )
     ) as make:
         yield make
 

@@ -7,22 +7,23 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import cachetools
 import jsonschema
-import pytest
 import requests
 from werkzeug.serving import make_server
 
+from api.auth import TokenVerifier
+from api.jwks import KeySet
 from api.services import services
 from app import create_app
 from config import Settings
 from simulator import tenant
 from spycloud.client import SpyCloudClient
+from state import MemoryStore
 from tiles.aggregate import PERIODS
 
 CONTRACT = Path(__file__).resolve().parent / 'contracts' / 'iroh-enrich-definitions.json'
@@ -54,16 +55,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@contextmanager
-def ttl_caches_on(clock: Callable[[], float]) -> Iterator[None]:
-    """Every cachetools.TTLCache made in the block without a timer of its own (a relay's
-    records, catalogs and JWKS caches) reads ``clock``: a TTL test moves it instead of
-    sleeping. The caches take their timer as cachetools' default, so the default is swapped."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cachetools.TTLCache.__init__, '__defaults__', (clock, None))
-        yield
 
 
 def relay_settings(spycloud: Any, jwks: Any, **overrides: Any) -> Settings:
@@ -188,13 +179,27 @@ def refused(response):
     return single_error(response, 'authorization error', prefix=AUTHORIZATION_FAILED)
 
 
-def start_relay(settings, issuer):
+def start_relay(settings, issuer, clock=None):
     """``create_app(settings)`` served on loopback, with the SpyCloudClient it was handed kept
-    as ``relay.spycloud`` (and its settings as ``relay.settings``) for the test to look at."""
-    client = SpyCloudClient(settings)
-    return RelayServer(
-        create_app(settings, spycloud=client), issuer, spycloud=client, settings=settings
-    )
+    as ``relay.spycloud`` (and its settings as ``relay.settings``) for the test to look at.
+
+    ``clock``: what the records, catalog and key-set caches count their TTL on, for a test that
+    moves it instead of waiting the TTL out."""
+    if clock is None:
+        client, verifier = SpyCloudClient(settings), None
+    else:
+        client = SpyCloudClient(
+            settings,
+            catalogs=MemoryStore(
+                settings.catalog_cache_size, settings.catalog_cache_ttl_s, timer=clock
+            ),
+            records=MemoryStore(
+                settings.records_cache_size, settings.records_cache_ttl_s, timer=clock
+            ),
+        )
+        verifier = TokenVerifier(settings, KeySet(settings, clock=clock))
+    app = create_app(settings, spycloud=client, verifier=verifier)
+    return RelayServer(app, issuer, spycloud=client, settings=settings)
 
 
 class RelayServer:

@@ -8,7 +8,7 @@ import pytest
 
 from config import Settings
 from simulator import SpyCloudSimulator, data
-from support import Clock, Proxy, email, ttl_caches_on, wait_until
+from support import Clock, Proxy, email, wait_until
 
 
 def timed(call):
@@ -276,8 +276,7 @@ def test_deadline_between_pages_keeps_earlier_pages(make_relay, spycloud):
 
 def test_catalog_cache_expires(make_relay, spycloud):
     clock = Clock()
-    with ttl_caches_on(clock):
-        relay = make_relay(catalog_cache_ttl_s=300, spycloud_catalog_batch=1)
+    relay = make_relay(clock=clock, catalog_cache_ttl_s=300, spycloud_catalog_batch=1)
     relay.observe([email('r3c3@ttl.example')])
     clock.now += 299
     relay.observe([email('r3c3@ttl.example')])
@@ -300,8 +299,7 @@ def test_catalog_cache_is_per_api_key(make_relay, spycloud):
 
 def test_jwks_cache_expires(make_relay, jwks):
     clock = Clock()
-    with ttl_caches_on(clock):
-        relay = make_relay(jwks_cache_ttl_s=300)
+    relay = make_relay(clock=clock, jwks_cache_ttl_s=300)
     jwks.reset_stats()
     relay.health()
     clock.now += 299
