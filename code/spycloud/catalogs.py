@@ -16,7 +16,7 @@ from metrics import cache_lookup as _untyped_cache_lookup
 from spycloud import warnings
 from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup
-from spycloud.models import Catalog, MalformedData
+from spycloud.models import Catalog, page_items
 from spycloud.pool import Pools, waited
 from spycloud.transport import Transport
 from state import Store
@@ -96,12 +96,7 @@ class Catalogs:
 def _wanted(page: Mapping[str, object], wanted: set[int]) -> dict[int, Catalog]:
     """The catalogs of a page that were asked for, the first of each id; the malformed left out."""
     found: dict[int, Catalog] = {}
-    results = page.get('results')
-    for raw in results if isinstance(results, list) else ():
-        try:
-            catalog = Catalog.from_api(raw)
-        except MalformedData:
-            continue
+    for catalog in page_items(page, Catalog.from_api)[0]:
         if catalog.id in wanted:
             found.setdefault(catalog.id, catalog)
     return found

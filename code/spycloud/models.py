@@ -7,10 +7,10 @@ SpyCloud sent it, so the mapping can show it without guessing.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from config import parse_int
 from errors import RelayWarning
@@ -34,8 +34,25 @@ def severities_from(minimum: int) -> str:
     return ','.join(str(s) for s in KNOWN_SEVERITIES if s >= minimum)
 
 
+T = TypeVar('T')
+
+
 class MalformedData(ValueError):
     """SpyCloud sent a record or catalog the relay cannot use."""
+
+
+def page_items(page: Mapping[str, Any], parse: Callable[[object], T]) -> tuple[list[T], int]:
+    """What a page's ``results`` hold, each read by ``parse`` (``BreachRecord.from_api``,
+    ``Catalog.from_api``), and how many were malformed and left out."""
+    results = page.get('results')
+    items: list[T] = []
+    skipped = 0
+    for raw in results if isinstance(results, list) else ():
+        try:
+            items.append(parse(raw))
+        except MalformedData:
+            skipped += 1
+    return items, skipped
 
 
 def parse_time(value: object) -> datetime | None:

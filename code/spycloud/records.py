@@ -15,7 +15,7 @@ from errors import RelayError, RelayWarning
 from spycloud import warnings
 from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup
-from spycloud.models import BreachRecord, MalformedData
+from spycloud.models import BreachRecord, page_items
 from spycloud.transport import Transport
 from state import MISSING, Store
 
@@ -52,13 +52,9 @@ class Pages:
     def add(self, page: Mapping[str, Any]) -> None:
         self.count += 1
         self.hits = max(self.hits, _count(page.get('hits')))
-        results = page.get('results')
-        for raw in results if isinstance(results, list) else ():
-            try:
-                record = BreachRecord.from_api(raw)
-            except MalformedData:
-                self._skipped += 1
-                continue
+        records, skipped = page_items(page, BreachRecord.from_api)
+        self._skipped += skipped
+        for record in records:
             if record.document_id not in self._seen:
                 self._seen.add(record.document_id)
                 self.records.append(record)

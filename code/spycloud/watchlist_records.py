@@ -14,7 +14,7 @@ from typing import Any
 from spycloud import warnings
 from spycloud.failures import BadRequest
 from spycloud.lookup import Lookup
-from spycloud.models import BreachRecord, MalformedData
+from spycloud.models import BreachRecord, page_items
 from spycloud.transport import Transport
 
 WATCHLIST_RECORDS = 'breach/data/watchlist'
@@ -64,12 +64,7 @@ def watchlist_day(
 
 def _hand_over(page: Mapping[str, Any], day: date, seen: set[str], sink: Sink) -> None:
     """The page's records not ``seen`` yet, each to the sink; the malformed are left out."""
-    results = page.get('results')
-    for raw in results if isinstance(results, list) else ():
-        try:
-            record = BreachRecord.from_api(raw)
-        except MalformedData:
-            continue
+    for record in page_items(page, BreachRecord.from_api)[0]:
         if record.document_id not in seen:
             seen.add(record.document_id)
             sink(record, day)
