@@ -1,4 +1,4 @@
-# The relay image: gunicorn serving app:create_app() on port 9090 as a non-root user (uid 10001).
+# The relay image: gunicorn serving spycloud_relay.app:create_app() on port 9090 as a non-root user (uid 10001).
 #   docker build -t spycloud-xdr-relay .
 #   docker run -dp 9090:9090 spycloud-xdr-relay
 # Build arguments:
@@ -12,7 +12,7 @@ ARG BASE_IMAGE=python:3.11-slim
 
 # Stage 1 (build): the runtime packages of Pipfile.lock (its "default" section, checked
 # against its hashes) in a virtual environment, from wheels only: no compiler, no pipenv.
-# Then the relay's code, less what does not belong in the image, compiled to bytecode.
+# Then the relay's package, compiled to bytecode.
 FROM ${BASE_IMAGE} AS build
 ARG BUILD_CA_BUNDLE=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1
@@ -27,18 +27,20 @@ RUN set -eu; \
       export PIP_CERT=/build/ca.pem; \
     fi; \
     /opt/relay/bin/pip install --quiet --require-hashes --only-binary=:all: -r requirements.txt; \
+    /opt/relay/bin/pip check
+# Then the relay: the package (code/spycloud_relay/) and pyproject.toml, installed with
+# --no-deps (its dependencies are the lock's, installed above) and no index: a regular
+# install into site-packages, with the `relay` command. Nothing else of code/ is copied.
+COPY pyproject.toml /build/
+COPY code/spycloud_relay/ /build/code/spycloud_relay/
+RUN set -eu; \
+    /opt/relay/bin/pip install --quiet --no-deps --no-index --no-build-isolation /build; \
     /opt/relay/bin/pip check; \
     /opt/relay/bin/pip uninstall --quiet --yes pip setuptools; \
-    rm -rf /build
-# code/ holds app.py, config.py, gunicorn.conf.py, serving.py (gunicorn's worker class), the
-# api, spycloud and ctim packages and the files they read at run time, beside tests, the
-# simulator, the demo and terminal tools.
-COPY code/ /app/
-RUN cd /app \
-    && rm -rf tests simulator demo.py localrelay.py cli.py terminal.py devcommands.py \
-    && /opt/relay/bin/python -m compileall -q /app
+    rm -rf /build; \
+    /opt/relay/bin/python -m compileall -q /opt/relay
 
-# Stage 2: the base image, the virtual environment and the relay's code; nothing else
+# Stage 2: the base image and the virtual environment with the relay in it; nothing else
 # (no tests, no simulator, no pip, no build tools).
 FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="SpyCloud ATO Prevention relay for Cisco XDR" \
@@ -55,10 +57,9 @@ RUN set -eu; \
     fi
 COPY docker/healthcheck.py /usr/local/lib/relay-healthcheck.py
 COPY --from=build /opt/relay /opt/relay
-COPY --from=build /app /app
-WORKDIR /app
+WORKDIR /opt/relay
 USER 10001:10001
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "/usr/local/lib/relay-healthcheck.py"]
-CMD ["gunicorn", "--config", "gunicorn.conf.py", "app:create_app()"]
+CMD ["gunicorn", "--config", "python:spycloud_relay.gunicorn_conf", "spycloud_relay.app:create_app()"]

@@ -1,6 +1,6 @@
 """``make bench``: how fast the relay answers, measured against the SpyCloud simulator.
 
-Runs the relay with gunicorn as in production (gunicorn.conf.py) and the
+Runs the relay with gunicorn as in production (gunicorn_conf.py) and the
 simulator with a settable latency, then prints a table and writes JSON:
 
 1. cold and warm latency (median) for e-mails of 1/10/100/500 records over 1/5/20/60 sources,
@@ -529,7 +529,7 @@ def main(argv=None):
         results['replicas'] = replicas_table(spycloud, issuer, args, latency)
         spycloud.rate_limit = (args.rate_limit, 2 * args.rate_limit)
         spycloud.reset_stats()  # the 429s counted below are this scenario's
-        workers = 2  # gunicorn.conf.py's default WEB_CONCURRENCY; each worker has its own bucket
+        workers = 2  # gunicorn_conf.py's default WEB_CONCURRENCY; each worker has its own bucket
         per_worker = args.rate_limit * 0.8 / workers
         with gunicorn_relay(
             spycloud,

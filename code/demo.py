@@ -17,7 +17,7 @@ import requests
 
 from localrelay import gunicorn_relay
 from simulator import JwksIssuer, SpyCloudSimulator
-from spycloud.client import PAGE_ENDPOINTS
+from spycloud_relay.spycloud.client import PAGE_ENDPOINTS
 
 HERE = Path(__file__).resolve().parent
 OBSERVABLES = HERE.parent / 'observables.json'

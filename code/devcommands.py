@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from terminal import EXIT_CONFIG, fail
+from spycloud_relay.terminal import EXIT_CONFIG, fail
 
 DEFAULT_STATE_DIR = Path(tempfile.gettempdir()) / 'spycloud-relay-simulator'
 
@@ -109,7 +109,7 @@ JWKS issuer         https://{issuer.jwks_host}/.well-known/jwks
 Start a relay against them (from code/, in another terminal):
   SPYCLOUD_API_URL={sim.url} ALLOWED_JWKS_HOSTS={issuer.jwks_host} \\
   REQUESTS_CA_BUNDLE={issuer.ca_pem_path} GUNICORN_BIND=127.0.0.1:9090 \\
-  pipenv run gunicorn --config gunicorn.conf.py 'app:create_app()'
+  pipenv run gunicorn --config gunicorn_conf.py 'spycloud_relay.app:create_app()'
 
 Then call it:
   curl -s -X POST http://127.0.0.1:9090/observe/observables \\

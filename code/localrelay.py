@@ -12,7 +12,8 @@ from pathlib import Path
 import requests
 
 HERE = Path(__file__).resolve().parent
-APP = 'app:create_app()'  # what the image's CMD serves
+APP = 'spycloud_relay.app:create_app()'  # what the image's CMD serves
+CONFIG = 'python:spycloud_relay.gunicorn_conf'  # the image's gunicorn settings (a module)
 
 
 def free_port():
@@ -55,7 +56,7 @@ def gunicorn_relay(spycloud, issuer, port=None, output=None, **env):
     )
     settings.update({name: str(value) for name, value in env.items()})
     process = subprocess.Popen(
-        [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py', APP],
+        [sys.executable, '-m', 'gunicorn', '--config', CONFIG, APP],
         cwd=HERE,
         env={**os.environ, **settings},
         stdout=output,

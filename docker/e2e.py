@@ -4,7 +4,8 @@ Starts the SpyCloud simulator and the local JWKS issuer (HTTPS, private CA) on 1
 runs the image with --network host (the relay listens on 127.0.0.1:<free port>, nothing
 leaves loopback), checks /version, /watchdog, a full /observe/observables lookup with a
 freshly signed token, that the relay runs as a non-root user on a read-only root file
-system, that the image holds no tests, simulator or build tools, and that its HEALTHCHECK
+system, that the image holds the package only (no tests, simulator or build tools), that
+its `relay` command runs, and that its HEALTHCHECK
 turns healthy. Then removes the container and stops the simulator, also on failure.
 
     .venv/bin/python docker/e2e.py --image spycloud-xdr-relay:test [--container NAME]
@@ -29,8 +30,8 @@ from pathlib import Path
 CODE = Path(__file__).resolve().parent.parent / 'code'
 sys.path.insert(0, str(CODE))
 
-import config  # noqa: E402  (the relay's own settings module: its VERSION)
 from simulator import mint_token_from_state  # noqa: E402
+from spycloud_relay import config  # noqa: E402  (the relay's own settings module: its VERSION)
 
 EMAIL = 'r5c2@docker.example'  # the simulator answers exactly 5 records for local part r5c2
 EXPECTED_SIGHTINGS = 5
@@ -259,30 +260,23 @@ def check_all(args, checks, info, base):
         args.container,
         'sh',
         '-c',
-        'ls -A /app; for c in gcc cc make pipenv pytest; do '
-        'command -v "$c" >/dev/null && echo "tool:$c"; done; '
-        'ls /opt/relay/bin | grep -x "pip.*" | sed "s/^/tool:/"; true',
+        'for c in gcc cc make pipenv pytest pip pip3; do '
+        '[ -x "/opt/relay/bin/$c" ] || command -v "$c" >/dev/null && echo "tool:$c"; done; '
+        'python3 -c "import importlib.util as u; '
+        "print(*(n for n in ('simulator', 'devcommands', 'demo', 'localrelay', 'tests', "
+        "'conftest') if u.find_spec(n)))\"; "
+        'ls -d /app 2>/dev/null; true',
     ).stdout.split()
-    unwanted = [
-        entry
-        for entry in listing
-        if entry
-        in (
-            'tests',
-            'simulator',
-            'demo.py',
-            'localrelay.py',
-            'cli.py',
-            'terminal.py',
-            'devcommands.py',
-        )
-        or entry.startswith(('tool:', '.'))
-    ]
     checks.check(
-        'image holds no tests, simulator or build tools',
-        not unwanted,
-        f'/app: {" ".join(e for e in listing if not e.startswith("tool:"))}'
-        + (f'; unwanted: {" ".join(unwanted)}' if unwanted else ''),
+        'image holds the package only: no tests, simulator, developer tools or build tools',
+        not listing,
+        f'unwanted: {" ".join(listing)}' if listing else 'only spycloud_relay',
+    )
+    help_text = docker('exec', args.container, 'relay', '--help').stdout
+    checks.check(
+        "the image's relay command has its commands, not the developer ones",
+        'lookup' in help_text and 'check' in help_text and 'simulator' not in help_text,
+        ' '.join(help_text.split())[-200:],
     )
 
     deadline, health = time.monotonic() + HEALTHY_TIMEOUT_S, {}

@@ -1,7 +1,7 @@
 """The image's HEALTHCHECK: GET /watchdog with a Health-Check header, where gunicorn listens.
 
-Follows GUNICORN_BIND / PORT like code/gunicorn.conf.py (a wildcard address is asked on
-loopback; ``unix:PATH`` is supported). Exit 0 when the relay echoes the header, else 1.
+Follows GUNICORN_BIND / PORT like code/spycloud_relay/gunicorn_conf.py (a wildcard address is
+asked on loopback; ``unix:PATH`` is supported). Exit 0 when the relay echoes the header, else 1.
 Standard library only.
 """
 

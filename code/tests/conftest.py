@@ -134,7 +134,7 @@ def relay(make_relay):
     return make_relay()
 
 
-# The relay under gunicorn: the image's command line (localrelay.APP with gunicorn.conf.py) on
+# The relay under gunicorn: the image's command line (localrelay.APP with gunicorn_conf.py) on
 # a loopback port. One worker, so that what takes one worker's capacity shows; a 3 s lookup
 # deadline and a 2 s key-fetch cap, so that tests of hanging upstreams end soon.
 GUNICORN_ENV = dict(

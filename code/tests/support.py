@@ -16,15 +16,15 @@ import jsonschema
 import requests
 from werkzeug.serving import make_server
 
-from api.auth import TokenVerifier
-from api.jwks import KeySet
-from api.services import services
-from app import create_app
-from config import Settings
 from simulator import tenant
-from spycloud.client import SpyCloudClient
-from state import MemoryStore
-from tiles.aggregate import PERIODS
+from spycloud_relay.api.auth import TokenVerifier
+from spycloud_relay.api.jwks import KeySet
+from spycloud_relay.api.services import services
+from spycloud_relay.app import create_app
+from spycloud_relay.config import Settings
+from spycloud_relay.spycloud.client import SpyCloudClient
+from spycloud_relay.state import MemoryStore
+from spycloud_relay.tiles.aggregate import PERIODS
 
 CONTRACT = Path(__file__).resolve().parent / 'contracts' / 'iroh-enrich-definitions.json'
 AUTHORIZATION_FAILED = 'Authorization failed: '

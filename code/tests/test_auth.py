@@ -9,9 +9,9 @@ import logging
 
 import pytest
 
-from api import auth
-from logs import JsonFormatter
-from spycloud.lookup import UNSENDABLE_KEY
+from spycloud_relay.api import auth
+from spycloud_relay.logs import JsonFormatter
+from spycloud_relay.spycloud.lookup import UNSENDABLE_KEY
 from support import refused
 
 

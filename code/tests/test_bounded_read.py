@@ -10,7 +10,7 @@ import threading
 import pytest
 import urllib3
 
-from bounded_read import BodyTooLarge, DeadlinePassed, read_bounded
+from spycloud_relay.bounded_read import BodyTooLarge, DeadlinePassed, read_bounded
 from support import stopped_afterwards
 
 CHUNK = 16 * 1024

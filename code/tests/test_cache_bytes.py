@@ -1,5 +1,5 @@
 """The in-process caches are bounded by bytes, not only by entries, as the image serves the relay
-(gunicorn with gunicorn.conf.py): many lookups keep each cache under its *_CACHE_MAX_MB, read
+(gunicorn with gunicorn_conf.py): many lookups keep each cache under its *_CACHE_MAX_MB, read
 from /metrics (relay_cache_bytes), beside Redis too; what fits still answers from the cache."""
 
 from contextlib import ExitStack

@@ -10,11 +10,9 @@ import jwt
 import pytest
 from click.testing import CliRunner
 
-import cli
 from simulator import DEFAULT_API_KEY, JwksIssuer, data
+from spycloud_relay import cli
 from support import BUNDLE
-
-CODE = Path(__file__).resolve().parents[1]
 
 
 def run(*args, env=None):
@@ -243,17 +241,17 @@ def test_token_without_a_running_simulator(tmp_path):
     assert 'start `relay simulator` first' in result.output
 
 
-def test_module_entry_point_and_simulator_command(tmp_path):
-    assert (
-        subprocess.run(
-            [sys.executable, '-m', 'cli', '--help'], cwd=CODE, timeout=30, capture_output=True
-        ).returncode
-        == 0
-    )
-    command = [sys.executable, '-m', 'cli', 'simulator', '--spycloud-port', '0']
+RELAY = Path(sys.executable).with_name('relay')  # the package's [project.scripts] entry
+
+
+def test_the_installed_relay_command_and_its_simulator(tmp_path):
+    """`relay` is the console script the package installs, run from anywhere (here /)."""
+    shown = subprocess.run([RELAY, '--version'], cwd='/', timeout=30, capture_output=True)
+    assert (shown.returncode, shown.stdout.split()[-1]) == (0, cli.VERSION.encode())
+    command = [RELAY, 'simulator', '--spycloud-port', '0']
     command += ['--jwks-port', '0', '--state-dir', str(tmp_path)]
     # `with` closes the pipe: an unclosed one is a ResourceWarning, which fails the test.
-    with subprocess.Popen(command, cwd=CODE, stdout=subprocess.PIPE, text=True) as process:
+    with subprocess.Popen(command, cwd='/', stdout=subprocess.PIPE, text=True) as process:
         try:
             first = process.stdout.readline()
             assert first.startswith('SpyCloud simulator  http://127.0.0.1:')
@@ -261,3 +259,33 @@ def test_module_entry_point_and_simulator_command(tmp_path):
         finally:
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=10) == 0
+
+
+# What the image's `relay` does: the package without a checkout's code/ beside it.
+WITHOUT_CHECKOUT = """
+import sys
+sys.modules.update(simulator=None, devcommands=None)  # an import of either fails, as in the image
+from spycloud_relay.cli import main
+sys.argv = ['relay', *sys.argv[1:]]
+main()
+"""
+
+
+def test_without_a_checkout_the_developer_commands_are_absent():
+    done = subprocess.run(
+        [sys.executable, '-c', WITHOUT_CHECKOUT, '--help'], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and 'lookup' in done.stdout
+    assert 'simulator' not in done.stdout.split('Commands:')[1]
+
+
+def test_without_a_checkout_simulator_is_one_clear_line():
+    done = subprocess.run(
+        [sys.executable, '-c', WITHOUT_CHECKOUT, 'lookup', '--simulator', 'a@b.example'],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == cli.EXIT_CONFIG
+    assert done.stderr.strip().splitlines() == [
+        'error: the simulator is a developer tool: run relay from a checkout to use it'
+    ]

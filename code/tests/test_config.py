@@ -2,8 +2,8 @@ from dataclasses import fields
 
 import pytest
 
-from api.module_settings import ModuleSettings, entities_limit, flag
-from config import XDR_JWKS_HOSTS, ConfigError, Settings
+from spycloud_relay.api.module_settings import ModuleSettings, entities_limit, flag
+from spycloud_relay.config import XDR_JWKS_HOSTS, ConfigError, Settings
 
 pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 

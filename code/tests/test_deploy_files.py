@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config import VERSION, Settings
+from spycloud_relay.config import VERSION, Settings
 
 pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spycloud.batching import OFF, PROVEN, UNKNOWN, EmailBatching, account
+from spycloud_relay.spycloud.batching import OFF, PROVEN, UNKNOWN, EmailBatching, account
 
 pytestmark = pytest.mark.pure
 FAST = settings.get_current_profile_name() == 'fast'

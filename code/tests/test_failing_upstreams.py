@@ -212,7 +212,7 @@ def test_a_trickling_answer_cannot_outlast_the_deadline(relay, spycloud):
 
 
 def test_an_oversized_answer_is_refused(relay, spycloud, monkeypatch):
-    from spycloud import transport
+    from spycloud_relay.spycloud import transport
 
     monkeypatch.setattr(transport, 'MAX_BODY_BYTES', 4096)
     spycloud.add_fault(

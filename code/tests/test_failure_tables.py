@@ -5,10 +5,10 @@ test_failing_upstreams.py's; these are the orderings no simulator fault can pin 
 import pytest
 from urllib3.exceptions import ProtocolError
 
-from bounded_read import BodyTooLarge, DeadlinePassed
-from deadline import Deadline, DeadlineReached
-from errors import UnknownError
-from spycloud.failures import ANSWERS, EXCHANGES, exchange_error
+from spycloud_relay.bounded_read import BodyTooLarge, DeadlinePassed
+from spycloud_relay.deadline import Deadline, DeadlineReached
+from spycloud_relay.errors import UnknownError
+from spycloud_relay.spycloud.failures import ANSWERS, EXCHANGES, exchange_error
 
 pytestmark = pytest.mark.pure
 KEY = 'k' * 32

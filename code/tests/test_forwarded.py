@@ -1,13 +1,13 @@
 """The URL a token's audience must name when JWT_AUDIENCE is unset, as the image serves it
-(gunicorn with gunicorn.conf.py): X-Forwarded-* headers count only from the TRUSTED_PROXIES
+(gunicorn with gunicorn_conf.py): X-Forwarded-* headers count only from the TRUSTED_PROXIES
 proxies nearest the relay, so a caller cannot pass another relay's token off as this one's.
 """
 
 import pytest
 import requests
 
-from api import auth
 from localrelay import gunicorn_relay
+from spycloud_relay.api import auth
 from support import RelayAt, refused
 
 OTHER_RELAY = 'https://relay-b.example'  # the URL another relay is registered at in XDR

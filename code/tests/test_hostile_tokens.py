@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from api import auth
-from api.jwks import MAX_JWKS_BYTES
+from spycloud_relay.api import auth
+from spycloud_relay.api.jwks import MAX_JWKS_BYTES
 from support import (
     Canary,
     refused,

@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from localrelay import gunicorn_relay
-from logs import JsonFormatter
 from simulator import data
+from spycloud_relay.logs import JsonFormatter
 from support import email
 
 SECRET_KEY = 'sk-LIVE-7f3a9c2e1b5d'

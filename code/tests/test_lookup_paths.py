@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from config import Settings
 from simulator import SpyCloudSimulator, data
+from spycloud_relay.config import Settings
 from support import Clock, Proxy, email, wait_until
 
 
@@ -102,7 +102,7 @@ def test_a_pooled_connection_the_server_closed_is_not_reused(monkeypatch, select
     """The zero-timeout select that checks a pooled connection (and urllib3's own poll where
     select cannot take the descriptor) sees the server's close: the next call opens a new
     connection instead of failing on the dead one (nothing here may retry)."""
-    from spycloud import connections as pooling
+    from spycloud_relay.spycloud import connections as pooling
 
     checks = []
 

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ctim import mapping
-from ctim.bundle import Bundle
-from spycloud.models import BreachRecord, Catalog, MalformedData, parse_time
+from spycloud_relay.ctim import mapping
+from spycloud_relay.ctim.bundle import Bundle
+from spycloud_relay.spycloud.models import BreachRecord, Catalog, MalformedData, parse_time
 
 pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from api.module_settings import ModuleSettings
-from app import create_app
-from config import XDR_JWKS_HOSTS, Settings
+from spycloud_relay.api.module_settings import ModuleSettings
+from spycloud_relay.app import create_app
+from spycloud_relay.config import XDR_JWKS_HOSTS, Settings
 
 pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ import yaml
 from schemathesis import GenerationMode
 from schemathesis.core.parameters import ParameterLocation
 
-from api import auth
-from api.openapi import DOCUMENT, OpenApiDocumentError, load_document
-from config import VERSION
+from spycloud_relay.api import auth
+from spycloud_relay.api.openapi import DOCUMENT, OpenApiDocumentError, load_document
+from spycloud_relay.config import VERSION
 from support import assert_valid_answer, relay_settings, start_relay
 
 EXAMPLES_PER_OPERATION = 25

@@ -18,10 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ctim.bundle import Bundle
-from ctim.mapping import MappingOptions, exposure_entities, indicator, sighting
-from spycloud.client import PAGE_ENDPOINTS
-from spycloud.models import BreachRecord, Catalog, Exposure, MalformedData, parse_time
+from spycloud_relay.ctim.bundle import Bundle
+from spycloud_relay.ctim.mapping import MappingOptions, exposure_entities, indicator, sighting
+from spycloud_relay.spycloud.client import PAGE_ENDPOINTS
+from spycloud_relay.spycloud.models import (
+    BreachRecord,
+    Catalog,
+    Exposure,
+    MalformedData,
+    parse_time,
+)
 from support import BUNDLE
 
 pytestmark = pytest.mark.pure

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
+from spycloud_relay.config import Settings
 
 pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from logs import JsonFormatter
 from simulator import data
+from spycloud_relay.logs import JsonFormatter
 from support import email
 
 ADD, VERIFY, REMOVE = (

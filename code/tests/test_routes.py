@@ -4,9 +4,9 @@ import logging
 
 import requests
 
-from app import create_app
-from config import VERSION
-from spycloud.client import SpyCloudClient
+from spycloud_relay.app import create_app
+from spycloud_relay.config import VERSION
+from spycloud_relay.spycloud.client import SpyCloudClient
 from support import HEALTH, relay_settings
 
 
@@ -85,13 +85,16 @@ def test_options_is_a_wrong_method_in_the_envelope(relay):
 
 def test_start_up_warns_when_the_audience_is_not_set(spycloud, jwks, caplog):
     with (
-        caplog.at_level(logging.WARNING, logger='app'),
+        caplog.at_level(logging.WARNING, logger='spycloud_relay.app'),
         SpyCloudClient(relay_settings(spycloud, jwks)) as client,
     ):
         create_app(relay_settings(spycloud, jwks), spycloud=client)
     assert any('JWT_AUDIENCE is not set' in r.getMessage() for r in caplog.records)
     caplog.clear()
     audience = relay_settings(spycloud, jwks, jwt_audience='https://relay.example')
-    with caplog.at_level(logging.WARNING, logger='app'), SpyCloudClient(audience) as client:
+    with (
+        caplog.at_level(logging.WARNING, logger='spycloud_relay.app'),
+        SpyCloudClient(audience) as client,
+    ):
         create_app(audience, spycloud=client)
     assert not any('JWT_AUDIENCE' in r.getMessage() for r in caplog.records)

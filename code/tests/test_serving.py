@@ -1,4 +1,4 @@
-"""The relay as the image serves it: gunicorn with gunicorn.conf.py, over real HTTP.
+"""The relay as the image serves it: gunicorn with gunicorn_conf.py, over real HTTP.
 
 werkzeug's in-process server (the rest of the suite) hides how gunicorn treats slow clients,
 header limits and malformed bodies; these tests run against the gunicorn worker itself.
@@ -24,8 +24,8 @@ from gunicorn.http.errors import InvalidResponseHeader, InvalidResponseHeaderNam
 from gunicorn.workers.ggevent import GeventWorker
 
 import localrelay
-import serving
-from api import auth
+from spycloud_relay import serving
+from spycloud_relay.api import auth
 from support import (
     RelayAt,
     assert_valid_answer,
@@ -106,15 +106,15 @@ def head(path='/health', host='relay', extra=b''):
 def test_the_harness_runs_the_images_command():
     dockerfile = (ROOT / 'Dockerfile').read_text()
     (cmd,) = re.findall(r'^CMD (\[.*\])$', dockerfile, re.MULTILINE)
-    assert json.loads(cmd) == ['gunicorn', '--config', 'gunicorn.conf.py', localrelay.APP]
-    conf = runpy.run_path(str(localrelay.HERE / 'gunicorn.conf.py'))
-    assert conf['worker_class'] == 'serving.RelayWorker'
+    assert json.loads(cmd) == ['gunicorn', '--config', localrelay.CONFIG, localrelay.APP]
+    conf = runpy.run_module('spycloud_relay.gunicorn_conf')
+    assert conf['worker_class'] == 'spycloud_relay.serving.RelayWorker'
     assert conf['worker_connections'] == 1000 and conf['keepalive'] > 0
     assert conf['timeout'] > 25  # above the default LOOKUP_DEADLINE_S
 
 
 def test_gunicorn_lets_the_longest_token_the_relay_takes_through():
-    conf = runpy.run_path(str(localrelay.HERE / 'gunicorn.conf.py'))
+    conf = runpy.run_module('spycloud_relay.gunicorn_conf')
     line = len('Authorization: Bearer \r\n') + auth.MAX_TOKEN_BYTES + 1
     assert conf['limit_request_field_size'] >= line
 
@@ -139,7 +139,7 @@ def test_a_bad_setting_stops_the_image_command_with_one_line(name, raw, message)
     """Before any worker starts: one line naming the setting, exit 3, no traceback."""
     port = localrelay.free_port()
     done = subprocess.run(
-        [sys.executable, '-m', 'gunicorn', '--config', 'gunicorn.conf.py', localrelay.APP],
+        [sys.executable, '-m', 'gunicorn', '--config', localrelay.CONFIG, localrelay.APP],
         cwd=localrelay.HERE,
         env={**os.environ, name: raw, 'GUNICORN_BIND': f'127.0.0.1:{port}'},
         capture_output=True,
@@ -153,7 +153,8 @@ def test_a_bad_setting_stops_the_image_command_with_one_line(name, raw, message)
 def test_the_worker_is_the_relays_gevent_worker(relay):
     assert issubclass(serving.RelayWorker, GeventWorker)
     assert watchdog(relay).json() == {'data': 'up'}
-    assert 'Using worker: serving.RelayWorker' in [line['message'] for line in relay.log_lines()]
+    messages = [line['message'] for line in relay.log_lines()]
+    assert 'Using worker: spycloud_relay.serving.RelayWorker' in messages
     assert 'MonkeyPatchWarning' not in relay.log_text()  # gevent patched before the app loaded
 
 

@@ -1,4 +1,4 @@
-"""Replicas sharing one Redis, over HTTP under gunicorn (gunicorn.conf.py, two workers each):
+"""Replicas sharing one Redis, over HTTP under gunicorn (gunicorn_conf.py, two workers each):
 one cold lookup anywhere warms every worker of both replicas, and Redis dying (and coming
 back) costs no answer."""
 

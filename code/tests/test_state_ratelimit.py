@@ -9,12 +9,12 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-from deadline import Deadline, DeadlineReached
 from redis_server import RedisServer
 from simulator.data import DEFAULT_API_KEY
-from spycloud.lookup import key_fingerprint
-from state import AdaptiveLimiter, BudgetRule, RedisLimiter, RedisLink
-from state.crypto import budget_name
+from spycloud_relay.deadline import Deadline, DeadlineReached
+from spycloud_relay.spycloud.lookup import key_fingerprint
+from spycloud_relay.state import AdaptiveLimiter, BudgetRule, RedisLimiter, RedisLink
+from spycloud_relay.state.crypto import budget_name
 from support import Clock, email, wait_until
 
 KEY = '0f3c9d1e7a5b2c4d6e8f0a1b2c3d4e5f'  # a key's fingerprint, as the transport passes it
@@ -168,7 +168,7 @@ def test_the_shared_budget_refuses_past_the_deadline_and_keeps_a_ttl(fresh_redis
 
 
 def test_redis_failing_falls_back_to_the_process_budget(caplog):
-    caplog.set_level(logging.INFO, logger='state')
+    caplog.set_level(logging.INFO, logger='spycloud_relay.state')
     with RedisServer() as server:
         limiter = shared(server.url, probe_interval_s=0.2, ceiling=1000, burst=1000)
         assert limiter.acquire(KEY) == 0.0

@@ -9,13 +9,13 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 
-import state
-from config import ConfigError, Settings
 from redis_server import RedisServer
-from spycloud.lookup import key_fingerprint
-from spycloud.models import BreachRecord, Catalog, Evidence
-from state import MISSING, MemoryStore, RedisLink, RedisStore
-from state.crypto import tenant_keys
+from spycloud_relay import state
+from spycloud_relay.config import ConfigError, Settings
+from spycloud_relay.spycloud.lookup import key_fingerprint
+from spycloud_relay.spycloud.models import BreachRecord, Catalog, Evidence
+from spycloud_relay.state import MISSING, MemoryStore, RedisLink, RedisStore
+from spycloud_relay.state.crypto import tenant_keys
 from support import wait_until
 
 API_KEY = 'tenant-a-spycloud-key-8d1f0e2c'
@@ -191,7 +191,7 @@ def test_a_value_the_codec_cannot_write_stays_in_this_process(fresh_redis, caplo
 
 
 def test_redis_failing_never_fails_a_lookup(caplog):
-    caplog.set_level(logging.INFO, logger='state')
+    caplog.set_level(logging.INFO, logger='spycloud_relay.state')
     with RedisServer(password='redis-pa55word') as server:
         store = worker(server.url, probe_interval_s=0.2)
         store.set(records_key(), (['before'], 1), secret=API_KEY)
@@ -277,7 +277,7 @@ def test_a_silent_redis_costs_tens_of_milliseconds_then_nothing(silent_server):
 
 @pytest.mark.pure
 def test_the_codec_round_trips_the_registered_kinds_and_refuses_the_rest():
-    from state import codec
+    from spycloud_relay.state import codec
 
     record = BreachRecord.from_api(RAW_RECORD)
     value = {

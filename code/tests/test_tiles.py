@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 
 from simulator import tenant
+from spycloud_relay.tiles.aggregate import PERIODS
 from support import day_sliced_calls, single_error
-from tiles.aggregate import PERIODS
 
 TILE_IDS = [
     'spycloud-exposure-summary',
@@ -415,8 +415,8 @@ def test_a_token_is_needed(relay):
 
 def test_an_aggregate_survives_its_json_form():
     """What a shared store keeps is the aggregate's JSON form: it must come back the same."""
-    from spycloud.models import BreachRecord
-    from tiles.aggregate import Aggregate, Period
+    from spycloud_relay.spycloud.models import BreachRecord
+    from spycloud_relay.tiles.aggregate import Aggregate, Period
 
     now = datetime.datetime.now(datetime.UTC)
     aggregate = Aggregate(Period.ending('last_7_days', now))

@@ -42,7 +42,7 @@ def test_a_list_answer_is_the_answer_of_one_call_per_address(make_relay, spyclou
 
 
 def test_an_empty_list_is_trusted_only_once_lists_are_proven(relay, spycloud, caplog):
-    caplog.set_level(logging.INFO, logger='spycloud.batching')
+    caplog.set_level(logging.INFO, logger='spycloud_relay.spycloud.batching')
     assert relay.deliberate([email(v) for v in CLEAN]) == {'data': {}}
     assert calls(spycloud) == [tuple(CLEAN)] + sorted((v,) for v in CLEAN)  # asked again, alone
     spycloud.reset_stats()
@@ -53,13 +53,13 @@ def test_an_empty_list_is_trusted_only_once_lists_are_proven(relay, spycloud, ca
     assert relay.deliberate([email(v) for v in others]) == {'data': {}}
     assert calls(spycloud) == [tuple(others)]  # now an empty list is an answer
     relay.deliberate([email(v) for v in EXPOSED])
-    said = [r.getMessage() for r in caplog.records if r.name == 'spycloud.batching']
+    said = [r.getMessage() for r in caplog.records if r.name == 'spycloud_relay.spycloud.batching']
     assert said == ['SpyCloud reads lists of e-mails: up to 10 addresses per call']  # once
 
 
 def test_a_server_reading_the_list_as_one_address_loses_no_verdict(relay, spycloud, caplog):
     spycloud.email_lists = 'literal'
-    caplog.set_level(logging.INFO, logger='spycloud.batching')
+    caplog.set_level(logging.INFO, logger='spycloud_relay.spycloud.batching')
     assert relay.deliberate([email(v) for v in CLEAN]) == {'data': {}}
     assert calls(spycloud) == [tuple(CLEAN)] + sorted((v,) for v in CLEAN)  # still unknown
     spycloud.reset_stats()
@@ -71,20 +71,20 @@ def test_a_server_reading_the_list_as_one_address_loses_no_verdict(relay, spyclo
     others = ['v7s30@g.example', 'v8s5@h.example']
     assert verdict_values(relay.deliberate([email(v) for v in others])) == {others[0]}
     assert calls(spycloud) == sorted((v,) for v in others)
-    said = [r.getMessage() for r in caplog.records if r.name == 'spycloud.batching']
+    said = [r.getMessage() for r in caplog.records if r.name == 'spycloud_relay.spycloud.batching']
     assert len(said) == 1 and said[0].startswith('SpyCloud answered a list of e-mails with nothing')
 
 
 def test_a_refused_list_turns_lists_off(relay, spycloud, caplog):
     spycloud.email_lists = 'refuse'
-    with caplog.at_level(logging.INFO, logger='spycloud.batching'):
+    with caplog.at_level(logging.INFO, logger='spycloud_relay.spycloud.batching'):
         body = relay.deliberate([email(v) for v in EXPOSED + CLEAN])
         assert verdict_values(body) == set(EXPOSED) and 'errors' not in body
         assert calls(spycloud) == [tuple(EXPOSED + CLEAN)] + sorted((v,) for v in EXPOSED + CLEAN)
         spycloud.reset_stats()
         assert verdict_values(relay.deliberate([email(v) for v in EXPOSED])) == set(EXPOSED)
     assert calls(spycloud) == sorted((v,) for v in EXPOSED)  # no list again
-    said = [r.getMessage() for r in caplog.records if r.name == 'spycloud.batching']
+    said = [r.getMessage() for r in caplog.records if r.name == 'spycloud_relay.spycloud.batching']
     assert said == ['SpyCloud refused a list of e-mails; asking one address per call from now on']
 
 

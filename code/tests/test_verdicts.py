@@ -183,7 +183,7 @@ def count_pools(monkeypatch):
     """``count_pools()``: from then on, the list of every thread pool the client makes."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from spycloud import pool
+    from spycloud_relay.spycloud import pool
 
     made = []
 

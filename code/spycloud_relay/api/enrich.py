@@ -1,0 +1,45 @@
+"""POST /observe/observables and /deliberate/observables: verify, look up, map, answer."""
+
+from flask import Blueprint, Response, request
+
+from spycloud_relay.api.envelope import answer_response, data_response
+from spycloud_relay.api.schemas import parse_observables
+from spycloud_relay.api.services import services
+from spycloud_relay.api.telemetry import note_lookup
+from spycloud_relay.ctim.answer import deliberate_answer, observe_answer
+from spycloud_relay.ctim.mapping import MappingOptions
+from spycloud_relay.spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES
+
+enrich_api = Blueprint('enrich', __name__)
+
+
+@enrich_api.route('/observe/observables', methods=['POST'])
+def observe_observables() -> Response:
+    relay = services()
+    module = relay.module_settings()
+    observables = parse_observables(request, supported_types=PAGE_ENDPOINTS)
+    if not observables:
+        return data_response({})
+    rule = module.verdict_rule()
+    lookup = relay.spycloud.lookup(module.api_key, module.entities_limit, module.query(), rule)
+    note_lookup(observables, lookup.stats)
+    results = relay.spycloud.exposures(lookup, observables)
+    options = MappingOptions(
+        show_passwords=module.show_passwords, ui_url=relay.settings.spycloud_ui_url
+    )
+    return answer_response(observe_answer(results, options, module.warnings, rule))
+
+
+@enrich_api.route('/deliberate/observables', methods=['POST'])
+def deliberate_observables() -> Response:
+    """Quick verdicts: one filtered SpyCloud call per account (none when cached)."""
+    relay = services()
+    module = relay.module_settings()
+    observables = parse_observables(request, supported_types=VERDICT_TYPES)
+    rule = module.verdict_rule()
+    if not observables or rule is None:
+        return data_response({}, module.warnings)
+    lookup = relay.spycloud.lookup(module.api_key, verdicts=rule)
+    note_lookup(observables, lookup.stats)
+    results = relay.spycloud.verdicts(lookup, observables)
+    return answer_response(deliberate_answer(results, rule, module.warnings))

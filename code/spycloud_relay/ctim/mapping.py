@@ -1,0 +1,348 @@
+"""SpyCloud records and catalogs → CTIM documents. Pure functions, no I/O.
+
+Ids are deterministic (uuid5 of SpyCloud's own ids), so the same breach is the
+same entity in every answer and XDR can merge and de-duplicate it.
+"""
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import NAMESPACE_X500, uuid5
+
+from spycloud_relay.spycloud import batching
+from spycloud_relay.spycloud.models import BreachRecord, Catalog, Exposure
+
+SCHEMA_VERSION = '1.0.17'
+SOURCE = 'SpyCloud'
+RELATION_ORIGIN = 'SpyCloud Breach Module'
+SIGHTING_TITLE = 'Reported to SpyCloud'
+UNKNOWN_SOURCE_TITLE = 'an undisclosed breach source'
+
+# Fields already shown elsewhere in the sighting, or ids that mean nothing to an analyst.
+HIDDEN_FIELDS = frozenset(
+    {
+        'sighting',
+        'infected_machine_id',
+        'email_domain',
+        'domain',
+        'email_username',
+        'document_id',
+        'source_id',
+        'spycloud_publish_date',
+        'severity',
+    }
+)
+# Values an analyst must not see by default: credentials, their salts, session cookies,
+# and the card and bank numbers SpyCloud carries as PII.
+SECRET_FIELD = re.compile(
+    r'(passw|passwd|pwd|salt|secret|token|cookie_value|session_id|cc_number|cc_code|cvv'
+    r'|bank_number|account_number|ssn|social_security|national_id|passport|pin_code)',
+    re.IGNORECASE,
+)
+SECRET_KINDS = {'password': None, 'password_plaintext': 'plaintext', 'salt': 'salt'}
+# Fields that name a secret without holding one: the hash type is what an analyst weighs.
+NOT_SECRET = frozenset({'password_type'})
+
+DOMAIN = re.compile(
+    r'^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$'
+)
+
+CONFIDENCE: dict[float, str] = {1: 'High', 2: 'Medium', 3: 'Low'}
+MAX_COUNT = 2**63 - 1  # CTIM's count is an int64
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    show_passwords: bool = False
+    ui_url: str = 'https://portal.spycloud.com/breach/catalog/{uuid}'
+
+
+def transient_id(kind: str, seed: object) -> str:
+    return f'transient:{kind}-{uuid5(NAMESPACE_X500, str(seed))}'
+
+
+def ctim_time(moment: datetime) -> str:
+    """CTIM's preferred form: ``2020-01-09T00:00:00.000Z`` (in UTC; ``isoformat`` writes
+    years below 1000 with four digits, where the C library's ``%Y`` would not)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec='milliseconds') + 'Z'
+
+
+def severity(record: BreachRecord, catalog: Catalog | None) -> str:
+    """SpyCloud severity → CTIM; a combo list is Medium whatever the record says."""
+    if catalog is not None and catalog.is_combo_list:
+        return 'Medium'
+    score = record.severity
+    if score is None:
+        return 'Unknown'
+    if score <= 2:
+        return 'Low'
+    if score <= 5:
+        return 'Medium'
+    if score < 25:
+        return 'High'
+    return 'Critical'
+
+
+def confidence(catalog: Catalog) -> str:
+    raw = catalog.get('confidence')
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return 'Low'  # a list or an object would not even be a key to look up
+    return CONFIDENCE.get(raw, 'Low')
+
+
+def catalog_of(catalogs: Mapping[int, Catalog], source_id: int | None) -> Catalog | None:
+    """A record's breach source among those found; a record that names none has none."""
+    return None if source_id is None else catalogs.get(source_id)
+
+
+def breached_domain(catalog: Catalog | None) -> str | None:
+    """The catalog's site when it is a real domain (not "n/a", a URL or an address)."""
+    if catalog is None:
+        return None
+    site = catalog.text('site')
+    if not site:
+        return None
+    site = site.lower().rstrip('.')
+    return site if DOMAIN.match(site) else None
+
+
+def mask(value: object, kind: str | None = None) -> str:
+    """``t*****3 (plaintext, 7 chars)``: enough to compare with a known value, not to use it."""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if text and set(text) == {'*'}:
+        return text  # SpyCloud masked it already
+    length = len(text)
+    shown = f'{text[0]}*****{text[-1]}' if length >= 6 else '*****'
+    details = f'{kind}, {length} chars' if kind else f'{length} chars'
+    return f'{shown} ({details})'
+
+
+def is_secret(name: str) -> bool:
+    return name not in NOT_SECRET and bool(SECRET_FIELD.search(name))
+
+
+def cell(value: object) -> str:
+    """A data-table cell: strings as they are, lists joined, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ', '.join(value)
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def data_table(record: BreachRecord, options: MappingOptions) -> dict[str, Any]:
+    columns: list[dict[str, str]] = []
+    row: list[str] = []
+    for name, value in record.fields.items():
+        if not isinstance(name, str) or name in HIDDEN_FIELDS or value is None:
+            continue
+        if is_secret(name) and not options.show_passwords:
+            kind = SECRET_KINDS.get(name, None)
+            if name == 'password':
+                kind = _text(record.get('password_type'))
+            shown = mask(value, kind)
+        else:
+            shown = cell(value)
+        columns.append({'name': name, 'type': 'string'})
+        row.append(shown)
+    return {'columns': columns, 'rows': [row] if columns else []}
+
+
+def external_ids(record: BreachRecord) -> list[str]:
+    ids = [record.document_id]
+    if record.source_id is not None:
+        ids.append(str(record.source_id))
+    machine = _text(record.get('infected_machine_id'))
+    if machine:
+        ids.append(machine)
+    return ids
+
+
+def leaked_from(account: dict[str, str], catalog: Catalog | None) -> list[dict[str, Any]]:
+    """``account Leaked_From site``: the graph edge XDR draws between a person and a breach."""
+    domain = breached_domain(catalog)
+    if not domain:
+        return []
+    return [
+        {
+            'origin': RELATION_ORIGIN,
+            'relation': 'Leaked_From',
+            'source': account,
+            'related': {'type': 'domain', 'value': domain},
+        }
+    ]
+
+
+def sighting_id(observable: dict[str, str], record: BreachRecord) -> str:
+    """One sighting per record and observable: a domain lookup and an e-mail lookup in one
+    request may find the same record, and each is a sighting of its own observable."""
+    if observable['type'] == 'email':
+        return transient_id('sighting', record.document_id)
+    return transient_id(
+        'sighting', f'{record.document_id}|{observable["type"]}|{observable["value"]}'
+    )
+
+
+def exposed_accounts(observable: dict[str, str], record: BreachRecord) -> list[dict[str, str]]:
+    """Who is exposed: the queried e-mail itself, or the record's e-mail and username when the
+    lookup was by domain, IP or username."""
+    if observable['type'] == 'email':
+        return [observable]
+    accounts = []
+    email = _text(record.get('email'))
+    if email and '@' in email:
+        accounts.append({'type': 'email', 'value': batching.account(email)})
+    username = _text(record.get('username'))
+    if username:
+        accounts.append({'type': 'user', 'value': username})
+    return accounts
+
+
+def targets(
+    observable: dict[str, str], record: BreachRecord, observed: dict[str, str]
+) -> list[dict[str, Any]]:
+    accounts = exposed_accounts(observable, record)
+    if not accounts:
+        return []
+    return [{'type': accounts[0]['type'], 'observables': accounts, 'observed_time': observed}]
+
+
+def sighting_count(raw: object) -> int:
+    """The record's ``sighting`` when it is a count CTIM can hold (int64), else 1."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 < raw <= MAX_COUNT:
+        return raw
+    return 1
+
+
+def sighting(
+    observable: dict[str, str],
+    record: BreachRecord,
+    catalog: Catalog | None,
+    options: MappingOptions,
+) -> dict[str, Any]:
+    observed = {'start_time': ctim_time(record.published), 'end_time': ctim_time(record.published)}
+    title = catalog.text('title') if catalog is not None else None
+    doc: dict[str, Any] = {
+        'id': sighting_id(observable, record),
+        'type': 'sighting',
+        'schema_version': SCHEMA_VERSION,
+        'source': SOURCE,
+        'title': SIGHTING_TITLE,
+        'description': f'Present in {title or UNKNOWN_SOURCE_TITLE}',
+        'confidence': 'High',
+        'internal': False,
+        'count': sighting_count(record.get('sighting')),
+        'severity': severity(record, catalog),
+        'observed_time': observed,
+        'observables': [observable],
+        'targets': targets(observable, record, observed),
+        'relations': [
+            relation
+            for account in exposed_accounts(observable, record)
+            for relation in leaked_from(account, catalog)
+        ],
+        'external_ids': external_ids(record),
+        'data': data_table(record, options),
+    }
+    portal_id = catalog.portal_id if catalog is not None else None
+    if portal_id:
+        doc['source_uri'] = options.ui_url.format(uuid=portal_id)
+    return doc
+
+
+def indicator(catalog: Catalog, options: MappingOptions) -> dict[str, Any]:
+    title = catalog.text('title') or f'SpyCloud breach source {catalog.id}'
+    doc: dict[str, Any] = {
+        'id': transient_id('indicator', catalog.id),
+        'type': 'indicator',
+        'schema_version': SCHEMA_VERSION,
+        'producer': SOURCE,
+        'source': SOURCE,
+        'title': title,
+        'short_description': title,
+        'description': catalog.text('description') or title,
+        'confidence': confidence(catalog),
+        'valid_time': {},
+        'external_ids': [str(catalog.id)],
+        'external_references': external_references(catalog, options),
+        'tags': catalog_tags(catalog),
+    }
+    published = catalog.published
+    if published:
+        doc['valid_time'] = {'start_time': ctim_time(published)}
+    uuid = catalog.text('uuid')
+    if uuid:
+        doc['external_ids'].append(uuid)
+    if catalog.portal_id:
+        doc['source_uri'] = options.ui_url.format(uuid=catalog.portal_id)
+    tlp = catalog.text('tlp')
+    if tlp and tlp.lower() in ('white', 'green', 'amber', 'red'):
+        doc['tlp'] = tlp.lower()
+    return doc
+
+
+def external_references(catalog: Catalog, options: MappingOptions) -> list[dict[str, str]]:
+    references: list[dict[str, str]] = []
+    domain = breached_domain(catalog)
+    site_description = catalog.text('site_description')
+    if domain and site_description:
+        references.append(
+            {'source_name': SOURCE, 'description': site_description, 'url': f'https://{domain}'}
+        )
+    uuid, description = catalog.portal_id, catalog.text('description')
+    if uuid and description:
+        references.append(
+            {
+                'source_name': SOURCE,
+                'description': description,
+                'url': options.ui_url.format(uuid=uuid),
+                'external_id': uuid,
+            }
+        )
+    return references
+
+
+def catalog_tags(catalog: Catalog) -> list[str]:
+    assets = catalog.get('assets')
+    tags = [name for name in assets if isinstance(name, str)] if isinstance(assets, dict) else []
+    return tags
+
+
+def relationship(sighting_doc: dict[str, Any], indicator_doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        'id': transient_id('relationship', f'{sighting_doc["id"]}|{indicator_doc["id"]}'),
+        'type': 'relationship',
+        'schema_version': SCHEMA_VERSION,
+        'source': SOURCE,
+        'relationship_type': 'sighting-of',
+        'source_ref': sighting_doc['id'],
+        'target_ref': indicator_doc['id'],
+    }
+
+
+def _text(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def exposure_entities(
+    exposure: Exposure, options: MappingOptions
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Sightings (newest first), one Indicator per breach source, and the links between them."""
+    sightings: list[dict[str, Any]] = []
+    indicators: dict[int, dict[str, Any]] = {}
+    relationships: list[dict[str, Any]] = []
+    for record in exposure.records:
+        catalog = catalog_of(exposure.catalogs, record.source_id)
+        doc = sighting(exposure.observable, record, catalog, options)
+        sightings.append(doc)
+        if catalog is None:
+            continue
+        if catalog.id not in indicators:
+            indicators[catalog.id] = indicator(catalog, options)
+        relationships.append(relationship(doc, indicators[catalog.id]))
+    return sightings, list(indicators.values()), relationships

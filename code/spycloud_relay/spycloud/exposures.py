@@ -1,0 +1,133 @@
+"""Observe's lookups: an observable's exposure is its records, their sources and its verdict.
+
+A cold lookup costs one call per page of records, then the distinct uncached breach sources,
+batched by ten per call and fetched at once: two round trips. A warm one costs only the pages.
+The verdict's call, when the records cannot decide it, goes beside the catalogs' (or, when
+observe's filters are narrower than the rule, ahead of the records for all accounts at once).
+What the deadline cut short is answered with a warning naming what is missing.
+"""
+
+from functools import partial
+from typing import cast
+
+from spycloud_relay.errors import RelayError, RelayWarning
+from spycloud_relay.spycloud import warnings
+from spycloud_relay.spycloud.catalogs import Catalogs, Sources
+from spycloud_relay.spycloud.failures import Refused
+from spycloud_relay.spycloud.lookup import Lookup
+from spycloud_relay.spycloud.models import BreachRecord, Catalog, Evidence, Exposure
+from spycloud_relay.spycloud.pool import Pools, waited
+from spycloud_relay.spycloud.records import BreachRecords
+from spycloud_relay.spycloud.verdicts import VERDICT_TYPES, Verdicts, VerdictsAhead, covers
+from spycloud_relay.state import MISSING
+
+
+class Exposures:
+    """Observe's assembly of records, catalogs and verdicts, over the client's parts."""
+
+    def __init__(
+        self, records: BreachRecords, catalogs: Catalogs, verdicts: Verdicts, pools: Pools
+    ) -> None:
+        self._records = records
+        self._catalogs = catalogs
+        self._verdicts = verdicts
+        self._pools = pools
+
+    def all(self, lookup: Lookup, observables: list[dict[str, str]]) -> list[Exposure | RelayError]:
+        """Exposure (or the RelayError that stopped it) per observable, in order, concurrently.
+
+        When observe's filters are narrower than the verdict rule, no account's own records can
+        decide its verdict, so the verdicts of all its accounts are asked at once beside the
+        records, as deliberate asks them (one cache read, ten e-mails per call)."""
+        rule = lookup.verdicts
+        accounts = [o for o in observables if o['type'] in VERDICT_TYPES and o['value'].strip('.')]
+        if rule is None or not accounts or covers(lookup.filters, rule):
+            return self._pools.per_observable(lookup, observables, self.one)
+        known, pending = self._verdicts.cached(lookup, accounts)
+        with self._pools.open(2 if pending else 1, 'ahead') as pool:
+            future = pool.submit(self._verdicts.judged_all, lookup, pending) if pending else None
+            ahead = VerdictsAhead(accounts, known, pending, future)
+            return self._pools.per_observable(lookup, observables, partial(self.one, ahead=ahead))
+
+    def one(
+        self, lookup: Lookup, observable: dict[str, str], ahead: VerdictsAhead | None = None
+    ) -> Exposure:
+        """The newest ``lookup.limit`` records of an observable, with their breach sources."""
+        if not observable['value'].strip('.'):
+            return Exposure.empty(observable, warnings.not_a_value(observable))
+        try:
+            records, hits, found = self._records.fetch(lookup, observable)
+        except Refused as error:
+            return Exposure.empty(observable, warnings.refused(observable, error))
+        ids = list(dict.fromkeys(r.source_id for r in records if r.source_id is not None))
+        catalogs, reasons, evidence = self._sources_and_verdict(
+            lookup, observable, records, hits, found, ids, ahead
+        )
+        found.extend(reasons[i] for i in ids if i in reasons)
+        unanswered = [i for i in ids if i not in catalogs and i not in reasons]
+        if unanswered:
+            found.append(
+                warnings.cut_short(
+                    lookup.deadline,
+                    f'breach sources {_ids(unanswered)} of {observable["value"]}: '
+                    'their sightings are shown without source details',
+                )
+            )
+        if hits > len(records) >= lookup.limit:  # the limit stopped the paging, not a failure
+            found.append(warnings.more_records(observable, len(records), hits))
+        return Exposure(
+            observable=observable,
+            records=records,
+            hits=hits,
+            catalogs=catalogs,
+            warnings=found,
+            evidence=evidence,
+        )
+
+    def _sources_and_verdict(
+        self,
+        lookup: Lookup,
+        observable: dict[str, str],
+        records: list[BreachRecord],
+        hits: int,
+        found: list[RelayWarning],
+        ids: list[int],
+        ahead: VerdictsAhead | None,
+    ) -> tuple[dict[int, Catalog], dict[int, RelayWarning], Evidence | None]:
+        """The catalogs and the verdict's evidence. When the verdict takes a call (its records
+        cannot decide it and the cache does not hold it), that call and the catalogs' go at
+        once, neither waiting for the other; else no thread is started for it."""
+        if ahead is not None and ahead.holds(observable):
+            catalogs, reasons = self._catalogs.get(lookup, ids)
+            evidence = ahead.evidence(lookup, observable, found)
+        else:
+            sources, evidence = self._beside(lookup, observable, records, hits, found, ids)
+            catalogs, reasons = sources
+        source = evidence.newest.source_id if evidence is not None else None
+        if source is not None and source not in catalogs:  # for the judgement's link
+            catalogs.update(self._catalogs.get(lookup, [source])[0])
+        return catalogs, reasons, evidence
+
+    def _beside(
+        self,
+        lookup: Lookup,
+        observable: dict[str, str],
+        records: list[BreachRecord],
+        hits: int,
+        found: list[RelayWarning],
+        ids: list[int],
+    ) -> tuple[Sources, Evidence | None]:
+        """The catalogs, and the verdict's call beside them on a pool of two when it takes one."""
+        held = self._verdicts.at_hand(lookup, observable, records, hits, found)
+        if held is not MISSING:
+            return self._catalogs.get(lookup, ids), cast('Evidence | None', held)
+        with self._pools.open(2, 'beside') as pool:
+            judged = pool.submit(self._verdicts.beside, lookup, observable, found)
+            sources = self._catalogs.get(lookup, ids)
+            waited([judged], lookup, margin=1.0)
+        return sources, judged.result() if judged.done() else None
+
+
+def _ids(ids: list[int]) -> str:
+    shown = ', '.join(str(i) for i in ids[:10])
+    return shown + (f' and {len(ids) - 10} more' if len(ids) > 10 else '')

@@ -1,0 +1,121 @@
+"""Gathering the dashboard's aggregate: the one place tiles meet the SpyCloud client.
+
+A cursor chain is sequential, so the period is split into days and the days are paged at
+once (each on the request's own pool, within the rate limiter and the deadline); records
+stream into the aggregate's counters. The aggregate is cached per API key and period
+(TILE_CACHE_TTL_S), so every tile of a dashboard costs one gathering.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from spycloud_relay import state
+from spycloud_relay.config import Settings
+from spycloud_relay.errors import AuthorizationError, RelayError, RelayWarning
+from spycloud_relay.spycloud.client import SpyCloudClient
+from spycloud_relay.spycloud.lookup import Lookup
+from spycloud_relay.spycloud.models import Catalog
+from spycloud_relay.state import MISSING
+from spycloud_relay.tiles.aggregate import Aggregate, Period, utc_now
+
+
+@dataclass(frozen=True)
+class Gathered:
+    aggregate: Aggregate
+    catalogs: dict[int, Catalog]
+    computed_at: datetime
+
+
+class Dashboard:
+    """Aggregates of the watchlist per key and period, gathered once and kept a while."""
+
+    def __init__(self, client: SpyCloudClient, settings: Settings) -> None:
+        self._client = client
+        self.ttl_s = settings.tile_cache_ttl_s
+        # Shared by every replica when REDIS_URL is set, encrypted under the tenant's key.
+        self._cache = state.cache(
+            settings, 'tiles', settings.tile_cache_size, settings.tile_cache_ttl_s
+        )
+
+    def gathered(self, lookup: Lookup, period_name: str) -> Gathered:
+        """The period's aggregate and the catalogs its tiles name; raises the RelayError of a
+        SpyCloud that refused the key (403: no licence, IP not allowed) or answered nothing."""
+        key = ('tiles', lookup.fingerprint, period_name)
+        cached = self._cache.get(key, secret=lookup.api_key)
+        if cached is not MISSING:
+            lookup.stats.add(cache_hits=1)
+            return _unpacked(cached)
+        now = utc_now()
+        aggregate = Aggregate(Period.ending(period_name, now))
+        self._gather(lookup, aggregate)
+        catalogs, _ = self._client.catalogs(lookup, _named_sources(aggregate))
+        gathered = Gathered(aggregate, catalogs, now)
+        if aggregate.complete:  # a partial picture is not kept: the next ask may complete it
+            self._cache.set(key, _packed(gathered), secret=lookup.api_key)
+        return gathered
+
+    def _gather(self, lookup: Lookup, aggregate: Aggregate) -> None:
+        days = aggregate.period.days
+        results = self._client.each(
+            lookup,
+            days,
+            lambda lookup, day: self._client.watchlist_day(lookup, day, aggregate.add),
+            describe=lambda day: f'the watchlist records of {day}',
+        )
+        failures = [
+            (day, r) for day, r in zip(days, results, strict=True) if isinstance(r, RelayError)
+        ]
+        for _, error in failures:
+            if isinstance(error, AuthorizationError):
+                raise error
+        if failures and len(failures) == len(days):
+            raise _nothing_arrived(failures[0][1], len(days))
+        aggregate.missing_days.extend(day for day, _ in failures)
+        if failures:
+            reasons = sorted({error.message for _, error in failures})
+            aggregate.warnings.append(
+                RelayWarning(
+                    'incomplete',
+                    f'The records of {len(failures)} of {len(days)} days of the period did '
+                    f'not arrive ({"; ".join(reasons)[:300]}); the tiles show the days that did.',
+                )
+            )
+
+
+def _nothing_arrived(error: RelayError, days: int) -> RelayError:
+    """What answers a period of which no day arrived: no count can be shown (zeros would read
+    as no exposure). A day's warning (SpyCloud's 400, the deadline) is made fatal."""
+    if not error.is_warning:
+        return error
+    fatal = RelayError(
+        f'SpyCloud gave the records of none of the {days} days of the period: {error.message}'
+    )
+    fatal.code = error.code
+    return fatal
+
+
+def _named_sources(aggregate: Aggregate) -> list[int]:
+    """The breach sources the markdown tiles name, whose titles come from the catalogs."""
+    ids = [source_id for source_id, _ in aggregate.newest_sources()]
+    for _, account in aggregate.most_exposed():
+        ids.extend(sorted(account.sources, key=lambda s: -account.sources[s])[:3])
+    return list(dict.fromkeys(ids))
+
+
+def _packed(gathered: Gathered) -> dict[str, Any]:
+    """What the store keeps: JSON-like data and Catalogs, which its codec knows."""
+    return {
+        'aggregate': gathered.aggregate.to_json(),
+        'catalogs': dict(gathered.catalogs),
+        'computed_at': gathered.computed_at.isoformat(),
+    }
+
+
+def _unpacked(packed: Mapping[str, Any]) -> Gathered:
+    return Gathered(
+        Aggregate.from_json(packed['aggregate']),
+        packed['catalogs'],
+        datetime.fromisoformat(packed['computed_at']),
+    )
