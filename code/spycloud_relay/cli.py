@@ -30,7 +30,7 @@ from spycloud_relay.ctim.mapping import MappingOptions
 from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import RelayError
 from spycloud_relay.spycloud.client import PAGE_ENDPOINTS, SpyCloudClient
-from spycloud_relay.spycloud.models import Exposure
+from spycloud_relay.spycloud.models import Exposure, Observable
 from spycloud_relay.spycloud.watchlist import identifier as watchlist_identifier
 from spycloud_relay.spycloud.watchlist import watchlist_type
 from spycloud_relay.terminal import (
@@ -202,7 +202,7 @@ def lookup(
 
         relay lookup --simulator admin@example.org r6c3.example.net
     """
-    items = [{'type': kind or guess_type(value), 'value': value.strip()} for value in observables]
+    items = [Observable(kind or guess_type(value), value.strip()) for value in observables]
     module = ModuleSettings(
         api_key=api_key_from(api_key_env, simulator),
         entities_limit=limit,
@@ -223,7 +223,7 @@ def lookup(
 
 
 def exposures_of(
-    items: list[dict[str, str]], module: ModuleSettings, simulator: bool, api_url: str | None
+    items: list[Observable], module: ModuleSettings, simulator: bool, api_url: str | None
 ) -> tuple[list[Exposure | RelayError], Settings]:
     """What SpyCloud (or the simulator) holds on each observable, and the settings asked with."""
     with spycloud_for(simulator, api_url) as url:

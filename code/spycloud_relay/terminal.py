@@ -46,7 +46,7 @@ def print_tables(
             continue
         observable = result.observable
         table = Table(
-            title=f'{observable["type"]} {observable["value"]}: {len(result.records)} '
+            title=f'{observable.type} {observable.value}: {len(result.records)} '
             f'of {result.hits} SpyCloud records',
             title_justify='left',
         )
@@ -69,7 +69,7 @@ def print_tables(
                 shown,
             )
         console.print(table)
-        if rule is not None and observable['type'] in VERDICT_TYPES:
+        if rule is not None and observable.type in VERDICT_TYPES:
             console.print(verdict_line(result, rule), highlight=False, soft_wrap=True)
         for warning in result.warnings:
             console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spycloud_relay.spycloud.batching import OFF, PROVEN, UNKNOWN, EmailBatching, account
+from spycloud_relay.spycloud.models import Observable
 
 pytestmark = pytest.mark.pure
 FAST = settings.get_current_profile_name() == 'fast'
@@ -24,7 +25,7 @@ STATES = st.sampled_from([UNKNOWN, PROVEN])
 
 
 def email(value):
-    return {'type': 'email', 'value': value}
+    return Observable('email', value)
 
 
 def recased(draw, value):
@@ -42,7 +43,7 @@ def list_answers(draw):
     for index in range(draw(st.integers(0, 12))):
         about = draw(
             st.one_of(
-                st.sampled_from([m['value'] for m in members]).map(lambda v: ('member', v)),
+                st.sampled_from([m.value for m in members]).map(lambda v: ('member', v)),
                 st.just(('stranger', 'stranger@elsewhere.example')),
                 st.sampled_from([('odd', None), ('odd', 7), ('odd', ['x'])]),
             )
@@ -75,7 +76,7 @@ def test_a_list_answer_is_read_whole_or_not_at_all(answer, state):
     if found is None:
         assert batching.state in (state, PROVEN)
         return
-    assert set(found) == {account(m['value']) for m in members}
+    assert set(found) == {account(m.value) for m in members}
     for address, records in found.items():
         assert all(account(r['email']) == address for r in records)
     placed = Counter(id(r) for records in found.values() for r in records)
@@ -91,7 +92,7 @@ def test_a_list_answer_is_read_whole_or_not_at_all(answer, state):
         st.one_of(
             ADDRESSES.map(email),
             ODD_VALUES.map(email),
-            st.builds(lambda v: {'type': 'user', 'value': v}, LOCAL),
+            st.builds(lambda v: Observable('user', v), LOCAL),
         ),
         max_size=40,
     ),
@@ -106,9 +107,9 @@ def test_every_observable_is_in_one_group_and_lists_hold_plain_addresses(observa
     for group in groups:
         assert 1 <= len(group) <= (1 if state == OFF else size)
         if len(group) > 1:
-            assert all(o['type'] == 'email' for o in group)
-            assert all(',' not in o['value'] and ' ' not in o['value'].strip() for o in group)
-            assert all(o['value'].count('@') == 1 for o in group)
+            assert all(o.type == 'email' for o in group)
+            assert all(',' not in o.value and ' ' not in o.value.strip() for o in group)
+            assert all(o.value.count('@') == 1 for o in group)
 
 
 def test_one_address_per_call_turns_lists_off_from_the_start():
@@ -146,5 +147,5 @@ def test_look_alikes_and_values_a_gateway_may_split_are_asked_alone():
     odd = ['\u212aate@x.example', 'k\u0130m@x.example', 'a%2Cb@x.example', 'a,b@x.example']
     plain = ['kate@x.example', 'Kim@x.example']
     groups = EmailBatching(10).groups([email(v) for v in plain + odd])
-    assert [[o['value'] for o in g] for g in groups] == [plain] + [[v] for v in odd]
+    assert [[o.value for o in g] for g in groups] == [plain] + [[v] for v in odd]
     assert account('\u212aATE@X.example') == '\u212aate@x.example'  # only ASCII is folded

@@ -6,7 +6,13 @@ import pytest
 
 from spycloud_relay.ctim import mapping
 from spycloud_relay.ctim.bundle import Bundle
-from spycloud_relay.spycloud.models import BreachRecord, Catalog, MalformedData, parse_time
+from spycloud_relay.spycloud.models import (
+    BreachRecord,
+    Catalog,
+    MalformedData,
+    Observable,
+    parse_time,
+)
 
 pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 
@@ -142,14 +148,14 @@ def test_data_table_cells():
 
 
 def test_sighting_without_catalog():
-    doc = mapping.sighting({'type': 'email', 'value': 'a@b.example'}, record(), None, OPTIONS)
+    doc = mapping.sighting(Observable('email', 'a@b.example'), record(), None, OPTIONS)
     assert doc['description'] == 'Present in an undisclosed breach source'
     assert 'source_uri' not in doc and doc['relations'] == []
     assert doc['observed_time']['start_time'] == '2024-02-03T00:00:00.000Z'
 
 
 def test_sighting_count_falls_back_to_one():
-    observable = {'type': 'email', 'value': 'a@b.example'}
+    observable = Observable('email', 'a@b.example')
     for bad in (0, -1, 'many', True):
         assert mapping.sighting(observable, record(sighting=bad), None, OPTIONS)['count'] == 1
     assert mapping.sighting(observable, record(sighting=4), None, OPTIONS)['count'] == 4

@@ -26,6 +26,7 @@ from spycloud_relay.spycloud.models import (
     Catalog,
     Exposure,
     MalformedData,
+    Observable,
     parse_time,
 )
 from support import BUNDLE
@@ -250,9 +251,9 @@ def raw_catalogs(draw, catalog_id=None):
 def observables():
     kinds = sorted(PAGE_ENDPOINTS)
     return st.one_of(
-        st.emails().map(lambda value: {'type': 'email', 'value': value}),
+        st.emails().map(lambda value: Observable('email', value)),
         st.builds(
-            lambda kind, value: {'type': kind, 'value': value},
+            Observable,
             st.sampled_from(kinds),
             st.text(string.ascii_letters + '.@-_', min_size=1),
         ),
@@ -437,7 +438,7 @@ def test_found_years_below_1000_are_written_with_four_digits():
     record = BreachRecord.from_api(
         {'document_id': 'd', 'spycloud_publish_date': '0999-01-02T03:04:05Z'}
     )
-    doc = sighting({'type': 'email', 'value': 'a@b.example'}, record, None, MappingOptions())
+    doc = sighting(Observable('email', 'a@b.example'), record, None, MappingOptions())
     assert doc['observed_time']['start_time'] == '0999-01-02T03:04:05.000Z'
     assert_valid_ctim(bundle_of([doc]))
 
@@ -457,5 +458,5 @@ def test_found_counts_beyond_int64_are_one():
         record = BreachRecord.from_api(
             {'document_id': 'd', 'sighting': raw, 'spycloud_publish_date': '2020-01-09T00:00:00Z'}
         )
-        doc = sighting({'type': 'email', 'value': 'a@b.example'}, record, None, MappingOptions())
+        doc = sighting(Observable('email', 'a@b.example'), record, None, MappingOptions())
         assert doc['count'] == count

@@ -22,7 +22,7 @@ def observe_observables() -> Response:
         return data_response({})
     rule = module.verdict_rule()
     lookup = relay.spycloud.lookup(module.api_key, module.entities_limit, module.query(), rule)
-    note_lookup(observables, lookup.stats)
+    note_lookup((o.type for o in observables), lookup.stats)
     results = relay.spycloud.exposures(lookup, observables)
     options = MappingOptions(
         show_passwords=module.show_passwords, ui_url=relay.settings.spycloud_ui_url
@@ -40,6 +40,6 @@ def deliberate_observables() -> Response:
     if not observables or rule is None:
         return data_response({}, module.warnings)
     lookup = relay.spycloud.lookup(module.api_key, verdicts=rule)
-    note_lookup(observables, lookup.stats)
+    note_lookup((o.type for o in observables), lookup.stats)
     results = relay.spycloud.verdicts(lookup, observables)
     return answer_response(deliberate_answer(results, rule, module.warnings))

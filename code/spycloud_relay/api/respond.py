@@ -20,6 +20,7 @@ from spycloud_relay.ctim.actions import ADD, REMOVE, TAKES, VERIFY, Target, mask
 from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import InvalidArgumentError, RelayError, RelayWarning, UnknownError
 from spycloud_relay.spycloud.lookup import Lookup
+from spycloud_relay.spycloud.models import Observable
 from spycloud_relay.spycloud.watchlist import (
     TYPES_BY_OBSERVABLE,
     Watchlist,
@@ -42,7 +43,7 @@ def respond_observables() -> Response:
         return data_response([], module.warnings)
     targets, warnings = _targets(observables)
     lookup = relay.spycloud.lookup(module.api_key)
-    note_lookup(observables, lookup.stats)
+    note_lookup((o.type for o in observables), lookup.stats)
     items = relay.spycloud.each(
         lookup,
         targets,
@@ -75,7 +76,7 @@ def respond_trigger() -> Response:
             module,
         )
         lookup = relay.spycloud.lookup(module.api_key)
-        note_lookup([{'type': target.observable_type}], lookup.stats)
+        note_lookup([target.observable_type], lookup.stats)
         outcome = _perform(relay.spycloud.watchlist, lookup, action_id, target)
     except RelayError as error:
         _log(action_id, target, 'failure', error.code)
@@ -84,21 +85,21 @@ def respond_trigger() -> Response:
     return data_response({'status': 'success'})
 
 
-def _targets(observables: Iterable[dict[str, str]]) -> tuple[list[Target], list[RelayError]]:
+def _targets(observables: Iterable[Observable]) -> tuple[list[Target], list[RelayError]]:
     targets: list[Target] = []
     warnings: list[RelayError] = []
     for observable in observables:
-        kind = watchlist_type(observable['type'], observable['value'])
+        kind = watchlist_type(observable.type, observable.value)
         if kind is None:
             warnings.append(
                 RelayWarning(
                     'invalid argument',
-                    f'{observable["value"]!r} is not a {observable["type"]} '
+                    f'{observable.value!r} is not a {observable.type} '
                     'the SpyCloud watchlist takes; no action is offered for it.',
                 )
             )
         else:
-            targets.append(Target(observable['type'], identifier(observable['value']), kind))
+            targets.append(Target(observable.type, identifier(observable.value), kind))
     return targets, warnings
 
 

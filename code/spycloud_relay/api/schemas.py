@@ -2,17 +2,18 @@
 tile request and a response trigger, whose fields are strings or absent."""
 
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from flask import Request
 from gunicorn.http.errors import ParseException
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from spycloud_relay.api.services import services
 from spycloud_relay.config import Settings
 from spycloud_relay.errors import InvalidArgumentError
+from spycloud_relay.spycloud.models import Observable
 
 NOT_BLANK = validate.Length(min=1, error='Field may not be blank.')
 UNREADABLE_BODY = (
@@ -30,6 +31,11 @@ class ObservableSchema(Schema):
 
     type = fields.String(required=True, validate=NOT_BLANK)
     value = fields.String(required=True, validate=NOT_BLANK)
+
+    @post_load
+    def observable(self, data: Mapping[str, str], **_: Any) -> Observable:
+        """The checked JSON object as the Observable the relay passes on: made once, here."""
+        return Observable.of(data)
 
 
 OBSERVABLES = ObservableSchema(many=True)
@@ -83,7 +89,7 @@ MAX_ERRORS_SHOWN = 10
 
 def parse_observables(
     request: Request, supported_types: Collection[str], limits: Settings | None = None
-) -> list[dict[str, str]]:
+) -> list[Observable]:
     """Lower-cased types, supported ones only, duplicates removed, order kept.
 
     The limits (``Settings``, by default the app's) apply to what the relay would look up:
@@ -99,7 +105,7 @@ def parse_observables(
             'Invalid JSON payload received. The body must be a JSON array of observables.'
         )
     try:
-        observables: list[dict[str, str]] = OBSERVABLES.load(payload)
+        observables: list[Observable] = OBSERVABLES.load(payload)
     except ValidationError as error:
         raise InvalidArgumentError(
             f'Invalid JSON payload received. {describe(error.messages)}.'
@@ -115,21 +121,21 @@ def parse_observables(
 
 
 def _distinct(
-    observables: Iterable[dict[str, str]], supported_types: Collection[str], max_length: int
-) -> list[dict[str, str]]:
-    """The supported observables, trimmed, lower-cased types, each once, in order."""
-    unique: dict[tuple[str, str], dict[str, str]] = {}
+    observables: Iterable[Observable], supported_types: Collection[str], max_length: int
+) -> list[Observable]:
+    """The supported observables, each once (equal ones are one), in order."""
+    unique: dict[Observable, None] = {}
     for index, observable in enumerate(observables):
-        kind, value = observable['type'].strip().lower(), observable['value'].strip()
-        if kind not in supported_types or not value:
+        if observable.type not in supported_types or not observable.value:
             continue
-        if len(value) > max_length:
+        if len(observable.value) > max_length:
             raise InvalidArgumentError(
-                f'Invalid JSON payload received. Observable {index} ({kind}) has a value of '
-                f'{len(value)} characters; the limit is {max_length} (MAX_VALUE_LENGTH).'
+                f'Invalid JSON payload received. Observable {index} ({observable.type}) has a '
+                f'value of {len(observable.value)} characters; the limit is {max_length} '
+                '(MAX_VALUE_LENGTH).'
             )
-        unique.setdefault((kind, value), {'type': kind, 'value': value})
-    return list(unique.values())
+        unique.setdefault(observable)
+    return list(unique)
 
 
 def read_json(request: Request, limit: int) -> Any:

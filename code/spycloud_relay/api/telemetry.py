@@ -7,7 +7,7 @@ by type, the outcome the envelope answered); nothing here reads a header or a bo
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable
 
 from flask import Blueprint, Flask, Response, g, request
 
@@ -31,9 +31,10 @@ def metrics() -> Response:
     return Response(body, content_type=content_type)
 
 
-def note_lookup(observables: Sequence[Mapping[str, str]], stats: LookupStats) -> None:
-    """Called by a route that looks things up, so its log line can say what it cost."""
-    g.observables = dict(Counter(o['type'] for o in observables))
+def note_lookup(types: Iterable[str], stats: LookupStats) -> None:
+    """Called by a route that looks things up with the types of what it asks about, so its
+    log line can say what it cost."""
+    g.observables = dict(Counter(types))
     g.lookup_stats = stats
 
 

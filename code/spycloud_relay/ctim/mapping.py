@@ -13,7 +13,7 @@ from typing import Any
 from uuid import NAMESPACE_X500, uuid5
 
 from spycloud_relay.spycloud import batching
-from spycloud_relay.spycloud.models import BreachRecord, Catalog, Exposure
+from spycloud_relay.spycloud.models import BreachRecord, Catalog, Exposure, Observable
 
 SCHEMA_VERSION = '1.0.17'
 SOURCE = 'SpyCloud'
@@ -163,7 +163,7 @@ def external_ids(record: BreachRecord) -> list[str]:
     return ids
 
 
-def leaked_from(account: dict[str, str], catalog: Catalog | None) -> list[dict[str, Any]]:
+def leaked_from(account: Observable, catalog: Catalog | None) -> list[dict[str, Any]]:
     """``account Leaked_From site``: the graph edge XDR draws between a person and a breach."""
     domain = breached_domain(catalog)
     if not domain:
@@ -172,44 +172,48 @@ def leaked_from(account: dict[str, str], catalog: Catalog | None) -> list[dict[s
         {
             'origin': RELATION_ORIGIN,
             'relation': 'Leaked_From',
-            'source': account,
+            'source': account.as_ctim(),
             'related': {'type': 'domain', 'value': domain},
         }
     ]
 
 
-def sighting_id(observable: dict[str, str], record: BreachRecord) -> str:
+def sighting_id(observable: Observable, record: BreachRecord) -> str:
     """One sighting per record and observable: a domain lookup and an e-mail lookup in one
     request may find the same record, and each is a sighting of its own observable."""
-    if observable['type'] == 'email':
+    if observable.type == 'email':
         return transient_id('sighting', record.document_id)
-    return transient_id(
-        'sighting', f'{record.document_id}|{observable["type"]}|{observable["value"]}'
-    )
+    return transient_id('sighting', f'{record.document_id}|{observable.type}|{observable.value}')
 
 
-def exposed_accounts(observable: dict[str, str], record: BreachRecord) -> list[dict[str, str]]:
+def exposed_accounts(observable: Observable, record: BreachRecord) -> list[Observable]:
     """Who is exposed: the queried e-mail itself, or the record's e-mail and username when the
     lookup was by domain, IP or username."""
-    if observable['type'] == 'email':
+    if observable.type == 'email':
         return [observable]
     accounts = []
     email = _text(record.get('email'))
     if email and '@' in email:
-        accounts.append({'type': 'email', 'value': batching.account(email)})
+        accounts.append(Observable(type='email', value=batching.account(email)))
     username = _text(record.get('username'))
     if username:
-        accounts.append({'type': 'user', 'value': username})
+        accounts.append(Observable(type='user', value=username))
     return accounts
 
 
 def targets(
-    observable: dict[str, str], record: BreachRecord, observed: dict[str, str]
+    observable: Observable, record: BreachRecord, observed: dict[str, str]
 ) -> list[dict[str, Any]]:
     accounts = exposed_accounts(observable, record)
     if not accounts:
         return []
-    return [{'type': accounts[0]['type'], 'observables': accounts, 'observed_time': observed}]
+    return [
+        {
+            'type': accounts[0].type,
+            'observables': [account.as_ctim() for account in accounts],
+            'observed_time': observed,
+        }
+    ]
 
 
 def sighting_count(raw: object) -> int:
@@ -220,7 +224,7 @@ def sighting_count(raw: object) -> int:
 
 
 def sighting(
-    observable: dict[str, str],
+    observable: Observable,
     record: BreachRecord,
     catalog: Catalog | None,
     options: MappingOptions,
@@ -239,7 +243,7 @@ def sighting(
         'count': sighting_count(record.get('sighting')),
         'severity': severity(record, catalog),
         'observed_time': observed,
-        'observables': [observable],
+        'observables': [observable.as_ctim()],
         'targets': targets(observable, record, observed),
         'relations': [
             relation

@@ -19,7 +19,7 @@ from spycloud_relay.ctim.mapping import (
     transient_id,
 )
 from spycloud_relay.spycloud.lookup import VerdictRule
-from spycloud_relay.spycloud.models import SEVERITY_NAMES, Catalog, Evidence, Exposure
+from spycloud_relay.spycloud.models import SEVERITY_NAMES, Catalog, Evidence, Exposure, Observable
 
 SUSPICIOUS, SUSPICIOUS_NAME = 3, 'Suspicious'
 PRIORITY = 90  # the highest an automated source may claim
@@ -40,16 +40,16 @@ def valid_time(evidence: Evidence, rule: VerdictRule) -> dict[str, str]:
     }
 
 
-def judgement_id(observable: dict[str, str], evidence: Evidence, rule: VerdictRule) -> str:
+def judgement_id(observable: Observable, evidence: Evidence, rule: VerdictRule) -> str:
     seed = (
-        f'{observable["type"]}|{observable["value"]}|{evidence.newest.document_id}|'
+        f'{observable.type}|{observable.value}|{evidence.newest.document_id}|'
         f'{rule.min_severity}|{rule.days}'
     )
     return transient_id('judgement', seed)
 
 
 def verdict(
-    observable: dict[str, str],
+    observable: Observable,
     evidence: Evidence,
     rule: VerdictRule,
     judgement: dict[str, Any] | None = None,
@@ -58,7 +58,7 @@ def verdict(
         'type': 'verdict',
         'disposition': SUSPICIOUS,
         'disposition_name': SUSPICIOUS_NAME,
-        'observable': observable,
+        'observable': observable.as_ctim(),
         'valid_time': valid_time(evidence, rule),
     }
     if judgement is not None:
@@ -79,7 +79,7 @@ def reason(evidence: Evidence, rule: VerdictRule) -> str:
 
 
 def judgement(
-    observable: dict[str, str],
+    observable: Observable,
     evidence: Evidence,
     rule: VerdictRule,
     catalog: Catalog | None,
@@ -90,7 +90,7 @@ def judgement(
         'type': 'judgement',
         'schema_version': SCHEMA_VERSION,
         'source': SOURCE,
-        'observable': observable,
+        'observable': observable.as_ctim(),
         'disposition': SUSPICIOUS,
         'disposition_name': SUSPICIOUS_NAME,
         'priority': PRIORITY,

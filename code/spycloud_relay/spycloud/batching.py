@@ -20,6 +20,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from spycloud_relay.spycloud.models import Observable
+
 log = logging.getLogger(__name__)
 
 UNKNOWN, PROVEN, OFF = 'unknown', 'proven', 'off'
@@ -63,17 +65,15 @@ class EmailBatching:
             self.state = state
         log.info(why, *args)
 
-    def groups(self, observables: list[dict[str, str]]) -> list[list[dict[str, str]]]:
+    def groups(self, observables: list[Observable]) -> list[list[Observable]]:
         """The observables in groups of one call each: plain e-mail addresses by ``size``
         while batching is not off, then anything else, alone."""
         if self.state == OFF:
             return [[o] for o in observables]
-        singles: list[list[dict[str, str]]] = []
-        emails: list[dict[str, str]] = []
+        singles: list[list[Observable]] = []
+        emails: list[Observable] = []
         for observable in observables:
-            if observable['type'] == 'email' and PLAIN_ADDRESS.fullmatch(
-                account(observable['value'])
-            ):
+            if observable.type == 'email' and PLAIN_ADDRESS.fullmatch(account(observable.value)):
                 emails.append(observable)
             else:
                 singles.append([observable])
@@ -97,7 +97,7 @@ class EmailBatching:
             )
 
     def read(
-        self, page: Mapping[str, Any], members: list[dict[str, str]]
+        self, page: Mapping[str, Any], members: list[Observable]
     ) -> dict[str, list[Any]] | None:
         """Each member's raw records (by ``account``) when the page settles every member;
         None when the members must be asked one by one."""
@@ -105,7 +105,7 @@ class EmailBatching:
         cursor = page.get('cursor')
         if not isinstance(results, list) or (isinstance(cursor, str) and cursor.strip()):
             return None  # not a page, or more than one: the singles' paging is exact
-        found: dict[str, list[Any]] = {account(o['value']): [] for o in members}
+        found: dict[str, list[Any]] = {account(o.value): [] for o in members}
         for raw in results:
             email = raw.get('email') if isinstance(raw, Mapping) else None
             records = found.get(account(email)) if isinstance(email, str) else None

@@ -25,7 +25,7 @@ from spycloud_relay.spycloud.catalogs import Catalogs, Sources
 from spycloud_relay.spycloud.exposures import Exposures
 from spycloud_relay.spycloud.failures import BadRequest
 from spycloud_relay.spycloud.lookup import Lookup, VerdictRule
-from spycloud_relay.spycloud.models import Exposure
+from spycloud_relay.spycloud.models import Exposure, Observable
 from spycloud_relay.spycloud.pool import Pools
 from spycloud_relay.spycloud.records import PAGE_ENDPOINTS, BreachRecords, Found
 from spycloud_relay.spycloud.transport import Transport
@@ -114,30 +114,30 @@ class SpyCloudClient:
             ) from None
 
     def exposures(
-        self, lookup: Lookup, observables: list[dict[str, str]]
+        self, lookup: Lookup, observables: list[Observable]
     ) -> list[Exposure | RelayError]:
         """Exposure (or the RelayError that stopped it) per observable, in order, concurrently
         (spycloud/exposures.py)."""
         return self._exposures.all(lookup, observables)
 
     def exposure(
-        self, lookup: Lookup, observable: dict[str, str], ahead: VerdictsAhead | None = None
+        self, lookup: Lookup, observable: Observable, ahead: VerdictsAhead | None = None
     ) -> Exposure:
         """The newest ``lookup.limit`` records of an observable, with their breach sources."""
         return self._exposures.one(lookup, observable, ahead)
 
     def verdicts(
-        self, lookup: Lookup, observables: list[dict[str, str]]
+        self, lookup: Lookup, observables: list[Observable]
     ) -> list[Exposure | RelayError]:
         """Per observable, an Exposure holding only the evidence for a verdict, or the
         RelayError that stopped it; the cache is asked once (spycloud/verdicts.py)."""
         return self._verdicts.of(lookup, observables)
 
-    def judged(self, lookup: Lookup, observable: dict[str, str]) -> Exposure:
+    def judged(self, lookup: Lookup, observable: Observable) -> Exposure:
         """The verdict lookup of one observable the cache does not hold: one call."""
         return self._verdicts.judged(lookup, observable)
 
-    def breach_records(self, lookup: Lookup, observable: dict[str, str]) -> Found:
+    def breach_records(self, lookup: Lookup, observable: Observable) -> Found:
         """(records, hits, warnings) of an observable, page by page (spycloud/records.py)."""
         return self._records.fetch(lookup, observable)
 

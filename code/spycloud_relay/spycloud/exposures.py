@@ -15,7 +15,7 @@ from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.catalogs import Catalogs, Sources
 from spycloud_relay.spycloud.failures import Refused
 from spycloud_relay.spycloud.lookup import Lookup
-from spycloud_relay.spycloud.models import BreachRecord, Catalog, Evidence, Exposure
+from spycloud_relay.spycloud.models import BreachRecord, Catalog, Evidence, Exposure, Observable
 from spycloud_relay.spycloud.pool import Pools, waited
 from spycloud_relay.spycloud.records import BreachRecords
 from spycloud_relay.spycloud.verdicts import VERDICT_TYPES, Verdicts, VerdictsAhead, covers
@@ -33,14 +33,14 @@ class Exposures:
         self._verdicts = verdicts
         self._pools = pools
 
-    def all(self, lookup: Lookup, observables: list[dict[str, str]]) -> list[Exposure | RelayError]:
+    def all(self, lookup: Lookup, observables: list[Observable]) -> list[Exposure | RelayError]:
         """Exposure (or the RelayError that stopped it) per observable, in order, concurrently.
 
         When observe's filters are narrower than the verdict rule, no account's own records can
         decide its verdict, so the verdicts of all its accounts are asked at once beside the
         records, as deliberate asks them (one cache read, ten e-mails per call)."""
         rule = lookup.verdicts
-        accounts = [o for o in observables if o['type'] in VERDICT_TYPES and o['value'].strip('.')]
+        accounts = [o for o in observables if o.type in VERDICT_TYPES and o.value.strip('.')]
         if rule is None or not accounts or covers(lookup.filters, rule):
             return self._pools.per_observable(lookup, observables, self.one)
         known, pending = self._verdicts.cached(lookup, accounts)
@@ -50,10 +50,10 @@ class Exposures:
             return self._pools.per_observable(lookup, observables, partial(self.one, ahead=ahead))
 
     def one(
-        self, lookup: Lookup, observable: dict[str, str], ahead: VerdictsAhead | None = None
+        self, lookup: Lookup, observable: Observable, ahead: VerdictsAhead | None = None
     ) -> Exposure:
         """The newest ``lookup.limit`` records of an observable, with their breach sources."""
-        if not observable['value'].strip('.'):
+        if not observable.value.strip('.'):
             return Exposure.empty(observable, warnings.not_a_value(observable))
         try:
             records, hits, found = self._records.fetch(lookup, observable)
@@ -69,7 +69,7 @@ class Exposures:
             found.append(
                 warnings.cut_short(
                     lookup.deadline,
-                    f'breach sources {_ids(unanswered)} of {observable["value"]}: '
+                    f'breach sources {_ids(unanswered)} of {observable.value}: '
                     'their sightings are shown without source details',
                 )
             )
@@ -87,7 +87,7 @@ class Exposures:
     def _sources_and_verdict(
         self,
         lookup: Lookup,
-        observable: dict[str, str],
+        observable: Observable,
         records: list[BreachRecord],
         hits: int,
         found: list[RelayWarning],
@@ -111,7 +111,7 @@ class Exposures:
     def _beside(
         self,
         lookup: Lookup,
-        observable: dict[str, str],
+        observable: Observable,
         records: list[BreachRecord],
         hits: int,
         found: list[RelayWarning],

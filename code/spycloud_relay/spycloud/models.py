@@ -155,6 +155,25 @@ class Catalog:
 
 
 @dataclass(frozen=True)
+class Observable:
+    """What XDR asks about, as CTIM names it: a type (``email``, ``domain``, ``ip``, ...) and
+    its value. Frozen, so two of the same are equal and hash alike."""
+
+    type: str
+    value: str
+
+    @classmethod
+    def of(cls, mapping: Mapping[str, str]) -> Self:
+        """From CTIM's JSON object (its fields checked as strings by api/schemas.py): the type
+        lower-cased and both trimmed, so `` Email `` and ``email`` are one observable."""
+        return cls(type=mapping['type'].strip().lower(), value=mapping['value'].strip())
+
+    def as_ctim(self) -> dict[str, str]:
+        """The ``{'type', 'value'}`` object CTIM documents hold (a new one each time)."""
+        return {'type': self.type, 'value': self.value}
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Why an account is suspicious: how many qualifying records, the newest, the worst."""
 
@@ -168,7 +187,7 @@ class Exposure:
     """What SpyCloud knows about one observable: its newest records and their sources, and
     the evidence for a verdict when the request asked for one and there is some."""
 
-    observable: dict[str, str]
+    observable: Observable
     records: list[BreachRecord]
     hits: int
     # Keyed by catalog id (int). Any, not int, while ctim/mapping.py looks a record's
@@ -178,14 +197,14 @@ class Exposure:
     evidence: Evidence | None = None
 
     @classmethod
-    def empty(cls, observable: dict[str, str], warning: RelayWarning) -> 'Exposure':
+    def empty(cls, observable: Observable, warning: RelayWarning) -> Self:
         """No record: the observable's lookup did not happen or did not end, and why."""
-        return cls(observable, [], 0, {}, [warning])
+        return cls(observable=observable, records=[], hits=0, catalogs={}, warnings=[warning])
 
     @classmethod
-    def judged(cls, observable: dict[str, str], evidence: Evidence | None) -> 'Exposure':
+    def judged(cls, observable: Observable, evidence: Evidence | None) -> Self:
         """Only the evidence for a verdict (None when there is none), as a verdict lookup has."""
-        return cls(observable, [], 0, {}, evidence=evidence)
+        return cls(observable=observable, records=[], hits=0, catalogs={}, evidence=evidence)
 
 
 # How the caches store these (state/codec.py): records and catalogs as the raw object SpyCloud

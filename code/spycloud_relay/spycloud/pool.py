@@ -18,7 +18,7 @@ from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import InternalServerError, RelayError, RelayWarning
 from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.lookup import Lookup
-from spycloud_relay.spycloud.models import Exposure
+from spycloud_relay.spycloud.models import Exposure, Observable
 
 Item = TypeVar('Item')
 Result = TypeVar('Result')
@@ -94,11 +94,11 @@ class Pools:
     def per_observable(
         self,
         lookup: Lookup,
-        observables: Sequence[dict[str, str]],
-        task: Callable[[Lookup, dict[str, str]], Exposure],
+        observables: Sequence[Observable],
+        task: Callable[[Lookup, Observable], Exposure],
     ) -> list[Exposure | RelayError]:
         """``each`` over observables: one cut short is an Exposure holding that warning."""
-        results = self.each(lookup, observables, task, describe=lambda o: o['value'])
+        results = self.each(lookup, observables, task, describe=lambda o: o.value)
         return [
             Exposure.empty(o, r) if _cut_short(r) else r
             for o, r in zip(observables, results, strict=True)

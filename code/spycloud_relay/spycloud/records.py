@@ -15,7 +15,7 @@ from spycloud_relay.errors import RelayError, RelayWarning
 from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.failures import BadRequest
 from spycloud_relay.spycloud.lookup import Lookup
-from spycloud_relay.spycloud.models import BreachRecord, page_items
+from spycloud_relay.spycloud.models import BreachRecord, Observable, page_items
 from spycloud_relay.spycloud.transport import Transport
 from spycloud_relay.state import MISSING, Store
 
@@ -32,15 +32,15 @@ CURSOR_EXPIRED = 'cursor'  # SpyCloud's 400 for a stale cursor names the paramet
 Found = tuple[list[BreachRecord], int, list[RelayWarning]]
 
 
-def records_path(observable: dict[str, str]) -> str:
+def records_path(observable: Observable) -> str:
     """The records endpoint of an observable, its value a single path step."""
-    return PAGE_ENDPOINTS[observable['type']] + quote(observable['value'], safe='@')
+    return PAGE_ENDPOINTS[observable.type] + quote(observable.value, safe='@')
 
 
 class Pages:
     """The records of one observable as its pages arrive: de-duplicated, counted, capped."""
 
-    def __init__(self, observable: dict[str, str], limit: int) -> None:
+    def __init__(self, observable: Observable, limit: int) -> None:
         self.observable, self.limit = observable, limit
         self.records: list[BreachRecord] = []
         self.count, self.hits, self.done = 0, 0, False
@@ -82,7 +82,7 @@ class BreachRecords:
         self._transport = transport
         self._cache = cache
 
-    def fetch(self, lookup: Lookup, observable: dict[str, str]) -> Found:
+    def fetch(self, lookup: Lookup, observable: Observable) -> Found:
         """(records, hits, warnings): follows ``cursor`` until ``lookup.limit`` records are
         collected, SpyCloud has no more, or a failure stops it (earlier pages are kept)."""
         key = _key(lookup, observable)
@@ -95,7 +95,7 @@ class BreachRecords:
             self._cache.set(key, (records, hits), secret=lookup.api_key)
         return records, hits, found
 
-    def _paged(self, lookup: Lookup, observable: dict[str, str]) -> Found:
+    def _paged(self, lookup: Lookup, observable: Observable) -> Found:
         """The pages of an observable, one after the other, until done or stopped."""
         path = records_path(observable)
         pages = Pages(observable, lookup.limit)
@@ -108,7 +108,7 @@ class BreachRecords:
                 pages.stop(
                     warnings.cut_short(
                         lookup.deadline,
-                        f'the breach records of {observable["value"]} after {pages.count} page(s)',
+                        f'the breach records of {observable.value} after {pages.count} page(s)',
                     )
                 )
             except RelayError as error:
@@ -120,20 +120,20 @@ class BreachRecords:
         return pages.result()
 
 
-def _key(lookup: Lookup, observable: dict[str, str]) -> tuple[object, ...]:
+def _key(lookup: Lookup, observable: Observable) -> tuple[object, ...]:
     """The cache key of a whole answer: whose key, which observable, filters and limit."""
     return (
         'records',
         lookup.fingerprint,
-        observable['type'],
-        observable['value'],
+        observable.type,
+        observable.value,
         tuple(sorted(lookup.filters.items())),
         lookup.limit,
     )
 
 
 def _bad_request(
-    observable: dict[str, str], filters: Mapping[str, str], error: BadRequest, pages: Pages
+    observable: Observable, filters: Mapping[str, str], error: BadRequest, pages: Pages
 ) -> RelayWarning | None:
     """SpyCloud's 400: an expired cursor, a refused filter, or (otherwise) no data."""
     message = str(error)

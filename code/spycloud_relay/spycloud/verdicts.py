@@ -19,7 +19,7 @@ from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.batching import EmailBatching, account
 from spycloud_relay.spycloud.failures import BadRequest, Refused
 from spycloud_relay.spycloud.lookup import Lookup, VerdictRule
-from spycloud_relay.spycloud.models import BreachRecord, Evidence, Exposure
+from spycloud_relay.spycloud.models import BreachRecord, Evidence, Exposure, Observable
 from spycloud_relay.spycloud.pool import Pools, waited
 from spycloud_relay.spycloud.records import PAGE_ENDPOINTS, Pages, records_path
 from spycloud_relay.spycloud.transport import Transport
@@ -43,7 +43,7 @@ class Verdicts:
         self._batching = batching
         self._pools = pools
 
-    def of(self, lookup: Lookup, observables: list[dict[str, str]]) -> Judged:
+    def of(self, lookup: Lookup, observables: list[Observable]) -> Judged:
         """Per observable, an Exposure holding only the evidence for a verdict (None when
         there is none) and its warnings, or the RelayError that stopped it.
 
@@ -57,16 +57,16 @@ class Verdicts:
         ]
 
     def cached(
-        self, lookup: Lookup, observables: list[dict[str, str]]
-    ) -> tuple[dict[int, Evidence | None], list[dict[str, str]]]:
+        self, lookup: Lookup, observables: list[Observable]
+    ) -> tuple[dict[int, Evidence | None], list[Observable]]:
         """({id(observable): evidence} the cache holds, read at once; the others)."""
-        keys = {id(o): evidence_key(lookup, o) for o in observables if o['value'].strip('.')}
+        keys = {id(o): evidence_key(lookup, o) for o in observables if o.value.strip('.')}
         cached = self._cache.get_many(list(keys.values()), secret=lookup.api_key)
         lookup.stats.add(cache_hits=len(cached), cache_misses=len(keys) - len(cached))
         known = {i: cached[k] for i, k in keys.items() if k in cached}
         return known, [o for o in observables if id(o) not in known]
 
-    def judged_all(self, lookup: Lookup, observables: list[dict[str, str]]) -> Judged:
+    def judged_all(self, lookup: Lookup, observables: list[Observable]) -> Judged:
         """The verdict lookups of what the cache did not hold, e-mails batched, all at once."""
         groups = self._batching.groups(observables)
         results = self._pools.each(lookup, groups, self._judged_group, describe=_values)
@@ -76,14 +76,14 @@ class Verdicts:
                 settled[id(observable)] = exposure
         return [settled[id(o)] for o in observables]
 
-    def _judged_group(self, lookup: Lookup, group: list[dict[str, str]]) -> Judged:
+    def _judged_group(self, lookup: Lookup, group: list[Observable]) -> Judged:
         """One call for a group of e-mails (see spycloud/batching.py); each one alone when
         that call cannot settle them all."""
         if len(group) == 1:
             return [self.judged(lookup, group[0])]
         rule = lookup.verdicts
         assert rule is not None, 'a verdict lookup needs the rule'
-        values = dict.fromkeys(account(o['value']) for o in group)
+        values = dict.fromkeys(account(o.value) for o in group)
         path = PAGE_ENDPOINTS['email'] + ','.join(quote(v, safe='@') for v in values)
         page: dict[str, Any] | None
         try:
@@ -107,21 +107,21 @@ class Verdicts:
         self,
         lookup: Lookup,
         rule: VerdictRule,
-        group: list[dict[str, str]],
+        group: list[Observable],
         found: dict[str, list[Any]],
     ) -> Judged:
         """The evidence of each member in a list's answer, kept in the cache."""
         evidence = {
-            id(o): page_evidence(rule, o, {'results': found[account(o['value'])]}) for o in group
+            id(o): page_evidence(rule, o, {'results': found[account(o.value)]}) for o in group
         }
         self._cache.set_many(
             {evidence_key(lookup, o): evidence[id(o)] for o in group}, secret=lookup.api_key
         )
         return [Exposure.judged(o, evidence[id(o)]) for o in group]
 
-    def judged(self, lookup: Lookup, observable: dict[str, str]) -> Exposure:
+    def judged(self, lookup: Lookup, observable: Observable) -> Exposure:
         """The verdict lookup of one observable the cache does not hold: one call."""
-        if not observable['value'].strip('.'):
+        if not observable.value.strip('.'):
             return Exposure.empty(observable, warnings.not_a_value(observable))
         try:
             evidence = self.fetched(lookup, observable)
@@ -131,7 +131,7 @@ class Verdicts:
             return Exposure.empty(observable, verdict_cut_short(lookup, observable))
         return Exposure.judged(observable, evidence)
 
-    def fetched(self, lookup: Lookup, observable: dict[str, str]) -> Evidence | None:
+    def fetched(self, lookup: Lookup, observable: Observable) -> Evidence | None:
         """The qualifying records of ``lookup.verdicts`` for an observable, from the first page
         of a filtered call (one qualifying record decides), and kept in the cache."""
         rule = lookup.verdicts
@@ -147,7 +147,7 @@ class Verdicts:
     def at_hand(
         self,
         lookup: Lookup,
-        observable: dict[str, str],
+        observable: Observable,
         records: list[BreachRecord],
         hits: int,
         found: list[RelayWarning],
@@ -156,7 +156,7 @@ class Verdicts:
         IP), decided from its own records when they hold every candidate, or cached; MISSING
         when it takes the verdict call."""
         rule = lookup.verdicts
-        if rule is None or observable['type'] not in VERDICT_TYPES:
+        if rule is None or observable.type not in VERDICT_TYPES:
             return None
         key = evidence_key(lookup, observable)
         if not found and hits == len(records) and covers(lookup.filters, rule):
@@ -168,7 +168,7 @@ class Verdicts:
         return cached
 
     def beside(
-        self, lookup: Lookup, observable: dict[str, str], found: list[RelayWarning]
+        self, lookup: Lookup, observable: Observable, found: list[RelayWarning]
     ) -> Evidence | None:
         """Observe's verdict call; its failure is a warning, never the lookup's."""
         try:
@@ -186,9 +186,9 @@ class VerdictsAhead:
 
     def __init__(
         self,
-        accounts: list[dict[str, str]],
+        accounts: list[Observable],
         known: dict[int, Evidence | None],
-        pending: list[dict[str, str]],
+        pending: list[Observable],
         future: Future[Judged] | None,
     ) -> None:
         self._held = {id(o) for o in accounts}
@@ -196,11 +196,11 @@ class VerdictsAhead:
         self._position = {id(o): i for i, o in enumerate(pending)}
         self._future = future
 
-    def holds(self, observable: dict[str, str]) -> bool:
+    def holds(self, observable: Observable) -> bool:
         return id(observable) in self._held
 
     def evidence(
-        self, lookup: Lookup, observable: dict[str, str], found: list[RelayWarning]
+        self, lookup: Lookup, observable: Observable, found: list[RelayWarning]
     ) -> Evidence | None:
         """The observable's evidence (None without one); what stopped its lookup goes in
         ``found`` as a warning, never failing the observable's own lookup."""
@@ -223,13 +223,13 @@ class VerdictsAhead:
         return judged.evidence
 
 
-def cut_short_once(lookup: Lookup, observable: dict[str, str], found: list[RelayWarning]) -> None:
+def cut_short_once(lookup: Lookup, observable: Observable, found: list[RelayWarning]) -> None:
     if not any(w.code == 'deadline exceeded' for w in found):  # said once is enough
         found.append(verdict_cut_short(lookup, observable))
 
 
-def verdict_cut_short(lookup: Lookup, observable: dict[str, str]) -> RelayWarning:
-    return warnings.cut_short(lookup.deadline, f'the verdict lookup of {observable["value"]}')
+def verdict_cut_short(lookup: Lookup, observable: Observable) -> RelayWarning:
+    return warnings.cut_short(lookup.deadline, f'the verdict lookup of {observable.value}')
 
 
 def covers(filters: Mapping[str, str], rule: VerdictRule) -> bool:
@@ -241,22 +241,22 @@ def covers(filters: Mapping[str, str], rule: VerdictRule) -> bool:
     )
 
 
-def evidence_key(lookup: Lookup, observable: dict[str, str]) -> tuple[object, ...]:
+def evidence_key(lookup: Lookup, observable: Observable) -> tuple[object, ...]:
     """The cache key of an account's evidence: whose key, which account, which rule."""
     rule = lookup.verdicts
     assert rule is not None, 'evidence is for a verdict rule'
     return (
         'evidence',
         lookup.fingerprint,
-        observable['type'],
-        observable['value'],
+        observable.type,
+        observable.value,
         rule.min_severity,
         rule.since.isoformat(),
     )
 
 
 def page_evidence(
-    rule: VerdictRule, observable: dict[str, str], page: Mapping[str, Any]
+    rule: VerdictRule, observable: Observable, page: Mapping[str, Any]
 ) -> Evidence | None:
     """The evidence on the first (and for a verdict, only) page of a filtered call."""
     pages = Pages(observable, 1000)
@@ -278,17 +278,17 @@ def _evidence(rule: VerdictRule, records: list[BreachRecord], hits: int | None) 
     )
 
 
-def _values(group: Sequence[dict[str, str]]) -> str:
-    return ', '.join(o['value'] for o in group)
+def _values(group: Sequence[Observable]) -> str:
+    return ', '.join(o.value for o in group)
 
 
-def _spread(lookup: Lookup, group: list[dict[str, str]], result: Judged | RelayError) -> Judged:
+def _spread(lookup: Lookup, group: list[Observable], result: Judged | RelayError) -> Judged:
     """A group's result, one per member: its exposures, or what stopped the group."""
     if isinstance(result, list):
         return result
     if result.__class__ is RelayWarning:  # the group did not end within the deadline
         return [
-            Exposure.empty(o, warnings.cut_short(lookup.deadline, f'the lookup of {o["value"]}'))
+            Exposure.empty(o, warnings.cut_short(lookup.deadline, f'the lookup of {o.value}'))
             for o in group
         ]
     return [result] * len(group)

@@ -2,65 +2,64 @@
 
 from spycloud_relay.deadline import Deadline
 from spycloud_relay.errors import RelayError, RelayWarning
+from spycloud_relay.spycloud.models import Observable
 
 
-def more_records(observable: dict[str, str], shown: int, hits: int) -> RelayWarning:
+def more_records(observable: Observable, shown: int, hits: int) -> RelayWarning:
     return RelayWarning(
         'too many records',
-        f'Showing the newest {shown} of {hits} SpyCloud records for {observable["value"]}. '
+        f'Showing the newest {shown} of {hits} SpyCloud records for {observable.value}. '
         "Raise the module's Entities Limit (up to 1000) to see more, or open the "
         'SpyCloud portal for the full list.',
     )
 
 
-def refused(observable: dict[str, str], error: RelayError) -> RelayWarning:
+def refused(observable: Observable, error: RelayError) -> RelayWarning:
     return RelayWarning(
         'permission denied',
-        f'SpyCloud refused to look up {observable["value"]} with this API key '
+        f'SpyCloud refused to look up {observable.value} with this API key '
         f'({error.message.removeprefix("Authorization failed: ")}). It searches only the '
         "identifiers on the verified watchlist of the key's account.",
     )
 
 
-def not_a_value(observable: dict[str, str]) -> RelayWarning:
+def not_a_value(observable: Observable) -> RelayWarning:
     return RelayWarning(
         'invalid argument',
-        f'{observable["value"]!r} is not a {observable["type"]} SpyCloud can look up: it would '
+        f'{observable.value!r} is not a {observable.type} SpyCloud can look up: it would '
         'be read as a path step, not a value.',
     )
 
 
-def page_failed(
-    observable: dict[str, str], pages: int, kept: int, error: RelayError
-) -> RelayWarning:
+def page_failed(observable: Observable, pages: int, kept: int, error: RelayError) -> RelayWarning:
     return RelayWarning(
         error.code,
-        f'SpyCloud failed on page {pages + 1} of the records of {observable["value"]} '
+        f'SpyCloud failed on page {pages + 1} of the records of {observable.value} '
         f'({error.message}); the {kept} record(s) of the first {pages} page(s) are shown.',
     )
 
 
-def cursor_expired(observable: dict[str, str], pages: int) -> RelayWarning:
+def cursor_expired(observable: Observable, pages: int) -> RelayWarning:
     return RelayWarning(
         'incomplete',
-        f"SpyCloud's paging cursor for {observable['value']} expired after "
+        f"SpyCloud's paging cursor for {observable.value} expired after "
         f'{pages} page(s); the records fetched so far are shown.',
     )
 
 
-def filter_refused(observable: dict[str, str], name: str, message: str) -> RelayWarning:
+def filter_refused(observable: Observable, name: str, message: str) -> RelayWarning:
     # Not "no data": the module's filter was refused, so nothing was searched.
     return RelayWarning(
         'invalid argument',
-        f'SpyCloud refused the {name} filter for {observable["value"]}: {message}',
+        f'SpyCloud refused the {name} filter for {observable.value}: {message}',
     )
 
 
-def malformed_records(observable: dict[str, str], skipped: int) -> RelayWarning:
+def malformed_records(observable: Observable, skipped: int) -> RelayWarning:
     return RelayWarning(
         'invalid data',
         f'SpyCloud sent {skipped} malformed breach record(s) for '
-        f'{observable["value"]}; they are left out.',
+        f'{observable.value}; they are left out.',
     )
 
 
@@ -74,10 +73,10 @@ def catalog_failed(catalog_id: int, error: RelayError) -> RelayWarning:
     )
 
 
-def verdict_failed(observable: dict[str, str], error: RelayError) -> RelayWarning:
+def verdict_failed(observable: Observable, error: RelayError) -> RelayWarning:
     return RelayWarning(
         error.code,
-        f'No verdict for {observable["value"]}: the SpyCloud lookup '
+        f'No verdict for {observable.value}: the SpyCloud lookup '
         f'behind it failed ({error.message}).',
     )
 
