@@ -3,7 +3,8 @@
 SpyCloud guarantees only ``document_id``, ``source_id`` and
 ``spycloud_publish_date`` on a record; everything else is optional and sparse.
 These types check the few fields the relay relies on and keep the rest as
-SpyCloud sent it, so the mapping can show it without guessing.
+SpyCloud sent it, so the mapping can show it without guessing. What is asked about travels as
+an ``Observable``, typed, from the request's schema (api/schemas.py) to the CTIM it is written in.
 """
 
 import re
