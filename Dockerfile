@@ -28,13 +28,22 @@ RUN set -eu; \
     fi; \
     /opt/relay/bin/pip install --quiet --require-hashes --only-binary=:all: -r requirements.txt; \
     /opt/relay/bin/pip check
-# Then the relay: the package (code/spycloud_relay/) and pyproject.toml, installed with
-# --no-deps (its dependencies are the lock's, installed above) and no index: a regular
-# install into site-packages, with the `relay` command. Nothing else of code/ is copied.
+# Then the relay: its wheel, built from pyproject.toml and code/spycloud_relay/ with the lock's
+# setuptools (hash-checked, in a throwaway venv), installed with --no-deps (its dependencies
+# are the lock's, above): a regular install into site-packages, with the `relay` command.
+# Nothing else of code/ is copied.
 COPY pyproject.toml /build/
 COPY code/spycloud_relay/ /build/code/spycloud_relay/
 RUN set -eu; \
-    /opt/relay/bin/pip install --quiet --no-deps --no-index --no-build-isolation /build; \
+    cd /build; \
+    python3 lock_to_requirements.py --build Pipfile.lock > build-requirements.txt; \
+    python3 -m venv /build/venv; \
+    if [ -f /build/ca.pem ]; then export PIP_CERT=/build/ca.pem; fi; \
+    /build/venv/bin/pip install --quiet --require-hashes --only-binary=:all: \
+      -r build-requirements.txt; \
+    /build/venv/bin/pip wheel --quiet --no-deps --no-build-isolation --no-index \
+      --wheel-dir /build/dist /build; \
+    /opt/relay/bin/pip install --quiet --no-deps --no-index /build/dist/*.whl; \
     /opt/relay/bin/pip check; \
     /opt/relay/bin/pip uninstall --quiet --yes pip setuptools; \
     rm -rf /build; \

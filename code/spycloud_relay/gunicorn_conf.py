@@ -59,6 +59,9 @@ keepalive = 5
 # connections over the workers; on one shared socket, keep-alive clients pile onto whichever
 # worker accepted first (measured: 74 % of a mix's answers on one of two workers).
 reuse_port = True
+# No control socket (gunicorn 25+ creates one in $HOME for `gunicornc`): the image's home is
+# not writable (an ERROR line at every start) and nothing here manages gunicorn through it.
+control_socket_disable = True
 # "Authorization: Bearer " and a token of MAX_TOKEN_BYTES (16 KiB) fit in a header line; fewer
 # header lines than gunicorn's 100 keep a request head under about 1 MiB (fields × line size).
 limit_request_field_size = 20 * 1024

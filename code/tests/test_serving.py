@@ -111,6 +111,7 @@ def test_the_harness_runs_the_images_command():
     assert conf['worker_class'] == 'spycloud_relay.serving.RelayWorker'
     assert conf['worker_connections'] == 1000 and conf['keepalive'] > 0
     assert conf['timeout'] > 25  # above the default LOOKUP_DEADLINE_S
+    assert conf['control_socket_disable'] is True  # no socket in a home the image cannot write
 
 
 def test_gunicorn_lets_the_longest_token_the_relay_takes_through():
@@ -155,6 +156,7 @@ def test_the_worker_is_the_relays_gevent_worker(relay):
     assert watchdog(relay).json() == {'data': 'up'}
     messages = [line['message'] for line in relay.log_lines()]
     assert 'Using worker: spycloud_relay.serving.RelayWorker' in messages
+    assert not [m for m in messages if 'Control' in m]  # no control socket, and no error about one
     assert 'MonkeyPatchWarning' not in relay.log_text()  # gevent patched before the app loaded
 
 
