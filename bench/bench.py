@@ -15,7 +15,9 @@ simulator with a settable latency, then prints a table and writes JSON:
    with lists on and off (SPYCLOUD_EMAIL_BATCH=1) in the same run, a cold deliberate of 20 and
    an observe of 20 whose own records cannot decide their verdicts (min_severity 25);
 7. the dashboard: cold last_90_days tile data over the demo tenant (27,444 records), every tile
-   warm, the SpyCloud calls, and how much the worker's memory grew while aggregating.
+   warm, the SpyCloud calls, and how much the worker's memory grew while aggregating; then every
+   tile asked at the same moment (cold, default budget), on one worker and on two replicas of
+   two workers on one Redis: the calls of all against one gathering's, and the partial tiles.
 
 Scenarios 1-5 run with the records cache off (RECORDS_CACHE_TTL_S=0), so "warm" means what it
 meant before it existed: breach sources cached, records asked again.
@@ -349,6 +351,46 @@ def tiles_table(url, token, spycloud, repeat):
     }
 
 
+def tiles_at_once(targets, spycloud, period='last_90_days'):
+    """Every tile of one period asked at the same moment, as XDR's dashboard does (cold), each
+    on a fresh connection, spread over ``targets`` (replicas, and so their workers): the
+    SpyCloud calls of all, and how many tiles came back partial or failed."""
+    spycloud.reset_stats()
+    asks = [(targets[i % len(targets)], tile_id) for i, tile_id in enumerate(TILE_IDS)]
+    start, answers = threading.Barrier(len(asks)), [{} for _ in asks]
+
+    def ask(index, target, tile_id):
+        url, token = target
+        start.wait()
+        answers[index] = requests.post(
+            url + '/tiles/tile-data',
+            timeout=90,
+            json={'tile_id': tile_id, 'period': period},
+            headers={'Authorization': f'Bearer {token}', 'Connection': 'close'},
+        ).json()
+
+    threads = [threading.Thread(target=ask, args=(i, *a)) for i, a in enumerate(asks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    calls = spycloud.stats()['by_endpoint']
+    return {
+        'tiles': len(asks),
+        'calls_watchlist': calls['watchlist-records'],
+        'calls_catalog': calls['catalog'],
+        'partial': sum(1 for a in answers if 'data' in a and 'errors' in a),
+        'failed': sum(1 for a in answers if 'data' not in a),
+    }
+
+
+def tiles_at_once_2x2(spycloud, issuer, shared):
+    """``tiles_at_once`` on two replicas of two workers on one (cold) Redis, default budget."""
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(gunicorn_relay(spycloud, issuer, **shared)) for _ in range(2)]
+        return tiles_at_once([(url, issuer.mint(url)) for url in urls], spycloud)
+
+
 def replicas_table(spycloud, issuer, args, latency):
     """Two replicas of two workers on one Redis: the shared cache, the calls of the mix against
     one process, the shared rate budget under SpyCloud's limit, and a Redis outage."""
@@ -357,6 +399,7 @@ def replicas_table(spycloud, issuer, args, latency):
     results, redis = {}, RedisServer().start()
     shared = dict(LOG_LEVEL='warning', WEB_CONCURRENCY=2, REDIS_URL=redis.url)
     try:
+        results['tiles_at_once'] = tiles_at_once_2x2(spycloud, issuer, shared)
         with contextlib.ExitStack() as stack:
             urls = [
                 stack.enter_context(
@@ -508,6 +551,9 @@ def main(argv=None):
             results['tiles'] = tiles_table(url, issuer.mint(url), spycloud, args.repeat)
             print('e-mail lists on ...', flush=True)
             results['lists'] = {'on': lists_row(url, issuer, spycloud, args.repeat, latency)}
+        with gunicorn_relay(spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=1) as url:
+            print('every tile at once, one worker, default budget ...', flush=True)
+            results['tiles_at_once'] = tiles_at_once([(url, issuer.mint(url))], spycloud)
         with gunicorn_relay(
             spycloud,
             issuer,
@@ -631,6 +677,17 @@ def report(results):
         f'{tiles["calls_warm"]} calls; worker memory grew '
         f'{tiles["worker_rss_growth_mib"]:.1f} MiB'
     )
+    one_gathering = tiles['calls_cold_watchlist']
+    for where, run in (
+        ('one worker', results['tiles_at_once']),
+        ('2 replicas x 2 workers on one Redis', results['replicas']['tiles_at_once']),
+    ):
+        print(
+            f'   every tile at the same moment, cold, default budget, {where}: '
+            f'{run["calls_watchlist"]} watchlist calls for {run["tiles"]} tiles = '
+            f'{run["calls_watchlist"] / max(1, one_gathering):.2f}x one gathering '
+            f'({one_gathering}); partial {run["partial"]}, failed {run["failed"]}'
+        )
     rep = results['replicas']
     mix, single, out, lim = (
         rep['mix_2x2'],

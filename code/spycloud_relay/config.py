@@ -76,6 +76,7 @@ POSITIVE = (
     'catalog_cache_size',
     'records_cache_size',
     'tile_cache_size',
+    'tile_lease_ttl_s',
     'catalog_cache_max_mb',
     'records_cache_max_mb',
     'tile_cache_max_mb',
@@ -123,6 +124,9 @@ class Settings:
     records_cache_ttl_s: float = 300.0
     tile_cache_size: int = 1000
     tile_cache_ttl_s: float = 900.0
+    # How long a gathering of the dashboard holds its key and period (tiles/single.py): longer
+    # than a gathering (LOOKUP_DEADLINE_S), and as long as a dead gatherer blocks the others.
+    tile_lease_ttl_s: float = 40.0
     # Each in-process cache is bounded by bytes too, per worker: its entries' encoded size
     # (what Redis would hold; the objects take about three times that in memory).
     catalog_cache_max_mb: float = 8.0

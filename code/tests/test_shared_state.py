@@ -3,6 +3,7 @@ one cold lookup anywhere warms every worker of both replicas, and Redis dying (a
 back) costs no answer."""
 
 import contextlib
+import threading
 
 import pytest
 import requests
@@ -103,3 +104,39 @@ def test_a_dashboard_gathered_on_one_replica_serves_the_other(replicas, spycloud
         ).json()
         assert warm['data']['data'] == cold['data']['data']
     assert spycloud.stats()['by_endpoint']['watchlist-records'] == gathered
+
+
+def test_every_tile_at_once_on_both_replicas_is_one_gathering(replicas, spycloud):
+    """XDR's dashboard asks for its five tiles at once; here on fresh connections to both
+    replicas (so on any of the four workers): one gathering's SpyCloud calls in all."""
+    spycloud.latency = 0.05  # a gathering long enough for the tiles to meet
+    tiles = [
+        'spycloud-exposure-summary',
+        'spycloud-exposures-per-day',
+        'spycloud-exposures-by-severity',
+        'spycloud-most-exposed-accounts',
+        'spycloud-newest-breach-sources',
+    ]
+    start, answers = threading.Barrier(len(tiles)), {}
+
+    def ask(relay, tile_id):
+        start.wait()
+        answers[tile_id] = requests.post(
+            relay.url + '/tiles/tile-data',
+            json={'tile_id': tile_id, 'period': 'last_90_days'},
+            timeout=60,
+            headers={'Authorization': f'Bearer {relay.token()}', 'Connection': 'close'},
+        ).json()
+
+    threads = [
+        threading.Thread(target=ask, args=(replicas[i % 2], tile_id))
+        for i, tile_id in enumerate(tiles)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(answers) == sorted(tiles)
+    assert all('errors' not in a and 'data' in a for a in answers.values()), answers
+    watchlist = spycloud.stats()['by_endpoint']['watchlist-records']
+    assert watchlist == day_sliced_calls('last_90_days')

@@ -7,11 +7,13 @@ use their in-process twins until Redis answers again.
 
     catalogs = state.cache(settings, 'catalogs', size, ttl)   # get/set(..., secret=api_key)
     limiter = state.limiter(settings)                         # acquire(fingerprint, deadline)
+    gatherings = state.leases(settings, 'gatherings', ttl)    # acquire/release(key, secret=)
 """
 
 import threading
 
 from spycloud_relay.config import Settings
+from spycloud_relay.state.lease import Leases, MemoryLeases, RedisLeases
 from spycloud_relay.state.link import RedisLink, Unavailable
 from spycloud_relay.state.ratelimit import AdaptiveLimiter, BudgetRule, Limiter, RedisLimiter
 from spycloud_relay.state.store import MISSING, MemoryStore, RedisStore, Store
@@ -20,14 +22,18 @@ __all__ = [
     'MISSING',
     'AdaptiveLimiter',
     'BudgetRule',
+    'Leases',
     'Limiter',
+    'MemoryLeases',
     'MemoryStore',
+    'RedisLeases',
     'RedisLimiter',
     'RedisLink',
     'RedisStore',
     'Store',
     'Unavailable',
     'cache',
+    'leases',
     'limiter',
     'link',
 ]
@@ -53,6 +59,7 @@ _MAX_MB = {
     'catalogs': 'catalog_cache_max_mb',
     'records': 'records_cache_max_mb',
     'tiles': 'tile_cache_max_mb',
+    'gatherings': 'tile_cache_max_mb',
 }
 
 
@@ -73,3 +80,12 @@ def limiter(settings: Settings) -> Limiter:
     if shared is None or not rule.enabled:
         return AdaptiveLimiter(rule)
     return RedisLimiter(shared, rule)
+
+
+def leases(settings: Settings, name: str, ttl: float) -> Leases:
+    """Leases named ``name`` (a Redis namespace) lasting ``ttl`` seconds at most: one holder
+    per process, or per deployment when Redis is configured."""
+    shared = link(settings)
+    if shared is None:
+        return MemoryLeases(ttl)
+    return RedisLeases(shared, name, ttl)

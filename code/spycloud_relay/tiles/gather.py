@@ -3,12 +3,13 @@
 A cursor chain is sequential, so the period is split into days and the days are paged at
 once (each on the request's own pool, within the rate limiter and the deadline); records
 stream into the aggregate's counters. The aggregate is cached per API key and period
-(TILE_CACHE_TTL_S), so every tile of a dashboard costs one gathering.
+(TILE_CACHE_TTL_S), so every tile of a dashboard costs one gathering; and one gathering runs
+per key and period at a time (tiles/single.py), the tiles asked meanwhile wait for its result.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from spycloud_relay import state
@@ -19,6 +20,7 @@ from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import Catalog
 from spycloud_relay.state import MISSING
 from spycloud_relay.tiles.aggregate import Aggregate, Period, utc_now
+from spycloud_relay.tiles.single import OneAtATime
 
 
 @dataclass(frozen=True)
@@ -38,15 +40,28 @@ class Dashboard:
         self._cache = state.cache(
             settings, 'tiles', settings.tile_cache_size, settings.tile_cache_ttl_s
         )
+        self._single = OneAtATime(settings, _shared, _from_shared)
 
     def gathered(self, lookup: Lookup, period_name: str) -> Gathered:
         """The period's aggregate and the catalogs its tiles name; raises the RelayError of a
-        SpyCloud that refused the key (403: no licence, IP not allowed) or answered nothing."""
+        SpyCloud that refused the key (403: no licence, IP not allowed) or answered nothing.
+        One gathering runs per key and period; others asking meanwhile get its result."""
         key = ('tiles', lookup.fingerprint, period_name)
+        return self._single.run(
+            lookup,
+            key,
+            lambda: self._cached(lookup, key),
+            lambda: self._gathered_now(lookup, key, period_name),
+        )
+
+    def _cached(self, lookup: Lookup, key: tuple[str, ...]) -> Gathered | None:
         cached = self._cache.get(key, secret=lookup.api_key)
-        if cached is not MISSING:
-            lookup.stats.add(cache_hits=1)
-            return _unpacked(cached)
+        if cached is MISSING:
+            return None
+        lookup.stats.add(cache_hits=1)
+        return _unpacked(cached)
+
+    def _gathered_now(self, lookup: Lookup, key: tuple[str, ...], period_name: str) -> Gathered:
         now = utc_now()
         aggregate = Aggregate(Period.ending(period_name, now))
         self._gather(lookup, aggregate)
@@ -119,3 +134,22 @@ def _unpacked(packed: Mapping[str, Any]) -> Gathered:
         packed['catalogs'],
         datetime.fromisoformat(packed['computed_at']),
     )
+
+
+def _shared(gathered: Gathered) -> dict[str, Any]:
+    """What waiters of a gathering get (tiles/single.py): a partial picture too, with its
+    missing days and warnings."""
+    aggregate = gathered.aggregate
+    return {
+        **_packed(gathered),
+        'missing_days': [day.isoformat() for day in aggregate.missing_days],
+        'warnings': [[warning.code, warning.message] for warning in aggregate.warnings],
+    }
+
+
+def _from_shared(packed: Mapping[str, Any]) -> Gathered:
+    gathered = _unpacked(packed)
+    aggregate = gathered.aggregate
+    aggregate.missing_days.extend(date.fromisoformat(day) for day in packed['missing_days'])
+    aggregate.warnings.extend(RelayWarning(code, message) for code, message in packed['warnings'])
+    return gathered
