@@ -9,7 +9,7 @@ import requests
 
 from localrelay import gunicorn_relay
 from redis_server import RedisServer
-from support import RelayAt, day_sliced_calls, email
+from support import RelayAt, email, windowed_calls
 
 LOOKUP = [email('r12c4@shared.example')]
 
@@ -93,7 +93,7 @@ def test_a_dashboard_gathered_on_one_replica_serves_the_other(replicas, spycloud
     body = {'tile_id': 'spycloud-exposure-summary', 'period': 'last_30_days'}
     cold = first.post('/tiles/tile-data', body).json()
     gathered = spycloud.stats()['by_endpoint']['watchlist-records']
-    assert gathered == day_sliced_calls('last_30_days') and 'errors' not in cold
+    assert gathered == windowed_calls('last_30_days') and 'errors' not in cold
     for relay in (first, second, second):
         warm = requests.post(
             relay.url + '/tiles/tile-data',
