@@ -391,6 +391,48 @@ def tiles_at_once_2x2(spycloud, issuer, shared):
         return tiles_at_once([(url, issuer.mint(url)) for url in urls], spycloud)
 
 
+def cold_tile(url, token, spycloud, period):
+    """One cold tile of ``period``: (ms, watchlist calls, of which 504s, complete)."""
+    spycloud.reset_stats()
+    started = time.perf_counter()
+    response = requests.post(
+        url + '/tiles/tile-data',
+        timeout=60,
+        headers={'Authorization': f'Bearer {token}'},
+        json={'tile_id': TILE_IDS[0], 'period': period},
+    )
+    elapsed = time.perf_counter() - started
+    calls = [e for e in spycloud.request_log if e['endpoint'] == 'watchlist-records']
+    return {
+        'ms': elapsed * 1000,
+        'calls_watchlist': len(calls),
+        'calls_504': sum(1 for e in calls if e['status'] == 504),
+        'complete': response.status_code == 200 and 'errors' not in response.json(),
+    }
+
+
+def cold_dashboards(spycloud, issuer):
+    """Cold dashboards as an analyst meets them: 90 and 7 days with the default settings (the
+    rate limiter on, 10 calls/s), and 90 days under a gateway that answers 504 for any window
+    over 10 days (limiter off), each on a fresh relay (nothing cached, no window size
+    remembered)."""
+    tenant.records_by_day(datetime.now(UTC).date())  # the simulator makes it once
+    found = {}
+    for period in ('last_90_days', 'last_7_days'):
+        with gunicorn_relay(spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=1) as url:
+            found[f'{period}_limiter_on'] = cold_tile(url, issuer.mint(url), spycloud, period)
+    spycloud.watchlist_max_days = 10
+    try:
+        with gunicorn_relay(
+            spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=1, SPYCLOUD_RATE_LIMIT=0
+        ) as url:
+            token = issuer.mint(url)
+            found['last_90_days_504_over_10_days'] = cold_tile(url, token, spycloud, 'last_90_days')
+    finally:
+        spycloud.watchlist_max_days = None
+    return found
+
+
 def replicas_table(spycloud, issuer, args, latency):
     """Two replicas of two workers on one Redis: the shared cache, the calls of the mix against
     one process, the shared rate budget under SpyCloud's limit, and a Redis outage."""
@@ -554,6 +596,8 @@ def main(argv=None):
         with gunicorn_relay(spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=1) as url:
             print('every tile at once, one worker, default budget ...', flush=True)
             results['tiles_at_once'] = tiles_at_once([(url, issuer.mint(url))], spycloud)
+        print('cold dashboards (limiter on; 504 past 10 days) ...', flush=True)
+        results['tiles_cold'] = cold_dashboards(spycloud, issuer)
         with gunicorn_relay(
             spycloud,
             issuer,
@@ -687,6 +731,11 @@ def report(results):
             f'{run["calls_watchlist"]} watchlist calls for {run["tiles"]} tiles = '
             f'{run["calls_watchlist"] / max(1, one_gathering):.2f}x one gathering '
             f'({one_gathering}); partial {run["partial"]}, failed {run["failed"]}'
+        )
+    for name, row in results['tiles_cold'].items():
+        print(
+            f'   cold {name}: {row["ms"]:.0f} ms, {row["calls_watchlist"]} watchlist calls '
+            f'({row["calls_504"]} answered 504), {"complete" if row["complete"] else "PARTIAL"}'
         )
     rep = results['replicas']
     mix, single, out, lim = (

@@ -80,6 +80,8 @@ POSITIVE = (
     'catalog_cache_max_mb',
     'records_cache_max_mb',
     'tile_cache_max_mb',
+    'watchlist_window_days',
+    'watchlist_window_pages',
     'max_content_length',
     'max_observables',
     'max_value_length',
@@ -132,6 +134,10 @@ class Settings:
     catalog_cache_max_mb: float = 8.0
     records_cache_max_mb: float = 32.0
     tile_cache_max_mb: float = 8.0
+    # The dashboard's watchlist windows (tiles/windows.py): the largest a gathering starts
+    # with, and the pages a window may follow before what it has not finished is split.
+    watchlist_window_days: int = 30
+    watchlist_window_pages: int = 10
     jwks_cache_ttl_s: float = 600.0
     jwks_refresh_min_interval_s: float = 60.0
     jwks_timeout_s: float = 5.0

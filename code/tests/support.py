@@ -262,17 +262,33 @@ class RelayServer:
         return response.json()
 
 
-def day_sliced_calls(period, page_size=1000):
-    """The watchlist calls a gathering of ``period`` makes a day at a time: a page of each
-    calendar day it touches, and more where the simulator's tenant holds more records that
-    day. Worked out from the simulator's data, so it holds whatever the date."""
+def period_windows(period, size=30):
+    """The windows (first day, last day) a cold gathering of ``period`` asks first: the
+    calendar days it touches as the fewest windows of at most ``size`` days, of lengths
+    differing by one at most, oldest first. Worked out here, apart from the relay."""
     now = datetime.datetime.now(datetime.UTC)
     first, today = (now - PERIODS[period]).date(), now.date()
+    days = (today - first).days + 1
+    count = math.ceil(days / size)
+    lengths = [days // count + (1 if n < days % count else 0) for n in range(count)]
+    found = []
+    for length in lengths:
+        found.append((first, first + datetime.timedelta(days=length - 1)))
+        first += datetime.timedelta(days=length)
+    return found
+
+
+def windowed_calls(period, size=30, page_size=1000):
+    """The watchlist calls a gathering of ``period`` in windows of at most ``size`` days
+    makes when none is split: the pages of each window's records (since its first day, until
+    the day after its last, both included as the simulator reads them). Worked out from the
+    simulator's data, so it holds whatever the date."""
+    today = datetime.datetime.now(datetime.UTC).date()
     calls = 0
-    for offset in range((today - first).days + 1):
-        day = datetime.datetime.combine(first + datetime.timedelta(days=offset), datetime.time())
-        found = len(tenant.select(today, day, day + datetime.timedelta(days=1)))
-        calls += max(1, math.ceil(found / page_size))
+    for first, last in period_windows(period, size):
+        since = datetime.datetime.combine(first, datetime.time())
+        until = datetime.datetime.combine(last + datetime.timedelta(days=1), datetime.time())
+        calls += max(1, math.ceil(len(tenant.select(today, since, until)) / page_size))
     return calls
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from simulator import DEFAULT_API_KEY, JwksIssuer, data
 from spycloud_relay import cli
-from support import BUNDLE
+from support import BUNDLE, windowed_calls
 
 
 def run(*args, env=None):
@@ -149,7 +149,9 @@ def test_tiles_print_the_dashboard(spycloud):
     ):
         assert title in result.output
     assert 'Exposed accounts: ' in result.output and 'Corporate credentials' in result.output
-    assert [c['endpoint'] for c in spycloud.request_log][:2] == ['watchlist-records'] * 2
+    endpoints = [c['endpoint'] for c in spycloud.request_log]
+    assert endpoints[0] == 'watchlist-records'  # the day's window, then the catalogs
+    assert endpoints.count('watchlist-records') == windowed_calls('last_24_hours')
     refused = run('tiles', '--api-url', spycloud.url, env={'SPYCLOUD_API_KEY': 'wrong'})
     assert refused.exit_code == 1 and 'authorization error' in refused.output
 

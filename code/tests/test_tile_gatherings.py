@@ -3,7 +3,6 @@ tiles asked at once cost one gathering's SpyCloud calls, on one relay and on two
 Redis; waiters get a partial picture too; a gatherer that dies frees the lease after its TTL;
 a waiter whose deadline comes first says so."""
 
-import datetime
 import threading
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from simulator import DEFAULT_API_KEY
 from spycloud_relay.spycloud.lookup import key_fingerprint
 from spycloud_relay.state import RedisLeases, RedisLink
-from support import day_sliced_calls
+from support import period_windows, windowed_calls
 
 TILE_IDS = [
     'spycloud-exposure-summary',
@@ -70,7 +69,7 @@ def test_five_tiles_at_once_cost_one_gathering(make_relay, slow_spycloud):
     relay = make_relay(spycloud_rate_limit=0)
     answers = all_at_once([(relay, tile_id, 'last_90_days') for tile_id in TILE_IDS])
     assert all('errors' not in a and 'data' in a for a in answers), answers
-    assert len(watchlist_calls(slow_spycloud)) == day_sliced_calls('last_90_days')
+    assert len(watchlist_calls(slow_spycloud)) == windowed_calls('last_90_days')
 
 
 def test_five_tiles_at_once_on_two_relays_sharing_redis_cost_one_gathering(
@@ -80,20 +79,24 @@ def test_five_tiles_at_once_on_two_relays_sharing_redis_cost_one_gathering(
     asks = [(relays[i % 2], tile_id, 'last_90_days') for i, tile_id in enumerate(TILE_IDS * 2)]
     answers = all_at_once(asks)
     assert all('errors' not in a and 'data' in a for a in answers), answers
-    assert len(watchlist_calls(slow_spycloud)) == day_sliced_calls('last_90_days')
+    assert len(watchlist_calls(slow_spycloud)) == windowed_calls('last_90_days')
 
 
 def test_waiters_get_the_holders_partial_picture(make_relay, slow_spycloud):
     relay = make_relay(spycloud_rate_limit=0)
-    day = (datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=3)).isoformat()
-    slow_spycloud.add_fault(504, match=f'since={day}')
-    answers = all_at_once([(relay, tile_id, 'last_7_days') for tile_id in TILE_IDS])
+    windows = period_windows('last_30_days')
+    first, last = windows[-1]
+    # one window fails (a 500 is neither retried nor split): its days are missing
+    slow_spycloud.add_fault(500, match=f'since={first.isoformat()}')
+    answers = all_at_once([(relay, tile_id, 'last_30_days') for tile_id in TILE_IDS])
     at_once = len(watchlist_calls(slow_spycloud))
-    tile_data(relay, TILE_IDS[0], 'last_7_days')  # not cached: a gathering of its own
+    tile_data(relay, TILE_IDS[0], 'last_30_days')  # not cached: a gathering of its own
     assert at_once == len(watchlist_calls(slow_spycloud)) - at_once  # one gathering, not five
+    missing, days = (last - first).days + 1, (last - windows[0][0]).days + 1
     for answer in answers:
         (warning,) = answer['errors']
-        assert warning['code'] == 'incomplete' and 'of 8 days' in warning['message']
+        assert warning['code'] == 'incomplete'
+        assert f'The records of {missing} of {days} days' in warning['message']
         assert 'data' in answer
 
 
@@ -102,7 +105,7 @@ def test_a_gatherer_that_dies_frees_the_lease_after_its_ttl(make_relay, spycloud
     leases, key, _ = hand_held_lease(fresh_redis.url, 'last_24_hours', ttl=1.0)
     answer = tile_data(relay, TILE_IDS[0], 'last_24_hours')  # waits for the lease, then gathers
     assert 'errors' not in answer and 'data' in answer
-    assert len(watchlist_calls(spycloud)) == day_sliced_calls('last_24_hours')
+    assert len(watchlist_calls(spycloud)) == windowed_calls('last_24_hours')
     # the expired lease was taken, then given back by its new holder
     assert leases.holder(key, secret=DEFAULT_API_KEY) is None
 
@@ -118,4 +121,4 @@ def test_a_waiter_whose_deadline_comes_first_says_so(make_relay, spycloud, fresh
     assert watchlist_calls(spycloud) == []  # it waited: no gathering of its own
     leases.release(key, token, secret=DEFAULT_API_KEY)
     assert 'errors' not in tile_data(relay, TILE_IDS[0], 'last_24_hours')
-    assert len(watchlist_calls(spycloud)) == day_sliced_calls('last_24_hours')
+    assert len(watchlist_calls(spycloud)) == windowed_calls('last_24_hours')

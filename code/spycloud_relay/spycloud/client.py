@@ -31,7 +31,13 @@ from spycloud_relay.spycloud.records import PAGE_ENDPOINTS, BreachRecords, Found
 from spycloud_relay.spycloud.transport import Transport
 from spycloud_relay.spycloud.verdicts import VERDICT_TYPES, Verdicts, VerdictsAhead
 from spycloud_relay.spycloud.watchlist import Watchlist
-from spycloud_relay.spycloud.watchlist_records import Sink, watchlist_day
+from spycloud_relay.spycloud.watchlist_records import (
+    Paged,
+    RecordSink,
+    Sink,
+    watchlist_day,
+    watchlist_window,
+)
 from spycloud_relay.state import Store
 
 __all__ = ['HEALTH_ENDPOINT', 'PAGE_ENDPOINTS', 'VERDICT_TYPES', 'SpyCloudClient']
@@ -160,3 +166,10 @@ class SpyCloudClient:
         """Every watchlist record SpyCloud published on ``day``, each handed to ``sink`` once;
         the records read (spycloud/watchlist_records.py)."""
         return watchlist_day(self._transport, lookup, day, sink)
+
+    def watchlist_window(
+        self, lookup: Lookup, window: tuple[date, date], sink: RecordSink, max_pages: int
+    ) -> Paged:
+        """The watchlist records of the days ``window`` (first, last) to ``sink``, at most
+        ``max_pages`` pages; a 504 raises GatewayTimeout unretried (watchlist_records.py)."""
+        return watchlist_window(self._transport, lookup, window, sink, max_pages)

@@ -38,6 +38,10 @@ class Refused(AuthorizationError):
     (SpyCloud searches only the identifiers on the customer's verified watchlist)."""
 
 
+class GatewayTimeout(UnknownError):
+    """SpyCloud's gateway gave up on the query (504): a smaller one may be answered."""
+
+
 class BadRequest(Exception):
     """SpyCloud's 400: the relay reads it as 'no data' for the selector."""
 
@@ -137,6 +141,7 @@ ANSWERS: tuple[Row[Answer], ...] = (
     Row(lambda a: a.status == 429 and a.quota_exhausted, TooManyRequestsError, QUOTA),
     Row(lambda a: a.status == 429, TooManyRequestsError, THROTTLED),
     Row(lambda a: a.status == 500, InternalServerError, 'The SpyCloud internal error: {message}'),
+    Row(lambda a: a.status == 504, GatewayTimeout, 'SpyCloud answered HTTP {status}: {message}'),
     Row(lambda a: True, UnknownError, 'SpyCloud answered HTTP {status}: {message}'),
 )
 

@@ -93,6 +93,14 @@ class SpyCloudRetry(Retry):
         have landed."""
         return self._is_method_retryable(method) and status_code in (self.status_forcelist or ())
 
+    def sparing(self, statuses: tuple[int, ...]) -> 'SpyCloudRetry':
+        """This Retry without ``statuses``: a caller with a better answer to them than the
+        same call again (a watchlist window that 504s is split, not asked again)."""
+        if not statuses:
+            return self
+        kept = tuple(s for s in (self.status_forcelist or ()) if s not in statuses)
+        return self.new(status_forcelist=kept)
+
     def new(self, **kwargs: Any) -> 'SpyCloudRetry':
         kwargs.setdefault('lookup', self.lookup)
         kwargs.setdefault('limiter', self.limiter)

@@ -79,11 +79,17 @@ class Transport:
                 self._active -= 1
 
     def get(
-        self, lookup: Lookup, path: str, params: Mapping[str, str] | None = None
+        self,
+        lookup: Lookup,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        final: tuple[int, ...] = (),
     ) -> dict[str, Any]:
-        """The JSON object SpyCloud answers; raises RelayError, BadRequest or DeadlineReached."""
+        """The JSON object SpyCloud answers; raises RelayError, BadRequest or DeadlineReached.
+        A status in ``final`` is not retried: the caller has a better answer to it."""
         # A GET expects no other status: its answer is _body's JSON object, or it raised.
-        body: dict[str, Any] = self.call(lookup, 'GET', path, params=params)[1]
+        body: dict[str, Any] = self.call(lookup, 'GET', path, params=params, final=final)[1]
         return body
 
     def call(
@@ -95,16 +101,19 @@ class Transport:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         expect: tuple[int, ...] = (),
+        final: tuple[int, ...] = (),
     ) -> tuple[int, Any]:
         """(status, JSON object or None) for a 2xx or a status in ``expect`` (a watchlist's
         404 or 409 is an answer, not a failure); else raises as ``get`` does. A write is
-        retried only where it cannot have landed: a connection never made, a throttling 429."""
+        retried only where it cannot have landed: a connection never made, a throttling 429;
+        a status in ``final`` never is."""
         if not lookup.key_sendable:
             raise AuthorizationError(UNSENDABLE_KEY)
         lookup.deadline.check()
         self._pace(lookup)
         endpoint, started = endpoint_label(path), time.monotonic()
-        response, content = self._exchange(lookup, method, path, params, body, endpoint)
+        retry = (self._retry if method == 'GET' else self._write_retry).sparing(final)
+        response, content = self._exchange(lookup, method, path, params, body, endpoint, retry)
         self._record(lookup, method, endpoint, response, started)
         if response.status in expect:
             return response.status, _json_or_none(content)
@@ -149,6 +158,7 @@ class Transport:
         params: Mapping[str, str] | None,
         body: Mapping[str, Any] | None,
         endpoint: str,
+        retry: SpyCloudRetry,
     ) -> tuple[BaseHTTPResponse, bytes]:
         """The answer and its body, read whole; a failure raised as what it means."""
         url = self._prefix + path
@@ -157,9 +167,7 @@ class Transport:
         headers = {**self._headers, 'X-API-Key': lookup.api_key}
         if body is not None:
             headers['Content-Type'] = 'application/json'
-        retry = (self._retry if method == 'GET' else self._write_retry).new(
-            lookup=lookup, limiter=self.limiter
-        )
+        retry = retry.new(lookup=lookup, limiter=self.limiter)
         try:
             with self._counted():
                 response = self._pool.urlopen(

@@ -87,14 +87,15 @@ def cut_short(deadline: Deadline, what: str) -> RelayWarning:
     )
 
 
-def day_refused(message: str, pages: int) -> RelayWarning:
-    """SpyCloud's 400 for a day of the watchlist: not "no records", which a dashboard would
-    show as no exposure, but a day whose records did not arrive (or not all of them)."""
+def day_refused(message: str, pages: int, what: str = 'a day') -> RelayWarning:
+    """SpyCloud's 400 for a day (or a window of days) of the watchlist: not "no records",
+    which a dashboard would show as no exposure, but days whose records did not arrive (or
+    not all of them)."""
     if pages and 'cursor' in message.lower():
         return RelayWarning(
             'incomplete',
-            f"SpyCloud's paging cursor expired after {pages} page(s) of a day ({message})",
+            f"SpyCloud's paging cursor expired after {pages} page(s) of {what} ({message})",
         )
     return RelayWarning(
-        'invalid argument', f'SpyCloud refused the watchlist query of a day (HTTP 400: {message})'
+        'invalid argument', f'SpyCloud refused the watchlist query of {what} (HTTP 400: {message})'
     )

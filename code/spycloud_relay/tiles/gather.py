@@ -1,10 +1,11 @@
 """Gathering the dashboard's aggregate: the one place tiles meet the SpyCloud client.
 
-A cursor chain is sequential, so the period is split into days and the days are paged at
-once (each on the request's own pool, within the rate limiter and the deadline); records
-stream into the aggregate's counters. The aggregate is cached per API key and period
-(TILE_CACHE_TTL_S), so every tile of a dashboard costs one gathering; and one gathering runs
-per key and period at a time (tiles/single.py), the tiles asked meanwhile wait for its result.
+The period is asked in a few large windows at once, split where SpyCloud cannot answer one
+whole (tiles/windows.py), within the rate limiter and the deadline; records stream into the
+aggregate's counters. The aggregate is cached per API key and period (TILE_CACHE_TTL_S), so
+every tile of a dashboard costs one gathering.
+One gathering runs per key and period at a time (tiles/single.py): the tiles asked
+meanwhile wait for its result.
 """
 
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from spycloud_relay.spycloud.models import Catalog
 from spycloud_relay.state import MISSING
 from spycloud_relay.tiles.aggregate import Aggregate, Period, utc_now
 from spycloud_relay.tiles.single import OneAtATime
+from spycloud_relay.tiles.windows import Gathering, WindowSizes, windows
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class Dashboard:
     def __init__(self, client: SpyCloudClient, settings: Settings) -> None:
         self._client = client
         self.ttl_s = settings.tile_cache_ttl_s
+        self._sizes = WindowSizes(settings)
+        self._max_pages = settings.watchlist_window_pages
         # Shared by every replica when REDIS_URL is set, encrypted under the tenant's key.
         self._cache = state.cache(
             settings, 'tiles', settings.tile_cache_size, settings.tile_cache_ttl_s
@@ -73,15 +77,10 @@ class Dashboard:
 
     def _gather(self, lookup: Lookup, aggregate: Aggregate) -> None:
         days = aggregate.period.days
-        results = self._client.each(
-            lookup,
-            days,
-            lambda lookup, day: self._client.watchlist_day(lookup, day, aggregate.add),
-            describe=lambda day: f'the watchlist records of {day}',
-        )
-        failures = [
-            (day, r) for day, r in zip(days, results, strict=True) if isinstance(r, RelayError)
-        ]
+        size = self._sizes.start(lookup)
+        gathering = Gathering(self._client, aggregate, self._max_pages)
+        failures = gathering.period(lookup, windows(days, size))
+        self._sizes.learn(lookup, size, gathering)
         for _, error in failures:
             if isinstance(error, AuthorizationError):
                 raise error

@@ -1,6 +1,7 @@
 """SpyCloudSimulator speaks the API the relay's client must cope with, over real sockets."""
 
 import copy
+import datetime
 import http.client
 import json
 import os
@@ -772,3 +773,28 @@ def test_reset_returns_every_knob_to_its_start(sim):
     sim.reset()
     assert {name: value for name, value in vars(sim).items() if not name.startswith('_')} == fresh
     assert sim.stats()['requests'] == 0 and not sim._faults
+
+
+def test_a_watchlist_window_longer_than_the_gateways_limit_answers_504_at_once(session, sim):
+    """``watchlist_max_days``: SpyCloud's gateway giving up on a long window (with the default
+    ``watchlist_timeout_s`` of 0, at once); a window within it is answered, since and until
+    honoured as without the knob."""
+    sim.watchlist_max_days = 10
+    today = datetime.datetime.now(datetime.UTC).date()
+    first = today - datetime.timedelta(days=30)
+
+    def window(days):
+        until = first + datetime.timedelta(days=days)
+        return get(session, sim, 'breach/data/watchlist', since=str(first), until=str(until))
+
+    long_one = window(11)
+    assert long_one.status_code == 504 and long_one.json() == {
+        'message': 'Endpoint request timed out'
+    }
+    within = window(10)
+    assert within.status_code == 200
+    published = {r['spycloud_publish_date'][:10] for r in within.json()['results']}
+    assert published and min(published) >= str(first)
+    assert max(published) <= str(first + datetime.timedelta(days=10))
+    sim.reset()
+    assert sim.watchlist_max_days is None and window(11).status_code == 200
