@@ -173,6 +173,12 @@ class Settings:
         self._check_bounds()
         if not 1 <= self.spycloud_email_batch <= EMAIL_BATCH_MAX:
             raise ConfigError(f'SPYCLOUD_EMAIL_BATCH must be from 1 to {EMAIL_BATCH_MAX}')
+        if self.tile_lease_ttl_s <= self.lookup_deadline_s:
+            raise ConfigError(
+                f'TILE_LEASE_TTL_S ({self.tile_lease_ttl_s:g}) must be longer than '
+                f'LOOKUP_DEADLINE_S ({self.lookup_deadline_s:g}): a gathering would lose its '
+                'lease while it runs, and another would start'
+            )
         self._check_state()
 
     def _check_finite(self) -> None:

@@ -100,3 +100,16 @@ def test_the_factory_chooses_by_redis_url(fresh_redis):
 def test_the_lease_ttl_must_be_positive():
     with pytest.raises(ValueError, match='TILE_LEASE_TTL_S must be greater than 0'):
         Settings(tile_lease_ttl_s=0)
+
+
+@pytest.mark.pure
+def test_the_lease_outlasts_the_deadline():
+    """A lease shorter than the deadline would expire under a gathering still running, and a
+    second gathering would start: refused in one line naming both settings."""
+    with pytest.raises(ValueError) as refused:
+        Settings.from_env({'TILE_LEASE_TTL_S': '20', 'LOOKUP_DEADLINE_S': '25'})
+    assert str(refused.value) == (
+        'TILE_LEASE_TTL_S (20) must be longer than LOOKUP_DEADLINE_S (25): a gathering would '
+        'lose its lease while it runs, and another would start'
+    )
+    assert Settings.from_env({'TILE_LEASE_TTL_S': '26', 'LOOKUP_DEADLINE_S': '25'})

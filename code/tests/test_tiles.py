@@ -284,11 +284,11 @@ def test_the_markdown_tiles_name_accounts_and_sources_never_secrets(relay):
                 assert not record.get(name) or record[name] not in text
 
 
-def first_pages(spycloud):
+def first_pages(spycloud, with_status=False):
     """(since, until) of each watchlist window asked, in the order asked (follow-up pages,
-    which carry a cursor, left out)."""
+    which carry a cursor, left out), and the status SpyCloud answered when asked."""
     return [
-        (c['query']['since'][0], c['query']['until'][0])
+        (c['query']['since'][0], c['query']['until'][0], *([c['status']] if with_status else []))
         for c in watchlist_calls(spycloud)
         if 'cursor' not in c['query']
     ]
@@ -342,12 +342,13 @@ def test_windows_split_down_to_days_under_the_gateways_limit(relay, spycloud):
 
 
 def test_a_504_split_is_remembered_for_the_next_gathering(make_relay, spycloud):
-    """A cold 90 days under a gateway that times out past 10 days: complete, and the size that
-    worked is kept for the key, so the next cold gathering (no tile cache here) asks no window
-    SpyCloud times out."""
+    """A cold 90 days under a gateway that times out past 10 days: complete, and what it
+    learnt is kept for the key: the next cold gatherings (no tile cache here) ask windows a
+    day shorter than the shortest that timed out, never one SpyCloud times out, and do not
+    grow back into the 504s."""
     relay = make_relay(spycloud_rate_limit=0, tile_cache_ttl_s=0)
     spycloud.watchlist_max_days = 10
-    for gathering in ('first', 'second'):
+    for gathering in ('first', 'second', 'third'):
         spycloud.reset_stats()
         body = tile_data(relay, 'spycloud-exposure-summary', 'last_90_days')
         assert 'errors' not in body, body
@@ -355,11 +356,22 @@ def test_a_504_split_is_remembered_for_the_next_gathering(make_relay, spycloud):
         assert counts == recount('last_90_days'), gathering
         statuses = [c['status'] for c in watchlist_calls(spycloud)]
         assert (504 in statuses) == (gathering == 'first'), (gathering, statuses)
-    lengths = {
-        (datetime.date.fromisoformat(until) - datetime.date.fromisoformat(since)).days
-        for since, until in first_pages(spycloud)
-    }
-    assert max(lengths) <= 10
+        if gathering == 'first':
+            timed_out = [
+                (datetime.date.fromisoformat(until) - datetime.date.fromisoformat(since)).days
+                for since, until, status in first_pages(spycloud, with_status=True)
+                if status == 504
+            ]
+            # a window's until is the day after its last: its length in days is until - since
+            ceiling = min(timed_out)
+            continue
+        asked = first_pages(spycloud)
+        lengths = {
+            (datetime.date.fromisoformat(until) - datetime.date.fromisoformat(since)).days
+            for since, until in asked
+        }
+        assert max(lengths) <= ceiling - 1, (gathering, lengths)
+        assert len(asked) == len(period_windows('last_90_days', ceiling - 1)), gathering
 
 
 def test_one_gathering_serves_every_tile_of_a_period(relay, spycloud):

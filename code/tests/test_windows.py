@@ -70,7 +70,12 @@ def test_a_period_is_the_fewest_windows_of_near_equal_length():
 
 
 def test_the_next_size():
-    assert next_size(23, 30, timed_out=True, bounded=False, smallest=5) == 5
-    assert next_size(23, 30, timed_out=False, bounded=True, smallest=2) == 23
-    assert next_size(5, 30, timed_out=False, bounded=False, smallest=5) == 10
-    assert next_size(23, 30, timed_out=False, bounded=False, smallest=23) == 30
+    assert next_size(23, 30, bounded=True) == 23  # stopped at the page bound: the same size
+    assert next_size(5, 30, bounded=False) == 10  # no split: twice the size
+    assert next_size(23, 30, bounded=False) == 30  # up to WATCHLIST_WINDOW_DAYS
+    # never up to a size that timed out: under a gateway that answers 504 past 10 days, the
+    # size settles at 10 instead of growing into the 504s every other gathering
+    assert next_size(10, 30, bounded=False, ceiling=11) == 10
+    assert next_size(6, 30, bounded=False, ceiling=11) == 10
+    assert next_size(23, 30, bounded=True, ceiling=11) == 10
+    assert next_size(1, 30, bounded=False, ceiling=1) == 1

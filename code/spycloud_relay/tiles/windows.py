@@ -11,9 +11,11 @@ API key (``WindowSizes``), so the next gathering starts there.
 """
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from spycloud_relay import state
 from spycloud_relay.config import Settings
@@ -23,7 +25,6 @@ from spycloud_relay.spycloud.failures import GatewayTimeout
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import BreachRecord
 from spycloud_relay.spycloud.watchlist_records import Paged
-from spycloud_relay.state import MISSING
 from spycloud_relay.tiles.aggregate import Aggregate
 
 # How long a key's window size is remembered: a day, then the gathering starts large again.
@@ -83,15 +84,16 @@ def unfinished(window: Window, paged: Paged) -> Window:
     return Window(window.first, min(max(paged.oldest, window.first), window.last))
 
 
-def next_size(started: int, largest: int, timed_out: bool, bounded: bool, smallest: int) -> int:
-    """The window size the key's next gathering starts with: after a 504, the smallest window
-    that was answered; after a window stopped at the page bound, the same size; after a
-    gathering that needed no split, twice the size, up to ``largest``."""
-    if timed_out:
-        return max(1, min(smallest, started))
+def next_size(started: int, largest: int, bounded: bool, ceiling: int | None = None) -> int:
+    """The window size the key's next gathering starts with: a day shorter than the shortest
+    window SpyCloud timed out on (``ceiling``, remembered a day) when one did; after a window
+    stopped at the page bound, the same size; after a gathering that needed no split, twice
+    the size, up to ``largest`` and below the ceiling. Growing never reaches a size known to
+    time out, so a gathering does not pay the same 504s every other time."""
+    below = largest if ceiling is None else max(1, min(largest, ceiling - 1))
     if bounded:
-        return started
-    return min(largest, started * 2)
+        return min(started, below)
+    return min(below, started * 2)
 
 
 def failed_days(asked: Sequence[Window], results: Sequence[object]) -> list[Failure]:
@@ -114,8 +116,9 @@ class Gathering:
         self._client, self._aggregate, self._max_pages = client, aggregate, max_pages
         self._seen: set[str] = set()
         self._lock = threading.Lock()
-        self.timed_out = self.bounded = False
-        self.smallest: int | None = None
+        self.bounded = False
+        self.smallest: int | None = None  # the shortest window answered
+        self.timed_out: int | None = None  # the shortest window answered with a 504
 
     def period(self, lookup: Lookup, asked: Sequence[Window]) -> list[Failure]:
         """The days of ``asked`` that did not arrive, with why; the others are counted."""
@@ -134,7 +137,8 @@ class Gathering:
                 lookup, (window.first, window.last), self.take, self._max_pages
             )
         except GatewayTimeout:
-            self.timed_out = True
+            with self._lock:
+                self.timed_out = min(self.timed_out or window.length, window.length)
             return self._split(lookup, window)
         if not paged.complete:
             self.bounded = True
@@ -162,26 +166,50 @@ class Gathering:
 
 
 class WindowSizes:
-    """The window size that last worked, per API key: in-process, or in Redis when REDIS_URL
-    is set (keyed by the key's fingerprint and sealed under it, as the other caches)."""
+    """The window size that last worked, and the shortest that timed out (for a day), per API
+    key: in-process, or in Redis when REDIS_URL is set (keyed by the key's fingerprint and
+    sealed under it, as the other caches)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.largest = settings.watchlist_window_days
         self._store = state.cache(settings, 'windows', SIZE_MEMORY_ENTRIES, SIZE_MEMORY_TTL_S)
+        self._clock = clock
 
     def start(self, lookup: Lookup) -> int:
         """The size to start with: the one remembered, else WATCHLIST_WINDOW_DAYS."""
-        size = self._store.get(('windows', lookup.fingerprint), secret=lookup.api_key)
-        if size is MISSING or not isinstance(size, int) or not 1 <= size <= self.largest:
+        size = self._remembered(lookup).get('size')
+        if not isinstance(size, int) or not 1 <= size <= self.largest:
             return self.largest
         return size
 
     def learn(self, lookup: Lookup, started: int, gathering: Gathering) -> None:
-        """Remember the size the next gathering starts with (nothing when no window was
-        answered: nothing was learnt)."""
-        if gathering.smallest is None:
+        """Remember the size the next gathering starts with, and the ceiling a 504 set
+        (nothing when no window was answered: nothing was learnt)."""
+        if gathering.smallest is None and gathering.timed_out is None:
             return
-        size = next_size(
-            started, self.largest, gathering.timed_out, gathering.bounded, gathering.smallest
+        memory = self._ceiling(self._remembered(lookup), gathering.timed_out)
+        ceiling = memory.get('ceiling')
+        size = next_size(started, self.largest, gathering.bounded, ceiling)
+        if gathering.timed_out is not None and isinstance(ceiling, int):
+            size = max(1, min(self.largest, ceiling - 1))
+        self._store.set(
+            ('windows', lookup.fingerprint), {**memory, 'size': size}, secret=lookup.api_key
         )
-        self._store.set(('windows', lookup.fingerprint), size, secret=lookup.api_key)
+
+    def _remembered(self, lookup: Lookup) -> dict[str, Any]:
+        found = self._store.get(('windows', lookup.fingerprint), secret=lookup.api_key)
+        return dict(found) if isinstance(found, Mapping) else {}
+
+    def _ceiling(self, memory: dict[str, Any], timed_out: int | None) -> dict[str, Any]:
+        """The memory with its ceiling: lowered by this gathering's 504, forgotten a day
+        after it was set (SpyCloud's gateway may answer larger windows again)."""
+        now, ceiling, since = self._clock(), memory.get('ceiling'), memory.get('ceiling_at')
+        if not isinstance(ceiling, int) or not isinstance(since, (int, float)):
+            ceiling = None
+        elif now - since > SIZE_MEMORY_TTL_S:
+            ceiling = None
+        if timed_out is not None and (ceiling is None or timed_out < ceiling):
+            return {'ceiling': timed_out, 'ceiling_at': now}
+        if ceiling is None:
+            return {}
+        return {'ceiling': ceiling, 'ceiling_at': since}
