@@ -133,8 +133,35 @@ def _date(query, name):
     return moment
 
 
+def _until_modified(query):
+    """``until_modification_date``: a date-only one takes in that whole day, as modification
+    dates carry a time of day (publish dates are midnight stamps)."""
+    until = _date(query, 'until_modification_date')
+    raw = (_first(query, 'until_modification_date') or '').strip()
+    if until is not None and len(raw) == 10:
+        return datetime.datetime.combine(until.date(), datetime.time.max)
+    return until
+
+
+def _modification_range(query):
+    return _date(query, 'since_modification_date'), _until_modified(query)
+
+
 def _publish_moment(record):
     return datetime.datetime.strptime(record['spycloud_publish_date'], '%Y-%m-%dT%H:%M:%SZ')
+
+
+def _modification_moment(record):
+    """When the record last changed: its ``record_modification_date``, else its publish date."""
+    stamp = record.get('record_modification_date')
+    try:
+        return datetime.datetime.strptime(stamp, '%Y-%m-%dT%H:%M:%SZ')
+    except (TypeError, ValueError):
+        return _publish_moment(record)
+
+
+def _outside(moment, since, until):
+    return (since is not None and moment < since) or (until is not None and moment > until)
 
 
 def _filter(records, query):
@@ -142,6 +169,7 @@ def _filter(records, query):
     sources = _int_list(query, 'source_id')
     since = _date(query, 'since')
     until = _date(query, 'until')
+    since_modified, until_modified = _modification_range(query)
     rtype = _first(query, 'type')
     if rtype is not None and rtype.strip() and rtype not in _DOMAIN_TYPES:
         raise _BadRequest('type', 'Must be one of {}.'.format(', '.join(_DOMAIN_TYPES)))
@@ -153,13 +181,13 @@ def _filter(records, query):
             continue
         if rtype == 'infected' and record['severity'] != 25:
             continue
-        if since is not None or until is not None:
-            moment = _publish_moment(record)
-            if since is not None and moment < since:
-                continue
-            # Publish dates are midnight stamps, so a date-only ``until`` includes that day.
-            if until is not None and moment > until:
-                continue
+        # Publish dates are midnight stamps, so a date-only ``until`` includes that day.
+        if (since or until) and _outside(_publish_moment(record), since, until):
+            continue
+        if (since_modified or until_modified) and _outside(
+            _modification_moment(record), since_modified, until_modified
+        ):
+            continue
         out.append(record)
     return out
 
@@ -247,6 +275,8 @@ class SpyCloudSimulator:
     ``breach/data/watchlist`` serves instead, filtered and paged alike (hostile strings, odd
     field types, a repeated record); ``catalog_overrides`` (id → fields): merged into that
     catalog's entry (a hostile title, uuid or site).
+    ``publish(records)`` and ``modify(document_id, **fields)``: the tenant changing between two
+    syncs (records SpyCloud publishes, records it updates), kept until ``reset()``.
     """
 
     def __init__(
@@ -266,6 +296,7 @@ class SpyCloudSimulator:
         self._lock = threading.Lock()
         self._faults = []
         self._cursors = {}
+        self._changed = {}
         self._buckets = {}
         self._quota_used = {}
         self.reset()
@@ -423,6 +454,8 @@ class SpyCloudSimulator:
         self.email_lists = 'list'
         self.watchlist_records = None
         self.catalog_overrides = {}
+        with self._lock:
+            self._changed = {}
         self.clear_faults()
         self.reset_watchlists()
         self.expire_cursors()
@@ -627,6 +660,40 @@ class SpyCloudSimulator:
 
     # -- the watchlist ---------------------------------------------------------------------
 
+    def publish(self, records):
+        """Add raw records to ``breach/data/watchlist``'s answer, as SpyCloud publishing them:
+        published now unless they say when, modified now unless they say when, a fresh
+        ``document_id`` unless they have one. Returns the records as served."""
+        now = _now_stamp()
+        added = []
+        for raw in records:
+            record = {'document_id': str(uuid.uuid4()), 'spycloud_publish_date': now, **raw}
+            record.setdefault('record_modification_date', now)
+            added.append(record)
+        with self._lock:
+            self._changed.update((record['document_id'], record) for record in added)
+        return [dict(record) for record in added]
+
+    def modify(self, document_id, **fields):
+        """Change a tenant's (or a published) record as SpyCloud updating it: ``fields`` set,
+        ``record_modification_date`` now unless given. KeyError for an unknown id."""
+        with self._lock:
+            current = self._changed.get(document_id)
+        if current is None:
+            current = self._original(document_id)
+        record = {**current, 'record_modification_date': _now_stamp(), **fields}
+        with self._lock:
+            self._changed[document_id] = record
+        return dict(record)
+
+    def _original(self, document_id):
+        if self.watchlist_records is not None:
+            for record in self.watchlist_records:
+                if isinstance(record, dict) and record.get('document_id') == document_id:
+                    return record
+            raise KeyError(document_id)
+        return tenant.by_document(datetime.datetime.now(datetime.UTC).date())[document_id]
+
     def watchlist(self, api_key=data.DEFAULT_API_KEY):
         """identifier → item of one key's watchlist (a copy)."""
         with self._lock:
@@ -737,6 +804,9 @@ class SpyCloudSimulator:
 
     def _watchlist_records(self, query, api_key):
         since, until = _date(query, 'since'), _date(query, 'until')
+        since_modified, until_modified = _modification_range(query)
+        if since_modified is not None or until_modified is not None:
+            since, until = since_modified, until_modified  # the window the query spans
         limit = self.watchlist_max_days
         if limit is not None and _first(query, 'cursor') in (None, ''):
             span = ((until or datetime.datetime.now()) - (since or datetime.datetime.min)).days
@@ -775,9 +845,23 @@ class SpyCloudSimulator:
         if kind != 'watchlist':
             return _records(kind, value)
         if self.watchlist_records is not None:
-            return list(self.watchlist_records)
+            return self._overlaid(list(self.watchlist_records))
         today = datetime.datetime.now(datetime.UTC).date()
-        return tenant.select(today, _date(query, 'since'), _date(query, 'until'))
+        since_modified, until_modified = _modification_range(query)
+        if since_modified is not None or until_modified is not None:
+            return self._overlaid(tenant.modified(today, since_modified, until_modified))
+        return self._overlaid(tenant.select(today, _date(query, 'since'), _date(query, 'until')))
+
+    def _overlaid(self, records):
+        """The records with the published and modified ones in place, newest published first."""
+        with self._lock:
+            changed = dict(self._changed)
+        if not changed:
+            return records
+        kept = [r for r in records if _document_id(r) not in changed]
+        merged = kept + list(changed.values())
+        merged.sort(key=_publish_stamp, reverse=True)
+        return merged
 
     def _email_list(self, value):
         mode = self.email_lists
@@ -809,6 +893,18 @@ def _fault_page(fault, value):
     if fault.body is not None:
         return fault.body
     return {'cursor': '', 'hits': 1, 'results': list(_records('emails', value))}
+
+
+def _document_id(record):
+    return record.get('document_id') if isinstance(record, dict) else None
+
+
+def _publish_stamp(record):
+    return str(record.get('spycloud_publish_date', '')) if isinstance(record, dict) else ''
+
+
+def _now_stamp():
+    return datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
 def _header_number(value):

@@ -7,8 +7,16 @@ demo's proportions (6 % sev 2, 7 % sev 5, 71 % sev 20, 16 % sev 25). Publish dat
 stamps spread over the 365 days before today (UTC), so every dashboard period has data. The
 records are drawn from one fixed seed as ages (days before today), so the tenant has the same
 shape on every day: only the dates move. Indexed by publish date.
+
+Every record has a ``record_modification_date``: its publish date, except for a share
+(MODIFIED_SHARE, drawn from a seed of its own so that the records themselves stay as they
+were) that SpyCloud changed later, a password cracked 1 to MODIFIED_MAX_DAYS days after
+publication, at a time of that day. Drawn as ages too, and never today: the latest is
+yesterday 23:59:59, in the past whatever the hour. Indexed by modification date as well
+(``modified``), for the sync's ``since_modification_date`` pulls.
 """
 
+import bisect
 import datetime
 import functools
 import hashlib
@@ -20,6 +28,9 @@ RECORDS = 27_444
 ACCOUNTS = 550
 SOURCES = 80
 DAYS = 365
+MODIFIED_SHARE = 0.05
+MODIFIED_MAX_DAYS = 30
+STAMP = '%Y-%m-%dT%H:%M:%SZ'
 SOURCE_BASE = 70_000
 SEVERITIES = (2,) * 6 + (5,) * 7 + (20,) * 71 + (25,) * 16
 DOMAINS = ('example.org', 'example.com', 'example.net')
@@ -64,6 +75,7 @@ def account(index):
 
 
 _making = threading.Lock()
+_indexing = threading.Lock()
 
 
 def records_by_day(today):
@@ -83,6 +95,7 @@ def _make(today):
     weights = [0.13, 0.06, 0.02] + [0.79 * w / sum(tail) for w in tail]
     source_weights = [1.0 / (i + 1) for i in range(SOURCES)]
     source_days = {s: rng.randrange(DAYS) for s in range(SOURCES)}
+    changes = _rng('modified')  # its own seed: the records drawn above stay as they were
     days = {}
     for index in range(RECORDS):
         source = rng.choices(range(SOURCES), source_weights)[0]
@@ -90,8 +103,26 @@ def _make(today):
         ago = source_days[source] if rng.random() < 0.6 else rng.randrange(DAYS)
         day = today - datetime.timedelta(days=ago)
         email = rng.choices(accounts, weights)[0]
-        days.setdefault(day, []).append(_record(index, day, email, source, rng))
+        record = _record(index, day, email, source, rng)
+        record.update(_modification(changes, day, ago, record['severity']))
+        days.setdefault(day, []).append(record)
     return dict(sorted(days.items(), reverse=True))
+
+
+def _modification(rng, day, ago, severity):
+    """The record's modification fields: its publish date, or for MODIFIED_SHARE of the
+    records published two days ago or earlier, a moment 1 to MODIFIED_MAX_DAYS days later and
+    before today (a crack of a password: ``record_cracked_date`` too)."""
+    if ago < 2 or rng.random() >= MODIFIED_SHARE:
+        return {'record_modification_date': f'{day.isoformat()}T00:00:00Z'}
+    later = rng.randint(1, min(ago - 1, MODIFIED_MAX_DAYS))
+    moment = datetime.datetime.combine(day, datetime.time()) + datetime.timedelta(
+        days=later, seconds=rng.randrange(86400)
+    )
+    stamp = moment.strftime(STAMP)
+    if severity >= 20:
+        return {'record_modification_date': stamp, 'record_cracked_date': stamp}
+    return {'record_modification_date': stamp}
 
 
 def _record(index, day, email, source, rng):
@@ -134,3 +165,31 @@ def select(today, since, until):
         if until is None or moment <= until:
             found.extend(records)
     return found
+
+
+def modified(today, since, until):
+    """The records modified from ``since`` to ``until`` (naive UTC datetimes or None, both
+    included), newest published first, as the watchlist answers."""
+    stamps, records = _by_modification(today)
+    low = 0 if since is None else bisect.bisect_left(stamps, since.strftime(STAMP))
+    high = len(stamps) if until is None else bisect.bisect_right(stamps, until.strftime(STAMP))
+    return sorted(records[low:high], key=lambda r: r['spycloud_publish_date'], reverse=True)
+
+
+def by_document(today):
+    """document_id → record, for a test's ``modify`` of one of them."""
+    return {record['document_id']: record for record in _by_modification(today)[1]}
+
+
+def _by_modification(today):
+    with _indexing:
+        return _modification_index(today)
+
+
+@functools.lru_cache(maxsize=2)
+def _modification_index(today):
+    """(the modification stamps in order, the records in that order): ISO stamps of one
+    format sort as the moments they name."""
+    records = [r for day in records_by_day(today).values() for r in day]
+    records.sort(key=lambda r: r['record_modification_date'])
+    return [r['record_modification_date'] for r in records], records

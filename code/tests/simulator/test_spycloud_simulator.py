@@ -16,7 +16,14 @@ import jwt
 import pytest
 import requests
 
-from simulator import DEFAULT_API_KEY, JwksIssuer, SpyCloudSimulator, data, mint_token_from_state
+from simulator import (
+    DEFAULT_API_KEY,
+    JwksIssuer,
+    SpyCloudSimulator,
+    data,
+    mint_token_from_state,
+    tenant,
+)
 
 TIMEOUT = 5
 KEY = {'X-API-Key': DEFAULT_API_KEY}
@@ -798,3 +805,68 @@ def test_a_watchlist_window_longer_than_the_gateways_limit_answers_504_at_once(s
     assert max(published) <= str(first + datetime.timedelta(days=10))
     sim.reset()
     assert sim.watchlist_max_days is None and window(11).status_code == 200
+
+
+# -- modification dates, publish and modify (the sync's pull) -----------------------------------
+
+
+def watchlist_drain(session, sim, **params):
+    return drain(session, sim, 'breach/data/watchlist', **params)[0]
+
+
+def test_the_watchlist_filters_on_modification_dates_and_severities(session, sim):
+    """``since_modification_date``/``until_modification_date`` (full ISO or date-only, a date-only
+    until taking in its whole day) select on ``record_modification_date``; ``severity`` too."""
+    today = datetime.datetime.now(datetime.UTC).date()
+    everything = [r for day in tenant.records_by_day(today).values() for r in day]
+    since, until = f'{today - datetime.timedelta(days=9)}T07:00:00Z', f'{today}T00:00:00Z'
+    found = watchlist_drain(
+        session, sim, since_modification_date=since, until_modification_date=until, severity='20,25'
+    )
+    expected = [
+        r
+        for r in everything
+        if since <= r['record_modification_date'] <= until and r['severity'] in (20, 25)
+    ]
+    assert found and sorted(r['document_id'] for r in found) == sorted(
+        r['document_id'] for r in expected
+    )
+    assert any(r['spycloud_publish_date'] < since for r in found)  # modified later: read
+    day = str(today - datetime.timedelta(days=3))
+    by_day = watchlist_drain(session, sim, since_modification_date=day, until_modification_date=day)
+    assert sorted(r['document_id'] for r in by_day) == sorted(
+        r['document_id'] for r in everything if r['record_modification_date'][:10] == day
+    )
+
+
+def test_published_and_modified_records_join_the_answer_until_reset(session, sim):
+    before = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    stamp = before.strftime('%Y-%m-%dT%H:%M:%SZ')
+    (new,) = sim.publish([{'source_id': 70_001, 'severity': 25, 'email': 'new@example.org'}])
+    assert new['spycloud_publish_date'] >= stamp and new['record_modification_date'] >= stamp
+    today = before.date()
+    old = tenant.records_by_day(today)[today - datetime.timedelta(days=40)][0]
+    changed = sim.modify(old['document_id'], password_plaintext='cracked')
+    assert changed['record_modification_date'] >= stamp
+    found = watchlist_drain(session, sim, since_modification_date=stamp)
+    assert [r['document_id'] for r in found] == [new['document_id'], old['document_id']]
+    assert found[1]['password_plaintext'] == 'cracked'
+    assert found[1]['spycloud_publish_date'] == old['spycloud_publish_date']
+    by_publish = watchlist_drain(session, sim, since=old['spycloud_publish_date'][:10])
+    assert [r for r in by_publish if r['document_id'] == old['document_id']] == [found[1]]
+    with pytest.raises(KeyError):
+        sim.modify('no-such-record')
+    sim.reset()
+    assert watchlist_drain(session, sim, since_modification_date=stamp) == []
+
+
+def test_a_modification_window_longer_than_the_gateways_limit_answers_504(session, sim):
+    sim.watchlist_max_days = 2
+    now = datetime.datetime.now(datetime.UTC)
+
+    def window(days):
+        since = (now - datetime.timedelta(days=days)).strftime('%Y-%m-%dT%H:%M:%SZ')
+        return get(session, sim, 'breach/data/watchlist', since_modification_date=since)
+
+    assert window(3.5).status_code == 504
+    assert window(1.75).status_code == 200

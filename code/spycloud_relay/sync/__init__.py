@@ -1,0 +1,1 @@
+"""`relay sync`: new and changed watchlist records imported into XDR as incidents."""

@@ -1,0 +1,241 @@
+"""The sync's pull (sync/pull.py) against the simulator over HTTP: the watchlist records
+modified in a span, window by window, as the simulator's tenant holds them (counted from its
+data, so they hold whatever the date)."""
+
+import datetime
+import math
+
+import pytest
+
+from simulator import DEFAULT_API_KEY, tenant
+from spycloud_relay.config import Settings
+from spycloud_relay.deadline import Deadline
+from spycloud_relay.errors import RelayWarning
+from spycloud_relay.spycloud.failures import GatewayTimeout
+from spycloud_relay.spycloud.lookup import Lookup
+from spycloud_relay.spycloud.transport import Transport
+from spycloud_relay.sync.pull import MIN_WINDOW, PulledWindow, pull_changed
+
+STAMP = '%Y-%m-%dT%H:%M:%SZ'
+SEVERITIES = (20, 25, 26, 30)
+SECOND = datetime.timedelta(seconds=1)
+
+
+@pytest.fixture
+def transport(spycloud):
+    made = Transport(
+        Settings(
+            spycloud_api_url=spycloud.url,
+            spycloud_backoff_s=0.01,
+            connect_timeout_s=2.0,
+            read_timeout_s=5.0,
+            spycloud_rate_limit=0,
+        )
+    )
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def lookup():
+    return Lookup(api_key=DEFAULT_API_KEY, deadline=Deadline(120))
+
+
+def now():
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+
+
+def modified_between(since, until, severities=SEVERITIES):
+    """The tenant's records modified from ``since`` to ``until`` (both included), by id."""
+    low, high = since.strftime(STAMP), until.strftime(STAMP)
+    return {
+        record['document_id']
+        for records in tenant.records_by_day(now().date()).values()
+        for record in records
+        if low <= record['record_modification_date'] <= high and record['severity'] in severities
+    }
+
+
+def ids(windows):
+    return {record.document_id for window in windows for record in window.records}
+
+
+def watchlist_calls(spycloud):
+    return [e for e in spycloud.request_log if e['endpoint'] == 'watchlist-records']
+
+
+def test_a_lookback_is_one_window_of_exactly_the_records_modified_in_it(
+    spycloud, transport, lookup
+):
+    until = now()
+    since = until - datetime.timedelta(days=7)
+    windows = list(pull_changed(transport, lookup, since, until, SEVERITIES))
+    expected = modified_between(since, until)
+    assert [(w.since, w.until) for w in windows] == [(since, until)]
+    (window,) = windows
+    assert expected and {r.document_id for r in window.records} == expected
+    assert len(window.records) == len(expected)  # each once
+    assert any(r.published < since for r in window.records)  # published before, modified in it
+    (call,) = watchlist_calls(spycloud)
+    assert call['query'] == {
+        'since_modification_date': [since.strftime(STAMP)],
+        'until_modification_date': [until.strftime(STAMP)],
+        'severity': ['20,25,26,30'],
+    }
+    assert lookup.stats.spycloud_calls == 1
+
+
+def test_a_record_published_a_second_before_until_is_read(spycloud, transport, lookup):
+    (fresh,) = spycloud.publish([{'source_id': 70_001, 'severity': 25, 'email': 'a@example.org'}])
+    until = now() + SECOND
+    late = (until + SECOND).strftime(STAMP)
+    edge = (until - SECOND).strftime(STAMP)
+    spycloud.publish(
+        [
+            {
+                'document_id': 'edge',
+                'source_id': 70_001,
+                'severity': 20,
+                'spycloud_publish_date': edge,
+                'record_modification_date': edge,
+            },
+            {
+                'document_id': 'late',
+                'source_id': 70_001,
+                'severity': 20,
+                'spycloud_publish_date': late,
+                'record_modification_date': late,
+            },
+        ]
+    )
+    windows = list(
+        pull_changed(transport, lookup, until - datetime.timedelta(hours=1), until, SEVERITIES)
+    )
+    assert ids(windows) == {fresh['document_id'], 'edge'}
+
+
+def test_a_record_spycloud_modifies_is_read_again_with_its_new_date(spycloud, transport, lookup):
+    start = now()
+    old = next(iter(tenant.records_by_day(start.date()).values()))[0]
+    spycloud.modify(old['document_id'], severity=25)
+    (window,) = pull_changed(transport, lookup, start, now() + SECOND, SEVERITIES)
+    (record,) = window.records
+    assert record.document_id == old['document_id'] and record.severity == 25
+    assert record.get('record_modification_date') >= start.strftime(STAMP)
+
+
+@pytest.mark.parametrize('severities', [(25,), (2, 5), (20, 25, 26, 30)])
+def test_only_the_severities_asked_are_read(transport, lookup, severities):
+    until = now()
+    since = until - datetime.timedelta(days=7)
+    (window,) = pull_changed(transport, lookup, since, until, severities)
+    assert {r.severity for r in window.records} <= set(severities)
+    assert {r.document_id for r in window.records} == modified_between(since, until, severities)
+
+
+def test_a_window_follows_its_cursor_to_the_last_page(spycloud, transport, lookup):
+    spycloud.page_size = 7
+    until = now()
+    since = until - datetime.timedelta(days=7)
+    (window,) = pull_changed(transport, lookup, since, until, SEVERITIES)
+    expected = modified_between(since, until)
+    assert {r.document_id for r in window.records} == expected
+    calls = watchlist_calls(spycloud)
+    assert len(calls) == lookup.stats.spycloud_calls == math.ceil(len(expected) / 7)
+    assert 'cursor' not in calls[0]['query'] and all('cursor' in c['query'] for c in calls[1:])
+
+
+def test_a_window_answered_504_is_asked_in_halves_oldest_first(spycloud, transport, lookup):
+    """The gateway gives up on more than two days: seven are asked whole, then in halves of
+    3.5 days (504 too), then in quarters; the 504s are not retried."""
+    spycloud.watchlist_max_days = 2
+    until = now()
+    since = until - datetime.timedelta(days=7)
+    windows = list(pull_changed(transport, lookup, since, until, SEVERITIES))
+    quarter = datetime.timedelta(days=7) / 4
+    assert [(w.since, w.until) for w in windows] == [
+        (since + n * quarter, since + (n + 1) * quarter) for n in range(4)
+    ]
+    assert ids(windows) == modified_between(since, until)
+    for window in windows:
+        assert {r.document_id for r in window.records} == modified_between(
+            window.since, window.until
+        )
+    statuses = [c['status'] for c in watchlist_calls(spycloud)]
+    assert statuses == [504, 504, 200, 200, 504, 200, 200]
+    assert lookup.stats.spycloud_calls == 7 and lookup.stats.retries == 0
+
+
+def test_a_smallest_window_that_still_times_out_raises(spycloud, transport, lookup):
+    spycloud.add_fault(504, match='breach/data/watchlist')
+    until = now()
+    with pytest.raises(GatewayTimeout):
+        next(
+            pull_changed(transport, lookup, until - datetime.timedelta(hours=1), until, SEVERITIES)
+        )
+    spans = []
+    for call in watchlist_calls(spycloud):
+        since, end = (
+            datetime.datetime.strptime(call['query'][name][0], STAMP)
+            for name in ('since_modification_date', 'until_modification_date')
+        )
+        spans.append(end - since)
+    assert spans == [datetime.timedelta(hours=1), 2 * MIN_WINDOW, MIN_WINDOW]
+
+
+def test_an_expired_cursor_has_the_window_asked_again_from_its_start(spycloud, transport, lookup):
+    spycloud.page_size = 50
+    spycloud.refuse_parameter('cursor', 'Cursor not found.', match='cursor=', times=1)
+    until = now()
+    since = until - datetime.timedelta(days=7)
+    (window,) = pull_changed(transport, lookup, since, until, SEVERITIES)
+    expected = modified_between(since, until)
+    assert {r.document_id for r in window.records} == expected
+    pages = math.ceil(len(expected) / 50)
+    calls = watchlist_calls(spycloud)
+    assert [c['status'] for c in calls] == [200, 400] + [200] * pages
+    assert 'cursor' not in calls[2]['query']
+
+
+def test_a_cursor_that_expires_again_names_the_window(spycloud, transport, lookup):
+    spycloud.page_size, spycloud.cursor_ttl = 50, 0.0
+    until = now()
+    since = until - datetime.timedelta(days=7)
+    with pytest.raises(RelayWarning) as raised:
+        next(pull_changed(transport, lookup, since, until, SEVERITIES))
+    assert raised.value.code == 'incomplete'
+    assert (
+        f'modified from {since.strftime(STAMP)} to {until.strftime(STAMP)}' in raised.value.message
+    )
+    assert 'cursor' in raised.value.message
+    assert [c['status'] for c in watchlist_calls(spycloud)] == [200, 400, 200, 400]
+
+
+def test_a_refused_query_is_not_asked_again(spycloud, transport, lookup):
+    spycloud.refuse_parameter('severity', 'Must be a known severity.', match='watchlist')
+    until = now()
+    with pytest.raises(RelayWarning) as raised:
+        next(pull_changed(transport, lookup, until - datetime.timedelta(days=1), until, (99,)))
+    assert raised.value.code == 'invalid argument' and 'severity' in raised.value.message
+    assert len(watchlist_calls(spycloud)) == 1
+
+
+def test_a_record_repeated_within_a_window_is_read_once(spycloud, transport, lookup):
+    until = now()
+    stamp = (until - datetime.timedelta(minutes=5)).strftime(STAMP)
+
+    def record(document_id, severity):
+        return {
+            'document_id': document_id,
+            'source_id': 70_001,
+            'severity': severity,
+            'spycloud_publish_date': stamp,
+        }
+
+    spycloud.watchlist_records = [record('a', 20), record('b', 25), record('a', 20)]
+    spycloud.page_size = 1
+    (window,) = pull_changed(
+        transport, lookup, until - datetime.timedelta(hours=1), until, SEVERITIES
+    )
+    assert [r.document_id for r in window.records] == ['a', 'b']
+    assert isinstance(window, PulledWindow) and len(watchlist_calls(spycloud)) == 3
