@@ -1,0 +1,1 @@
+"""`relay sync`: new and changed watchlist records pushed into XDR as grouped incidents."""
