@@ -541,7 +541,9 @@ class SpyCloudSimulator:
             entry['status'] = status
             self._in_flight -= 1
 
-    def _apply_fault(self, handler, fault):
+    @staticmethod
+    def _apply_fault(handler, fault):
+        """Play ``fault`` on ``handler``'s exchange (the fake XDR plays its faults with it too)."""
         mode = fault.mode
         if fault.hold is not None:
             while not fault.hold.wait(0.05):

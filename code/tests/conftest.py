@@ -1,5 +1,5 @@
-"""The fixtures: the session's servers (SpyCloud simulator, JWKS issuer, redis-server), relays
-made for a test, and the relay under gunicorn. Helpers live in support.py."""
+"""The fixtures: the session's servers (SpyCloud simulator, JWKS issuer, redis-server, fake
+XDR), relays made for a test, and the relay under gunicorn. Helpers live in support.py."""
 
 import socket
 import threading
@@ -10,7 +10,7 @@ from hypothesis import settings as hypothesis_settings
 
 from localrelay import gunicorn_relay
 from redis_server import RedisServer
-from simulator import JwksIssuer, SpyCloudSimulator
+from simulator import JwksIssuer, SpyCloudSimulator, XdrSimulator
 from support import Canary, RelayAt, relay_settings, start_relay, stopped_afterwards
 
 # `make test-fast` (pytest -m pure --hypothesis-profile=fast): the property tests with fewer
@@ -28,6 +28,8 @@ SERVER_FIXTURES = frozenset(
         'gunicorn_relay_server',
         'redis_server',
         'fresh_redis',
+        'xdr_server',
+        'xdr',
     }
 )
 
@@ -111,6 +113,20 @@ def spycloud(spycloud_server):
     spycloud_server.reset_stats()
     yield spycloud_server
     spycloud_server.reset()
+
+
+@pytest.fixture(scope='session')
+def xdr_server():
+    with XdrSimulator() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def xdr(xdr_server):
+    """The session's fake XDR (simulator/xdr.py): empty store, no token, no fault."""
+    xdr_server.reset()
+    yield xdr_server
+    xdr_server.reset()
 
 
 @pytest.fixture

@@ -1,1 +1,1 @@
-"""`relay sync`: new and changed watchlist records imported into XDR as incidents."""
+"""`relay sync`: new and changed watchlist records imported into XDR as grouped incidents."""
