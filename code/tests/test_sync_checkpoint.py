@@ -223,10 +223,10 @@ def test_a_holder_that_dies_frees_the_lock_after_its_ttl(fresh_redis):
 
 def test_renewal_keeps_a_lock_past_its_ttl(fresh_redis):
     client = redis.Redis.from_url(fresh_redis.url)
-    with redis_lock(fresh_redis.url, ttl=0.3) as lock:
+    with redis_lock(fresh_redis.url, ttl=0.6) as lock:
         (name,) = client.keys()
         token = client.get(name)
-        time.sleep(1.0)  # more than three TTLs
+        time.sleep(2.0)  # more than three TTLs
         assert client.get(name) == token and not lock.lost
         assert not redis_lock(fresh_redis.url).try_acquire()
         renewals = client.info('commandstats')['cmdstat_evalsha']['calls']
