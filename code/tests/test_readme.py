@@ -1,12 +1,13 @@
 """The README is the manual: every setting is in its table, with the default the code has."""
 
 import re
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import pytest
 
 from spycloud_relay.config import Settings
+from spycloud_relay.sync.settings import SyncSettings
 
 pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 
@@ -31,7 +32,7 @@ def shown(default):
     if isinstance(default, bool):
         return f'`{str(default).lower()}`'
     if isinstance(default, tuple):
-        return f'`{",".join(default)}`'
+        return f'`{",".join(map(str, default))}`'
     if isinstance(default, float) and default.is_integer():
         return f'`{int(default)}`'
     return f'`{default}`' if default != '' else '*(empty)*'
@@ -42,6 +43,19 @@ def test_every_setting_is_documented_with_its_default(field):
     documented = documented_defaults()
     assert field.name.upper() in documented, f'{field.name.upper()} is not in the README'
     assert documented[field.name.upper()] == shown(field.default)
+
+
+@pytest.mark.parametrize('field', fields(SyncSettings), ids=lambda f: f.metadata['env'])
+def test_every_sync_setting_is_documented_with_its_default(field):
+    """The sync's settings are read from the variable each field names (``env``)."""
+    name, documented = field.metadata['env'], documented_defaults()
+    assert name in documented, f'{name} is not in the README'
+    if field.metadata['required']:
+        assert documented[name] == '*(required)*'
+    elif field.default is MISSING:  # made when read: the temporary directory's file
+        assert documented[name].endswith(Path(field.default_factory()).name + '`')
+    else:
+        assert documented[name] == shown(field.default)
 
 
 def test_the_two_commands_are_in_the_quick_start():

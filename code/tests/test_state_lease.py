@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY
 from spycloud_relay import state
 from spycloud_relay.config import Settings
 from spycloud_relay.spycloud.lookup import key_fingerprint
-from spycloud_relay.state import MemoryLeases, RedisLeases, RedisLink
+from spycloud_relay.state import MemoryLeases, RedisLeases, RedisLink, Unavailable
 from support import Clock, wait_until
 
 API_KEY = 'tenant-a-spycloud-key-8d1f0e2c'
@@ -113,3 +113,39 @@ def test_the_lease_outlasts_the_deadline():
         'lose its lease while it runs, and another would start'
     )
     assert Settings.from_env({'TILE_LEASE_TTL_S': '26', 'LOOKUP_DEADLINE_S': '25'})
+
+
+def test_an_in_process_lease_is_renewed_only_by_its_holder():
+    clock = Clock()
+    leases = MemoryLeases(10.0, clock=clock)
+    token = leases.acquire(KEY)
+    clock.now += 9.0
+    assert leases.renew(KEY, token) and not leases.renew(KEY, 'not-the-holders-token')
+    clock.now += 9.0  # 18 s after it was taken: alive, 9 s after its renewal
+    assert leases.holder(KEY) == token
+    clock.now += 1.0
+    assert leases.holder(KEY) is None and not leases.renew(KEY, token)  # expired: lost
+
+
+def test_a_redis_lease_is_renewed_only_by_its_holder(fresh_redis):
+    leases = redis_leases(fresh_redis.url, ttl=0.5)
+    token = leases.acquire(KEY, secret=API_KEY)
+    client = redis.Redis.from_url(fresh_redis.url)
+    (name,) = client.keys()
+    client.pexpire(name, 100)  # as if most of its TTL had passed
+    assert leases.renew(KEY, token, secret=API_KEY)
+    assert 100 < client.pttl(name) <= 500
+    assert not leases.renew(KEY, 'not-the-holders-token', secret=API_KEY)
+    client.delete(name)  # expired
+    taken = redis_leases(fresh_redis.url).acquire(KEY, secret=API_KEY)
+    assert not leases.renew(KEY, token, secret=API_KEY)  # lost: nothing of the new holder's
+    assert leases.holder(KEY, secret=API_KEY) == taken and client.pttl(name) > 500
+
+
+def test_a_strict_lease_has_no_in_process_twin():
+    leases = RedisLeases(RedisLink('redis://127.0.0.1:1/0', 0.05), 'sync', 30.0, strict=True)
+    with pytest.raises(Unavailable):
+        leases.acquire(KEY, secret=API_KEY)
+    with pytest.raises(Unavailable):
+        leases.renew(KEY, 'a-token', secret=API_KEY)
+    leases.release(KEY, 'a-token', secret=API_KEY)  # its TTL frees it: nothing to raise

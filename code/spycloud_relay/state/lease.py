@@ -2,8 +2,10 @@
 
 A lease is taken without waiting (``acquire`` returns a token, or None when another holds it),
 given back only by its holder (``release`` with that token: compare-and-delete) and lost by a
-holder that dies: it expires after its TTL. ``holder`` says who holds a name now. The dashboard
-uses one per key and period so that one gathering runs at a time (tiles/single.py).
+holder that dies: it expires after its TTL, unless its holder ``renew``s it in time (a holder
+that works longer than the TTL keeps it). ``holder`` says who holds a name now. The dashboard
+uses one per key and period so that one gathering runs at a time (tiles/single.py); the sync one
+per tenant (sync/checkpoint.py).
 
 Like the stores (state/store.py), the Redis leases name each lease with the keys derived from
 the tenant's API key, and fall back to their in-process twin while Redis does not answer.
@@ -28,6 +30,8 @@ class Leases(Protocol):
     def acquire(self, key: Hashable, *, secret: str | None = None) -> str | None: ...
 
     def release(self, key: Hashable, token: str, *, secret: str | None = None) -> None: ...
+
+    def renew(self, key: Hashable, token: str, *, secret: str | None = None) -> bool: ...
 
     def holder(self, key: Hashable, *, secret: str | None = None) -> str | None: ...
 
@@ -62,6 +66,14 @@ class MemoryLeases:
             if self._live(key) == token:
                 del self._held[key]
 
+    def renew(self, key: Hashable, token: str, *, secret: str | None = None) -> bool:
+        """A full TTL again from now, if ``token`` still holds ``key``; False when it lost it."""
+        with self._lock:
+            if self._live(key) != token:
+                return False
+            self._held[key] = (token, self._clock() + self.ttl)
+            return True
+
     def holder(self, key: Hashable, *, secret: str | None = None) -> str | None:
         with self._lock:
             return self._live(key)
@@ -86,18 +98,33 @@ end
 return 0
 """
 
+# KEYS[1]: the lease; ARGV[1]: the holder's token; ARGV[2]: the TTL in ms. Sets the TTL again
+# only while that token holds it (a lease that expired and was taken by another stays its).
+RENEW_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 
 class RedisLeases:
     """Leases of the whole deployment: SET NX PX on a name derived from the tenant's key,
     under ``relay:<namespace>:``. While Redis does not answer (or without a ``secret``), the
-    in-process twin decides: each process then runs its own gatherings, as without Redis."""
+    in-process twin decides: each process then runs its own gatherings, as without Redis.
+    ``strict`` leases have no twin: Unavailable reaches the caller (the sync, which must not
+    run twice across replicas, stops instead)."""
 
-    def __init__(self, link: RedisLink, namespace: str, ttl: float) -> None:
+    def __init__(
+        self, link: RedisLink, namespace: str, ttl: float, *, strict: bool = False
+    ) -> None:
         self.namespace = namespace
+        self.strict = strict
         self._link = link
         self._local = MemoryLeases(ttl)
         self._ttl_ms = max(1, int(ttl * 1000))
         self._release = link.client.register_script(RELEASE_SCRIPT)
+        self._renew = link.client.register_script(RENEW_SCRIPT)
 
     def acquire(self, key: Hashable, *, secret: str | None = None) -> str | None:
         if not secret:
@@ -106,9 +133,25 @@ class RedisLeases:
         try:
             taken = self._link.call(lambda c: c.set(name, token, nx=True, px=self._ttl_ms))
         except Unavailable:
-            STATE_FALLBACKS.labels(self.namespace).inc()
+            self._fell_back()
             return self._local.acquire(key)
         return token if taken else None
+
+    def renew(self, key: Hashable, token: str, *, secret: str | None = None) -> bool:
+        """A full TTL again, if ``token`` still holds ``key``. False when it lost it, and
+        while Redis does not answer (whether it still holds it is unknown)."""
+        if not secret or self._local.holder(key) == token:  # taken during an outage
+            return self._local.renew(key, token)
+        name = self._name(key, secret)
+
+        def renew(client: redis.Redis) -> object:
+            return self._renew(keys=[name], args=[token, self._ttl_ms], client=client)
+
+        try:
+            return bool(self._link.call(renew))
+        except Unavailable:
+            self._fell_back()
+            return False
 
     def release(self, key: Hashable, token: str, *, secret: str | None = None) -> None:
         self._local.release(key, token)  # a lease taken during an outage
@@ -131,9 +174,15 @@ class RedisLeases:
         try:
             token = self._link.call(lambda client: client.get(name))
         except Unavailable:
-            STATE_FALLBACKS.labels(self.namespace).inc()
+            self._fell_back()
             return self._local.holder(key)
         return token.decode('ascii', 'replace') if isinstance(token, bytes) else None
+
+    def _fell_back(self) -> None:
+        """Count the operation the in-process twin answers; a strict lease has none: raise."""
+        STATE_FALLBACKS.labels(self.namespace).inc()
+        if self.strict:
+            raise Unavailable()
 
     def _name(self, key: Hashable, secret: str) -> str:
         return tenant_keys(secret).name(self.namespace, key)
