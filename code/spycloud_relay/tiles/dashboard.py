@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from spycloud_relay.ctim.mapping import breached_domain, ctim_time
+from spycloud_relay.ctim.markdown import portal_link, text
 from spycloud_relay.spycloud.models import Catalog
 from spycloud_relay.tiles.aggregate import (
     DEFAULT_PERIOD,
@@ -20,7 +21,6 @@ from spycloud_relay.tiles.aggregate import (
     Aggregate,
     severity_class,
 )
-from spycloud_relay.ctim.markdown import portal_link, text
 
 SUMMARY, PER_DAY, BY_SEVERITY = (
     'spycloud-exposure-summary',
