@@ -13,7 +13,7 @@ pytestmark = pytest.mark.pure  # reads files: `make test-fast` runs it
 CODE = Path(__file__).resolve().parents[1]
 ROOT = CODE.parent
 PACKAGE = CODE / 'spycloud_relay'
-LAYERS = ('api', 'spycloud', 'ctim', 'tiles', 'state')
+LAYERS = ('api', 'spycloud', 'ctim', 'tiles', 'state', 'sync')
 # What a checkout has beside the package: the simulator, the tests and the developer tools.
 DEVELOPER_TOOLS = ('simulator', 'tests', 'devcommands', 'demo', 'localrelay', 'conftest', 'support')
 
@@ -59,6 +59,17 @@ def test_the_state_layer_imports_no_layer_above_it():
     for path, tree in modules('state'):
         wrong = [name for name in imported(tree) if name.split('.')[0] in above]
         assert not wrong, f'{path.relative_to(CODE)} imports {wrong}'
+
+
+def test_the_sync_stands_on_the_layers_below_and_nothing_imports_it():
+    """sync/ uses spycloud/, ctim/ and state/, never the routes or the tiles; nothing but
+    the command line reaches for it."""
+    for path, tree in modules('sync'):
+        wrong = [n for n in imported(tree) if n.split('.')[0] in ('api', 'app', 'flask', 'tiles')]
+        assert not wrong, f'{path.relative_to(CODE)} imports {wrong}'
+    for path, tree in modules('.', 'api', 'spycloud', 'ctim', 'tiles', 'state'):
+        wrong = [name for name in imported(tree) if name.split('.')[0] == 'sync']
+        assert not wrong or path.name == 'cli.py', f'{path.relative_to(CODE)} imports {wrong}'
 
 
 def test_no_thread_local_carries_request_state():
