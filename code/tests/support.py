@@ -82,6 +82,10 @@ def _validator(name):
 BUNDLE = _validator('ModuleObserveBundle')
 ERROR = _validator('ModuleErrorMessage')
 HEALTH = _validator('ModuleHealthStatus')
+# CTIM entities as IROH's contract defines them: what the sync imports into XDR.
+ENTITIES = {
+    name: _validator(name) for name in ('Incident', 'Sighting', 'Indicator', 'Relationship')
+}
 
 
 def assert_valid_answer(body):

@@ -4,7 +4,7 @@ Shapes are those Cisco's relays send for XDR's tile types (the XDR module surfac
 kept outside this repository). Pure: the aggregate, the breach sources' catalogs and the times
 are given. No tile ever shows a password, a salt, a cookie or a card value: only counts,
 accounts, dates and sources.
-Every string SpyCloud sent goes into markdown through ``tiles.markdown.text``.
+Every string SpyCloud sent goes into markdown through ``ctim.markdown.text``.
 """
 
 from collections.abc import Callable, Mapping
@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from spycloud_relay.ctim.mapping import breached_domain, ctim_time
+from spycloud_relay.ctim.markdown import portal_link, text
 from spycloud_relay.spycloud.models import Catalog
 from spycloud_relay.tiles.aggregate import (
     DEFAULT_PERIOD,
@@ -20,7 +21,6 @@ from spycloud_relay.tiles.aggregate import (
     Aggregate,
     severity_class,
 )
-from spycloud_relay.tiles.markdown import portal_link, text
 
 SUMMARY, PER_DAY, BY_SEVERITY = (
     'spycloud-exposure-summary',

@@ -1,10 +1,11 @@
-"""Markdown for the dashboard's tiles: SpyCloud's strings as text, and links to its portal only.
+"""Markdown for the dashboard's tiles and the sync's incidents: SpyCloud's strings as text, and
+links to its portal only.
 
 An e-mail, a breach title or a site comes from SpyCloud (and so from whoever fed a breach) and
 goes into markdown a browser renders: ``![p](https://...)`` would load an image, ``<img
 onerror=...>`` or ``<script>`` run in a renderer that lets HTML through, ``[t](javascript:...)``
-be a link. Every value a tile shows goes through ``text``; the only link is ``portal_link``'s.
-Pure.
+be a link. Every value a tile or an incident shows goes through ``text``; the only link is
+``portal_link``'s. Pure.
 """
 
 import re
