@@ -65,10 +65,13 @@ RUN set -eu; \
       adduser -S -D -H -u 10001 -G relay -h /nonexistent -s /sbin/nologin relay; \
     fi
 COPY docker/healthcheck.py /usr/local/lib/relay-healthcheck.py
+COPY docker/entrypoint.sh /usr/local/bin/relay-entrypoint
 COPY --from=build /opt/relay /opt/relay
 WORKDIR /opt/relay
 USER 10001:10001
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python3", "/usr/local/lib/relay-healthcheck.py"]
+# `docker run IMAGE sync --once` runs `relay sync --once` (docker/entrypoint.sh).
+ENTRYPOINT ["relay-entrypoint"]
 CMD ["gunicorn", "--config", "python:spycloud_relay.gunicorn_conf", "spycloud_relay.app:create_app()"]

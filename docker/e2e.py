@@ -31,7 +31,7 @@ from pathlib import Path
 CODE = Path(__file__).resolve().parent.parent / 'code'
 sys.path.insert(0, str(CODE))
 
-from simulator import mint_token_from_state  # noqa: E402
+from simulator import DEFAULT_API_KEY, mint_token_from_state  # noqa: E402
 from spycloud_relay import config  # noqa: E402  (the relay's own settings module: its VERSION)
 
 EMAIL = 'r5c2@docker.example'  # the simulator answers exactly 5 records for local part r5c2
@@ -107,6 +107,8 @@ def start_simulator(workdir):
                 '0',
                 '--state-dir',
                 str(state_dir),
+                '--xdr-port',
+                '0',
             ],
             cwd=CODE,
             stdout=stdout,
@@ -201,8 +203,50 @@ def run(args, checks, workdir):
         say(f'container {args.container} started from {args.image}, relay at {base}')
         wait_until_serving(args.container, base)
         check_all(args, checks, info, base)
+        check_sync(args, checks, info)
     finally:
         stop_process(simulator)
+
+
+def check_sync(args, checks, info):
+    """`docker run IMAGE sync --once` against the simulator's SpyCloud and its fake XDR, on
+    a read-only root file system (its checkpoint in /tmp): incidents imported, exit 0."""
+    done = docker(
+        'run',
+        '--rm',
+        '--network',
+        'host',
+        '--read-only',
+        '--tmpfs',
+        '/tmp',
+        '--cap-drop',
+        'ALL',
+        '--env',
+        f'SPYCLOUD_API_URL={info["spycloud_url"]}',
+        '--env',
+        f'SPYCLOUD_API_KEY={DEFAULT_API_KEY}',
+        '--env',
+        f'XDR_API_URL={info["xdr_url"]}',
+        '--env',
+        f'XDR_CLIENT_ID={info["xdr_client_id"]}',
+        '--env',
+        f'XDR_CLIENT_PASSWORD={info["xdr_client_password"]}',
+        args.image,
+        'sync',
+        '--once',
+        check=False,
+        timeout=300,
+    )
+    lines = done.stdout.strip().splitlines()
+    try:
+        summary = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        summary = {}
+    checks.check(
+        'docker run IMAGE sync --once imports the exposures into XDR',
+        done.returncode == 0 and summary.get('incidents_created', 0) > 0,
+        f'exit {done.returncode}: ' + (lines[-1][:300] if lines else done.stderr.strip()[-300:]),
+    )
 
 
 def check_all(args, checks, info, base):

@@ -33,6 +33,7 @@ from spycloud_relay.spycloud.client import PAGE_ENDPOINTS, SpyCloudClient
 from spycloud_relay.spycloud.models import Exposure, Observable
 from spycloud_relay.spycloud.watchlist import identifier as watchlist_identifier
 from spycloud_relay.spycloud.watchlist import watchlist_type
+from spycloud_relay.sync_command import sync
 from spycloud_relay.terminal import (
     EXIT_CONFIG,
     EXIT_LOOKUP,
@@ -324,6 +325,7 @@ def add_developer_commands(group: click.Group) -> None:
     group.add_command(simulator)
 
 
+cli.add_command(sync)
 add_developer_commands(cli)
 
 

@@ -62,6 +62,18 @@ STATE_OUTAGES = Counter(
 RATE_BUDGET_CUTS = Counter(
     'relay_rate_budget_cuts_total', "Cuts of a key's SpyCloud rate budget after a throttling 429."
 )
+# `relay sync --every` (served on SYNC_METRICS_PORT when METRICS_ENABLED is set).
+SYNC_RECORDS = Counter(
+    'relay_sync_records_total', 'Watchlist records the sync read (published or changed).'
+)
+SYNC_INCIDENTS = Counter(
+    'relay_sync_incidents_total', 'Incidents the sync imported into XDR, by result.', ['result']
+)
+SYNC_ERRORS = Counter('relay_sync_errors_total', 'Entities XDR answered with an error result.')
+SYNC_LAST_SUCCESS = Gauge(
+    'relay_sync_last_success_timestamp_seconds',
+    'When the last sync run that imported every window ended (Unix time).',
+)
 
 
 def endpoint_label(path: str) -> str:

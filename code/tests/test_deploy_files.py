@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from spycloud_relay.config import VERSION, Settings
+from spycloud_relay.sync.settings import SyncSettings
 
 pytestmark = pytest.mark.pure  # no server: `make test-fast` runs it
 
@@ -24,6 +25,8 @@ GUNICORN_ENV = {
     'PROMETHEUS_MULTIPROC_DIR',
 }
 KNOWN_ENV = {f.name.upper() for f in fields(Settings)} | GUNICORN_ENV
+SYNC_ENV = {f.metadata['env'] for f in fields(SyncSettings)} | KNOWN_ENV
+SYNC_SECRETS = {'SPYCLOUD_API_KEY', 'XDR_CLIENT_ID', 'XDR_CLIENT_PASSWORD'}
 
 
 def load(path):
@@ -129,3 +132,39 @@ def test_compose_runs_the_relay_image_against_the_simulator():
         ROOT / 'deploy' / 'compose' / simulator['build']['dockerfile'].split('/')[-1]
     ).read_text()
     assert 'COPY code/simulator' in sim_dockerfile
+
+
+def test_the_sync_cronjob_runs_the_image_once_with_its_secrets_from_a_secret():
+    (cronjob,) = load('deploy/kubernetes/sync-cronjob.yaml')
+    assert cronjob['kind'] == 'CronJob' and cronjob['spec']['concurrencyPolicy'] == 'Forbid'
+    pod = cronjob['spec']['jobTemplate']['spec']['template']['spec']
+    (container,) = pod['containers']
+    assert container['image'] == IMAGE and container['args'] == ['sync', '--once']
+    env = {e['name']: e for e in container['env']}
+    assert set(env) <= SYNC_ENV and SYNC_SECRETS <= set(env)
+    for name in SYNC_SECRETS:  # never a literal value in the file
+        assert 'value' not in env[name] and env[name]['valueFrom']['secretKeyRef']
+    (redis_service,) = [d for d in load('deploy/kubernetes/redis.yaml') if d['kind'] == 'Service']
+    assert redis_service['metadata']['name'] in env['REDIS_URL']['value']
+    assert container['securityContext']['readOnlyRootFilesystem'] is True
+
+
+def test_the_image_runs_relay_commands_by_name():
+    """`docker run IMAGE sync --once` runs `relay sync --once`; the CMD still serves."""
+    (entrypoint,) = re.findall(r'^ENTRYPOINT (\[.*\])$', DOCKERFILE, re.MULTILINE)
+    (script,) = re.findall(r'^COPY (docker/\S+) /usr/local/bin/relay-entrypoint$', DOCKERFILE, re.M)
+    assert entrypoint == '["relay-entrypoint"]'
+    text = (ROOT / script).read_text()
+    assert 'sync|check|lookup|tiles|watchlist) exec relay "$@"' in text and 'exec "$@"' in text
+    assert (ROOT / script).stat().st_mode & 0o111  # executable, as COPY keeps it
+
+
+def test_compose_syncs_into_the_simulators_xdr():
+    (compose,) = load('deploy/compose/docker-compose.yml')
+    sync, simulator = compose['services']['sync'], compose['services']['simulator']
+    assert sync['image'] == IMAGE and sync['command'][:2] == ['sync', '--every']
+    env = sync['environment']
+    assert set(env) <= SYNC_ENV
+    xdr_port = simulator['command'][simulator['command'].index('--xdr-port') + 1]
+    assert env['XDR_API_URL'] == f'http://127.0.0.1:{xdr_port}'
+    assert env['REDIS_URL'] == compose['services']['relay']['environment']['REDIS_URL']

@@ -374,7 +374,7 @@ def test_a_bad_sync_setting_is_one_line_naming_it_and_no_secret(name, value):
 
 @pytest.mark.pure
 def test_sync_settings_made_in_code_are_checked_too():
-    with pytest.raises(ConfigError, match='SYNC_BUNDLE_MAX must be from 1 to 2000, got 0'):
+    with pytest.raises(ConfigError, match='SYNC_BUNDLE_MAX must be from 5 to 2000, got 0'):
         SyncSettings(API_KEY, 'client', CLIENT_PASSWORD, bundle_max=0)
     with pytest.raises(ConfigError, match='XDR_CLIENT_PASSWORD is required'):
         SyncSettings(API_KEY, 'client', '')

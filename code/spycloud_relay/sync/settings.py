@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from spycloud_relay.config import ConfigError, parse_int
+from spycloud_relay.sync.bundles import MIN_BUNDLE
 
 SEVERITIES = (2, 5, 20, 25, 26, 30)  # SpyCloud's documented severities
 TLPS = ('white', 'green', 'amber', 'red')  # CTIM's TLP vocabulary
@@ -56,6 +57,7 @@ class SyncSettings:
     checkpoint_file: str = field(
         default_factory=default_checkpoint_file, metadata=_env('SYNC_CHECKPOINT_FILE')
     )
+    metrics_port: int = field(default=9091, metadata=_env('SYNC_METRICS_PORT'))
 
     def __post_init__(self) -> None:
         for required in ('spycloud_api_key', 'xdr_client_id', 'xdr_client_password'):
@@ -63,7 +65,8 @@ class SyncSettings:
         object.__setattr__(self, 'xdr_api_url', _xdr_api_url(self.xdr_api_url))
         object.__setattr__(self, 'severities', _severities(self.severities))
         _check_range('SYNC_LOOKBACK_DAYS', self.lookback_days, 1, LOOKBACK_MAX_DAYS)
-        _check_range('SYNC_BUNDLE_MAX', self.bundle_max, 1, BUNDLE_MAX)
+        _check_range('SYNC_BUNDLE_MAX', self.bundle_max, MIN_BUNDLE, BUNDLE_MAX)
+        _check_range('SYNC_METRICS_PORT', self.metrics_port, 1, 65535)
         if self.tlp not in TLPS:
             raise ConfigError(f'SYNC_TLP must be one of {", ".join(TLPS)}, got {self.tlp!r}')
         if not PREFIX.fullmatch(self.external_id_prefix):
