@@ -119,7 +119,8 @@ class XdrSimulator:
 
     def add_fault(self, status=None, *, match=None, times=None, headers=None, body=None, **kw):
         """Queue a misbehaviour (as SpyCloudSimulator.add_fault: ``mode``, ``delay``, ``hold``),
-        tried before authentication; ``match`` is a regex on the path (``bundle/import``)."""
+        tried before authentication; ``match`` is a regex on the path (``bundle/import``);
+        ``after``: that many matching requests are let through first (a sync's 2nd import)."""
         fault = Fault(
             kw.get('mode', 'status'),
             status,
@@ -130,6 +131,7 @@ class XdrSimulator:
             kw.get('delay', 0.0),
             kw.get('hold'),
         )
+        fault.after = kw.get('after', 0)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -148,6 +150,9 @@ class XdrSimulator:
         with self._lock:
             for fault in self._faults:
                 if fault.exhausted or not fault.matches(path):
+                    continue
+                if fault.after > 0:
+                    fault.after -= 1
                     continue
                 fault.hits += 1
                 if fault.remaining is not None:
