@@ -35,6 +35,8 @@ from spycloud_relay.sync.xdr import ImportResult
 # A sync has no caller waiting: its deadline only bounds a SpyCloud that never answers.
 RUN_DEADLINE_S = 3600.0
 BUNDLE_SOURCE = 'SpyCloud ATO Prevention relay for Cisco XDR'
+# CTIA's result of an entity imported → the summary's word for it (``exists``: already there).
+OUTCOMES = {'created': 'created', 'exists': 'existing'}
 
 
 class Importer(Protocol):
@@ -73,8 +75,8 @@ class Summary:
         """Count an import's results; the number of ``error`` ones."""
         errors = 0
         for result in results:
-            kind = result.result
-            if kind == 'error':
+            kind = OUTCOMES.get(result.result)
+            if kind is None:  # ``error``, or a result this relay does not know
                 errors += 1
                 continue
             setattr(self, f'entities_{kind}', getattr(self, f'entities_{kind}') + 1)
