@@ -12,6 +12,7 @@ same entities again, which XDR answers ``exists``.
 """
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,8 @@ from spycloud_relay.sync.incidents import IncidentOptions, incident_entities
 from spycloud_relay.sync.pull import PulledWindow, pull_changed
 from spycloud_relay.sync.settings import SyncSettings
 from spycloud_relay.sync.xdr import ImportResult
+
+log = logging.getLogger(__name__)
 
 # A sync has no caller waiting: its deadline only bounds a SpyCloud that never answers.
 RUN_DEADLINE_S = 3600.0
@@ -158,7 +161,9 @@ class SyncRun:
         entities = [incident_entities(g, catalogs, options) for g in group(window.records)]
         errors = 0
         for bundle in bundles(entities, BUNDLE_SOURCE, self.sync.bundle_max):
-            errors += summary.tally(self.importer.import_bundle(bundle))
+            results = self.importer.import_bundle(bundle)
+            errors += summary.tally(results)
+            _log_refused(results)
             summary.bundles += 1
         summary.windows += 1
         summary.records_read += len(window.records)
@@ -177,6 +182,19 @@ def _catalogs(
     ids = sorted({r.source_id for r in records if r.source_id is not None})
     found, _ = client.catalogs(lookup, ids)
     return found
+
+
+def _log_refused(results: Iterable[ImportResult]) -> None:
+    """Each entity XDR refused, by type, external id and XDR's reason (entities carry no
+    secret: sync/incidents.py masks them), so that an operator can tell why a run failed."""
+    for result in results:
+        if result.result not in OUTCOMES:
+            log.warning(
+                'XDR refused the %s %s: %s',
+                result.type or 'entity',
+                result.external_ids[0] if result.external_ids else result.original_id,
+                result.error or result.result,
+            )
 
 
 def _stamp(moment: datetime) -> str:
