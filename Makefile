@@ -13,7 +13,7 @@ export PIPENV_INDEX_URL ?= $(shell $(PYTHON) -c 'from pip._internal.models.index
 
 PIPENV := $(PYTHON) -m pipenv
 RUN := cd code && $(PIPENV) run
-COVERED := spycloud_relay/api/*,spycloud_relay/spycloud/*,spycloud_relay/ctim/*,spycloud_relay/state/*,spycloud_relay/tiles/*
+COVERED := spycloud_relay/api/*,spycloud_relay/spycloud/*,spycloud_relay/ctim/*,spycloud_relay/state/*,spycloud_relay/tiles/*,spycloud_relay/sync/*
 # Every tool's settings are in pyproject.toml; coverage, which runs from code/, is told where.
 export COVERAGE_RCFILE := $(CURDIR)/pyproject.toml
 
