@@ -238,3 +238,13 @@ def test_bundle_keeps_order_and_unique_docs():
         },
         'indicators': {'count': 1, 'docs': [{'type': 'indicator', 'id': 'i1'}]},
     }
+
+
+def test_an_indicator_keeps_within_ctims_text_limits():
+    """A catalog title over CTIM's 1024 characters made XDR refuse the indicator (and every
+    relationship to it): its texts are cut, marked, to each field's limit."""
+    doc = mapping.indicator(catalog(title='T' * 3000, description='D' * 9000), OPTIONS)
+    assert len(doc['title']) == 1024 and doc['title'].endswith('…')
+    assert len(doc['short_description']) == 2048 and doc['short_description'].endswith('…')
+    assert len(doc['description']) == 5000 and doc['description'].endswith('…')
+    assert mapping.indicator(catalog(), OPTIONS)['title'] == 'Big Leak'  # short ones untouched

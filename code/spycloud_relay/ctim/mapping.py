@@ -259,7 +259,18 @@ def sighting(
     return doc
 
 
+# CTIM's limits (characters) of the texts an indicator carries.
+TEXT_LIMITS = {'title': 1024, 'short_description': 2048, 'description': 5000}
+
+
+def cut(text: str, limit: int) -> str:
+    """A text within CTIM's limit for its field (XDR refuses a longer one), marked as cut."""
+    return text if len(text) <= limit else text[: limit - 1] + '…'
+
+
 def indicator(catalog: Catalog, options: MappingOptions) -> dict[str, Any]:
+    """A breach source as an Indicator; its texts cut to CTIM's limits (a catalog's title
+    over 1024 characters made XDR refuse the indicator and every link to it)."""
     title = catalog.text('title') or f'SpyCloud breach source {catalog.id}'
     doc: dict[str, Any] = {
         'id': transient_id('indicator', catalog.id),
@@ -267,9 +278,9 @@ def indicator(catalog: Catalog, options: MappingOptions) -> dict[str, Any]:
         'schema_version': SCHEMA_VERSION,
         'producer': SOURCE,
         'source': SOURCE,
-        'title': title,
-        'short_description': title,
-        'description': catalog.text('description') or title,
+        'title': cut(title, TEXT_LIMITS['title']),
+        'short_description': cut(title, TEXT_LIMITS['short_description']),
+        'description': cut(catalog.text('description') or title, TEXT_LIMITS['description']),
         'confidence': confidence(catalog),
         'valid_time': {},
         'external_ids': [str(catalog.id)],

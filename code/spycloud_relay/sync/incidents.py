@@ -27,12 +27,6 @@ from spycloud_relay.sync.grouping import Group, account, text
 # issue asks, where observe's sightings call it Critical; sessions stolen (26, 30) are Critical.
 SEVERITY_BY_SCORE = ((2, 'Low'), (5, 'Medium'), (25, 'High'))
 SEVERITY_RANK = {'Unknown': 0, 'Low': 1, 'Medium': 2, 'High': 3, 'Critical': 4}
-# CTIM's limits (characters) of the catalog's texts an indicator carries.
-INDICATOR_LIMITS = {
-    'title': wording.TITLE_MAX,
-    'short_description': 2048,
-    'description': wording.DESCRIPTION_MAX,
-}
 URL_FIELD = re.compile(r'(url|uri)$', re.IGNORECASE)
 UNNAMED = Observable(type='user', value='')
 
@@ -153,14 +147,10 @@ def sighting(
 
 
 def indicator(catalog: Catalog, options: IncidentOptions) -> dict[str, Any]:
-    """Observe's indicator of a breach source, under the sync's ids and TLP, its texts cut to
-    CTIM's limits: a catalog's overlong title made XDR refuse it on every run."""
+    """Observe's indicator of a breach source (its texts cut to CTIM's limits there: an
+    overlong catalog title made XDR refuse it on every run), under the sync's ids and TLP."""
     doc = mapping.indicator(catalog, MappingOptions(ui_url=options.spycloud_ui_url))
     doc['tlp'] = options.tlp
-    for name, limit in INDICATOR_LIMITS.items():
-        value = doc.get(name)
-        if isinstance(value, str) and len(value) > limit:
-            doc[name] = value[: limit - 1] + '…'
     return identify(doc, external_id(options.external_id_prefix, 'indicator', str(catalog.id)))
 
 
