@@ -182,3 +182,19 @@ def test_a_failed_lookup_keeps_the_portal_link(relay, spycloud):
     body = relay.refer([email(value)])
     assert body['data'] == [search_ref('email', value)]
     assert [e['type'] for e in body['errors']] == ['fatal']
+
+
+def test_under_gunicorn_a_repeated_refer_is_served_from_the_cache(gunicorn_relay_server, spycloud):
+    """The image's server (gevent worker, records cache on): the first refer asks SpyCloud for
+    the first page and the sources, the same refer again asks nothing; each says so in its log
+    line."""
+    relay = gunicorn_relay_server
+    value = 'r7c3@gunicorn-refer.example'
+    first = relay.refer([email(value)])
+    assert catalog_urls(first) == expected_catalog_urls('email', value)
+    assert calls(spycloud) == {'emails': 1, 'catalog': 1}
+    again = relay.refer([email(value)])
+    assert again == first
+    assert calls(spycloud) == {'emails': 1, 'catalog': 1}
+    lines = [line for line in relay.log_lines() if line.get('route') == '/refer/observables']
+    assert [line['spycloud_calls'] for line in lines[-2:]] == [2, 0]
