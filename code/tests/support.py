@@ -82,6 +82,10 @@ def _validator(name):
 BUNDLE = _validator('ModuleObserveBundle')
 ERROR = _validator('ModuleErrorMessage')
 HEALTH = _validator('ModuleHealthStatus')
+REF = _validator('Ref')
+REF_FIELDS = {'id', 'title', 'description', 'url', 'categories'}
+# What IROH adds to each of a module's refs before it checks them against its Ref.
+IROH_REF_FIELDS = {'module': 'SpyCloud', 'module_type_id': 'type', 'module_instance_id': 'id'}
 # CTIM entities as IROH's contract defines them: what the sync imports into XDR.
 ENTITIES = {
     name: _validator(name) for name in ('Incident', 'Sighting', 'Indicator', 'Relationship')
@@ -93,6 +97,22 @@ def assert_valid_answer(body):
     assert set(body) <= {'data', 'errors'}, body.keys()
     if 'data' in body:
         BUNDLE.validate(body['data'])
+    for error in body.get('errors', []):
+        ERROR.validate(error)
+    return body
+
+
+def assert_valid_refs(body):
+    """A refer answer: data a list of refs with exactly the relay's fields, each valid per
+    IROH's Ref once IROH adds its own, with unique ids; errors per ModuleErrorMessage."""
+    assert set(body) <= {'data', 'errors'}, body.keys()
+    refs = body.get('data', [])
+    assert isinstance(refs, list), body
+    for ref in refs:
+        assert set(ref) == REF_FIELDS, ref
+        assert ref['categories'] and all(isinstance(c, str) for c in ref['categories']), ref
+        REF.validate({**ref, **IROH_REF_FIELDS})
+    assert len({ref['id'] for ref in refs}) == len(refs), refs
     for error in body.get('errors', []):
         ERROR.validate(error)
     return body
@@ -259,6 +279,11 @@ class RelayServer:
         response = self.post('/deliberate/observables', observables, **kwargs)
         assert response.status_code == 200, response.text
         return assert_valid_answer(response.json())
+
+    def refer(self, observables, **kwargs):
+        response = self.post('/refer/observables', observables, **kwargs)
+        assert response.status_code == 200, response.text
+        return assert_valid_refs(response.json())
 
     def health(self, **kwargs):
         response = self.post('/health', **kwargs)

@@ -73,6 +73,7 @@ def test_supported_apis_are_served_and_auth_is_rs256():
         'health',
         'observe/observables',
         'deliberate/observables',
+        'refer/observables',
         'respond/observables',
         'respond/trigger',
         'tiles',
@@ -84,6 +85,7 @@ def test_supported_apis_are_served_and_auth_is_rs256():
         'health',
         'observe',
         'deliberate',
+        'refer',
         'respond',
         'tiles',
     }

@@ -21,7 +21,7 @@ from schemathesis.core.parameters import ParameterLocation
 from spycloud_relay.api import auth
 from spycloud_relay.api.openapi import DOCUMENT, OpenApiDocumentError, load_document
 from spycloud_relay.config import VERSION
-from support import assert_valid_answer, relay_settings, start_relay
+from support import assert_valid_answer, assert_valid_refs, relay_settings, start_relay
 
 EXAMPLES_PER_OPERATION = 25
 SEED = 20241123
@@ -46,7 +46,7 @@ CONFIG = schemathesis.Config.from_dict(
     }
 )
 SCHEMA = schemathesis.openapi.from_path(str(DOCUMENT), config=CONFIG)
-SECURED = SCHEMA.include(operation_id=['health', 'observe'])
+SECURED = SCHEMA.include(operation_id=['health', 'observe', 'refer'])
 ROUTE_METHODS = {'GET', 'POST', 'PUT', 'PATCH', 'DELETE'}
 
 
@@ -96,14 +96,15 @@ def authorization_is_refused(ctx, response, case):
 
 
 def consistent_answers(token):
-    """What JSON Schema cannot say: counts match docs, observe answers meet XDR's contract,
-    a bad body is `invalid argument`, /health with the valid token is ok, and a request that
-    went without it (schemathesis leaves security headers out on purpose) is refused."""
+    """What JSON Schema cannot say: counts match docs, observe and refer answers meet XDR's
+    contract, a bad body is `invalid argument`, /health with the valid token is ok, and a
+    request that went without it (schemathesis leaves security headers out on purpose) is
+    refused."""
 
     def answers_are_consistent(ctx, response, case):
         if not own_request(response, case):
             return None
-        secured = case.operation.path in ('/health', '/observe/observables')
+        secured = case.operation.path in ('/health', '/observe/observables', '/refer/observables')
         if secured and response.request.headers.get('Authorization') != f'Bearer {token}':
             return authorization_is_refused(ctx, response, case)
         body = body_of(response)
@@ -116,6 +117,10 @@ def consistent_answers(token):
             if is_negative_body(case):
                 codes = [error['code'] for error in body.get('errors', [])]
                 assert codes == ['invalid argument'], body
+        if case.operation.path == '/refer/observables':
+            assert_valid_refs(body)
+            if is_negative_body(case):
+                assert [error['code'] for error in body['errors']] == ['invalid argument'], body
         if case.operation.path == '/health':
             assert body == {'data': {'status': 'ok'}}, body
         return True
@@ -210,6 +215,7 @@ def test_document_is_a_valid_openapi_3_document():
                 '/health',
                 '/observe/observables',
                 '/deliberate/observables',
+                '/refer/observables',
                 '/respond/observables',
                 '/respond/trigger',
                 '/tiles',
@@ -222,6 +228,7 @@ def test_document_is_a_valid_openapi_3_document():
         'POST /health',
         'POST /observe/observables',
         'POST /deliberate/observables',
+        'POST /refer/observables',
         'POST /respond/observables',
         'POST /respond/trigger',
         'POST /tiles',

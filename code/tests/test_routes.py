@@ -40,7 +40,7 @@ def test_routes_ignore_trailing_slash(relay):
 
 
 def test_unknown_route_and_wrong_method_keep_their_status(relay):
-    missing = requests.post(relay.url + '/refer/observables', timeout=5)
+    missing = requests.post(relay.url + '/assets/resolve', timeout=5)  # an XDR route not served
     assert missing.status_code == 404
     assert missing.json()['errors'][0]['code'] == 'not found'
     wrong = requests.get(relay.url + '/observe/observables', timeout=5)

@@ -8,6 +8,7 @@ request. It only assembles the parts, each a module of its own idea:
 - spycloud/catalogs.py: their breach sources, ten ids per call, and the catalog cache;
 - spycloud/verdicts.py: the evidence for a verdict (e-mails batched by spycloud/batching.py);
 - spycloud/exposures.py: observe's assembly of the three, within the lookup's deadline;
+- spycloud/sources.py: refer's cheaper one, the cached records or the first page only;
 - spycloud/pool.py: each call's own pool of threads, and the deadline-bounded waits;
 - spycloud/watchlist.py and spycloud/watchlist_records.py: the watchlist and its records.
 """
@@ -28,6 +29,7 @@ from spycloud_relay.spycloud.lookup import Lookup, VerdictRule
 from spycloud_relay.spycloud.models import Exposure, Observable
 from spycloud_relay.spycloud.pool import Pools
 from spycloud_relay.spycloud.records import PAGE_ENDPOINTS, BreachRecords, Found
+from spycloud_relay.spycloud.sources import ExposingSources
 from spycloud_relay.spycloud.transport import Transport
 from spycloud_relay.spycloud.verdicts import VERDICT_TYPES, Verdicts, VerdictsAhead
 from spycloud_relay.spycloud.watchlist import Watchlist
@@ -76,6 +78,7 @@ class SpyCloudClient:
         batching = EmailBatching(settings.spycloud_email_batch)
         self._verdicts = Verdicts(self._transport, records_cache, batching, pools)
         self._exposures = Exposures(self._records, self._catalogs, self._verdicts, pools)
+        self._sources = ExposingSources(self._records, self._catalogs, pools)
 
     def __enter__(self) -> 'SpyCloudClient':
         return self
@@ -131,6 +134,13 @@ class SpyCloudClient:
     ) -> Exposure:
         """The newest ``lookup.limit`` records of an observable, with their breach sources."""
         return self._exposures.one(lookup, observable, ahead)
+
+    def exposing_sources(
+        self, lookup: Lookup, observables: list[Observable]
+    ) -> list[Exposure | RelayError]:
+        """Per observable, its records and their sources as cheaply as they are known: the
+        records cache, else one call for the first page (spycloud/sources.py); for refer."""
+        return self._sources.all(lookup, observables)
 
     def verdicts(
         self, lookup: Lookup, observables: list[Observable]

@@ -95,29 +95,50 @@ class BreachRecords:
             self._cache.set(key, (records, hits), secret=lookup.api_key)
         return records, hits, found
 
+    def first(self, lookup: Lookup, observable: Observable) -> Found:
+        """(records, hits, warnings) from the cache, else from SpyCloud's first page alone:
+        one call, for a refer that must stay cheap. The page is cached only when it is the
+        whole answer ``fetch`` would have kept (no more pages, or the limit reached)."""
+        key = _key(lookup, observable)
+        cached = self._cache.get(key, secret=lookup.api_key)
+        if cached is not MISSING:
+            lookup.stats.add(cache_hits=1)
+            return cached[0], cached[1], []
+        pages = Pages(observable, lookup.limit)
+        self._next(lookup, records_path(observable), pages)
+        records, hits, found = pages.result()
+        if pages.done and not found:
+            self._cache.set(key, (records, hits), secret=lookup.api_key)
+        return records, hits, found
+
     def _paged(self, lookup: Lookup, observable: Observable) -> Found:
         """The pages of an observable, one after the other, until done or stopped."""
         path = records_path(observable)
         pages = Pages(observable, lookup.limit)
         while not pages.done:
-            try:
-                page = self._transport.get(lookup, path, {**lookup.filters, **pages.cursor})
-            except BadRequest as error:
-                pages.stop(_bad_request(observable, lookup.filters, error, pages))
-            except DeadlineReached:
-                pages.stop(
-                    warnings.cut_short(
-                        lookup.deadline,
-                        f'the breach records of {observable.value} after {pages.count} page(s)',
-                    )
-                )
-            except RelayError as error:
-                if not pages.count:
-                    raise
-                pages.stop(warnings.page_failed(observable, pages.count, len(pages.records), error))
-            else:
-                pages.add(page)
+            self._next(lookup, path, pages)
         return pages.result()
+
+    def _next(self, lookup: Lookup, path: str, pages: Pages) -> None:
+        """One more page into ``pages``, or the reason it stops there."""
+        observable = pages.observable
+        try:
+            page = self._transport.get(lookup, path, {**lookup.filters, **pages.cursor})
+        except BadRequest as error:
+            pages.stop(_bad_request(observable, lookup.filters, error, pages))
+        except DeadlineReached:
+            pages.stop(
+                warnings.cut_short(
+                    lookup.deadline,
+                    f'the breach records of {observable.value} after {pages.count} page(s)',
+                )
+            )
+        except RelayError as error:
+            if not pages.count:
+                raise
+            pages.stop(warnings.page_failed(observable, pages.count, len(pages.records), error))
+        else:
+            pages.add(page)
 
 
 def _key(lookup: Lookup, observable: Observable) -> tuple[object, ...]:

@@ -16,6 +16,7 @@ ROOTS = (
     'Relationship',
     'ModuleErrorMessage',
     'ModuleHealthStatus',
+    'Ref',
 )
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[3] / 'shared' / 'contracts' / 'iroh-enrich-swagger.json'
