@@ -274,6 +274,30 @@ class BackgroundServer:
         self._thread = None
 
 
+class Served:
+    """What every simulator shares: it owns a ``BackgroundServer`` as ``self._server``, starts
+    and stops it, works as a context manager and tells its port."""
+
+    _server: BackgroundServer
+
+    def start(self):
+        self._server.start()
+        return self
+
+    def stop(self):
+        self._server.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._server.port
+
+
 def tls_server_context(certfile, keyfile):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(certfile, keyfile)

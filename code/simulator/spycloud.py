@@ -17,7 +17,7 @@ import uuid
 from urllib.parse import parse_qs, unquote
 
 from . import data, tenant
-from ._http import BackgroundServer, BaseHandler, reason, tls_server_context
+from ._http import BackgroundServer, BaseHandler, Served, reason, tls_server_context
 
 __all__ = ['SpyCloudSimulator', 'Fault', 'FAULT_MODES', 'ENDPOINTS']
 
@@ -258,7 +258,7 @@ class _Handler(BaseHandler):
     do_PUT = do_PATCH = do_DELETE = do_POST
 
 
-class SpyCloudSimulator:
+class SpyCloudSimulator(Served):
     """SpyCloud Enterprise API v2 on 127.0.0.1; attributes below may be changed at any time.
 
     ``page_size``, ``latency`` (s), ``api_keys`` (set), ``missing_catalogs`` (set of ids),
@@ -310,23 +310,6 @@ class SpyCloudSimulator:
         self._server = BackgroundServer(host, port, _Handler, self, ctx)
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self):
-        self._server.start()
-        return self
-
-    def stop(self):
-        self._server.stop()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def port(self):
-        return self._server.port
 
     @property
     def url(self):

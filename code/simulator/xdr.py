@@ -21,7 +21,7 @@ import uuid
 from urllib.parse import parse_qs
 
 from . import ctim_check
-from ._http import BackgroundServer, BaseHandler
+from ._http import BackgroundServer, BaseHandler, Served
 from .spycloud import Fault, SpyCloudSimulator
 
 __all__ = ['XdrSimulator', 'DEFAULT_XDR_CLIENT', 'TOKEN_PATH', 'IMPORT_PATH']
@@ -59,7 +59,7 @@ class _Handler(BaseHandler):
     do_PUT = do_DELETE = do_PATCH = do_POST
 
 
-class XdrSimulator:
+class XdrSimulator(Served):
     """IROH's token and bundle import on 127.0.0.1; the attributes below may change any time.
 
     ``clients`` (client id → password), ``token_ttl`` (s, the tokens' ``expires_in``),
@@ -82,23 +82,6 @@ class XdrSimulator:
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self):
-        self._server.start()
-        return self
-
-    def stop(self):
-        self._server.stop()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def port(self):
-        return self._server.port
 
     @property
     def url(self):
