@@ -57,6 +57,20 @@ class Clock:
         return self.now
 
 
+def settled_today(margin_s: float = 30.0) -> datetime.date:
+    """Today's UTC date, for a test whose expectation names days before today: when midnight
+    UTC is less than ``margin_s`` away it waits it out first, so that the test's "today" and
+    the one the simulator and the relay compute a moment later are the same day."""
+    now = datetime.datetime.now(datetime.UTC)
+    midnight = datetime.datetime.combine(
+        now.date() + datetime.timedelta(days=1), datetime.time(), datetime.UTC
+    )
+    left = (midnight - now).total_seconds()
+    if left < margin_s:
+        time.sleep(left + 0.1)
+    return datetime.datetime.now(datetime.UTC).date()
+
+
 def relay_settings(spycloud: Any, jwks: Any, **overrides: Any) -> Settings:
     """The settings of a test's relay: the simulator and issuer of this session, short waits,
     and ``overrides``."""

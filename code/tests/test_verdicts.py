@@ -10,9 +10,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from simulator import data
-from support import BUNDLE, docs, email, verdict_values
+from support import BUNDLE, docs, email, settled_today, verdict_values
 
 TODAY = datetime.now(UTC).date()
+
+
+@pytest.fixture(autouse=True)
+def today():
+    """Each test's own today, never within a minute of midnight (not the day the module was
+    imported: a suite that runs across midnight would expect yesterday's dates)."""
+    global TODAY
+    TODAY = settled_today()
+    return TODAY
 
 
 def day(ago):
