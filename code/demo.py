@@ -178,8 +178,8 @@ def sync_demo(spycloud):
         print(
             f'{done.records_read} records read, {done.incidents_created} incidents and '
             f'{done.sightings_created} sightings created, {done.errors} errors, '
-            f'{done.spycloud_calls} SpyCloud calls, {xdr.count("token")} XDR token and '
-            f'{xdr.count("import")} import requests, {seconds:.1f} s'
+            f'{done.spycloud_calls} SpyCloud calls, XDR requests: {xdr.count("token")} token, '
+            f'{xdr.count("import")} import; {seconds:.1f} s'
         )
         print(f'XDR incident queue, newest first:\n{queue_table(queue(xdr))}')
         return done.complete
