@@ -17,7 +17,11 @@ simulator with a settable latency, then prints a table and writes JSON:
 7. the dashboard: cold last_90_days tile data over the demo tenant (27,444 records), every tile
    warm, the SpyCloud calls, and how much the worker's memory grew while aggregating; then every
    tile asked at the same moment (cold, default budget), on one worker and on two replicas of
-   two workers on one Redis: the calls of all against one gathering's, and the partial tiles.
+   two workers on one Redis: the calls of all against one gathering's, and the partial tiles;
+8. two replicas of two workers on one Redis (see replicas_table);
+9. ``relay sync --once`` over the demo tenant (bench/sync_bench.py): a first run over 90 days,
+   an incremental run after 20 new records, a run with nothing new. ``--only sync`` runs this
+   scenario alone.
 
 Scenarios 1-5 run with the records cache off (RECORDS_CACHE_TTL_S=0), so "warm" means what it
 meant before it existed: breach sources cached, records asked again.
@@ -43,6 +47,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'code'))
 sys.path.insert(0, str(ROOT / 'code' / 'tests'))  # redis_server: a real redis-server
+
+from sync_bench import report as sync_report  # noqa: E402
+from sync_bench import sync_scenario  # noqa: E402
 
 from localrelay import gunicorn_master, gunicorn_relay, gunicorn_workers, process_status  # noqa: E402
 from simulator import JwksIssuer, SpyCloudSimulator, tenant  # noqa: E402
@@ -551,9 +558,22 @@ def main(argv=None):
         default=10,
         help="the simulator's per-key limit in scenario 5, requests/s (10)",
     )
-    parser.add_argument('--out', type=Path, default=ROOT / 'bench' / 'results' / 'bench.json')
+    parser.add_argument(
+        '--out',
+        type=Path,
+        default=None,
+        help='the JSON file (bench/results/bench.json; bench-sync.json with --only sync)',
+    )
     parser.add_argument('--quick', action='store_true', help='a short smoke run (CI)')
+    parser.add_argument(
+        '--only',
+        choices=['sync'],
+        help='run one scenario alone: sync (9, relay sync over the demo tenant)',
+    )
     args = parser.parse_args(argv)
+    if args.only == 'sync':
+        return only_sync(args)
+    args.out = args.out or ROOT / 'bench' / 'results' / 'bench.json'
     if args.quick:
         args.repeat, args.seconds, args.clients = 3, 2, 4
     latency = args.latency_ms / 1000
@@ -635,11 +655,26 @@ def main(argv=None):
             limited['simulator_429s'] = sum(1 for c in spycloud.request_log if c['status'] == 429)
             limited['relay_rate_limit_per_worker'] = per_worker
             results['rate_limited'] = limited
+        spycloud.rate_limit = None  # the sync runs against SpyCloud as the earlier scenarios
+        results['sync'] = sync_scenario(spycloud)
 
     report(results)
+    sync_report(results['sync'])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + '\n')
     print(f'\nJSON written to {args.out}')
+    return 0
+
+
+def only_sync(args):
+    """Scenario 9 alone: its table, and its JSON in bench-sync.json unless --out says."""
+    with SpyCloudSimulator(latency=args.latency_ms / 1000) as spycloud:
+        results = {'latency_ms': args.latency_ms, 'sync': sync_scenario(spycloud)}
+    sync_report(results['sync'])
+    out = args.out or ROOT / 'bench' / 'results' / 'bench-sync.json'
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + '\n')
+    print(f'\nJSON written to {out}')
     return 0
 
 
