@@ -18,6 +18,7 @@ import click
 
 from spycloud_relay.config import ConfigError, Settings
 from spycloud_relay.errors import RelayError
+from spycloud_relay.logs import configure_logging
 from spycloud_relay.sync.run import Summary
 from spycloud_relay.sync.service import every, run_once
 from spycloud_relay.sync.settings import SyncSettings
@@ -73,6 +74,7 @@ def sync(once: bool, interval: str | None, dry_run: bool) -> None:
         raise click.UsageError('--every runs until stopped: not with --once or --dry-run')
     seconds = duration_s(interval) if interval is not None else None
     settings, sync_settings = settings_or_fail()
+    configure_logging(settings.log_level)  # JSON lines on standard error, as the relay's
     if seconds is None:
         finish(one_run(settings, sync_settings, dry_run))
         return

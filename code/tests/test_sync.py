@@ -5,9 +5,13 @@ the tests hold whatever the date."""
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -573,3 +577,34 @@ def test_an_entity_xdr_refuses_is_logged_and_holds_the_checkpoint(spycloud, xdr,
     assert 'count must be a positive integer' in line and 'sighting' in line
     assert command(env, '--once').exit_code == 0
     assert (tmp_path / 'sync.json').exists()
+
+
+def test_the_command_logs_json_lines_at_its_log_level(spycloud, xdr, tmp_path):
+    """The installed ``relay sync`` logs as the relay does: one JSON object a line on standard
+    error, at LOG_LEVEL; its standard output ends with the summary."""
+    refused = {
+        'type': 'sighting',
+        'original_id': 'transient:sighting-x',
+        'result': 'error',
+        'error': 'invalid',
+        'msg': 'count must be a positive integer',
+        'external_ids': [f'{PREFIX}-sighting-refused'],
+    }
+    body = json.dumps({'results': [refused]}).encode()
+    relay = Path(sys.executable).with_name('relay')  # the package's [project.scripts] entry
+
+    def run(level):
+        xdr.add_fault(200, match='bundle/import', mode='raw', body=body, times=1)
+        env = {**os.environ, **sync_env(spycloud, xdr, tmp_path, LOG_LEVEL=level)}
+        return subprocess.run(
+            [str(relay), 'sync', '--once'], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    logged = run('info')
+    assert logged.returncode == 1, logged.stderr
+    lines = [json.loads(line) for line in logged.stderr.strip().splitlines()]
+    (refusal,) = [line for line in lines if f'{PREFIX}-sighting-refused' in line['message']]
+    assert refusal['level'] == 'WARNING' and refusal['logger'].startswith('spycloud_relay.sync')
+    assert json.loads(logged.stdout.strip().splitlines()[-1])['errors'] == 1
+    quiet = run('error')
+    assert quiet.returncode == 1 and quiet.stderr == ''
