@@ -96,6 +96,8 @@ class JsonAccessLogger(GunicornLogger):  # type: ignore[misc, unused-ignore]
 
     def setup(self, cfg: Config) -> None:
         super().setup(cfg)
+        # gunicorn logs access at INFO whatever its loglevel; LOG_LEVEL=warning means quiet
+        self.access_log.setLevel(self.error_log.level)
         for logger in (self.error_log, self.access_log):
             for handler in logger.handlers:
                 handler.setFormatter(JsonFormatter())

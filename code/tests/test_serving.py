@@ -506,3 +506,18 @@ def test_connections_spread_over_the_workers(spycloud_server, jwks, tmp_path):
     )
     assert sum(answered.values()) == 128 and len(answered) == 2
     assert min(answered.values()) >= 128 * 0.2
+
+
+def test_log_level_warning_quiets_the_access_log_too(spycloud_server, jwks, tmp_path):
+    """LOG_LEVEL=warning leaves the warnings: no access line, no request line per answer."""
+    log_path = tmp_path / 'relay.log'
+    with open(log_path, 'w') as output:
+        env = dict(WEB_CONCURRENCY=1, LOG_LEVEL='warning', ALLOWED_JWKS_HOSTS=jwks.jwks_host)
+        with localrelay.gunicorn_relay(spycloud_server, jwks, output=output, **env) as url:
+            quiet = RelayAt(url, jwks, log_path)
+            assert_valid_answer(quiet.observe([email('alice@example.org')]))
+            exchange(quiet, head(path='/quiet-check', extra=b'Transfer-Encoding: chunked\r\n'))
+    lines = quiet.log_lines()  # gunicorn has stopped: all it logged is there
+    assert any(line['level'] == 'WARNING' and ' 400:' in line['message'] for line in lines)
+    assert {line['level'] for line in lines} <= {'WARNING', 'ERROR', 'CRITICAL'}
+    assert not [line for line in lines if line['logger'] == 'gunicorn.access']
