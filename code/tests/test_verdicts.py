@@ -397,8 +397,10 @@ def test_a_numeric_severity_is_read_whatever_its_form(relay, spycloud, severity)
     assert verdict_values(relay.deliberate([email(value)])) == {value}
     body = relay.observe([email(value)])
     (judgement,) = docs(body, 'judgements')
-    assert 'worst: infostealer (25). ' in judgement['reason']
-    assert judgement['reason'].endswith('isolate and re-image the device.')  # no password
+    assert judgement['reason'].endswith(
+        'worst: infostealer (25). Reset the password; isolate and re-image the device; check '
+        'the password for reuse on other accounts.'
+    )
     assert [s['severity'] for s in docs(body, 'sightings')] == ['Critical']
 
 
