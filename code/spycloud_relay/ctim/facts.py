@@ -119,7 +119,10 @@ def exposed(record: BreachRecord) -> Exposed:
     """What ``record`` gave away: a password, sessions (26, 30 or a cookie), a device (25 or an
     infected machine id)."""
     score = record.severity or 0
-    cookie = any(str(name).lower().startswith('cookie') for name in record.fields)
+    cookie = any(
+        str(name).lower().startswith('cookie') and value not in (None, '')
+        for name, value in record.fields.items()
+    )
     return Exposed(
         password=_has_password(record) or score >= 20,
         sessions=score in SESSION_SEVERITIES or cookie,
