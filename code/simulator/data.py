@@ -5,6 +5,9 @@ records, so relay tests can assert on exact values and two processes agree witho
 state. Shapes and proportions follow the SpyCloud API spec (kept outside this repository),
 §2.5, §2.6 and §6.
 
+Severity 26 and 30 records (session and cookie theft) carry a stolen cookie: its domain, name,
+value and expiry.
+
 Test hooks: an e-mail local part, the first label of a domain, or a username of the form
 ``r{N}c{M}`` (optionally followed by ``-anything``) yields exactly N records over min(N, M)
 catalogs; ``none`` or ``r0c0`` yields none. A label of ``v{D}s{S}`` tokens joined by ``_``
@@ -109,6 +112,8 @@ _HASH_TYPES = ('bcrypt', 'md5', 'sha1', 'sha256', 'md5')
 _STEALERS = ('RedLine', 'Raccoon', 'Vidar', 'Lumma', 'StealC', 'MetaStealer')
 _SYLLABLES = ('zen', 'tri', 'vo', 'lex', 'ka', 'mo', 'ra', 'quin', 'dal', 'fi', 'bor', 'nex')
 _BREACH_CATEGORIES = ('exfiltrated', 'exposed', 'scraped', 'phished', 'unknown')
+SESSION_SEVERITIES = (26, 30)
+_COOKIE_NAMES = ('SID', 'sessionid', 'JSESSIONID', 'auth_token', '__Secure-3PSID', 'ESTSAUTH')
 _BCRYPT_ALPHABET = './' + string.ascii_uppercase + string.ascii_lowercase + string.digits
 
 
@@ -122,6 +127,11 @@ def _rng(*parts):
 
 def _iso_day(day):
     return f'{day.isoformat()}T00:00:00Z'
+
+
+def normalized(kind, value):
+    """The observable as the records are keyed: trimmed, e-mails, domains and IPs lower-cased."""
+    return _normalize(kind, value)
 
 
 def _normalize(kind, value):
@@ -343,6 +353,18 @@ def _target(rng):
     return f'https://{site}{path}', site
 
 
+def _cookie_fields(rng, publish_day, record):
+    """A stolen session cookie (sev 26/30, spec §2.5): its own random stream, so that adding
+    it changes no other field of any record."""
+    expires = publish_day + datetime.timedelta(days=rng.randint(7, 400))
+    return {
+        'cookie_domain': '.' + record.get('target_domain', 'login.example'),
+        'cookie_name': rng.choice(_COOKIE_NAMES),
+        'cookie_value': ''.join(rng.choice(_BCRYPT_ALPHABET) for _ in range(40)),
+        'cookie_expiration': f'{expires.isoformat()}T00:00:00Z',
+    }
+
+
 def records_for(kind, value):
     """Breach records for one observable, newest ``spycloud_publish_date`` first."""
     value = _normalize(kind, value)
@@ -383,6 +405,8 @@ def records_for(kind, value):
             if severity >= 25:
                 record.update(_machine_fields(rng, day, email_user, ip_network, value))
                 record['log_id'] = hashlib.sha256(f'log:{value}:{i}'.encode()).hexdigest()
+            if severity in SESSION_SEVERITIES:
+                record.update(_cookie_fields(_rng('cookie', kind, value, i), day, record))
         elif severity == 5:
             if rng.random() < 0.6:
                 digest, hash_type, salt = _hash_password(rng, _password(rng))

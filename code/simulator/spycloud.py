@@ -275,6 +275,10 @@ class SpyCloudSimulator(Served):
     ``breach/data/watchlist`` serves instead, filtered and paged alike (hostile strings, odd
     field types, a repeated record); ``catalog_overrides`` (id → fields): merged into that
     catalog's entry (a hostile title, uuid or site).
+    ``lookup_records`` ((kind, value) → list of raw records): what ``breach/data/{kind}/{value}``
+    serves instead of the generated records (``kind`` one of data.KINDS, ``value`` as the URL
+    has it, lower-cased for e-mails, domains and IPs), filtered and paged alike: a record set a
+    test writes field by field (session cookies, passwords against a policy).
     ``publish(records)`` and ``modify(document_id, **fields)``: the tenant changing between two
     syncs (records SpyCloud publishes, records it updates), kept until ``reset()``.
     """
@@ -436,6 +440,7 @@ class SpyCloudSimulator(Served):
         self.watchlist_timeout_s = 0.0
         self.email_lists = 'list'
         self.watchlist_records = None
+        self.lookup_records = {}
         self.catalog_overrides = {}
         with self._lock:
             self._changed = {}
@@ -828,7 +833,8 @@ class SpyCloudSimulator(Served):
         if kind == 'emails' and ',' in value:
             return self._email_list(value)
         if kind != 'watchlist':
-            return _records(kind, value)
+            chosen = self.lookup_records.get((kind, data.normalized(kind, value)))
+            return list(chosen) if chosen is not None else _records(kind, value)
         if self.watchlist_records is not None:
             return self._overlaid(list(self.watchlist_records))
         today = datetime.datetime.now(datetime.UTC).date()

@@ -13,8 +13,9 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from spycloud_relay.ctim.answer import observe_answer
-from spycloud_relay.ctim.mapping import MappingOptions, catalog_of, mask
+from spycloud_relay.ctim.mapping import MappingOptions, catalog_of
 from spycloud_relay.ctim.verdicts import reason, valid_time
+from spycloud_relay.ctim.withhold import mask
 from spycloud_relay.errors import RelayError
 from spycloud_relay.spycloud.client import VERDICT_TYPES
 from spycloud_relay.spycloud.lookup import VerdictRule

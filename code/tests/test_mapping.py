@@ -125,10 +125,11 @@ def test_data_table_masks_every_secret_field():
 
 
 def test_the_password_type_is_shown_not_masked():
-    """It names the hash (plaintext, sha1), which an analyst weighs; it holds no secret."""
+    """It names the hash (plaintext, sha1), which an analyst weighs; it holds no secret. The
+    plaintext beside a hash is SpyCloud's crack of it."""
     doc = mapping.data_table(record(password_type='sha1'), OPTIONS)
     row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0], strict=True))
-    assert row['password_type'] == 'sha1'
+    assert row['password_type'] == 'hashed (sha1), cracked'
     assert row['password'] == 'h*****2 (sha1, 8 chars)'
 
 
@@ -248,3 +249,44 @@ def test_an_indicator_keeps_within_ctims_text_limits():
     assert len(doc['short_description']) == 2048 and doc['short_description'].endswith('…')
     assert len(doc['description']) == 5000 and doc['description'].endswith('…')
     assert mapping.indicator(catalog(), OPTIONS)['title'] == 'Big Leak'  # short ones untouched
+
+
+# Every field of a breach record the SpyCloud spec lists (§2.5), and what its cell shows.
+SPEC_FIELDS = {
+    'hidden': (
+        'document_id source_id spycloud_publish_date severity email_domain email_username domain '
+        'sighting infected_machine_id'
+    ),
+    'masked': 'password password_plaintext salt cc_number',
+    'withheld': 'cookie_name cookie_value',
+    'clear': (
+        'email username target_domain target_subdomain log_id infected_path infected_time '
+        'user_browser user_os user_hostname user_sys_domain user_sys_registered_owner user_agent '
+        'keyboard_languages display_resolution timezone country country_code city postal_code '
+        'state isp malware_family mac_address system_model full_name first_name last_name phone '
+        'address_1 dob job_title company_name industry social_twitter account_signup_time '
+        'account_login_time account_last_activity_time account_modification_time '
+        'record_modification_date record_cracked_date record_addition_date cookie_domain '
+        'cookie_expiration'
+    ),
+}
+
+
+def test_every_spec_field_is_shown_masked_withheld_or_hidden():
+    """The allow- and deny-lists against the spec's list of fields: a cookie's name or value
+    never in clear (it once was), credentials masked, the rest as SpyCloud sent it."""
+    fields = {name: f'value-of-{name}' for names in SPEC_FIELDS.values() for name in names.split()}
+    fields.update(document_id='d-1', source_id=7, severity=26, sighting=2)
+    fields['spycloud_publish_date'] = '2024-02-03T00:00:00Z'
+    table = mapping.data_table(BreachRecord.from_api(fields), OPTIONS)
+    row = dict(zip([c['name'] for c in table['columns']], table['rows'][0], strict=True))
+    for name in SPEC_FIELDS['hidden'].split():
+        assert name not in row, name
+    for name in SPEC_FIELDS['masked'].split():
+        assert row[name].startswith('v*****') and fields[name] not in row[name], name
+    for name in SPEC_FIELDS['withheld'].split():
+        assert row[name] == '(withheld)', name
+    for name in SPEC_FIELDS['clear'].split():
+        assert row[name] == fields[name], name
+    assert row['password_type'] == 'plaintext'  # the relay's own column: a plaintext is there
+    assert 'value-of-cookie_name' not in str(row) and 'value-of-cookie_value' not in str(row)

@@ -4,7 +4,8 @@ A raw breach record or catalog (missing fields, wrong types, nulls, huge strings
 dates in other formats, unknown severities, odd ``sighting`` counts, odd assets, sites that are
 URLs, addresses or garbage) is either refused by ``from_api`` with MalformedData, or maps to
 CTIM that XDR's contract accepts, as strict JSON. With the default options no secret (password,
-plaintext, salt, cookie value) reaches the answer.
+plaintext, salt) reaches the answer; with any options no session secret (a cookie's name or value,
+a session id, a token, nested or not) and no secret nested in another field does.
 
 Secrets are drawn from an alphabet (Greek letters) that no other generated text uses, so a
 secret found in the answer is a leak, not a coincidence.
@@ -43,7 +44,8 @@ PROPERTIES = settings(
 )
 SMALLER = settings(PROPERTIES, max_examples=10 if FAST else 100)  # also exercised above
 SECRET_ALPHABET = 'αβγδεζηθικλμνξοπρστυφχψω'
-SECRET_FIELDS = ('password', 'password_plaintext', 'salt', 'cookie_value')
+SECRET_FIELDS = ('password', 'password_plaintext', 'salt')  # shown when the module asks
+NEVER_SHOWN = ('cookie_value', 'cookie_name', 'session_id', 'access_token', 'log_data')
 INT64 = (-(2**63), 2**63 - 1)
 
 # -- building blocks --------------------------------------------------------------------------
@@ -190,7 +192,10 @@ RECORD_FIELDS = {
     'infected_time': DATES,
     'ip_addresses': st.one_of(st.lists(st.ip_addresses().map(str), max_size=3), JSON),
     'av_softwares': st.lists(TEXT, max_size=3),
-    'cookie_name': TEXT,
+    'cookie_name': secrets(),
+    'session_id': secrets(),
+    'access_token': secrets(),
+    'log_data': st.dictionaries(st.sampled_from(['password', 'sessionid', 'Cookie']), secrets()),
     'cc_number': st.one_of(TEXT, JSON),
 }
 
@@ -323,6 +328,13 @@ def test_any_lookup_maps_to_valid_ctim_and_hides_secrets(exposure):
         for name in SECRET_FIELDS
         for word in secret_strings(record.get(name))
     ]
+    never = [
+        word
+        for record in built.records
+        for name in NEVER_SHOWN
+        for word in secret_strings(record.get(name))
+        if word not in secrets_  # the same word as a password is shown with the password
+    ]
     for show_passwords in (False, True):
         sightings, indicators, relationships = exposure_entities(
             built, MappingOptions(show_passwords=show_passwords)
@@ -336,6 +348,8 @@ def test_any_lookup_maps_to_valid_ctim_and_hides_secrets(exposure):
         if not show_passwords:
             for secret in secrets_:
                 assert secret not in text  # masked: not even inside a longer value
+        for secret in never:
+            assert secret not in text  # withheld, whatever the module asks
     # The control: shown on request, so the search above is not blind. (A secret inside a
     # list or an object is shown as JSON, where it appears too.)
     for secret in secrets_:

@@ -288,8 +288,9 @@ def test_observe_returns_a_judgement_and_its_verdict(relay, spycloud):
         'SpyCloud',
     )
     assert judgement['severity'] == 'Critical'
-    assert (
-        judgement['reason'] == f'2 exposures in 90 days, newest {day(10)}, worst: infostealer (25)'
+    assert judgement['reason'] == (
+        f'2 exposures in 90 days, newest {day(10)}, worst: infostealer (25). Reset the password; '
+        'isolate and re-image the device; check the password for reuse on other accounts.'
     )
     newest = next(
         s for s in docs(body, 'sightings') if s['observed_time']['start_time'].startswith(day(10))
@@ -320,7 +321,10 @@ def test_observe_asks_for_the_verdict_when_its_records_cannot_decide(relay, spyc
 def test_a_plaintext_credential_is_a_high_judgement(relay):
     (judgement,) = docs(relay.observe([email('v3s20@high.example')]), 'judgements')
     assert judgement['severity'] == 'High'
-    assert judgement['reason'].endswith('worst: plaintext credential (20)')
+    assert judgement['reason'].endswith(
+        'worst: plaintext credential (20). Reset the password; check the password for reuse on '
+        'other accounts.'
+    )
 
 
 @pytest.mark.parametrize('severity', [26, 30])
@@ -402,7 +406,10 @@ def test_a_numeric_severity_is_read_whatever_its_form(relay, spycloud, severity)
     assert verdict_values(relay.deliberate([email(value)])) == {value}
     body = relay.observe([email(value)])
     (judgement,) = docs(body, 'judgements')
-    assert judgement['reason'].endswith('worst: infostealer (25)')
+    assert judgement['reason'].endswith(
+        'worst: infostealer (25). Reset the password; isolate and re-image the device; check '
+        'the password for reuse on other accounts.'
+    )
     assert [s['severity'] for s in docs(body, 'sightings')] == ['Critical']
 
 

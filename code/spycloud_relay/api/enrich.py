@@ -27,7 +27,9 @@ def observe_observables() -> Response:
     note_lookup((o.type for o in observables), lookup.stats)
     results = relay.spycloud.exposures(lookup, observables)
     options = MappingOptions(
-        show_passwords=module.show_passwords, ui_url=relay.settings.spycloud_ui_url
+        show_passwords=module.show_passwords,
+        ui_url=relay.settings.spycloud_ui_url,
+        policy=module.password_policy,
     )
     return answer_response(observe_answer(results, options, module.warnings, rule))
 

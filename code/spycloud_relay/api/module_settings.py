@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from spycloud_relay.config import parse_flag, parse_int
+from spycloud_relay.ctim.facts import DEFAULT_MIN_LENGTH, PasswordPolicy
 from spycloud_relay.errors import AuthorizationError, RelayWarning
 from spycloud_relay.spycloud.lookup import UNSENDABLE_KEY, VerdictRule, sendable_key
 from spycloud_relay.spycloud.models import severities_from
@@ -25,6 +26,7 @@ VERDICT_SEVERITIES = (20, 25, 30)
 DEFAULT_VERDICT_SEVERITY = 20
 DEFAULT_VERDICT_DAYS = 90
 MAX_DAYS = 36500
+MAX_PASSWORD_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ModuleSettings:
     verdict_days: int = DEFAULT_VERDICT_DAYS
     watchlist_actions: bool = True
     watchlist_removal: bool = False
+    password_policy: PasswordPolicy = PasswordPolicy()
     warnings: tuple[RelayWarning, ...] = field(default=(), compare=False)
 
     @classmethod
@@ -61,6 +64,10 @@ class ModuleSettings:
             verdict_days=form.days('verdict_days', DEFAULT_VERDICT_DAYS),
             watchlist_actions=form.flag('watchlist_actions', True),
             watchlist_removal=form.flag('watchlist_removal', False),
+            password_policy=PasswordPolicy(
+                min_length=form.length('password_policy_min_length', DEFAULT_MIN_LENGTH),
+                require_symbol=form.flag('password_policy_require_symbol', False),
+            ),
             warnings=tuple(form.warnings),
         )
 
@@ -126,6 +133,21 @@ class _Form:
                 raw,
                 f'a whole number of days from 0 to {MAX_DAYS}',
                 default_text or f'{default} days',
+            )
+        return default
+
+    def length(self, name: str, default: int) -> int:
+        """A password length from 0 (no minimum) to MAX_PASSWORD_LENGTH characters."""
+        raw = self._raw(name)
+        value = integer(raw)
+        if value is not None and 0 <= value <= MAX_PASSWORD_LENGTH:
+            return value
+        if raw is not None:
+            self._ignored(
+                name,
+                raw,
+                f'a whole number of characters from 0 to {MAX_PASSWORD_LENGTH}',
+                f'{default} characters',
             )
         return default
 

@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_X500, uuid5
 
+from spycloud_relay.ctim import facts
+from spycloud_relay.ctim.facts import PasswordPolicy
+from spycloud_relay.ctim.withhold import WITHHELD, hidden, is_secret, is_session_secret, mask
 from spycloud_relay.spycloud import batching
 from spycloud_relay.spycloud.models import BreachRecord, Catalog, Exposure, Observable
 
@@ -35,16 +38,7 @@ HIDDEN_FIELDS = frozenset(
         'severity',
     }
 )
-# Values an analyst must not see by default: credentials, their salts, session cookies,
-# and the card and bank numbers SpyCloud carries as PII.
-SECRET_FIELD = re.compile(
-    r'(passw|passwd|pwd|salt|secret|token|cookie_value|session_id|cc_number|cc_code|cvv'
-    r'|bank_number|account_number|ssn|social_security|national_id|passport|pin_code)',
-    re.IGNORECASE,
-)
 SECRET_KINDS = {'password': None, 'password_plaintext': 'plaintext', 'salt': 'salt'}
-# Fields that name a secret without holding one: the hash type is what an analyst weighs.
-NOT_SECRET = frozenset({'password_type'})
 
 DOMAIN = re.compile(
     r'^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$'
@@ -58,6 +52,7 @@ MAX_COUNT = 2**63 - 1  # CTIM's count is an int64
 class MappingOptions:
     show_passwords: bool = False
     ui_url: str = 'https://portal.spycloud.com/breach/catalog/{uuid}'
+    policy: PasswordPolicy = PasswordPolicy()
 
 
 def transient_id(kind: str, seed: object) -> str:
@@ -111,21 +106,6 @@ def breached_domain(catalog: Catalog | None) -> str | None:
     return site if DOMAIN.match(site) else None
 
 
-def mask(value: object, kind: str | None = None) -> str:
-    """``t*****3 (plaintext, 7 chars)``: enough to compare with a known value, not to use it."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if text and set(text) == {'*'}:
-        return text  # SpyCloud masked it already
-    length = len(text)
-    shown = f'{text[0]}*****{text[-1]}' if length >= 6 else '*****'
-    details = f'{kind}, {length} chars' if kind else f'{length} chars'
-    return f'{shown} ({details})'
-
-
-def is_secret(name: str) -> bool:
-    return name not in NOT_SECRET and bool(SECRET_FIELD.search(name))
-
-
 def cell(value: object) -> str:
     """A data-table cell: strings as they are, lists joined, anything else as JSON."""
     if isinstance(value, str):
@@ -135,22 +115,41 @@ def cell(value: object) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
+def shown(name: str, record: BreachRecord, options: MappingOptions) -> str:
+    """A field's cell: session secrets withheld, credentials masked unless the module shows
+    passwords, URLs as their host, and nested secrets hidden field by field."""
+    value = record.fields[name]
+    if is_session_secret(name):
+        return WITHHELD
+    if not is_secret(name):
+        return cell(hidden(name, value))
+    if options.show_passwords:
+        return cell(value)
+    kind = SECRET_KINDS.get(name, None)
+    if name == 'password':
+        kind = _text(record.get('password_type'))
+    return mask(value, kind)
+
+
+def facts_of(record: BreachRecord, options: MappingOptions) -> dict[str, str]:
+    """The columns the relay works out: the password's type and policy check, what to do."""
+    return {
+        'password_type': facts.password_type(record),
+        'password_policy': facts.policy_check(record, options.policy),
+        'remediation': facts.remediation(facts.exposed(record)),
+    }
+
+
 def data_table(record: BreachRecord, options: MappingOptions) -> dict[str, Any]:
-    columns: list[dict[str, str]] = []
-    row: list[str] = []
+    """The record's fields (what must not show masked or withheld), then the relay's facts."""
+    cells: dict[str, str] = {}
     for name, value in record.fields.items():
         if not isinstance(name, str) or name in HIDDEN_FIELDS or value is None:
             continue
-        if is_secret(name) and not options.show_passwords:
-            kind = SECRET_KINDS.get(name, None)
-            if name == 'password':
-                kind = _text(record.get('password_type'))
-            shown = mask(value, kind)
-        else:
-            shown = cell(value)
-        columns.append({'name': name, 'type': 'string'})
-        row.append(shown)
-    return {'columns': columns, 'rows': [row] if columns else []}
+        cells[name] = shown(name, record, options)
+    cells.update(facts_of(record, options))
+    columns = [{'name': name, 'type': 'string'} for name in cells]
+    return {'columns': columns, 'rows': [list(cells.values())]}
 
 
 def external_ids(record: BreachRecord) -> list[str]:
@@ -223,6 +222,16 @@ def sighting_count(raw: object) -> int:
     return 1
 
 
+def description(record: BreachRecord, title: str | None) -> str:
+    """``Present in <source>``; a stolen session (26, 30) says so first, with the cookie's
+    domain and expiry (never its name or value)."""
+    present = f'Present in {title or UNKNOWN_SOURCE_TITLE}'
+    session = facts.session_words(record)
+    if session is None:
+        return present
+    return cut(f'{session}: {present[0].lower()}{present[1:]}', TEXT_LIMITS['description'])
+
+
 def sighting(
     observable: Observable,
     record: BreachRecord,
@@ -237,7 +246,7 @@ def sighting(
         'schema_version': SCHEMA_VERSION,
         'source': SOURCE,
         'title': SIGHTING_TITLE,
-        'description': f'Present in {title or UNKNOWN_SOURCE_TITLE}',
+        'description': description(record, title),
         'confidence': 'High',
         'internal': False,
         'count': sighting_count(record.get('sighting')),

@@ -10,12 +10,14 @@ today: a verdict's validity never rests on a date in the future.
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from spycloud_relay.ctim import facts
 from spycloud_relay.ctim.mapping import (
     SCHEMA_VERSION,
     SOURCE,
     MappingOptions,
     catalog_of,
     ctim_time,
+    cut,
     transient_id,
 )
 from spycloud_relay.spycloud.lookup import VerdictRule
@@ -24,6 +26,7 @@ from spycloud_relay.spycloud.models import SEVERITY_NAMES, Catalog, Evidence, Ex
 SUSPICIOUS, SUSPICIOUS_NAME = 3, 'Suspicious'
 PRIORITY = 90  # the highest an automated source may claim
 TLP_LEVELS = ('white', 'green', 'amber', 'red')
+REASON_MAX = 1024  # CTIM's limit of a judgement's reason
 
 
 def published(evidence: Evidence, rule: VerdictRule) -> date:
@@ -67,15 +70,18 @@ def verdict(
 
 
 def reason(evidence: Evidence, rule: VerdictRule) -> str:
-    """``7 exposures in 90 days, newest 2026-11-20, worst: infostealer (25)``: counts and
-    kinds, never a value from the records."""
+    """``7 exposures in 90 days, newest 2026-11-20, worst: infostealer (25). Reset the
+    password; ...``: counts and kinds, then what to do, never a value from the records."""
     count = evidence.hits
     worst = evidence.worst_severity
     kind = SEVERITY_NAMES.get(worst, 'severity')
-    return (
+    what = facts.exposed(evidence.newest) | facts.by_severity(worst)
+    text = (
         f'{count} exposure{"s" if count != 1 else ""} in {rule.days} days, newest '
-        f'{published(evidence, rule).isoformat()}, worst: {kind} ({worst})'
+        f'{published(evidence, rule).isoformat()}, worst: {kind} ({worst}). '
+        f'{facts.remediation(what)}'
     )
+    return cut(text, REASON_MAX)
 
 
 def judgement(

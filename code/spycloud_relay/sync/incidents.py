@@ -10,15 +10,14 @@ later joins its incident as a new sighting. Pure.
 
 import hashlib
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from spycloud_relay.ctim import mapping
 from spycloud_relay.ctim.mapping import SCHEMA_VERSION, SOURCE, MappingOptions, catalog_of
+from spycloud_relay.ctim.withhold import hidden, is_secret
 from spycloud_relay.spycloud.models import BreachRecord, Catalog, Observable, parse_time
 from spycloud_relay.sync import wording
 from spycloud_relay.sync.grouping import Group, account, text
@@ -27,7 +26,6 @@ from spycloud_relay.sync.grouping import Group, account, text
 # issue asks, where observe's sightings call it Critical; sessions stolen (26, 30) are Critical.
 SEVERITY_BY_SCORE = ((2, 'Low'), (5, 'Medium'), (25, 'High'))
 SEVERITY_RANK = {'Unknown': 0, 'Low': 1, 'Medium': 2, 'High': 3, 'Critical': 4}
-URL_FIELD = re.compile(r'(url|uri)$', re.IGNORECASE)
 UNNAMED = Observable(type='user', value='')
 
 
@@ -82,35 +80,11 @@ def modification_stamp(record: BreachRecord) -> str:
     return raw.strip() if isinstance(raw, str) else ''
 
 
-def _host_only(value: str) -> str:
-    """A URL's scheme and host: its user, path and query can carry a password or a token."""
-    try:
-        parts = urlsplit(value if '//' in value else '//' + value)
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if not host:
-        return mapping.mask(value)
-    return f'{parts.scheme}://{host}' if parts.scheme else host
-
-
-def _safe(name: object, value: Any) -> Any:
-    if isinstance(name, str) and mapping.is_secret(name):
-        return mapping.mask(value)
-    if isinstance(name, str) and URL_FIELD.search(name) and isinstance(value, str):
-        return _host_only(value)
-    if isinstance(value, Mapping):
-        return {key: _safe(key, item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_safe(name, item) for item in value]
-    return value
-
-
 def redacted(record: BreachRecord) -> BreachRecord:
     """The record as the sync shows it: URLs reduced to their host, and secrets nested in an
     object masked (the data table masks the top-level secret fields itself)."""
     fields = {
-        name: value if mapping.is_secret(str(name)) else _safe(name, value)
+        name: value if is_secret(str(name)) else hidden(name, value)
         for name, value in record.fields.items()
     }
     return replace(record, fields=fields)
