@@ -200,7 +200,7 @@ def test_pivot_off_makes_no_compass_call(make_relay, spycloud):
 
 
 def test_devices_are_cached_per_key(make_relay, spycloud):
-    relay = make_relay(compass_pivot=True, records_cache_ttl_s=300.0)
+    relay = make_relay(compass_pivot=True)
     first = relay.observe([email(VALUE)])
     second = relay.observe([email(VALUE)])
     assert len(compass_calls(spycloud)) == 1

@@ -195,5 +195,5 @@ class SpyCloudClient:
 
 
 def _devices_cache(settings: Settings) -> tuple[int, float]:
-    """The devices cache: as many entries as the catalogs', as fresh as the records'."""
-    return settings.catalog_cache_size, settings.records_cache_ttl_s
+    """The devices cache: sized and kept as the catalogs' (a machine's logs rarely grow)."""
+    return settings.catalog_cache_size, settings.catalog_cache_ttl_s

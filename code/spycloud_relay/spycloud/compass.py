@@ -6,7 +6,7 @@ record of the machines at once (``compass/data/devices/{id,id,...}``, SpyCloud's
 beside the catalogs, and keeps of them only a summary (``Device``): the machine's hostname,
 IPs, MAC and OS, and per exposed application its credential count and newest infection. No
 password, cookie or token value is kept, and a target URL is reduced to its host. Summaries
-are cached per key like catalogs (RECORDS_CACHE_TTL_S: a machine's logs grow). A key without
+are cached per key like catalogs (CATALOG_CACHE_TTL_S, CATALOG_CACHE_SIZE). A key without
 the Compass product (403) costs one warning and observe answers without the devices.
 """
 
