@@ -7,7 +7,8 @@ beside the catalogs, and keeps of them only a summary (``Device``): the machine'
 IPs, MAC and OS, and per exposed application its credential count and newest infection. No
 password, cookie or token value is kept, and a target URL is reduced to its host. Summaries
 are cached per key like catalogs (CATALOG_CACHE_TTL_S, CATALOG_CACHE_SIZE). A key without
-the Compass product (403) costs one warning and observe answers without the devices.
+the Compass product (403) costs one warning and observe answers without the devices; the
+refusal is remembered as long, so the key's next requests warn without asking again.
 """
 
 import ipaddress
@@ -37,6 +38,11 @@ MAX_FACTS = 10  # hostnames, IPs, MACs kept per device
 MAC = re.compile(r'^[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}$')
 HOSTNAME = re.compile(r'^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9])?$')
 
+TOO_MANY = RelayWarning(
+    'too many records',
+    f'SpyCloud Compass holds more than {MAX_PAGES} pages of records of the infected devices; '
+    'the first pages are summarised.',
+)
 NO_LICENCE = RelayWarning(
     'permission denied',
     'SpyCloud Compass refused this API key (HTTP 403): its account has no Compass licence, so '
@@ -92,7 +98,10 @@ class Compass:
         """The devices of ``machines``: cache first, the rest ten a call, all calls at once."""
         fingerprint = lookup.fingerprint
         keys = {m: ('device', fingerprint, m) for m in machines}
-        cached = self._cache.get_many(list(keys.values()), secret=lookup.api_key)
+        unlicensed = ('unlicensed', fingerprint)
+        cached = self._cache.get_many([unlicensed, *keys.values()], secret=lookup.api_key)
+        if cached.get(unlicensed):
+            return {}, [NO_LICENCE]  # refused within CATALOG_CACHE_TTL_S: not asked again
         found = {m: cached[k] for m, k in keys.items() if k in cached}
         lookup.stats.add(cache_hits=len(found))
         todo = [m for m in machines if m not in found]
@@ -109,12 +118,23 @@ class Compass:
                 continue
             devices, whole, warning = future.result()
             found.update(devices)
-            said.extend([warning] if warning is not None else [])
-            if whole:
-                self._cache.set_many(
-                    {keys[m]: d for m, d in devices.items()}, secret=lookup.api_key
-                )
+            said.extend(self._remember(lookup, keys, devices, whole, warning))
         return found, said
+
+    def _remember(
+        self,
+        lookup: Lookup,
+        keys: dict[str, tuple[str, str, str]],
+        devices: dict[str, Device],
+        whole: bool,
+        warning: RelayWarning | None,
+    ) -> list[RelayWarning]:
+        """Cache what one call told in full (or the key's refusal); its warning, if any."""
+        if warning is NO_LICENCE:
+            self._cache.set(('unlicensed', lookup.fingerprint), True, secret=lookup.api_key)
+        if whole:
+            self._cache.set_many({keys[m]: d for m, d in devices.items()}, secret=lookup.api_key)
+        return [warning] if warning is not None else []
 
     def _fetch(
         self, lookup: Lookup, machines: list[str]
@@ -131,7 +151,7 @@ class Compass:
                 if not (isinstance(following, str) and following.strip()):
                     return summarise(machines, records), True, None
                 cursor = {'cursor': following}
-            return summarise(machines, records), False, None
+            return summarise(machines, records), False, TOO_MANY
         except Refused:
             return {}, False, NO_LICENCE
         except BadRequest as error:
