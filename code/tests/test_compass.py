@@ -86,12 +86,15 @@ def test_the_target_is_the_endpoint(pivot):
     for record in records(VALUE):
         first.setdefault(record.get('infected_machine_id'), record)
     for machine in machines(VALUE):
-        facts = compass.profile(machine)
+        facts, own = compass.profile(machine), first[machine]
         doc = sightings[sighting_id(first[machine])]
-        expected = [{'type': 'hostname', 'value': facts['user_hostname']}]
-        expected += [{'type': 'ip', 'value': ip} for ip in facts['ip_addresses']]
-        if 'mac_address' in facts:
-            expected.append({'type': 'mac_address', 'value': facts['mac_address']})
+        # Compass's facts of the machine, then the sighted record's own ones it lacks.
+        hosts = dict.fromkeys([facts['user_hostname'], own['user_hostname']])
+        ips = dict.fromkeys(facts['ip_addresses'] + own['ip_addresses'])
+        macs = dict.fromkeys(m for m in (facts.get('mac_address'), own.get('mac_address')) if m)
+        expected = [{'type': 'hostname', 'value': h} for h in hosts]
+        expected += [{'type': 'ipv6' if ':' in ip else 'ip', 'value': ip} for ip in ips]
+        expected += [{'type': 'mac_address', 'value': mac} for mac in macs]
         assert doc['targets'][0] == {
             'type': 'endpoint',
             'observables': expected,

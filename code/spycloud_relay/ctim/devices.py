@@ -4,7 +4,8 @@ Pure functions over the Compass summary (spycloud/compass.py). An account's info
 records from one machine make one sighting, not one each: the newest record is the sighting,
 the others are counted in it. CTIM has no "infected machine" observable, so the device is the
 sighting's target of type ``endpoint`` (its hostnames, IPs and MACs as observables, its OS),
-as Cisco's EDR relays describe a device; what else the machine lost is a row per application
+as Cisco's EDR relays describe a device (the sighted record's own facts added to Compass's);
+what else the machine lost is a row per application
 in the sighting's data table (host, credentials, newest infection), never a secret value.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
-from spycloud_relay.spycloud.compass import Device, wanted_machine
+from spycloud_relay.spycloud.compass import Device, wanted_machine, with_record
 from spycloud_relay.spycloud.models import BreachRecord, Exposure
 
 # Applications listed in one sighting's table: the newest infections first.
@@ -65,7 +66,8 @@ def endpoint_target(device: Device, observed: dict[str, str]) -> dict[str, Any]:
 def annotate(doc: dict[str, Any], group: list[BreachRecord], device: Device) -> None:
     """A record's sighting made the device's: endpoint target first, the account's other
     records on it counted, the machine's applications in the data table."""
-    doc['targets'] = [endpoint_target(device, doc['observed_time']), *doc['targets']]
+    facts = with_record(device, group[0].fields)
+    doc['targets'] = [endpoint_target(facts, doc['observed_time']), *doc['targets']]
     doc['count'] = len(group)
     name = device.hostnames[0] if device.hostnames else 'an infected device'
     doc['description'] += (

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import RelayError, RelayWarning
 from spycloud_relay.spycloud import warnings
+from spycloud_relay.spycloud.catalogs import cache_lookup
 from spycloud_relay.spycloud.failures import BadRequest, Refused
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import parse_time
@@ -103,8 +104,9 @@ class Compass:
         if cached.get(unlicensed):
             return {}, [NO_LICENCE]  # refused within CATALOG_CACHE_TTL_S: not asked again
         found = {m: cached[k] for m, k in keys.items() if k in cached}
-        lookup.stats.add(cache_hits=len(found))
         todo = [m for m in machines if m not in found]
+        cache_lookup('devices', hits=len(found), misses=len(todo))
+        lookup.stats.add(cache_hits=len(found), cache_misses=len(todo))
         said: list[RelayWarning] = []
         if not todo:
             return found, said
@@ -209,6 +211,25 @@ def device(machine: str, records: list[Mapping[str, Any]]) -> Device:
         os=next(iter(_facts(records, 'user_os', _text)), None),
         records=len(records),
         applications=tuple(Application(d, c, n) for d, (c, n) in ordered),
+    )
+
+
+def with_record(found: Device, record: Mapping[str, Any]) -> Device:
+    """The device with the sighted record's own hostname, IPs, MAC and OS added (Compass's
+    records may lack or mask them), each kept once and at most MAX_FACTS of each."""
+    own = device(found.machine_id, [record])
+
+    def both(mine: tuple[str, ...], theirs: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(mine + theirs))[:MAX_FACTS]
+
+    return Device(
+        machine_id=found.machine_id,
+        hostnames=both(found.hostnames, own.hostnames),
+        ips=both(found.ips, own.ips),
+        macs=both(found.macs, own.macs),
+        os=found.os or own.os,
+        records=found.records,
+        applications=found.applications,
     )
 
 
