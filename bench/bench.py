@@ -6,7 +6,8 @@ simulator with a settable latency, then prints a table and writes JSON:
 1. cold and warm latency (median) for e-mails of 1/10/100/500 records over 1/5/20/60 sources,
    and the same cold lookup through the serial path (one catalog per call, one call at a
    time, no cache: Cisco's way minus its 250 ms floor), as a ratio measured in the same run;
-2. SpyCloud calls per observe, cold and warm, from the simulator's counters;
+2. SpyCloud calls per observe, cold and warm, from the simulator's counters, and of them the
+   Compass calls of the infected-device pivot (COMPASS_PIVOT, on by default);
 3. throughput and p50/p95/p99 latency with N concurrent clients over a mix of sizes;
 4. the relay's own time per request at 0 ms simulator latency;
 5. the same mix against a simulator that enforces a rate limit: how many answers are complete;
@@ -111,6 +112,7 @@ def latency_table(url, token, spycloud, repeat):
     client = Client(url, token)  # one keep-alive connection: one worker, whose cache warms
     for records, catalogs in SIZES:
         cold, warm, cold_calls, warm_calls = [], [], [], []
+        cold_compass, warm_compass = [], []  # of those calls, Compass's (the pivot)
         for _ in range(repeat):
             value = address(records, catalogs, 'lat')
             spycloud.reset_stats()
@@ -118,10 +120,12 @@ def latency_table(url, token, spycloud, repeat):
             assert status == 200 and 'data' in body, body
             cold.append(elapsed)
             cold_calls.append(spycloud.stats()['requests'])
+            cold_compass.append(spycloud.stats()['by_endpoint']['compass-device-records'])
             spycloud.reset_stats()
             elapsed, status, body = client.observe(value)
             warm.append(elapsed)
             warm_calls.append(spycloud.stats()['requests'])
+            warm_compass.append(spycloud.stats()['by_endpoint']['compass-device-records'])
         rows.append(
             {
                 'records': records,
@@ -130,6 +134,8 @@ def latency_table(url, token, spycloud, repeat):
                 'warm_ms': statistics.median(warm) * 1000,
                 'calls_cold': statistics.median(cold_calls),
                 'calls_warm': statistics.median(warm_calls),
+                'compass_cold': statistics.median(cold_compass),
+                'compass_warm': statistics.median(warm_compass),
                 'sightings': min(records, 100),
             }
         )
@@ -685,12 +691,13 @@ def report(results):
     )
     print(
         f'{"records":>8} {"sources":>8} {"cold ms":>9} {"warm ms":>9} '
-        f'{"calls cold":>11} {"calls warm":>11}'
+        f'{"calls cold":>11} {"calls warm":>11} {"of which Compass":>17}'
     )
     for row in results['latency']:
         print(
             f'{row["records"]:>8} {row["catalogs"]:>8} {row["cold_ms"]:>9.1f} '
-            f'{row["warm_ms"]:>9.1f} {row["calls_cold"]:>11g} {row["calls_warm"]:>11g}'
+            f'{row["warm_ms"]:>9.1f} {row["calls_cold"]:>11g} {row["calls_warm"]:>11g} '
+            f'{row["compass_cold"]:>8g} / {row["compass_warm"]:g}'
         )
     target = next(r for r in results['latency'] if r['records'] == 100)
     serial = results['serial_cold_100_20_ms']

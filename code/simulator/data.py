@@ -13,6 +13,11 @@ Test hooks: an e-mail local part, the first label of a domain, or a username of 
 catalogs; ``none`` or ``r0c0`` yields none. A label of ``v{D}s{S}`` tokens joined by ``_``
 (``v3s25_v120s20``) yields one record per token, published D days before today (UTC) with
 severity S: the one hook that follows the calendar, for verdicts and their windows.
+
+Infostealer (severity 25) records name their infected machine: an observable's records share
+machines three at a time, and the machine's hostname, OS and MAC are its Compass profile
+(simulator/compass.py). An ``r{N}c{M}-dev{R}`` label puts all of them on one machine that
+holds R records in Compass.
 """
 
 import datetime
@@ -23,6 +28,8 @@ import random
 import re
 import string
 import uuid
+
+from . import compass
 
 __all__ = [
     'DEFAULT_API_KEY',
@@ -56,6 +63,8 @@ SEVERITY_PATTERN = (
 
 _NS = uuid.UUID('5b0c6f38-3f7e-4f51-9a53-5c10d0c0a1e5')
 _RC_RE = re.compile(r'^r(\d+)c(\d+)(?:-.*)?$', re.IGNORECASE | re.DOTALL)
+_DEVICE_RE = re.compile(r'-dev(\d{1,5})$', re.IGNORECASE)
+_PER_DEVICE = 3
 _DATED_RE = re.compile(r'^v(\d{1,5})s(\d{1,2})$', re.IGNORECASE)
 _ROLE_LOCALS = {'admin', 'test', 'info', 'root', 'support', 'example', 'sales', 'contact'}
 
@@ -346,6 +355,15 @@ def _machine_fields(rng, publish_day, email_user, ip_network, queried):
     }
 
 
+def _machine(kind, value, infected):
+    """The machine of an observable's ``infected``-th infostealer record: three records a
+    machine, or the one big machine an ``-dev{R}`` label asks for."""
+    big = _DEVICE_RE.search(_label(kind, value) or '')
+    if big:
+        return compass.big_machine_id(int(big.group(1)), f'{kind}:{value}')
+    return compass.machine_id(kind, value, infected // _PER_DEVICE)
+
+
 def _target(rng):
     prefix = rng.choice(('login', 'portal', 'shop', 'mail', 'bank'))
     site = f'{prefix}-{rng.randint(1, 999)}.example'
@@ -377,6 +395,7 @@ def records_for(kind, value):
     base = _catalog_base(value)
     ip_network = _ip_pool(value) if kind == 'ips' else None
     records = []
+    infected = 0
     for i, (day, severity) in enumerate(_dates_and_severities(kind, value, n, rng)):
         email, username = _account(kind, value, i, n, rng)
         email_user, _, email_domain = email.rpartition('@')
@@ -405,6 +424,8 @@ def records_for(kind, value):
             if severity >= 25:
                 record.update(_machine_fields(rng, day, email_user, ip_network, value))
                 record['log_id'] = hashlib.sha256(f'log:{value}:{i}'.encode()).hexdigest()
+                record.update(compass.identity(_machine(kind, value, infected)))
+                infected += 1
             if severity in SESSION_SEVERITIES:
                 record.update(_cookie_fields(_rng('cookie', kind, value, i), day, record))
         elif severity == 5:

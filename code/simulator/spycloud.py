@@ -16,7 +16,7 @@ import time
 import uuid
 from urllib.parse import parse_qs, unquote
 
-from . import data, tenant
+from . import compass, data, tenant
 from ._http import BackgroundServer, BaseHandler, Served, reason, tls_server_context
 
 __all__ = ['SpyCloudSimulator', 'Fault', 'FAULT_MODES', 'ENDPOINTS']
@@ -33,6 +33,8 @@ ENDPOINTS = (
     'watchlist-create',
     'watchlist-delete',
     'watchlist-verify',
+    'compass-device-records',
+    'compass-devices',
     'other',
 )
 FAULT_MODES = (
@@ -51,6 +53,8 @@ FAULT_MODES = (
 EMAIL_LISTS = ('list', 'literal', 'refuse')
 EMAIL_LIST_MAX = 10
 _DOMAIN_TYPES = ('corporate', 'infected', 'email_domain', 'target_domain')
+# SpyCloud's words for a key without an endpoint's product (spec §4: an explicit deny).
+COMPASS_DENIED = 'User is not authorized to access this resource with an explicit deny.'
 
 
 class _BadRequest(Exception):
@@ -80,6 +84,10 @@ def _route(raw_path):
     if len(parts) == 4 and parts[:2] == ['breach', 'data'] and parts[2] in data.KINDS:
         if parts[3]:
             return parts[2], parts[3]
+    elif len(parts) == 4 and parts[:3] == ['compass', 'data', 'devices'] and parts[3]:
+        return 'compass-device-records', parts[3]
+    elif parts == ['compass', 'devices']:
+        return 'compass-devices', None
     elif len(parts) == 3 and parts[:2] == ['breach', 'catalog'] and parts[2]:
         return 'catalog', parts[2]
     elif len(parts) == 2 and parts == ['watchlist', 'create']:
@@ -281,6 +289,9 @@ class SpyCloudSimulator(Served):
     test writes field by field (session cookies, passwords against a policy).
     ``publish(records)`` and ``modify(document_id, **fields)``: the tenant changing between two
     syncs (records SpyCloud publishes, records it updates), kept until ``reset()``.
+    Compass (simulator/compass.py): ``compass/data/devices/{id,id,...}`` (the machines' records,
+    paged like the others) and ``compass/devices`` (the tenant's infected machines of a period);
+    ``compass_denied`` (set of keys): keys without the Compass product, answered 403.
     """
 
     def __init__(
@@ -442,6 +453,7 @@ class SpyCloudSimulator(Served):
         self.watchlist_records = None
         self.lookup_records = {}
         self.catalog_overrides = {}
+        self.compass_denied = set()
         with self._lock:
             self._changed = {}
         self.clear_faults()
@@ -637,7 +649,11 @@ class SpyCloudSimulator(Served):
         refused = self._admit(api_key)
         if refused is not None:
             return refused
+        if endpoint.startswith('compass') and api_key in self.compass_denied:
+            return 403, {'message': COMPASS_DENIED}, {}
         try:
+            if endpoint.startswith('compass'):
+                _check_salt(query)
             if endpoint == 'catalog':
                 return 200, self._catalogs(arg), {}
             if endpoint == 'watchlist-records':
@@ -830,6 +846,11 @@ class SpyCloudSimulator(Served):
         return {'cursor': following, 'hits': len(results), 'results': page}
 
     def _candidates(self, kind, value, query):
+        if kind == 'compass-device-records':
+            return compass.records_of(value)
+        if kind == 'compass-devices':
+            today = datetime.datetime.now(datetime.UTC).date()
+            return compass.summaries(tenant.select(today, None, None))
         if kind == 'emails' and ',' in value:
             return self._email_list(value)
         if kind != 'watchlist':
@@ -868,6 +889,13 @@ class SpyCloudSimulator(Served):
         merged = [record for address in addresses for record in _records('emails', address)]
         merged.sort(key=lambda record: record['spycloud_publish_date'], reverse=True)
         return merged
+
+
+def _check_salt(query):
+    """``salt`` (spec §2.3): 10 to 24 characters when given."""
+    salt = _first(query, 'salt')
+    if salt is not None and not 10 <= len(salt) <= 24:
+        raise _BadRequest('salt', 'Must be 10 to 24 characters.')
 
 
 def _not_listed(identifier):

@@ -8,6 +8,10 @@ stamps spread over the 365 days before today (UTC), so every dashboard period ha
 records are drawn from one fixed seed as ages (days before today), so the tenant has the same
 shape on every day: only the dates move. Indexed by publish date.
 
+An infostealer (severity 25) record names one of its account's two machines and carries that
+machine's hostname, OS, IPs, MAC, infection time and log id, as Compass describes the machine
+(simulator/compass.py, whose ``compass/devices`` lists the tenant's machines).
+
 Every record has a ``record_modification_date``: its publish date, except for a share
 (MODIFIED_SHARE, drawn from a seed of its own so that the records themselves stay as they
 were) that SpyCloud changed later, a password cracked 1 to MODIFIED_MAX_DAYS days after
@@ -24,6 +28,8 @@ import random
 import threading
 import uuid
 
+from . import compass
+
 RECORDS = 27_444
 ACCOUNTS = 550
 SOURCES = 80
@@ -34,6 +40,14 @@ STAMP = '%Y-%m-%dT%H:%M:%SZ'
 SOURCE_BASE = 70_000
 SEVERITIES = (2,) * 6 + (5,) * 7 + (20,) * 71 + (25,) * 16
 DOMAINS = ('example.org', 'example.com', 'example.net')
+_MACHINE_FACTS = (
+    'user_hostname',
+    'user_os',
+    'ip_addresses',
+    'mac_address',
+    'infected_time',
+    'log_id',
+)
 _NS = uuid.UUID('8d7e3c2a-45f1-4b39-9a0e-2f4c6b1d7e90')
 _FIRST = (
     'alex',
@@ -151,6 +165,10 @@ def _record(index, day, email, source, rng):
             target_domain='login.example.net',
             target_url='https://login.example.net/',
         )
+        # The machine's own facts, as Compass describes it (simulator/compass.py): drawn
+        # from its id, not from ``rng``, so every other record stays as it was.
+        facts = compass.profile(str(machine))
+        record.update({name: facts[name] for name in _MACHINE_FACTS if name in facts})
     return record
 
 

@@ -124,6 +124,9 @@ class Settings:
     catalog_cache_ttl_s: float = 3600.0
     records_cache_size: int = 10000
     records_cache_ttl_s: float = 300.0
+    # Observe asks SpyCloud Compass for the infected machines of infostealer records
+    # (spycloud/compass.py); false: no Compass call at all.
+    compass_pivot: bool = True
     tile_cache_size: int = 1000
     tile_cache_ttl_s: float = 900.0
     # How long a gathering of the dashboard holds its key and period (tiles/single.py): longer

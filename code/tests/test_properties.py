@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from spycloud_relay.ctim.bundle import Bundle
 from spycloud_relay.ctim.mapping import MappingOptions, exposure_entities, indicator, sighting
 from spycloud_relay.spycloud.client import PAGE_ENDPOINTS
+from spycloud_relay.spycloud.compass import summarise
 from spycloud_relay.spycloud.models import (
     BreachRecord,
     Catalog,
@@ -354,6 +355,41 @@ def test_any_lookup_maps_to_valid_ctim_and_hides_secrets(exposure):
     # list or an object is shown as JSON, where it appears too.)
     for secret in secrets_:
         assert secret in text
+
+
+@SMALLER
+@given(
+    st.lists(raw_records(), min_size=1, max_size=4),
+    st.lists(st.tuples(raw_records(), st.text(SECRET_ALPHABET, min_size=6)), max_size=6),
+    observables(),
+)
+def test_an_infected_device_never_shows_its_other_records_secrets(own, others, observable):
+    """Compass's other records of the machine are summarised: none of their passwords,
+    cookies or URL tokens appear, even with show_passwords (which shows the sighted record's)."""
+    machine = 'FDDB8900AA'
+    own = [dict(r, infected_machine_id=machine) for r in own if isinstance(r, dict)]
+    stolen = [
+        dict(r, infected_machine_id=machine, target_url=f'https://app.example/in?token={token}')
+        for r, token in others
+        if isinstance(r, dict)
+    ]
+    built = build(observable, own, [])
+    built.devices = summarise([machine], own + stolen)
+    tokens = [token for r, token in others if isinstance(r, dict)]
+    hidden = tokens + [
+        word
+        for record in stolen
+        for name in SECRET_FIELDS
+        for word in secret_strings(record.get(name))
+    ]
+    shown_anyway = json.dumps(own, default=str, ensure_ascii=False)
+    sightings, indicators, relationships = exposure_entities(
+        built, MappingOptions(show_passwords=True)
+    )
+    text = assert_valid_ctim(bundle_of(sightings, indicators, relationships))
+    assert not [word for word in hidden if word in text and word not in shown_anyway]
+    if built.records and stolen:  # the control: the stolen records' application is listed
+        assert '"app.example"' in text
 
 
 @SMALLER

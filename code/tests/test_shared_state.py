@@ -26,6 +26,7 @@ def redis():
 def replicas(spycloud_server, jwks, redis):
     """Two relays (two workers each) on one Redis, the limiter off."""
     env = dict(
+        COMPASS_PIVOT='false',  # the calls of records and catalogs, counted alone
         WEB_CONCURRENCY=2,
         REDIS_URL=redis.url,
         LOG_LEVEL='warning',
@@ -76,7 +77,7 @@ def test_redis_dying_and_coming_back_costs_no_answer(replicas, spycloud, redis):
 
 def test_without_redis_each_replica_pays_its_own_cold_lookup(spycloud_server, jwks, spycloud):
     """The control: the same steps without REDIS_URL do ask SpyCloud again."""
-    env = dict(WEB_CONCURRENCY=1, LOG_LEVEL='warning', SPYCLOUD_RATE_LIMIT=0)
+    env = dict(WEB_CONCURRENCY=1, LOG_LEVEL='warning', SPYCLOUD_RATE_LIMIT=0, COMPASS_PIVOT='false')
     with (
         gunicorn_relay(spycloud_server, jwks, **env) as one,
         gunicorn_relay(spycloud_server, jwks, **env) as other,
@@ -111,7 +112,9 @@ def replicas_on_a_fresh_redis(spycloud_server, jwks, fresh_redis):
     """Two relays (two workers each) on the session's Redis, emptied: no worker of theirs has
     met the outage the module's own Redis goes through (after which a worker's first use of
     a pooled connection may fall back to its in-process state)."""
-    env = dict(WEB_CONCURRENCY=2, REDIS_URL=fresh_redis.url, LOG_LEVEL='warning')
+    env = dict(
+        WEB_CONCURRENCY=2, REDIS_URL=fresh_redis.url, LOG_LEVEL='warning', COMPASS_PIVOT='false'
+    )
     env.update(SPYCLOUD_RATE_LIMIT=0)
     with contextlib.ExitStack() as stack:
         urls = [stack.enter_context(gunicorn_relay(spycloud_server, jwks, **env)) for _ in range(2)]

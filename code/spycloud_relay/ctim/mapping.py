@@ -1,4 +1,5 @@
-"""SpyCloud records and catalogs → CTIM documents. Pure functions, no I/O.
+"""SpyCloud records and catalogs → CTIM documents. Pure functions, no I/O (an infected
+device's part of a sighting: ctim/devices.py).
 
 Ids are deterministic (uuid5 of SpyCloud's own ids), so the same breach is the
 same entity in every answer and XDR can merge and de-duplicate it.
@@ -9,10 +10,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from uuid import NAMESPACE_X500, uuid5
 
-from spycloud_relay.ctim import facts
+from spycloud_relay.ctim import devices, facts
 from spycloud_relay.ctim.facts import PasswordPolicy
 from spycloud_relay.ctim.withhold import WITHHELD, hidden, is_secret, is_session_secret, mask
 from spycloud_relay.spycloud import batching
@@ -356,17 +358,27 @@ def _text(value: object) -> str | None:
 def exposure_entities(
     exposure: Exposure, options: MappingOptions
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Sightings (newest first), one Indicator per breach source, and the links between them."""
+    """Sightings (newest first), one Indicator per breach source, and the links between them.
+    An account's records from one infected machine Compass described are one sighting
+    (ctim/devices.py), linked to each of their sources."""
     sightings: list[dict[str, Any]] = []
     indicators: dict[int, dict[str, Any]] = {}
     relationships: list[dict[str, Any]] = []
-    for record in exposure.records:
-        catalog = catalog_of(exposure.catalogs, record.source_id)
-        doc = sighting(exposure.observable, record, catalog, options)
+    observable = exposure.observable
+    for record, group, device in devices.groups(exposure, partial(_account_key, observable)):
+        doc = sighting(observable, record, catalog_of(exposure.catalogs, record.source_id), options)
+        if device is not None:
+            devices.annotate(doc, group, device)
         sightings.append(doc)
-        if catalog is None:
-            continue
-        if catalog.id not in indicators:
-            indicators[catalog.id] = indicator(catalog, options)
-        relationships.append(relationship(doc, indicators[catalog.id]))
+        for source_id in dict.fromkeys(r.source_id for r in group):
+            catalog = catalog_of(exposure.catalogs, source_id)
+            if catalog is None:
+                continue
+            if catalog.id not in indicators:
+                indicators[catalog.id] = indicator(catalog, options)
+            relationships.append(relationship(doc, indicators[catalog.id]))
     return sightings, list(indicators.values()), relationships
+
+
+def _account_key(observable: Observable, record: BreachRecord) -> tuple[Observable, ...]:
+    return tuple(exposed_accounts(observable, record))

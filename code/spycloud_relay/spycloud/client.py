@@ -8,6 +8,7 @@ request. It only assembles the parts, each a module of its own idea:
 - spycloud/catalogs.py: their breach sources, ten ids per call, and the catalog cache;
 - spycloud/verdicts.py: the evidence for a verdict (e-mails batched by spycloud/batching.py);
 - spycloud/exposures.py: observe's assembly of the three, within the lookup's deadline;
+- spycloud/compass.py: the infected machines of infostealer records, and the devices cache;
 - spycloud/sources.py: refer's cheaper one, the cached records or the first page only;
 - spycloud/pool.py: each call's own pool of threads, and the deadline-bounded waits;
 - spycloud/watchlist.py and spycloud/watchlist_records.py: the watchlist and its records.
@@ -23,6 +24,7 @@ from spycloud_relay.deadline import Deadline, DeadlineReached
 from spycloud_relay.errors import RelayError, UnknownError
 from spycloud_relay.spycloud.batching import EmailBatching
 from spycloud_relay.spycloud.catalogs import Catalogs, Sources
+from spycloud_relay.spycloud.compass import Compass
 from spycloud_relay.spycloud.exposures import Exposures
 from spycloud_relay.spycloud.failures import BadRequest
 from spycloud_relay.spycloud.lookup import Lookup, VerdictRule
@@ -77,7 +79,14 @@ class SpyCloudClient:
         )
         batching = EmailBatching(settings.spycloud_email_batch)
         self._verdicts = Verdicts(self._transport, records_cache, batching, pools)
-        self._exposures = Exposures(self._records, self._catalogs, self._verdicts, pools)
+        compass = (
+            Compass(
+                self._transport, state.cache(settings, 'devices', *_devices_cache(settings)), pools
+            )
+            if settings.compass_pivot
+            else None
+        )
+        self._exposures = Exposures(self._records, self._catalogs, self._verdicts, pools, compass)
         self._sources = ExposingSources(self._records, self._catalogs, pools)
 
     def __enter__(self) -> 'SpyCloudClient':
@@ -183,3 +192,8 @@ class SpyCloudClient:
         """The watchlist records of the days ``window`` (first, last) to ``sink``, at most
         ``max_pages`` pages; a 504 raises GatewayTimeout unretried (watchlist_records.py)."""
         return watchlist_window(self._transport, lookup, window, sink, max_pages)
+
+
+def _devices_cache(settings: Settings) -> tuple[int, float]:
+    """The devices cache: sized and kept as the catalogs' (a machine's logs rarely grow)."""
+    return settings.catalog_cache_size, settings.catalog_cache_ttl_s

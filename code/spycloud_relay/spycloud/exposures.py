@@ -4,15 +4,19 @@ A cold lookup costs one call per page of records, then the distinct uncached bre
 batched by ten per call and fetched at once: two round trips. A warm one costs only the pages.
 The verdict's call, when the records cannot decide it, goes beside the catalogs' (or, when
 observe's filters are narrower than the rule, ahead of the records for all accounts at once).
-What the deadline cut short is answered with a warning naming what is missing.
+What the deadline cut short is answered with a warning naming what is missing. The infected
+machines of infostealer records go to Compass beside the catalogs too (spycloud/compass.py),
+when the pivot is on (COMPASS_PIVOT).
 """
 
+from concurrent.futures import Future
 from functools import partial
 from typing import cast
 
 from spycloud_relay.errors import RelayError, RelayWarning
 from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.catalogs import Catalogs, Sources
+from spycloud_relay.spycloud.compass import Compass, Device, Devices, wanted_machine
 from spycloud_relay.spycloud.failures import Refused
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import BreachRecord, Catalog, Evidence, Exposure, Observable
@@ -26,12 +30,18 @@ class Exposures:
     """Observe's assembly of records, catalogs and verdicts, over the client's parts."""
 
     def __init__(
-        self, records: BreachRecords, catalogs: Catalogs, verdicts: Verdicts, pools: Pools
+        self,
+        records: BreachRecords,
+        catalogs: Catalogs,
+        verdicts: Verdicts,
+        pools: Pools,
+        compass: Compass | None = None,
     ) -> None:
         self._records = records
         self._catalogs = catalogs
         self._verdicts = verdicts
         self._pools = pools
+        self._compass = compass
 
     def all(self, lookup: Lookup, observables: list[Observable]) -> list[Exposure | RelayError]:
         """Exposure (or the RelayError that stopped it) per observable, in order, concurrently.
@@ -60,9 +70,13 @@ class Exposures:
         except Refused as error:
             return Exposure.empty(observable, warnings.refused(observable, error))
         ids = list(dict.fromkeys(r.source_id for r in records if r.source_id is not None))
-        catalogs, reasons, evidence = self._sources_and_verdict(
-            lookup, observable, records, hits, found, ids, ahead
-        )
+        machines = self._machines(records)
+        with self._pools.open(2 if machines else 1, 'devices') as pool:
+            asked = pool.submit(self._devices, lookup, machines)
+            catalogs, reasons, evidence = self._sources_and_verdict(
+                lookup, observable, records, hits, found, ids, ahead
+            )
+        devices = self._devices_of(lookup, asked, found)
         found.extend(reasons[i] for i in ids if i in reasons)
         unanswered = [i for i in ids if i not in catalogs and i not in reasons]
         if unanswered:
@@ -82,7 +96,31 @@ class Exposures:
             catalogs=catalogs,
             warnings=found,
             evidence=evidence,
+            devices=devices,
         )
+
+    def _machines(self, records: list[BreachRecord]) -> list[str]:
+        """The infected machines Compass is asked about: none when the pivot is off."""
+        if self._compass is None:
+            return []
+        named = (wanted_machine(r.get('infected_machine_id')) for r in records)
+        return list(dict.fromkeys(m for m in named if m is not None))
+
+    @staticmethod
+    def _devices_of(
+        lookup: Lookup, asked: 'Future[Devices]', found: list[RelayWarning]
+    ) -> dict[str, Device]:
+        """The devices Compass told by the deadline (asked beside the catalogs), its warnings
+        into ``found``."""
+        waited([asked], lookup, margin=1.0)
+        devices, said = asked.result() if asked.done() else ({}, [])
+        found.extend(said)
+        return devices
+
+    def _devices(self, lookup: Lookup, machines: list[str]) -> Devices:
+        if self._compass is None or not machines:
+            return {}, []
+        return self._compass.devices(lookup, machines)
 
     def _sources_and_verdict(
         self,

@@ -11,11 +11,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from spycloud_relay.config import parse_int
 from spycloud_relay.errors import RelayWarning
 from spycloud_relay.state import codec
+
+if TYPE_CHECKING:
+    from spycloud_relay.spycloud.compass import Device
 
 # The severities SpyCloud documents: 2 e-mail only, 5 informational, 20 plaintext credential,
 # 25 infostealer, 26 and 30 access data (session and cookie theft).
@@ -196,6 +199,8 @@ class Exposure:
     catalogs: dict[Any, Catalog]
     warnings: list[RelayWarning] = field(default_factory=list)
     evidence: Evidence | None = None
+    # The infected machines its infostealer records name, by machine id (spycloud/compass.py).
+    devices: dict[str, 'Device'] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, observable: Observable, warning: RelayWarning) -> Self:

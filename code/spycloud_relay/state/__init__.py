@@ -58,6 +58,7 @@ def link(settings: Settings) -> RedisLink | None:
 _MAX_MB = {
     'catalogs': 'catalog_cache_max_mb',
     'records': 'records_cache_max_mb',
+    'devices': 'catalog_cache_max_mb',
     'tiles': 'tile_cache_max_mb',
     'gatherings': 'tile_cache_max_mb',
     'windows': 'tile_cache_max_mb',  # a window size per key: a few bytes each

@@ -691,6 +691,8 @@ def test_request_log_and_stats(session, sim):
         'watchlist-create': 0,
         'watchlist-delete': 0,
         'watchlist-verify': 0,
+        'compass-device-records': 0,
+        'compass-devices': 0,
         'other': 1,
     }
     sim.reset_stats()
