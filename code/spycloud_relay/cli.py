@@ -21,11 +21,13 @@ import click
 from spycloud_relay.api.module_settings import (
     DEFAULT_VERDICT_DAYS,
     DEFAULT_VERDICT_SEVERITY,
+    MAX_PASSWORD_LENGTH,
     SEVERITY_LEVELS,
     VERDICT_SEVERITIES,
     ModuleSettings,
 )
 from spycloud_relay.config import VERSION, ConfigError, Settings
+from spycloud_relay.ctim.facts import DEFAULT_MIN_LENGTH, PasswordPolicy
 from spycloud_relay.ctim.mapping import MappingOptions
 from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import RelayError
@@ -37,6 +39,7 @@ from spycloud_relay.sync_command import sync
 from spycloud_relay.terminal import (
     EXIT_CONFIG,
     EXIT_LOOKUP,
+    EXIT_USAGE,
     fail,
     print_bundle,
     print_dashboard,
@@ -179,6 +182,18 @@ def with_api_options(command: Command) -> Command:
     show_default=True,
     help='The verdict window in days (0: no verdicts).',
 )
+@click.option(
+    '--password-min-length',
+    metavar='N',
+    default=str(DEFAULT_MIN_LENGTH),
+    show_default=True,
+    help='Password policy: an exposed password shorter than N characters fails it (0: no minimum).',
+)
+@click.option(
+    '--password-require-symbol',
+    is_flag=True,
+    help='Password policy: an exposed password without a symbol fails it.',
+)
 @click.option('--show-passwords', is_flag=True, help='Show passwords in clear text.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the CTIM bundle XDR would get.')
 @with_api_options
@@ -190,6 +205,8 @@ def lookup(
     lookback_days: int,
     verdict_min_severity: str,
     verdict_days: int,
+    password_min_length: str,
+    password_require_symbol: bool,
     show_passwords: bool,
     as_json: bool,
     api_key_env: str,
@@ -198,11 +215,12 @@ def lookup(
 ) -> None:
     """Look up e-mails, domains, IPs or usernames, as the relay does for XDR.
 
-    Prints one table per observable: date, severity, breach title, site, password type and
-    the password (masked unless --show-passwords). Example:
+    Prints one table per observable: date, severity, breach title, site, the password (masked
+    unless --show-passwords), its type, the password policy's check and what to do. Example:
 
-        relay lookup --simulator admin@example.org r6c3.example.net
+        relay lookup --simulator --password-min-length 14 admin@example.org r6c3.example.net
     """
+    policy = password_policy(password_min_length, password_require_symbol)
     items = [Observable(kind or guess_type(value), value.strip()) for value in observables]
     module = ModuleSettings(
         api_key=api_key_from(api_key_env, simulator),
@@ -212,15 +230,36 @@ def lookup(
         lookback_days=lookback_days,
         verdict_min_severity=int(verdict_min_severity),
         verdict_days=verdict_days,
+        password_policy=policy,
     )
     results, settings = exposures_of(items, module, simulator, api_url)
+    options = MappingOptions(
+        show_passwords=show_passwords,
+        ui_url=settings.spycloud_ui_url,
+        policy=module.password_policy,
+    )
     if as_json:
-        options = MappingOptions(show_passwords=show_passwords, ui_url=settings.spycloud_ui_url)
         print_bundle(results, options, module.verdict_rule())
     else:
-        print_tables(results, show_passwords, module.verdict_rule())
+        print_tables(results, options, module.verdict_rule())
     if failed := [r for r in results if isinstance(r, RelayError)]:
         fail('; '.join(sorted({f'{e.code}: {e.message}' for e in failed})), EXIT_LOOKUP)
+
+
+def password_policy(min_length: str, require_symbol: bool) -> PasswordPolicy:
+    """The policy the options ask for, as the module's password policy fields give it; a length
+    that is not a whole number from 0 to MAX_PASSWORD_LENGTH is bad usage."""
+    text = min_length.strip()
+    if (
+        not (text.isascii() and text.isdigit() and len(text) <= 6)
+        or int(text) > MAX_PASSWORD_LENGTH
+    ):
+        fail(
+            f'--password-min-length must be a whole number of characters from 0 to '
+            f'{MAX_PASSWORD_LENGTH}, not {min_length[:40]!r}',
+            EXIT_USAGE,
+        )
+    return PasswordPolicy(min_length=int(text), require_symbol=require_symbol)
 
 
 def exposures_of(
@@ -265,7 +304,7 @@ def watchlist(
     """
     kind = watchlist_type(guess_type(value), value)
     if kind is None:
-        fail(f'{value!r} is not an e-mail address, a domain or an IPv4 address', 2)
+        fail(f'{value!r} is not an e-mail address, a domain or an IPv4 address', EXIT_USAGE)
     key = api_key_from(api_key_env, simulator)
     with spycloud_for(simulator, api_url) as url, SpyCloudClient(settings_for(url)) as client:
         lookup, identifier = client.lookup(key), watchlist_identifier(value)

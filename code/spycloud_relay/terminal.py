@@ -13,17 +13,17 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from spycloud_relay.ctim.answer import observe_answer
-from spycloud_relay.ctim.mapping import MappingOptions, catalog_of
+from spycloud_relay.ctim.mapping import MappingOptions, catalog_of, facts_of
 from spycloud_relay.ctim.verdicts import reason, valid_time
 from spycloud_relay.ctim.withhold import mask
 from spycloud_relay.errors import RelayError
 from spycloud_relay.spycloud.client import VERDICT_TYPES
 from spycloud_relay.spycloud.lookup import VerdictRule
-from spycloud_relay.spycloud.models import Exposure
+from spycloud_relay.spycloud.models import BreachRecord, Catalog, Exposure
 from spycloud_relay.tiles.dashboard import TILES, tile_data
 from spycloud_relay.tiles.gather import Gathered
 
-EXIT_LOOKUP, EXIT_CONFIG = 1, 3
+EXIT_LOOKUP, EXIT_USAGE, EXIT_CONFIG = 1, 2, 3
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -39,8 +39,10 @@ def print_bundle(
 
 
 def print_tables(
-    results: list[Exposure | RelayError], show_passwords: bool, rule: VerdictRule | None
+    results: list[Exposure | RelayError], options: MappingOptions, rule: VerdictRule | None
 ) -> None:
+    """One table per observable, a row per record: what it exposed and what to do, in the words
+    of the sighting's data table (password type, policy check, remediation)."""
     console = Console()
     for result in results:
         if isinstance(result, RelayError):
@@ -51,29 +53,52 @@ def print_tables(
             f'of {result.hits} SpyCloud records',
             title_justify='left',
         )
-        for column in ('date', 'severity', 'breach', 'site', 'password type', 'password'):
-            table.add_column(column, overflow='fold')
+        for column in COLUMNS:
+            table.add_column(column, overflow='fold', no_wrap=column in UNBROKEN)
         for record in result.records:
-            catalog = catalog_of(result.catalogs, record.source_id)
-            password = record.get('password')
-            shown = (
-                ''
-                if password is None
-                else (str(password) if show_passwords else mask(password, None))
-            )
-            table.add_row(
-                record.published.date().isoformat(),
-                str(record.severity or ''),
-                (catalog.text('title') if catalog else None) or f'#{record.source_id}',
-                (catalog.text('site') if catalog else None) or '',
-                str(record.get('password_type') or ''),
-                shown,
-            )
+            table.add_row(*record_row(record, result.catalogs, options))
         console.print(table)
         if rule is not None and observable.type in VERDICT_TYPES:
             console.print(verdict_line(result, rule), highlight=False, soft_wrap=True)
         for warning in result.warnings:
             console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)
+
+
+# The breach cell holds the title over the site, so that seven columns read on 80 characters.
+COLUMNS = ('date', 'sev', 'breach / site', 'password', 'type', 'policy', 'remediation')
+UNBROKEN = frozenset({'date', 'sev'})
+
+
+def record_row(
+    record: BreachRecord, catalogs: Mapping[int, Catalog], options: MappingOptions
+) -> list[str]:
+    """A record's cells: the password masked unless shown, the facts as the mapping works them
+    out with the same options (policy included)."""
+    catalog = catalog_of(catalogs, record.source_id)
+    password = record.get('password')
+    shown = (
+        ''
+        if password is None
+        else (str(password) if options.show_passwords else mask(password, None))
+    )
+    facts = facts_of(record, options)
+    return [
+        record.published.date().isoformat(),
+        str(record.severity or ''),
+        '\n'.join(
+            filter(
+                None,
+                [
+                    (catalog.text('title') if catalog else None) or f'#{record.source_id}',
+                    catalog.text('site') if catalog else None,
+                ],
+            )
+        ),
+        shown,
+        facts['password_type'],
+        facts['password_policy'],
+        facts['remediation'],
+    ]
 
 
 def verdict_line(result: Exposure, rule: VerdictRule) -> str:

@@ -291,3 +291,73 @@ def test_without_a_checkout_simulator_is_one_clear_line():
     assert done.stderr.strip().splitlines() == [
         'error: the simulator is a developer tool: run relay from a checkout to use it'
     ]
+
+
+WIDE = {'COLUMNS': '300'}  # a row per line, so that a cell is found whole
+
+
+def plaintexts(value):
+    return [
+        r['password']
+        for r in data.records_for('emails', value)
+        if r.get('password_type') == 'plaintext' and r.get('password')
+    ]
+
+
+def test_lookup_checks_the_password_policy_it_is_given():
+    value = 'r5c2@cli.example'
+    passwords = plaintexts(value)
+    assert passwords, 'the simulator gives this account plaintext passwords'
+    longer = max(len(p) for p in passwords) + 1
+    result = run('lookup', '--simulator', '--password-min-length', str(longer), value, env=WIDE)
+    assert result.exit_code == 0, result.output
+    for password in passwords:
+        assert f'too short ({len(password)} < {longer})' in result.output
+        assert password not in result.output
+    assert 'Reset the password' in result.output and 'plaintext' in result.output
+    off = run('lookup', '--simulator', '--password-min-length', '0', value, env=WIDE)
+    assert off.output.count('not checked (no policy)') == len(passwords)
+
+
+def test_lookup_requires_a_symbol_when_asked():
+    value = 'r5c2@cli.example'
+    passwords = plaintexts(value)
+    plain = [p for p in passwords if all(ch.isalnum() or ch.isspace() for ch in p)]
+    result = run(
+        'lookup',
+        '--simulator',
+        '--password-min-length',
+        '0',
+        '--password-require-symbol',
+        value,
+        env=WIDE,
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count('no symbol') == len(plain)
+    assert result.output.count('meets policy') == len(passwords) - len(plain)
+
+
+def test_lookup_json_carries_the_password_policy():
+    value = 'r5c2@cli.example'
+    longer = max(len(p) for p in plaintexts(value)) + 1
+    result = run('lookup', '--simulator', '--json', '--password-min-length', str(longer), value)
+    body = json.loads(result.output)
+    tables = [s['data'] for s in body['data']['sightings']['docs']]
+    policies = [
+        row[[c['name'] for c in t['columns']].index('password_policy')]
+        for t in tables
+        for row in t['rows']
+    ]
+    assert sum(
+        p.startswith('too short (') and p.endswith(f' < {longer})') for p in policies
+    ) == len(plaintexts(value))
+
+
+@pytest.mark.parametrize('length', ['x', '-1', '257', '1.5', '', '9' * 5000])
+def test_a_bad_password_length_is_one_clear_line(length):
+    result = run('lookup', '--simulator', '--password-min-length', length, 'a@b.example')
+    assert result.exit_code == 2
+    assert result.output.count('\n') == 1
+    assert 'error: --password-min-length must be a whole number of characters from 0 to 256' in (
+        result.output
+    )
