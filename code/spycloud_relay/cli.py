@@ -28,7 +28,6 @@ from spycloud_relay.api.module_settings import (
 )
 from spycloud_relay.config import VERSION, ConfigError, Settings
 from spycloud_relay.ctim.facts import DEFAULT_MIN_LENGTH, PasswordPolicy
-from spycloud_relay.ctim.mapping import MappingOptions
 from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import RelayError
 from spycloud_relay.spycloud.client import PAGE_ENDPOINTS, SpyCloudClient
@@ -233,15 +232,8 @@ def lookup(
         password_policy=policy,
     )
     results, settings = exposures_of(items, module, simulator, api_url)
-    options = MappingOptions(
-        show_passwords=show_passwords,
-        ui_url=settings.spycloud_ui_url,
-        policy=module.password_policy,
-    )
-    if as_json:
-        print_bundle(results, options, module.verdict_rule())
-    else:
-        print_tables(results, options, module.verdict_rule())
+    options = module.mapping_options(settings.spycloud_ui_url)
+    (print_bundle if as_json else print_tables)(results, options, module.verdict_rule())
     if failed := [r for r in results if isinstance(r, RelayError)]:
         fail('; '.join(sorted({f'{e.code}: {e.message}' for e in failed})), EXIT_LOOKUP)
 

@@ -8,7 +8,6 @@ from spycloud_relay.api.schemas import parse_observables
 from spycloud_relay.api.services import services
 from spycloud_relay.api.telemetry import note_lookup
 from spycloud_relay.ctim.answer import deliberate_answer, observe_answer
-from spycloud_relay.ctim.mapping import MappingOptions
 from spycloud_relay.ctim.refer import refer_answer
 from spycloud_relay.spycloud.client import PAGE_ENDPOINTS, VERDICT_TYPES
 
@@ -26,11 +25,7 @@ def observe_observables() -> Response:
     lookup = relay.spycloud.lookup(module.api_key, module.entities_limit, module.query(), rule)
     note_lookup((o.type for o in observables), lookup.stats)
     results = relay.spycloud.exposures(lookup, observables)
-    options = MappingOptions(
-        show_passwords=module.show_passwords,
-        ui_url=relay.settings.spycloud_ui_url,
-        policy=module.password_policy,
-    )
+    options = module.mapping_options(relay.settings.spycloud_ui_url)
     return answer_response(observe_answer(results, options, module.warnings, rule))
 
 

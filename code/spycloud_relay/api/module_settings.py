@@ -15,6 +15,7 @@ from typing import Any
 
 from spycloud_relay.config import parse_flag, parse_int
 from spycloud_relay.ctim.facts import DEFAULT_MIN_LENGTH, PasswordPolicy
+from spycloud_relay.ctim.mapping import MappingOptions
 from spycloud_relay.errors import AuthorizationError, RelayWarning
 from spycloud_relay.spycloud.lookup import UNSENDABLE_KEY, VerdictRule, sendable_key
 from spycloud_relay.spycloud.models import severities_from
@@ -69,6 +70,12 @@ class ModuleSettings:
                 require_symbol=form.flag('password_policy_require_symbol', False),
             ),
             warnings=tuple(form.warnings),
+        )
+
+    def mapping_options(self, ui_url: str) -> MappingOptions:
+        """How the mapping shows this module's records: passwords masked or not, its policy."""
+        return MappingOptions(
+            show_passwords=self.show_passwords, ui_url=ui_url, policy=self.password_policy
         )
 
     def severity_filter(self) -> str | None:
