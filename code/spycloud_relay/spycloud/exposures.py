@@ -17,11 +17,10 @@ from spycloud_relay.errors import RelayError, RelayWarning
 from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.catalogs import Catalogs, Sources
 from spycloud_relay.spycloud.compass import Compass, Device, Devices, wanted_machine
-from spycloud_relay.spycloud.failures import Refused
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import BreachRecord, Catalog, Evidence, Exposure, Observable
 from spycloud_relay.spycloud.pool import Pools, waited
-from spycloud_relay.spycloud.records import BreachRecords
+from spycloud_relay.spycloud.records import BreachRecords, Found, asked
 from spycloud_relay.spycloud.verdicts import VERDICT_TYPES, Verdicts, VerdictsAhead, covers
 from spycloud_relay.state import MISSING
 
@@ -63,20 +62,18 @@ class Exposures:
         self, lookup: Lookup, observable: Observable, ahead: VerdictsAhead | None = None
     ) -> Exposure:
         """The newest ``lookup.limit`` records of an observable, with their breach sources."""
-        if not observable.value.strip('.'):
-            return Exposure.empty(observable, warnings.not_a_value(observable))
-        try:
-            records, hits, found = self._records.fetch(lookup, observable)
-        except Refused as error:
-            return Exposure.empty(observable, warnings.refused(observable, error))
+        fetched = asked(observable, lambda: self._records.fetch(lookup, observable))
+        if isinstance(fetched, Exposure):
+            return fetched
+        records, hits, found = fetched
         ids = list(dict.fromkeys(r.source_id for r in records if r.source_id is not None))
         machines = self._machines(records)
         with self._pools.open(2 if machines else 1, 'devices') as pool:
-            asked = pool.submit(self._devices, lookup, machines)
+            compass_call = pool.submit(self._devices, lookup, machines)
             catalogs, reasons, evidence = self._sources_and_verdict(
-                lookup, observable, records, hits, found, ids, ahead
+                lookup, observable, fetched, ids, ahead
             )
-        devices = self._devices_of(lookup, asked, found)
+        devices = self._devices_of(lookup, compass_call, found)
         found.extend(reasons[i] for i in ids if i in reasons)
         unanswered = [i for i in ids if i not in catalogs and i not in reasons]
         if unanswered:
@@ -126,9 +123,7 @@ class Exposures:
         self,
         lookup: Lookup,
         observable: Observable,
-        records: list[BreachRecord],
-        hits: int,
-        found: list[RelayWarning],
+        fetched: Found,
         ids: list[int],
         ahead: VerdictsAhead | None,
     ) -> tuple[dict[int, Catalog], dict[int, RelayWarning], Evidence | None]:
@@ -137,9 +132,9 @@ class Exposures:
         once, neither waiting for the other; else no thread is started for it."""
         if ahead is not None and ahead.holds(observable):
             catalogs, reasons = self._catalogs.get(lookup, ids)
-            evidence = ahead.evidence(lookup, observable, found)
+            evidence = ahead.evidence(lookup, observable, fetched[2])
         else:
-            sources, evidence = self._beside(lookup, observable, records, hits, found, ids)
+            sources, evidence = self._beside(lookup, observable, fetched, ids)
             catalogs, reasons = sources
         source = evidence.newest.source_id if evidence is not None else None
         if source is not None and source not in catalogs:  # for the judgement's link
@@ -147,16 +142,11 @@ class Exposures:
         return catalogs, reasons, evidence
 
     def _beside(
-        self,
-        lookup: Lookup,
-        observable: Observable,
-        records: list[BreachRecord],
-        hits: int,
-        found: list[RelayWarning],
-        ids: list[int],
+        self, lookup: Lookup, observable: Observable, fetched: Found, ids: list[int]
     ) -> tuple[Sources, Evidence | None]:
         """The catalogs, and the verdict's call beside them on a pool of two when it takes one."""
-        held = self._verdicts.at_hand(lookup, observable, records, hits, found)
+        held = self._verdicts.at_hand(lookup, observable, fetched)
+        found = fetched[2]
         if held is not MISSING:
             return self._catalogs.get(lookup, ids), cast('Evidence | None', held)
         with self._pools.open(2, 'beside') as pool:

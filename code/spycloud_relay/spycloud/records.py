@@ -6,16 +6,16 @@ stops the paging: the earlier pages are kept, with a warning that says why. Only
 answers are cached (per key, observable, filters and limit): a cut-short one is asked again.
 """
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import RelayError, RelayWarning
 from spycloud_relay.spycloud import warnings
-from spycloud_relay.spycloud.failures import BadRequest
+from spycloud_relay.spycloud.failures import BadRequest, Refused
 from spycloud_relay.spycloud.lookup import Lookup
-from spycloud_relay.spycloud.models import BreachRecord, Observable, page_items
+from spycloud_relay.spycloud.models import BreachRecord, Exposure, Observable, page_items
 from spycloud_relay.spycloud.transport import Transport
 from spycloud_relay.state import MISSING, Store
 
@@ -30,11 +30,25 @@ CURSOR_EXPIRED = 'cursor'  # SpyCloud's 400 for a stale cursor names the paramet
 
 # (records, hits, warnings): the newest records, SpyCloud's count, and what cut them short.
 Found = tuple[list[BreachRecord], int, list[RelayWarning]]
+Answer = TypeVar('Answer')
 
 
 def records_path(observable: Observable) -> str:
     """The records endpoint of an observable, its value a single path step."""
     return PAGE_ENDPOINTS[observable.type] + quote(observable.value, safe='@')
+
+
+def asked(observable: Observable, call: Callable[[], Answer]) -> Answer | Exposure:
+    """``call()``'s answer on ``observable``, or the empty Exposure that says why there is none:
+    a value of dots only is never asked (records_path would read it as a path step), and
+    SpyCloud refuses a selector that is not on the key's watchlist. Observe, the sources-only
+    lookup and the verdict call share it, so the three say the same."""
+    if not observable.value.strip('.'):
+        return Exposure.empty(observable, warnings.not_a_value(observable))
+    try:
+        return call()
+    except Refused as error:
+        return Exposure.empty(observable, warnings.refused(observable, error))
 
 
 class Pages:

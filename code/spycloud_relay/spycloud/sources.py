@@ -8,13 +8,11 @@ sources from the catalog cache, else fetched by ten ids per call at once
 """
 
 from spycloud_relay.errors import RelayError
-from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.catalogs import Catalogs
-from spycloud_relay.spycloud.failures import Refused
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import Exposure, Observable
 from spycloud_relay.spycloud.pool import Pools
-from spycloud_relay.spycloud.records import BreachRecords
+from spycloud_relay.spycloud.records import BreachRecords, asked
 
 
 class ExposingSources:
@@ -31,12 +29,10 @@ class ExposingSources:
 
     def one(self, lookup: Lookup, observable: Observable) -> Exposure:
         """The records of an observable (cached, else the first page) and their sources."""
-        if not observable.value.strip('.'):
-            return Exposure.empty(observable, warnings.not_a_value(observable))
-        try:
-            records, hits, found = self._records.first(lookup, observable)
-        except Refused as error:
-            return Exposure.empty(observable, warnings.refused(observable, error))
+        first = asked(observable, lambda: self._records.first(lookup, observable))
+        if isinstance(first, Exposure):
+            return first
+        records, hits, found = first
         ids = list(dict.fromkeys(r.source_id for r in records if r.source_id is not None))
         catalogs, reasons = self._catalogs.get(lookup, ids)
         found.extend(reasons[i] for i in ids if i in reasons)

@@ -21,7 +21,7 @@ from spycloud_relay.spycloud.failures import BadRequest, Refused
 from spycloud_relay.spycloud.lookup import Lookup, VerdictRule
 from spycloud_relay.spycloud.models import BreachRecord, Evidence, Exposure, Observable
 from spycloud_relay.spycloud.pool import Pools, waited
-from spycloud_relay.spycloud.records import PAGE_ENDPOINTS, Pages, records_path
+from spycloud_relay.spycloud.records import PAGE_ENDPOINTS, Found, Pages, asked, records_path
 from spycloud_relay.spycloud.transport import Transport
 from spycloud_relay.state import MISSING, Store
 
@@ -121,14 +121,12 @@ class Verdicts:
 
     def judged(self, lookup: Lookup, observable: Observable) -> Exposure:
         """The verdict lookup of one observable the cache does not hold: one call."""
-        if not observable.value.strip('.'):
-            return Exposure.empty(observable, warnings.not_a_value(observable))
         try:
-            evidence = self.fetched(lookup, observable)
-        except Refused as error:
-            return Exposure.empty(observable, warnings.refused(observable, error))
+            evidence = asked(observable, lambda: self.fetched(lookup, observable))
         except DeadlineReached:
             return Exposure.empty(observable, verdict_cut_short(lookup, observable))
+        if isinstance(evidence, Exposure):
+            return evidence
         return Exposure.judged(observable, evidence)
 
     def fetched(self, lookup: Lookup, observable: Observable) -> Evidence | None:
@@ -144,20 +142,14 @@ class Verdicts:
         self._cache.set(evidence_key(lookup, observable), evidence, secret=lookup.api_key)
         return evidence
 
-    def at_hand(
-        self,
-        lookup: Lookup,
-        observable: Observable,
-        records: list[BreachRecord],
-        hits: int,
-        found: list[RelayWarning],
-    ) -> object:
+    def at_hand(self, lookup: Lookup, observable: Observable, fetched: Found) -> object:
         """Observe's verdict when no call is needed: None without a rule (or for a domain or an
-        IP), decided from its own records when they hold every candidate, or cached; MISSING
-        when it takes the verdict call."""
+        IP), decided from its own records (``fetched``) when they hold every candidate, or
+        cached; MISSING when it takes the verdict call."""
         rule = lookup.verdicts
         if rule is None or observable.type not in VERDICT_TYPES:
             return None
+        records, hits, found = fetched
         key = evidence_key(lookup, observable)
         if not found and hits == len(records) and covers(lookup.filters, rule):
             evidence = _evidence(rule, records, hits=None)
