@@ -186,7 +186,8 @@ def with_api_options(command: Command) -> Command:
     metavar='N',
     default=str(DEFAULT_MIN_LENGTH),
     show_default=True,
-    help='Password policy: an exposed password shorter than N characters fails it (0: no minimum).',
+    help='Password policy: an exposed password shorter than N characters fails it '
+    f'(0: no minimum; at most {MAX_PASSWORD_LENGTH}).',
 )
 @click.option(
     '--password-require-symbol',
@@ -217,7 +218,7 @@ def lookup(
     Prints one table per observable: date, severity, breach title, site, the password (masked
     unless --show-passwords), its type, the password policy's check and what to do. Example:
 
-        relay lookup --simulator --password-min-length 14 admin@example.org r6c3.example.net
+        relay lookup --simulator --password-min-length 14 admin@example.org
     """
     policy = password_policy(password_min_length, password_require_symbol)
     items = [Observable(kind or guess_type(value), value.strip()) for value in observables]
