@@ -196,8 +196,9 @@ def summary(machine, published):
 
 
 def summaries(tenant_records):
-    """``compass/devices`` over the tenant's records of a period: one entry per machine its
-    infostealer records name, newest first."""
+    """``compass/devices`` over the tenant's records of a period (``tenant_records``, those
+    published within since/until): one entry per machine its infostealer records name, dated
+    by its newest of them, newest first."""
     newest = {}
     for record in tenant_records:
         machine = record.get('infected_machine_id')
