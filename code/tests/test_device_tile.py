@@ -179,6 +179,14 @@ def test_a_failing_compass_is_the_error_envelope(relay, spycloud):
     assert 'errors' not in tile_data(relay, NEWEST)  # the failure was not kept
 
 
+def test_a_refused_ip_is_the_error_envelope_not_the_no_licence_tile(relay, spycloud):
+    spycloud.add_fault(
+        403, match='compass/devices', headers={'SpyCloud-Error': 'Invalid IP 1.2.3.4'}
+    )
+    body = tile_data(relay, NEWEST)
+    assert list(body) == ['errors'] and body['errors'][0]['code'] == 'authorization error', body
+
+
 def test_a_hanging_compass_ends_at_the_deadline(make_relay, spycloud):
     relay = make_relay(spycloud_rate_limit=0, lookup_deadline_s=1.0)
     spycloud.add_fault(mode='hang', match='compass/devices', delay=30)
