@@ -12,7 +12,7 @@ import pytest
 from simulator import compass, data, tenant
 from spycloud_relay.spycloud.compass_devices import MAX_PAGES
 from spycloud_relay.tiles.aggregate import PERIODS
-from support import settled_today
+from support import settled_today, windowed_calls
 from test_tiles import SCHEMAS, TILE_IDS, TILE_SCHEMA, checked
 
 SUMMARY, NEWEST = 'spycloud-infected-devices-summary', 'spycloud-infected-devices'
@@ -234,3 +234,75 @@ def test_no_secret_in_the_device_tiles(relay, spycloud):
     assert len(secrets) > 100
     assert not [s for s in secrets if s in text]
     assert 'sessionid' not in text and 'infected_machine_id' not in text
+
+
+def summary_of(machine, **fields):
+    """A ``compass/devices`` entry published yesterday (in every period but the last 24
+    hours)."""
+    day = datetime.datetime.now(datetime.UTC).date() - datetime.timedelta(days=1)
+    return {
+        'infected_machine_id': machine,
+        'application_count': 3,
+        'ip_addresses': ['198.51.100.7'],
+        'spycloud_publish_date': f'{day.isoformat()}T00:00:00Z',
+        'user_os': 'Windows 11 Pro x64',
+        'user_hostname': 'LAPTOP-1',
+        'infected_time': '2026-01-02T03:04:05Z',
+        **fields,
+    }
+
+
+def test_what_compass_sends_is_text_and_odd_fields_are_read(relay, spycloud):
+    from test_tiles import HOSTILE, rendered
+
+    entries = [
+        summary_of(f'm{i}', user_os=text, user_hostname=text, ip_addresses=[text])
+        for i, text in enumerate(HOSTILE)
+    ]
+    entries += [
+        summary_of('masked', user_hostname='********', application_count='7'),
+        summary_of(7, user_hostname='NOT-AN-ID'),  # no usable machine id: left out
+        summary_of(
+            'odd',
+            user_hostname=None,
+            application_count=True,
+            ip_addresses='198.51.100.9',
+            infected_time=5,
+        ),
+        'not an object',
+    ]
+    spycloud.add_fault(200, match='compass/devices', body={'cursor': '', 'results': entries})
+    body = tile_data(relay, NEWEST)
+    assert 'errors' not in body, body
+    lines = body['data']['data']
+    html = rendered(lines)
+    assert '<img' not in html and '<script' not in html and 'href' not in html, html
+    assert lines[0].startswith(f'**{len(HOSTILE) + 2} infected device(s)**')
+    assert '| machine masked | 198.51.100.7 |' in '\n'.join(lines)
+    assert 'NOT-AN-ID' not in html
+    (odd,) = [line for line in lines if line.startswith('| machine odd |')]
+    assert odd.split(' | ')[1:4] == ['—', 'Windows 11 Pro x64', '—']  # no IPs, no count
+
+
+def test_every_tile_at_once_costs_one_gathering_of_each(make_relay, spycloud):
+    import threading
+
+    relay = make_relay(spycloud_rate_limit=0)
+    spycloud.latency = 0.05  # a gathering lasts long enough for the tiles to meet
+    asks = (TILE_IDS + DEVICE_TILES) * 2
+    start, answers = threading.Barrier(len(asks)), [None] * len(asks)
+
+    def ask(index, tile_id):
+        start.wait()
+        answers[index] = tile_data(relay, tile_id, 'last_30_days')
+
+    threads = [threading.Thread(target=ask, args=pair) for pair in enumerate(asks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert all(a is not None and 'errors' not in a for a in answers), answers
+    assert len(device_calls(spycloud)) == 1
+    assert len([c for c in spycloud.request_log if c['endpoint'] == 'watchlist-records']) == (
+        windowed_calls('last_30_days')
+    )
