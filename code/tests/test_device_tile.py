@@ -306,3 +306,12 @@ def test_every_tile_at_once_costs_one_gathering_of_each(make_relay, spycloud):
     assert len([c for c in spycloud.request_log if c['endpoint'] == 'watchlist-records']) == (
         windowed_calls('last_30_days')
     )
+
+
+def test_a_picture_in_redis_serves_another_replica(make_relay, spycloud, fresh_redis):
+    first, second = (make_relay(spycloud_rate_limit=0, redis_url=fresh_redis.url) for _ in range(2))
+    cold = tile_data(first, NEWEST, 'last_90_days')
+    assert len(device_calls(spycloud)) == 1
+    spycloud.reset_stats()
+    warm = tile_data(second, NEWEST, 'last_90_days')
+    assert spycloud.request_log == [] and warm['data']['data'] == cold['data']['data']
