@@ -17,7 +17,7 @@ from typing import Any
 from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import RelayError, RelayWarning
 from spycloud_relay.spycloud import warnings
-from spycloud_relay.spycloud.compass import _hostname, _ip, _text, wanted_machine
+from spycloud_relay.spycloud.compass import shown_hostname, shown_ip, shown_text, wanted_machine
 from spycloud_relay.spycloud.failures import BadRequest
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import parse_time
@@ -104,14 +104,13 @@ def summary(raw: object) -> DeviceSummary | None:
     if machine is None:
         return None
     ips = raw.get('ip_addresses')
+    shown_ips = (shown_ip(ip) for ip in (ips if isinstance(ips, list) else ()))
     count = raw.get('application_count')
     return DeviceSummary(
         machine_id=machine,
-        hostname=_hostname(raw.get('user_hostname')),
-        ips=tuple(dict.fromkeys(ip for ip in map(_ip, ips if isinstance(ips, list) else ()) if ip))[
-            :MAX_IPS
-        ],
-        os=_text(raw.get('user_os')),
+        hostname=shown_hostname(raw.get('user_hostname')),
+        ips=tuple(dict.fromkeys(ip for ip in shown_ips if ip))[:MAX_IPS],
+        os=shown_text(raw.get('user_os')),
         applications=count
         if isinstance(count, int) and not isinstance(count, bool) and count >= 0
         else None,
