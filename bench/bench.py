@@ -16,7 +16,8 @@ simulator with a settable latency, then prints a table and writes JSON:
    with lists on and off (SPYCLOUD_EMAIL_BATCH=1) in the same run, a cold deliberate of 20 and
    an observe of 20 whose own records cannot decide their verdicts (min_severity 25);
 7. the dashboard: cold last_90_days tile data over the demo tenant (27,444 records), every tile
-   warm, the SpyCloud calls, and how much the worker's memory grew while aggregating; then every
+   warm, the SpyCloud calls, and how much the worker's memory grew while aggregating; the
+   infected-devices tiles (Compass) cold and warm, with their calls; then every
    tile asked at the same moment (cold, default budget), on one worker and on two replicas of
    two workers on one Redis: the calls of all against one gathering's, and the partial tiles;
 8. two replicas of two workers on one Redis (see replicas_table);
@@ -364,6 +365,44 @@ def tiles_table(url, token, spycloud, repeat):
     }
 
 
+DEVICE_TILE_IDS = ('spycloud-infected-devices-summary', 'spycloud-infected-devices')
+
+
+def device_tiles_table(url, token, spycloud, repeat):
+    """The infected-devices tiles (SpyCloud Compass), last_90_days: cold, the period's device
+    list gathered (its compass/devices calls); warm, each tile again from the cache."""
+    client = Client(url, token)
+    spycloud.reset_stats()
+    started = time.perf_counter()
+    response = client.session.post(
+        url + '/tiles/tile-data',
+        timeout=60,
+        json={'tile_id': DEVICE_TILE_IDS[0], 'period': 'last_90_days'},
+    )
+    cold = time.perf_counter() - started
+    assert response.status_code == 200 and 'errors' not in response.json(), response.text
+    cold_calls = spycloud.stats()['requests']
+    warm, warm_calls = [], 0
+    for _ in range(repeat):
+        for tile_id in DEVICE_TILE_IDS:
+            spycloud.reset_stats()
+            started = time.perf_counter()
+            client.session.post(
+                url + '/tiles/tile-data',
+                timeout=60,
+                json={'tile_id': tile_id, 'period': 'last_90_days'},
+            )
+            warm.append(time.perf_counter() - started)
+            warm_calls += spycloud.stats()['requests']
+    return {
+        'devices': response.json()['data']['data'][0]['value'],
+        'cold_ms': cold * 1000,
+        'calls_cold': cold_calls,
+        'warm_median_ms': statistics.median(warm) * 1000,
+        'calls_warm': warm_calls,
+    }
+
+
 def tiles_at_once(targets, spycloud, period='last_90_days'):
     """Every tile of one period asked at the same moment, as XDR's dashboard does (cold), each
     on a fresh connection, spread over ``targets`` (replicas, and so their workers): the
@@ -617,6 +656,9 @@ def main(argv=None):
 
             print('dashboard tiles ...', flush=True)
             results['tiles'] = tiles_table(url, issuer.mint(url), spycloud, args.repeat)
+            results['device_tiles'] = device_tiles_table(
+                url, issuer.mint(url), spycloud, args.repeat
+            )
             print('e-mail lists on ...', flush=True)
             results['lists'] = {'on': lists_row(url, issuer, spycloud, args.repeat, latency)}
         with gunicorn_relay(spycloud, issuer, LOG_LEVEL='warning', WEB_CONCURRENCY=1) as url:
@@ -762,6 +804,12 @@ def report(results):
         f'{tiles["warm_median_ms"]:.1f} ms (max {tiles["warm_max_ms"]:.1f}), '
         f'{tiles["calls_warm"]} calls; worker memory grew '
         f'{tiles["worker_rss_growth_mib"]:.1f} MiB'
+    )
+    devices = results['device_tiles']
+    print(
+        f'   infected-devices tiles ({devices["devices"]} devices, Compass): cold '
+        f'{devices["cold_ms"]:.0f} ms with {devices["calls_cold"]} compass/devices call(s); '
+        f'warm median {devices["warm_median_ms"]:.1f} ms, {devices["calls_warm"]} calls'
     )
     one_gathering = tiles['calls_cold_watchlist']
     for where, run in (

@@ -180,13 +180,13 @@ def records_of(machines):
 
 def summary(machine, published):
     """``compass/devices``'s entry for a machine (spec §2.4)."""
-    facts = profile(machine)
-    applications = {record['target_domain'] for record in records(machine)}
+    facts, found = profile(machine), records(machine)
+    applications = {record['target_domain'] for record in found}
     entry = {
         'infected_machine_id': machine,
         'application_count': len(applications),
         'ip_addresses': facts['ip_addresses'],
-        'source_id': records(machine)[0]['source_id'],
+        'source_id': found[0]['source_id'],
         'spycloud_publish_date': published,
         'user_os': facts['user_os'],
         'user_hostname': facts['user_hostname'],
@@ -196,8 +196,9 @@ def summary(machine, published):
 
 
 def summaries(tenant_records):
-    """``compass/devices`` over the tenant's records of a period: one entry per machine its
-    infostealer records name, newest first."""
+    """``compass/devices`` over the tenant's records of a period (``tenant_records``, those
+    published within since/until): one entry per machine its infostealer records name, dated
+    by its newest of them, newest first."""
     newest = {}
     for record in tenant_records:
         machine = record.get('infected_machine_id')

@@ -849,8 +849,11 @@ class SpyCloudSimulator(Served):
         if kind == 'compass-device-records':
             return compass.records_of(value)
         if kind == 'compass-devices':
+            # Each machine dated by its newest record within since/until: a machine is listed
+            # exactly when it has a record in the window, whatever its records outside it.
             today = datetime.datetime.now(datetime.UTC).date()
-            return compass.summaries(tenant.select(today, None, None))
+            window = tenant.select(today, _date(query, 'since'), _date(query, 'until'))
+            return compass.summaries(window)
         if kind == 'emails' and ',' in value:
             return self._email_list(value)
         if kind != 'watchlist':

@@ -42,9 +42,11 @@ from spycloud_relay.terminal import (
     fail,
     print_bundle,
     print_dashboard,
+    print_devices,
     print_tables,
 )
 from spycloud_relay.tiles.aggregate import DEFAULT_PERIOD, PERIODS
+from spycloud_relay.tiles.devices_gather import DeviceTiles, GatheredDevices
 from spycloud_relay.tiles.gather import Dashboard
 
 # A click command's function, as the shared options decorate it.
@@ -334,7 +336,8 @@ def watchlist(
 )
 @with_api_options
 def tiles(period: str, api_key_env: str, api_url: str | None, simulator: bool) -> None:
-    """Print the exposure dashboard XDR shows for the watchlist, in the terminal."""
+    """Print the exposure dashboard XDR shows for the watchlist, and the infected devices
+    of SpyCloud Compass, in the terminal."""
     key = api_key_from(api_key_env, simulator)
     with spycloud_for(simulator, api_url) as url:
         settings = settings_for(url)
@@ -343,7 +346,13 @@ def tiles(period: str, api_key_env: str, api_url: str | None, simulator: bool) -
                 gathered = Dashboard(client, settings).gathered(client.lookup(key), period)
             except RelayError as error:
                 fail(f'{error.code}: {error.message}', EXIT_LOOKUP)
+            devices: GatheredDevices | RelayError
+            try:  # a gathering of its own, with a deadline of its own
+                devices = DeviceTiles(client, settings).gathered(client.lookup(key), period)
+            except RelayError as error:
+                devices = error  # printed as a warning: the dashboard above stands
     print_dashboard(gathered, settings.spycloud_ui_url, period)
+    print_devices(devices, period)
 
 
 def add_developer_commands(group: click.Group) -> None:

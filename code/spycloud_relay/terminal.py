@@ -20,7 +20,9 @@ from spycloud_relay.errors import RelayError
 from spycloud_relay.spycloud.client import VERDICT_TYPES
 from spycloud_relay.spycloud.lookup import VerdictRule
 from spycloud_relay.spycloud.models import BreachRecord, Catalog, Exposure
+from spycloud_relay.tiles import devices as device_tiles
 from spycloud_relay.tiles.dashboard import TILES, tile_data
+from spycloud_relay.tiles.devices_gather import GatheredDevices
 from spycloud_relay.tiles.gather import Gathered
 
 EXIT_LOOKUP, EXIT_USAGE, EXIT_CONFIG = 1, 2, 3
@@ -122,6 +124,21 @@ def print_dashboard(gathered: Gathered, ui_url: str, period: str) -> None:
         console.rule(f'{tile["title"]} ({period})')
         print_tile(console, tile['type'], doc)
     for warning in gathered.aggregate.warnings:
+        console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)
+
+
+def print_devices(gathered: GatheredDevices | RelayError, period: str) -> None:
+    """The infected-devices tiles of the period (SpyCloud Compass), or why they are not."""
+    console = Console()
+    if isinstance(gathered, RelayError):
+        console.rule(f'Infected devices ({period})')
+        console.print(f'[yellow]warning[/] {gathered.code}: {gathered.message}', highlight=False)
+        return
+    for tile in device_tiles.TILES:
+        doc = device_tiles.tile_data(tile['id'], gathered.infected, gathered.computed_at, 0)
+        console.rule(f'{tile["title"]} ({period})')
+        print_tile(console, tile['type'], doc)
+    for warning in gathered.infected.warnings:
         console.print(f'[yellow]warning[/] {warning.code}: {warning.message}', highlight=False)
 
 

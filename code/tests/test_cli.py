@@ -146,12 +146,16 @@ def test_tiles_print_the_dashboard(spycloud):
         'Exposures by severity',
         'Most exposed accounts',
         'Newest breach sources',
+        'Infected devices summary',
+        'Infected devices (last_24_hours)',
     ):
         assert title in result.output
     assert 'Exposed accounts: ' in result.output and 'Corporate credentials' in result.output
+    assert 'Infected devices: ' in result.output and 'infected device(s)' in result.output
     endpoints = [c['endpoint'] for c in spycloud.request_log]
     assert endpoints[0] == 'watchlist-records'  # the day's window, then the catalogs
     assert endpoints.count('watchlist-records') == windowed_calls('last_24_hours')
+    assert endpoints[-1] == 'compass-devices' and endpoints.count('compass-devices') == 1
     refused = run('tiles', '--api-url', spycloud.url, env={'SPYCLOUD_API_KEY': 'wrong'})
     assert refused.exit_code == 1 and 'authorization error' in refused.output
 

@@ -8,6 +8,7 @@ from spycloud_relay.api.auth import TokenVerifier
 from spycloud_relay.api.module_settings import ModuleSettings
 from spycloud_relay.config import Settings
 from spycloud_relay.spycloud.client import SpyCloudClient
+from spycloud_relay.tiles.devices_gather import DeviceTiles
 from spycloud_relay.tiles.gather import Dashboard
 
 EXTENSION = 'spycloud_relay'
@@ -19,6 +20,7 @@ class Services:
     verifier: TokenVerifier
     spycloud: SpyCloudClient
     dashboard: Dashboard
+    devices: DeviceTiles
 
     @classmethod
     def create(
@@ -34,6 +36,7 @@ class Services:
             verifier=verifier or TokenVerifier(settings),
             spycloud=spycloud,
             dashboard=Dashboard(spycloud, settings),
+            devices=DeviceTiles(spycloud, settings),
         )
 
     def init_app(self, app: Flask) -> None:

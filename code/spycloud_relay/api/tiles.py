@@ -1,6 +1,8 @@
-"""POST /tiles, /tiles/tile and /tiles/tile-data: the exposure dashboard of the watchlist."""
+"""POST /tiles, /tiles/tile and /tiles/tile-data: the exposure dashboard of the watchlist, and
+the infected devices of SpyCloud Compass (a gathering of their own)."""
 
 from collections.abc import Mapping
+from typing import Any
 
 from flask import Blueprint, Response, request
 
@@ -8,9 +10,13 @@ from spycloud_relay.api.envelope import data_response
 from spycloud_relay.api.schemas import TILE_REQUEST, load_fields, read_json
 from spycloud_relay.api.services import Services, services
 from spycloud_relay.api.telemetry import note_lookup
-from spycloud_relay.errors import InvalidArgumentError
+from spycloud_relay.errors import InvalidArgumentError, RelayError
+from spycloud_relay.spycloud.lookup import Lookup
+from spycloud_relay.tiles import dashboard, devices
 from spycloud_relay.tiles.aggregate import PERIODS
-from spycloud_relay.tiles.dashboard import BY_ID, TILES, tile_data
+
+TILES = [*dashboard.TILES, *devices.TILES]
+BY_ID = {tile['id']: tile for tile in TILES}
 
 tiles_api = Blueprint('tiles', __name__)
 
@@ -43,8 +49,21 @@ def tile_data_route() -> Response:
         )
     lookup = relay.spycloud.lookup(module.api_key)
     note_lookup([], lookup.stats)
+    doc, warnings = _tile_data(relay, lookup, tile_id, period)
+    return data_response(doc, [*module.warnings, *warnings])
+
+
+def _tile_data(
+    relay: Services, lookup: Lookup, tile_id: str, period: str
+) -> tuple[dict[str, Any], list[RelayError]]:
+    """The tile's data and warnings, from its own gathering: Compass's devices or the
+    watchlist's aggregate."""
+    if tile_id in devices.BY_ID:
+        found = relay.devices.gathered(lookup, period)
+        doc = devices.tile_data(tile_id, found.infected, found.computed_at, relay.devices.ttl_s)
+        return doc, list(found.infected.warnings)
     gathered = relay.dashboard.gathered(lookup, period)
-    doc = tile_data(
+    doc = dashboard.tile_data(
         tile_id,
         gathered.aggregate,
         gathered.catalogs,
@@ -52,8 +71,7 @@ def tile_data_route() -> Response:
         gathered.computed_at,
         relay.dashboard.ttl_s,
     )
-    warnings = [*module.warnings, *gathered.aggregate.warnings]
-    return data_response(doc, warnings)
+    return doc, list(gathered.aggregate.warnings)
 
 
 def _body(relay: Services) -> dict[str, str]:

@@ -9,6 +9,7 @@ request. It only assembles the parts, each a module of its own idea:
 - spycloud/verdicts.py: the evidence for a verdict (e-mails batched by spycloud/batching.py);
 - spycloud/exposures.py: observe's assembly of the three, within the lookup's deadline;
 - spycloud/compass.py: the infected machines of infostealer records, and the devices cache;
+- spycloud/compass_devices.py: the infected devices Compass lists over days, for the tiles;
 - spycloud/sources.py: refer's cheaper one, the cached records or the first page only;
 - spycloud/pool.py: each call's own pool of threads, and the deadline-bounded waits;
 - spycloud/watchlist.py and spycloud/watchlist_records.py: the watchlist and its records.
@@ -25,6 +26,7 @@ from spycloud_relay.errors import RelayError, UnknownError
 from spycloud_relay.spycloud.batching import EmailBatching
 from spycloud_relay.spycloud.catalogs import Catalogs, Sources
 from spycloud_relay.spycloud.compass import Compass
+from spycloud_relay.spycloud.compass_devices import DeviceList, infected_devices
 from spycloud_relay.spycloud.exposures import Exposures
 from spycloud_relay.spycloud.failures import BadRequest
 from spycloud_relay.spycloud.lookup import Lookup, VerdictRule
@@ -192,6 +194,11 @@ class SpyCloudClient:
         """The watchlist records of the days ``window`` (first, last) to ``sink``, at most
         ``max_pages`` pages; a 504 raises GatewayTimeout unretried (watchlist_records.py)."""
         return watchlist_window(self._transport, lookup, window, sink, max_pages)
+
+    def compass_devices(self, lookup: Lookup, first: date, last: date) -> DeviceList:
+        """The infected devices Compass lists for the days ``first`` to ``last``, page by
+        page; raises Refused without a Compass licence (spycloud/compass_devices.py)."""
+        return infected_devices(self._transport, lookup, first, last)
 
 
 def _devices_cache(settings: Settings) -> tuple[int, float]:

@@ -205,10 +205,10 @@ def device(machine: str, records: list[Mapping[str, Any]]) -> Device:
     )
     return Device(
         machine_id=machine,
-        hostnames=_facts(records, 'user_hostname', _hostname),
-        ips=_facts(records, 'ip_addresses', _ip),
+        hostnames=_facts(records, 'user_hostname', shown_hostname),
+        ips=_facts(records, 'ip_addresses', shown_ip),
         macs=_facts(records, 'mac_address', _mac),
-        os=next(iter(_facts(records, 'user_os', _text)), None),
+        os=next(iter(_facts(records, 'user_os', shown_text)), None),
         records=len(records),
         applications=tuple(Application(d, c, n) for d, (c, n) in ordered),
     )
@@ -237,7 +237,7 @@ def application(record: Mapping[str, Any]) -> str | None:
     """The site a credential was stolen for: its target domain, else the host of its URL
     (a URL's path and query can carry tokens: only the host is kept)."""
     for name in ('target_domain', 'target_subdomain'):
-        value = _hostname(record.get(name))
+        value = shown_hostname(record.get(name))
         if value:
             return value.lower()
     url = record.get('target_url')
@@ -246,7 +246,7 @@ def application(record: Mapping[str, Any]) -> str | None:
             host = urlsplit(url.strip() if '//' in url else '//' + url.strip()).hostname
         except ValueError:
             return None
-        return _hostname(host)
+        return shown_hostname(host)
     return None
 
 
@@ -261,20 +261,23 @@ def _facts(records: list[Mapping[str, Any]], name: str, check: Any) -> tuple[str
     return tuple(seen)
 
 
-def _text(value: object) -> str | None:
+def shown_text(value: object) -> str | None:
+    """A string SpyCloud sent, as a device fact may show it: none when masked (``*``)."""
     if not isinstance(value, str) or '*' in value:
         return None
     text = ' '.join(value.split())[:200]
     return text or None
 
 
-def _hostname(value: object) -> str | None:
-    text = _text(value)
+def shown_hostname(value: object) -> str | None:
+    """A hostname, or none: anything else is not shown as one."""
+    text = shown_text(value)
     return text if text and HOSTNAME.match(text) else None
 
 
-def _ip(value: object) -> str | None:
-    text = _text(value)
+def shown_ip(value: object) -> str | None:
+    """An IP address in its normal form, or none."""
+    text = shown_text(value)
     try:
         return str(ipaddress.ip_address(text)) if text else None
     except ValueError:
@@ -282,7 +285,7 @@ def _ip(value: object) -> str | None:
 
 
 def _mac(value: object) -> str | None:
-    text = _text(value)
+    text = shown_text(value)
     return text.lower() if text and MAC.match(text) else None
 
 

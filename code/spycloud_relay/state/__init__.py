@@ -60,6 +60,7 @@ _MAX_MB = {
     'records': 'records_cache_max_mb',
     'devices': 'catalog_cache_max_mb',
     'tiles': 'tile_cache_max_mb',
+    'device-tiles': 'tile_cache_max_mb',
     'gatherings': 'tile_cache_max_mb',
     'windows': 'tile_cache_max_mb',  # a window size per key: a few bytes each
 }

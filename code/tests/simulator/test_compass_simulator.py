@@ -106,3 +106,36 @@ def test_devices_lists_the_tenants_machines(sim):
         assert device['application_count'] == len(
             {r['target_domain'] for r in compass.records(device['infected_machine_id'])}
         )
+
+
+def test_devices_of_a_window_are_its_machines_dated_within_it(sim):
+    """since and until both: a machine is listed when it has a record in the window, dated by
+    its newest record there (not by newer records after ``until``)."""
+    for _ in range(2):  # asked again if midnight (UTC) passed meanwhile: the tenant moved
+        today = datetime.datetime.now(datetime.UTC).date()
+        since, until = today - datetime.timedelta(days=40), today - datetime.timedelta(days=20)
+        found = drain(sim, 'compass/devices', since=since.isoformat(), until=until.isoformat())
+        if datetime.datetime.now(datetime.UTC).date() == today:
+            break
+    window = tenant.select(
+        today,
+        datetime.datetime.combine(since, datetime.time()),
+        datetime.datetime.combine(until, datetime.time()),
+    )
+    newest = {}
+    for record in window:
+        if record['severity'] >= 25:
+            machine, stamp = record['infected_machine_id'], record['spycloud_publish_date']
+            newest[machine] = max(newest.get(machine, stamp), stamp)
+    assert (
+        newest and {d['infected_machine_id']: d['spycloud_publish_date'] for d in found} == newest
+    )
+    # some of them have newer records after the window: dated by the window's all the same
+    later = {
+        r['infected_machine_id']
+        for r in tenant.select(today, None, None)
+        if r['severity'] >= 25 and r['spycloud_publish_date'] > f'{until}T00:00:00Z'
+    }
+    assert later & set(newest)
+    stamps = [d['spycloud_publish_date'] for d in found]
+    assert stamps == sorted(stamps, reverse=True)
