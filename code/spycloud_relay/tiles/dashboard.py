@@ -34,21 +34,24 @@ KINDS = ['Corporate credentials', 'Infected users']
 Catalogs = Mapping[int, Catalog]
 
 
-def _tile(tile_id: str, kind: str, title: str, short: str, long: str) -> dict[str, Any]:
+def definition(
+    tile_id: str, kind: str, title: str, short: str, long: str, tags: list[str] = TAGS
+) -> dict[str, Any]:
+    """A tile as ``POST /tiles`` lists it: every tile serves the same periods."""
     return {
         'id': tile_id,
         'type': kind,
         'title': title,
         'short_description': short,
         'description': long,
-        'tags': list(TAGS),
+        'tags': list(tags),
         'periods': list(PERIODS),
         'default_period': DEFAULT_PERIOD,
     }
 
 
 TILES = [
-    _tile(
+    definition(
         SUMMARY,
         'metric_group',
         'Exposure summary',
@@ -57,7 +60,7 @@ TILES = [
         'exposure records, infostealer infections (distinct infected machines among records '
         'of severity 25 and above) and plaintext passwords exposed (a count, never a value).',
     ),
-    _tile(
+    definition(
         PER_DAY,
         'vertical_bar_chart',
         'Exposures per day',
@@ -66,7 +69,7 @@ TILES = [
         'severity: Low (2), Medium (5), High (20, plaintext credentials), Critical (25 and '
         'above: infostealer logs and stolen sessions).',
     ),
-    _tile(
+    definition(
         BY_SEVERITY,
         'donut_graph',
         'Exposures by severity',
@@ -75,7 +78,7 @@ TILES = [
         'credentials (breaches and combo lists) against infected users (infostealer logs of '
         'a machine).',
     ),
-    _tile(
+    definition(
         ACCOUNTS,
         'markdown',
         'Most exposed accounts',
@@ -83,7 +86,7 @@ TILES = [
         'The ten watchlist accounts with the most exposure records in the period: records, '
         'worst severity, newest record and their breach sources. No password is shown.',
     ),
-    _tile(
+    definition(
         SOURCES,
         'markdown',
         'Newest breach sources',

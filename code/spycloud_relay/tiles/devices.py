@@ -17,7 +17,8 @@ from spycloud_relay.ctim.mapping import ctim_time
 from spycloud_relay.ctim.markdown import text
 from spycloud_relay.errors import RelayWarning
 from spycloud_relay.spycloud.compass_devices import DeviceSummary
-from spycloud_relay.tiles.aggregate import DEFAULT_PERIOD, PERIODS, Period
+from spycloud_relay.tiles.aggregate import Period
+from spycloud_relay.tiles.dashboard import definition
 
 DEVICES_SUMMARY, NEWEST_DEVICES = 'spycloud-infected-devices-summary', 'spycloud-infected-devices'
 TAGS = ['SpyCloud', 'Compass', 'Infected devices']
@@ -30,16 +31,7 @@ UNLICENSED = RelayWarning(
 
 
 def _tile(tile_id: str, kind: str, title: str, short: str, long: str) -> dict[str, Any]:
-    return {
-        'id': tile_id,
-        'type': kind,
-        'title': title,
-        'short_description': short,
-        'description': long,
-        'tags': list(TAGS),
-        'periods': list(PERIODS),
-        'default_period': DEFAULT_PERIOD,
-    }
+    return definition(tile_id, kind, title, short, long, TAGS)
 
 
 TILES = [
