@@ -21,13 +21,12 @@ import click
 from spycloud_relay.api.module_settings import (
     DEFAULT_VERDICT_DAYS,
     DEFAULT_VERDICT_SEVERITY,
-    MAX_PASSWORD_LENGTH,
     SEVERITY_LEVELS,
     VERDICT_SEVERITIES,
     ModuleSettings,
 )
 from spycloud_relay.config import VERSION, ConfigError, Settings
-from spycloud_relay.ctim.facts import DEFAULT_MIN_LENGTH, PasswordPolicy
+from spycloud_relay.ctim.facts import DEFAULT_MIN_LENGTH, MAX_PASSWORD_LENGTH, PasswordPolicy
 from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import RelayError
 from spycloud_relay.spycloud.client import PAGE_ENDPOINTS, SpyCloudClient

@@ -491,6 +491,11 @@ def test_no_secret_in_what_xdr_stores_what_the_command_prints_or_logs(
         ({'SYNC_SEVERITIES': '20,99'}, 'SYNC_SEVERITIES'),
         ({'SYNC_BUNDLE_MAX': 'many'}, 'SYNC_BUNDLE_MAX'),
         ({'SYNC_LOOKBACK_DAYS': '0'}, 'SYNC_LOOKBACK_DAYS'),
+        ({'SYNC_WINDOW_DAYS': '366'}, 'SYNC_WINDOW_DAYS'),
+        ({'SYNC_WINDOW_PAGES': '0'}, 'SYNC_WINDOW_PAGES'),
+        ({'SYNC_PASSWORD_MIN_LENGTH': '-1'}, 'SYNC_PASSWORD_MIN_LENGTH'),
+        ({'SYNC_PASSWORD_MIN_LENGTH': 'twelve'}, 'SYNC_PASSWORD_MIN_LENGTH'),
+        ({'SYNC_PASSWORD_REQUIRE_SYMBOL': 'maybe'}, 'SYNC_PASSWORD_REQUIRE_SYMBOL'),
         ({'XDR_API_URL': 'http://xdr.example.com'}, 'XDR_API_URL'),
         ({'SPYCLOUD_API_URL': 'ftp://spycloud.example'}, 'SPYCLOUD_API_URL'),
         ({'REDIS_URL': 'http://user:Redis-Pa55@redis.example'}, 'REDIS_URL'),
@@ -514,6 +519,90 @@ def test_bad_usage_is_refused_before_anything_runs(spycloud, xdr, tmp_path, args
     assert result.exit_code == 2, result.output
     assert 'Traceback' not in result.output and result.stdout == ''
     assert xdr.request_log == [] and spycloud.request_log == []
+
+
+# -- a long first run, window by window -------------------------------------------------------
+
+
+def test_a_long_lookback_is_imported_window_by_window_each_checkpointed(spycloud, xdr, tmp_path):
+    """21 days in windows of at most 7: each window imported and its end checkpointed before
+    the next is asked, so a failure in the second keeps the first; the next run resumes there
+    and the whole span ends up in XDR once."""
+    env = sync_env(spycloud, xdr, tmp_path, SYNC_LOOKBACK_DAYS=21, SYNC_WINDOW_DAYS=7)
+    ends = []
+
+    def refuse_after_the_first_window(line):
+        ends.append(line)
+        xdr.add_fault(400, match='bundle/import')
+
+    failed = once(env, progress=refuse_after_the_first_window)
+    assert failed.failure is not None and 'HTTP 400' in failed.failure
+    assert failed.windows == 1 and len(ends) == 1
+    (first_call, *_) = watchlist_calls(spycloud)
+    since = moment(first_call['query']['since_modification_date'][0])
+    first_end = moment(first_call['query']['until_modification_date'][0])
+    assert first_end - since == timedelta(days=7)
+    assert failed.checkpoint == first_end.strftime(STAMP)
+    kept = json.loads((tmp_path / 'sync.json').read_text())['checkpoint']
+    assert datetime.fromisoformat(kept) == first_end
+    assert failed.records_read == len(tenant_records(since, first_end))
+
+    xdr.clear_faults()
+    spycloud.reset_stats()
+    resumed = once(env)
+    assert resumed.complete, resumed
+    starts = [
+        moment(c['query']['since_modification_date'][0])
+        for c in watchlist_calls(spycloud)
+        if 'cursor' not in c['query']
+    ]
+    assert starts[0] == first_end and len(starts) == resumed.windows >= 2
+    ends_of = [moment(c['query']['until_modification_date'][0]) for c in watchlist_calls(spycloud)]
+    assert all(
+        end - start <= timedelta(days=7) for start, end in zip(starts, ends_of, strict=False)
+    )
+    records = tenant_records(since, moment(resumed.checkpoint))
+    assert stored_counts(xdr) == expected_counts(records)
+    assert_each_external_id_once(xdr)
+
+
+# -- the password policy of the incidents' sightings ------------------------------------------
+
+
+def policy_cells(xdr):
+    """Every stored sighting's ``password_policy`` cell (its data table has one row)."""
+    cells = []
+    for doc in xdr.entities('sighting'):
+        names = [column['name'] for column in doc['data']['columns']]
+        cells += [row[names.index('password_policy')] for row in doc['data']['rows']]
+    return cells
+
+
+@pytest.mark.parametrize(
+    ('length', 'symbol', 'shown', 'never'),
+    [
+        ('0', 'false', 'not checked (no policy)', ('too short', 'meets policy', 'no symbol')),
+        ('256', 'true', 'too short (', ('meets policy', 'not checked')),
+        ('1', 'yes', 'no symbol', ('too short', 'not checked')),
+    ],
+)
+def test_the_sightings_check_passwords_against_the_sync_policy(
+    spycloud, xdr, tmp_path, length, symbol, shown, never
+):
+    env = sync_env(
+        spycloud,
+        xdr,
+        tmp_path,
+        SYNC_PASSWORD_MIN_LENGTH=length,
+        SYNC_PASSWORD_REQUIRE_SYMBOL=symbol,
+    )
+    assert once(env).complete
+    cells = policy_cells(xdr)
+    assert len(cells) == len(xdr.entities('sighting')) > 0
+    assert any(cell.startswith(shown) for cell in cells)
+    assert not [cell for cell in cells if any(word in cell for word in never)]
+    checked = [c for c in cells if not c.startswith(('no password', 'unknown'))]
+    assert checked and all(c.startswith(shown) or c == 'meets policy' for c in checked)
 
 
 # -- 12: a file checkpoint -------------------------------------------------------------------

@@ -14,7 +14,7 @@ from spycloud_relay.errors import RelayWarning
 from spycloud_relay.spycloud.failures import GatewayTimeout
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.transport import Transport
-from spycloud_relay.sync.pull import MIN_WINDOW, PulledWindow, pull_changed
+from spycloud_relay.sync.pull import MIN_WINDOW, PAGE_BOUND, PulledWindow, pull_changed, spans
 
 STAMP = '%Y-%m-%dT%H:%M:%SZ'
 SEVERITIES = (20, 25, 26, 30)
@@ -139,7 +139,8 @@ def test_a_window_follows_its_cursor_to_the_last_page(spycloud, transport, looku
     spycloud.page_size = 7
     until = now()
     since = until - datetime.timedelta(days=7)
-    (window,) = pull_changed(transport, lookup, since, until, SEVERITIES)
+    unbounded = 1_000_000  # the page bound is another test's
+    (window,) = pull_changed(transport, lookup, since, until, SEVERITIES, page_bound=unbounded)
     expected = modified_between(since, until)
     assert {r.document_id for r in window.records} == expected
     calls = watchlist_calls(spycloud)
@@ -190,7 +191,7 @@ def test_an_expired_cursor_has_the_window_asked_again_from_its_start(spycloud, t
     spycloud.refuse_parameter('cursor', 'Cursor not found.', match='cursor=', times=1)
     until = now()
     since = until - datetime.timedelta(days=7)
-    (window,) = pull_changed(transport, lookup, since, until, SEVERITIES)
+    (window,) = pull_changed(transport, lookup, since, until, SEVERITIES, page_bound=1_000_000)
     expected = modified_between(since, until)
     assert {r.document_id for r in window.records} == expected
     pages = math.ceil(len(expected) / 50)
@@ -241,3 +242,122 @@ def test_a_record_repeated_within_a_window_is_read_once(spycloud, transport, loo
     )
     assert [r.document_id for r in window.records] == ['a', 'b']
     assert isinstance(window, PulledWindow) and len(watchlist_calls(spycloud)) == 3
+
+
+# -- windows no longer than SYNC_WINDOW_DAYS, and no more pages than SYNC_WINDOW_PAGES --------
+
+
+def query_span(call):
+    return tuple(
+        datetime.datetime.strptime(call['query'][name][0], STAMP).replace(tzinfo=datetime.UTC)
+        for name in ('since_modification_date', 'until_modification_date')
+    )
+
+
+def test_a_long_span_is_the_fewest_windows_no_longer_than_the_window(spycloud, transport, lookup):
+    """A first run over 90 days with 30-day windows: three windows, oldest first, each
+    imported (and checkpointed) before the next is asked; one page per 1000 records."""
+    until = now()
+    since = until - datetime.timedelta(days=90)
+    month = datetime.timedelta(days=30)
+    windows = list(pull_changed(transport, lookup, since, until, SEVERITIES, window=month))
+    bounds = [
+        (since, since + month),
+        (since + month, since + 2 * month),
+        (since + 2 * month, until),
+    ]
+    assert [(w.since, w.until) for w in windows] == bounds
+    counts = [len(modified_between(*bound)) for bound in bounds]
+    assert max(counts) <= PAGE_BOUND * 1000  # the tenant's windows fit the default bound
+    for window, count in zip(windows, counts, strict=True):
+        assert {r.document_id for r in window.records} == modified_between(
+            window.since, window.until
+        )
+        assert len(window.records) == count
+    assert ids(windows) == modified_between(since, until)
+    calls = watchlist_calls(spycloud)
+    assert len(calls) == sum(max(1, math.ceil(count / 1000)) for count in counts)
+    assert [query_span(c) for c in calls if 'cursor' not in c['query']] == bounds
+
+
+def hourly(until, *hours):
+    """Records of severity 20 modified the given hours (fractions too) before ``until``."""
+    records = []
+    for n, before in enumerate(hours):
+        stamp = (until - datetime.timedelta(hours=before)).strftime(STAMP)
+        records.append(
+            {
+                'document_id': f'r{n}',
+                'source_id': 70_001,
+                'severity': 20,
+                'spycloud_publish_date': stamp,
+                'record_modification_date': stamp,
+            }
+        )
+    return records
+
+
+def test_a_window_whose_cursor_goes_past_the_page_bound_is_asked_in_halves(
+    spycloud, transport, lookup
+):
+    """Two records a page, two pages at most: 8 hours with 7 records (4 pages) is dropped after
+    its 2 pages and asked in halves; the older half (5 records, 3 pages) in quarters."""
+    until = now()
+    since = until - datetime.timedelta(hours=8)
+    spycloud.watchlist_records = hourly(until, 7.5, 7.0, 6.5, 5.5, 4.5, 3.5, 1.5)
+    spycloud.page_size = 2
+    windows = list(pull_changed(transport, lookup, since, until, SEVERITIES, page_bound=2))
+    hour = datetime.timedelta(hours=1)
+    assert [(w.since, w.until) for w in windows] == [
+        (since, since + 2 * hour),
+        (since + 2 * hour, since + 4 * hour),
+        (since + 4 * hour, until),
+    ]
+    assert [sorted(r.document_id for r in w.records) for w in windows] == [
+        ['r0', 'r1', 'r2'],
+        ['r3', 'r4'],
+        ['r5', 'r6'],
+    ]
+    assert all(len(w.records) <= 2 * 2 for w in windows)  # never more than the bound's pages
+    calls = watchlist_calls(spycloud)
+    firsts = [query_span(c) for c in calls if 'cursor' not in c['query']]
+    assert firsts == [
+        (since, until),
+        (since, since + 4 * hour),
+        (since, since + 2 * hour),
+        (since + 2 * hour, since + 4 * hour),
+        (since + 4 * hour, until),
+    ]
+    # 2 + 2 pages dropped, then 2 + 1 + 1 read; no retry
+    assert len(calls) == lookup.stats.spycloud_calls == 8 and lookup.stats.retries == 0
+
+
+def test_a_window_too_short_to_split_is_read_whole_past_the_bound(spycloud, transport, lookup):
+    until = now()
+    spycloud.watchlist_records = hourly(until, 0.1, 0.1, 0.1, 0.2, 0.2)
+    spycloud.page_size = 1
+    since = until - 2 * MIN_WINDOW + SECOND
+    (window,) = pull_changed(transport, lookup, since, until, SEVERITIES, page_bound=1)
+    assert sorted(r.document_id for r in window.records) == ['r0', 'r1', 'r2', 'r3', 'r4']
+    assert len(watchlist_calls(spycloud)) == 5
+
+
+@pytest.mark.parametrize(
+    ('seconds', 'longest', 'expected'),
+    [
+        (0, 60, [(0, 0)]),  # a run in the checkpoint's own second: one empty window
+        (59, 60, [(0, 59)]),
+        (60, 60, [(0, 60)]),
+        (61, 60, [(0, 30), (30, 61)]),
+        (90 * 86400, 30 * 86400, [(0, 2592000), (2592000, 5184000), (5184000, 7776000)]),
+        (7, 3, [(0, 2), (2, 4), (4, 7)]),
+    ],
+)
+def test_spans_are_the_fewest_near_equal_windows_sharing_their_ends(seconds, longest, expected):
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+    def at(offset):
+        return start + datetime.timedelta(seconds=offset)
+
+    made = spans(at(0), at(seconds), datetime.timedelta(seconds=longest))
+    assert made == [(at(a), at(b)) for a, b in expected]

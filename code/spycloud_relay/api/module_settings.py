@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from spycloud_relay.config import parse_flag, parse_int
-from spycloud_relay.ctim.facts import DEFAULT_MIN_LENGTH, PasswordPolicy
+from spycloud_relay.ctim.facts import DEFAULT_MIN_LENGTH, MAX_PASSWORD_LENGTH, PasswordPolicy
 from spycloud_relay.ctim.mapping import MappingOptions
 from spycloud_relay.errors import AuthorizationError, RelayWarning
 from spycloud_relay.spycloud.lookup import UNSENDABLE_KEY, VerdictRule, sendable_key
@@ -27,7 +27,6 @@ VERDICT_SEVERITIES = (20, 25, 30)
 DEFAULT_VERDICT_SEVERITY = 20
 DEFAULT_VERDICT_DAYS = 90
 MAX_DAYS = 36500
-MAX_PASSWORD_LENGTH = 256
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from spycloud_relay.spycloud.models import BreachRecord, parse_time
 
 DEFAULT_MIN_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256  # a policy's longest minimum: the module field's, the sync's, the CLI's
 SESSION_SEVERITIES = frozenset({26, 30})
 DEVICE_SEVERITY = 25
 TYPE_MAX = 40  # a hash type is a short word; anything longer is cut

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from spycloud_relay.ctim import mapping
+from spycloud_relay.ctim.facts import PasswordPolicy
 from spycloud_relay.ctim.mapping import SCHEMA_VERSION, SOURCE, MappingOptions, catalog_of
 from spycloud_relay.ctim.withhold import hidden, is_secret
 from spycloud_relay.spycloud.models import BreachRecord, Catalog, Observable, parse_time
@@ -37,6 +38,7 @@ class IncidentOptions:
     tlp: str = 'amber'
     external_id_prefix: str = 'spycloud-relay'
     spycloud_ui_url: str = MappingOptions.ui_url
+    password_policy: PasswordPolicy = PasswordPolicy()
 
 
 @dataclass
@@ -111,7 +113,7 @@ def sighting(
 ) -> dict[str, Any]:
     """Observe's sighting of the record's account, under the sync's ids and TLP."""
     shown = observable(record)
-    view = MappingOptions(ui_url=options.spycloud_ui_url)
+    view = MappingOptions(ui_url=options.spycloud_ui_url, policy=options.password_policy)
     doc = mapping.sighting(shown or UNNAMED, redacted(record), catalog, view)
     if shown is None:
         doc.update(observables=[], targets=[], relations=[])

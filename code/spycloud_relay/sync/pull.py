@@ -1,11 +1,14 @@
 """The watchlist records SpyCloud published or modified in a span of time, window by window.
 
 The sync reads ``breach/data/watchlist`` by ``record_modification_date`` (a record SpyCloud
-changed after publication, a password cracked later, comes again), the whole span asked as
-one window first. SpyCloud's gateway answers 504 to a query too large for it, so such a window
-is asked again in halves, oldest first, down to MIN_WINDOW (tiles/windows.py does the same by
-days for the dashboard). Each window is yielded complete, all its cursor pages read, so the
-caller can import it and advance its checkpoint to the window's end before the next one.
+changed after publication, a password cracked later, comes again), the span asked as the fewest
+windows of at most SYNC_WINDOW_DAYS, oldest first. SpyCloud's gateway answers 504 to a query too
+large for it, and a window may hold more records than a run should keep at once, so a window
+answered 504, or whose cursor goes on past SYNC_WINDOW_PAGES pages, is asked again in halves,
+down to MIN_WINDOW (tiles/windows.py does the same by days for the dashboard). Each window is
+yielded complete, all its cursor pages read, so the caller can import it and advance its
+checkpoint to the window's end before the next one: a first run over a long lookback keeps one
+window's records at a time, and a crash resumes from the last window imported.
 """
 
 import logging
@@ -21,8 +24,11 @@ from spycloud_relay.spycloud.models import BreachRecord, page_items
 from spycloud_relay.spycloud.transport import Transport
 from spycloud_relay.spycloud.watchlist_records import WATCHLIST_RECORDS
 
-# The smallest window asked: one that still times out fails the pull (its RelayError raised).
+# The smallest window asked: one that still times out fails the pull (its RelayError raised),
+# one that still pages beyond the bound is read whole.
 MIN_WINDOW = timedelta(minutes=15)
+WINDOW = timedelta(days=30)  # SYNC_WINDOW_DAYS' default
+PAGE_BOUND = 10  # SYNC_WINDOW_PAGES' default: 10,000 records, about 110 MiB of a run's memory
 STAMP = '%Y-%m-%dT%H:%M:%SZ'
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,10 @@ class PulledWindow:
     since: datetime
     until: datetime
     records: list[BreachRecord]
+
+
+class _TooManyPages(Exception):
+    """A window whose cursor goes on past the page bound: asked again in halves."""
 
 
 class _CursorLost(Exception):
@@ -52,24 +62,47 @@ def pull_changed(
     since: datetime,
     until: datetime,
     severities: Sequence[int],
+    *,
+    window: timedelta = WINDOW,
+    page_bound: int = PAGE_BOUND,
 ) -> Iterator[PulledWindow]:
-    """The windows of ``since`` to ``until``, oldest first, each complete. A window answered
-    504 (not retried: a smaller one is asked instead) is split in halves that share its middle
-    second, so no record between them is lost whether SpyCloud's ``until`` is inclusive or not;
-    one shorter than twice MIN_WINDOW raises its GatewayTimeout. Raises the RelayError of any
-    other failure, and a RelayWarning when SpyCloud refuses the query (400)."""
-    pending = [(_second(since), _second(until))]
+    """The windows of ``since`` to ``until``, oldest first, each complete and none longer than
+    ``window``. A window answered 504 (not retried: a smaller one is asked instead), or whose
+    cursor goes on past ``page_bound`` pages (what it read is dropped), is split in halves that
+    share its middle second, so no record between them is lost whether SpyCloud's ``until`` is
+    inclusive or not. One shorter than twice MIN_WINDOW raises its GatewayTimeout, and is read
+    whole however many pages it has. Raises the RelayError of any other failure, and a
+    RelayWarning when SpyCloud refuses the query (400)."""
+    pending = list(reversed(spans(_second(since), _second(until), window)))
     while pending:
         start, end = pending.pop()
+        splittable = end - start >= 2 * MIN_WINDOW
         try:
-            records = _window(transport, lookup, start, end, severities)
+            records = _window(
+                transport, lookup, start, end, severities, page_bound if splittable else None
+            )
         except GatewayTimeout:
-            if end - start < 2 * MIN_WINDOW:
+            if not splittable:
                 raise
             log.info('SpyCloud timed out on %s: asking it in halves', _describe(start, end))
             pending.extend(reversed(halves(start, end)))
             continue
+        except _TooManyPages:
+            log.info(
+                '%s go on past %d pages: asking it in halves', _describe(start, end), page_bound
+            )
+            pending.extend(reversed(halves(start, end)))
+            continue
         yield PulledWindow(start, end, records)
+
+
+def spans(since: datetime, until: datetime, longest: timedelta) -> list[tuple[datetime, datetime]]:
+    """The fewest windows of near-equal length, in whole seconds, none longer than ``longest``,
+    oldest first, each sharing its last second with the next (as halves do)."""
+    seconds = max(0, int((until - since).total_seconds()))
+    count = max(1, -(-seconds // max(1, int(longest.total_seconds()))))
+    cuts = [since + timedelta(seconds=seconds * n // count) for n in range(count + 1)]
+    return list(zip(cuts, cuts[1:], strict=False))
 
 
 def halves(since: datetime, until: datetime) -> tuple[tuple[datetime, datetime], ...]:
@@ -84,9 +117,11 @@ def _window(
     since: datetime,
     until: datetime,
     severities: Sequence[int],
+    page_bound: int | None,
 ) -> list[BreachRecord]:
     """A window's records, all its pages; an expired cursor has it asked again once from its
-    start, a second one (or a 400 on the first page) raises the RelayWarning naming it."""
+    start, a second one (or a 400 on the first page) raises the RelayWarning naming it, and a
+    cursor that goes on past ``page_bound`` pages (None: no bound) raises _TooManyPages."""
     params = {
         'since_modification_date': since.strftime(STAMP),
         'until_modification_date': until.strftime(STAMP),
@@ -95,17 +130,21 @@ def _window(
         params['severity'] = ','.join(str(severity) for severity in severities)
     what = _describe(since, until)
     try:
-        return _pages(transport, lookup, params, what)
+        return _pages(transport, lookup, params, what, page_bound)
     except _CursorLost as lost:
         log.warning('The paging cursor of %s expired after %d page(s): again', what, lost.pages)
     try:
-        return _pages(transport, lookup, params, what)
+        return _pages(transport, lookup, params, what, page_bound)
     except _CursorLost as again:
         raise _refused(again.detail, again.pages, what) from None
 
 
 def _pages(
-    transport: Transport, lookup: Lookup, params: Mapping[str, str], what: str
+    transport: Transport,
+    lookup: Lookup,
+    params: Mapping[str, str],
+    what: str,
+    page_bound: int | None,
 ) -> list[BreachRecord]:
     """Every page of one query, each record once (the first copy of a repeated one)."""
     found: dict[str, BreachRecord] = {}
@@ -127,6 +166,8 @@ def _pages(
         following = page.get('cursor')
         if not isinstance(following, str) or not following.strip():
             return list(found.values())
+        if page_bound is not None and pages >= page_bound:
+            raise _TooManyPages
         cursor = {'cursor': following}
 
 

@@ -137,7 +137,15 @@ class SyncRun:
         """Each window imported in turn; the checkpoint moved past each window of a run that
         had no error result yet."""
         stuck = False
-        windows = pull_changed(self.transport, lookup, since, until, self.sync.severities)
+        windows = pull_changed(
+            self.transport,
+            lookup,
+            since,
+            until,
+            self.sync.severities,
+            window=timedelta(days=self.sync.window_days),
+            page_bound=self.sync.window_pages,
+        )
         for window in windows:
             stuck = self._window(client, lookup, window, summary) > 0 or stuck
             if not stuck and not self.dry_run:
@@ -157,6 +165,7 @@ class SyncRun:
             tlp=self.sync.tlp,
             external_id_prefix=self.sync.external_id_prefix,
             spycloud_ui_url=self.settings.spycloud_ui_url,
+            password_policy=self.sync.password_policy,
         )
         entities = [incident_entities(g, catalogs, options) for g in group(window.records)]
         errors = 0

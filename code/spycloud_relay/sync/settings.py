@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from spycloud_relay.config import ConfigError, parse_int
+from spycloud_relay.config import ConfigError, parse_flag, parse_int
+from spycloud_relay.ctim.facts import DEFAULT_MIN_LENGTH, MAX_PASSWORD_LENGTH, PasswordPolicy
 from spycloud_relay.sync.bundles import MIN_BUNDLE
 
 SEVERITIES = (2, 5, 20, 25, 26, 30)  # SpyCloud's documented severities
@@ -22,6 +23,7 @@ TLPS = ('white', 'green', 'amber', 'red')  # CTIM's TLP vocabulary
 PREFIX = re.compile(r'[a-z0-9-]{1,40}')
 BUNDLE_MAX = 2000
 LOOKBACK_MAX_DAYS = 365
+WINDOW_MAX_PAGES = 100
 XDR_API_URL = 'https://visibility.amp.cisco.com'
 LOOPBACK_NAMES = ('localhost',)
 
@@ -53,6 +55,14 @@ class SyncSettings:
     external_id_prefix: str = field(
         default='spycloud-relay', metadata=_env('SYNC_EXTERNAL_ID_PREFIX')
     )
+    window_days: int = field(default=30, metadata=_env('SYNC_WINDOW_DAYS'))
+    window_pages: int = field(default=10, metadata=_env('SYNC_WINDOW_PAGES'))
+    password_min_length: int = field(
+        default=DEFAULT_MIN_LENGTH, metadata=_env('SYNC_PASSWORD_MIN_LENGTH')
+    )
+    password_require_symbol: bool = field(
+        default=False, metadata=_env('SYNC_PASSWORD_REQUIRE_SYMBOL')
+    )
     bundle_max: int = field(default=1000, metadata=_env('SYNC_BUNDLE_MAX'))
     checkpoint_file: str = field(
         default_factory=default_checkpoint_file, metadata=_env('SYNC_CHECKPOINT_FILE')
@@ -65,6 +75,9 @@ class SyncSettings:
         object.__setattr__(self, 'xdr_api_url', _xdr_api_url(self.xdr_api_url))
         object.__setattr__(self, 'severities', _severities(self.severities))
         _check_range('SYNC_LOOKBACK_DAYS', self.lookback_days, 1, LOOKBACK_MAX_DAYS)
+        _check_range('SYNC_WINDOW_DAYS', self.window_days, 1, LOOKBACK_MAX_DAYS)
+        _check_range('SYNC_WINDOW_PAGES', self.window_pages, 1, WINDOW_MAX_PAGES)
+        _check_range('SYNC_PASSWORD_MIN_LENGTH', self.password_min_length, 0, MAX_PASSWORD_LENGTH)
         _check_range('SYNC_BUNDLE_MAX', self.bundle_max, MIN_BUNDLE, BUNDLE_MAX)
         _check_range('SYNC_METRICS_PORT', self.metrics_port, 1, 65535)
         if self.tlp not in TLPS:
@@ -76,6 +89,14 @@ class SyncSettings:
             )
         if not self.checkpoint_file.strip():
             raise ConfigError('SYNC_CHECKPOINT_FILE must name a file')
+
+    @property
+    def password_policy(self) -> PasswordPolicy:
+        """The policy the incidents' sightings check exposed passwords against (observe's
+        module fields custom_password_policy_*, for a run that has no module)."""
+        return PasswordPolicy(
+            min_length=self.password_min_length, require_symbol=self.password_require_symbol
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> 'SyncSettings':
@@ -94,6 +115,11 @@ class SyncSettings:
 
 def _parse(name: str, raw: str, default: object) -> Any:
     """The typed value of a variable's text (its checks come after, in __post_init__)."""
+    if isinstance(default, bool):
+        flag = parse_flag(raw)
+        if flag is None:
+            raise ConfigError(f'{name} must be true or false, got {raw[:40]!r}')
+        return flag
     if isinstance(default, tuple):
         return tuple(_integer(name, part, 'a comma list of integers') for part in raw.split(','))
     if isinstance(default, int):
