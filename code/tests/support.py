@@ -635,3 +635,12 @@ def _pipe_both(client, upstream, pending):
     copy(client, upstream)
     back.join(10)
     upstream.close()
+
+
+def metric(text, name, **labels):
+    """The value of one sample in Prometheus' text format (0 when absent)."""
+    wanted = ','.join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + ('{' + wanted + '}' if labels else ' ')):
+            return float(line.rsplit(' ', 1)[1])
+    return 0.0

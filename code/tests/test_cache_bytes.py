@@ -8,8 +8,7 @@ import pytest
 import requests
 
 from localrelay import gunicorn_relay
-from support import RelayAt, email
-from test_logs_and_metrics import metric
+from support import RelayAt, email, metric
 
 MIB = 1024 * 1024
 RECORDS_MB, CATALOG_MB = 0.1, 0.01  # about 10 lookups of 20 records, about 7 catalogs

@@ -13,7 +13,7 @@ from simulator import compass, data, tenant
 from spycloud_relay.spycloud.compass_devices import MAX_PAGES
 from spycloud_relay.tiles.aggregate import PERIODS
 from support import settled_today, windowed_calls
-from test_tiles import SCHEMAS, TILE_IDS, TILE_SCHEMA, checked
+from tile_contract import HOSTILE, SCHEMAS, TILE_IDS, TILE_SCHEMA, checked, rendered
 
 SUMMARY, NEWEST = 'spycloud-infected-devices-summary', 'spycloud-infected-devices'
 DEVICE_TILES = [SUMMARY, NEWEST]
@@ -253,8 +253,6 @@ def summary_of(machine, **fields):
 
 
 def test_what_compass_sends_is_text_and_odd_fields_are_read(relay, spycloud):
-    from test_tiles import HOSTILE, rendered
-
     entries = [
         summary_of(f'm{i}', user_os=text, user_hostname=text, ip_addresses=[text])
         for i, text in enumerate(HOSTILE)

@@ -10,7 +10,7 @@ import requests
 from localrelay import gunicorn_relay
 from simulator import data
 from spycloud_relay.logs import JsonFormatter
-from support import email
+from support import email, metric
 
 SECRET_KEY = 'sk-LIVE-7f3a9c2e1b5d'
 
@@ -111,15 +111,6 @@ def test_no_secret_reaches_any_log_line_at_debug(make_relay, spycloud, caplog):
     assert relay_lines and all(
         re.fullmatch(r'[0-9a-f]{16}', line['request_id']) for line in relay_lines
     )
-
-
-def metric(text, name, **labels):
-    """The value of one sample in Prometheus' text format (0 when absent)."""
-    wanted = ','.join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(name + ('{' + wanted + '}' if labels else ' ')):
-            return float(line.rsplit(' ', 1)[1])
-    return 0.0
 
 
 def test_metrics_are_off_by_default(relay):

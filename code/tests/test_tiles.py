@@ -9,174 +9,12 @@ import logging
 import re
 from html import escape
 
-import jsonschema
 import pytest
 
 from simulator import tenant
 from spycloud_relay.tiles.aggregate import PERIODS
 from support import period_windows, single_error, windowed_calls
-
-TILE_IDS = [
-    'spycloud-exposure-summary',
-    'spycloud-exposures-per-day',
-    'spycloud-exposures-by-severity',
-    'spycloud-most-exposed-accounts',
-    'spycloud-newest-breach-sources',
-]
-TIME = {
-    'type': 'object',
-    'required': ['start_time', 'end_time'],
-    'properties': {
-        'start_time': {'type': 'string', 'format': 'date-time'},
-        'end_time': {'type': 'string', 'format': 'date-time'},
-    },
-}
-COMMON = {
-    'observed_time': TIME,
-    'valid_time': TIME,
-    'cache_scope': {'enum': ['org', 'none']},
-    'hide_legend': {'type': 'boolean'},
-}
-REQUIRED = ['observed_time', 'valid_time', 'cache_scope', 'data']
-INTEGER = {'type': 'integer', 'minimum': 0}
-SCHEMAS = {
-    'metric_group': {
-        'type': 'object',
-        'required': REQUIRED,
-        'additionalProperties': False,
-        'properties': {
-            **COMMON,
-            'data': {
-                'type': 'array',
-                'items': {
-                    'type': 'object',
-                    'required': ['icon', 'label', 'value', 'value_unit'],
-                    'additionalProperties': False,
-                    'properties': {
-                        'icon': {'type': 'string'},
-                        'label': {'type': 'string'},
-                        'value': INTEGER,
-                        'value_unit': {'enum': ['integer']},
-                        'link_uri': {'type': 'string'},
-                    },
-                },
-            },
-        },
-    },
-    'vertical_bar_chart': {
-        'type': 'object',
-        'required': REQUIRED + ['keys', 'key_type'],
-        'additionalProperties': False,
-        'properties': {
-            **COMMON,
-            'key_type': {'enum': ['string', 'timestamp']},
-            'keys': {
-                'type': 'array',
-                'items': {
-                    'type': 'object',
-                    'required': ['key', 'label'],
-                    'properties': {'key': {'type': 'string'}, 'label': {'type': 'string'}},
-                },
-            },
-            'data': {
-                'type': 'array',
-                'items': {
-                    'type': 'object',
-                    'required': ['key', 'label', 'value', 'values'],
-                    'additionalProperties': False,
-                    'properties': {
-                        'key': {'type': ['integer', 'string']},
-                        'label': {'type': 'string'},
-                        'value': INTEGER,
-                        'values': {
-                            'type': 'array',
-                            'items': {
-                                'type': 'object',
-                                'required': ['key', 'value'],
-                                'additionalProperties': False,
-                                'properties': {
-                                    'key': {'type': 'string'},
-                                    'value': INTEGER,
-                                    'tooltip': {'type': 'string'},
-                                    'link_uri': {'type': 'string'},
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-    'donut_graph': {
-        'type': 'object',
-        'required': REQUIRED + ['labels', 'label_headers'],
-        'additionalProperties': False,
-        'properties': {
-            **COMMON,
-            'labels': {
-                'type': 'array',
-                'minItems': 2,
-                'maxItems': 2,
-                'items': {'type': 'array', 'items': {'type': 'string'}},
-            },
-            'label_headers': {
-                'type': 'array',
-                'minItems': 2,
-                'maxItems': 2,
-                'items': {'type': 'string'},
-            },
-            'data': {
-                'type': 'array',
-                'items': {
-                    'type': 'object',
-                    'required': ['key', 'value', 'segments'],
-                    'properties': {
-                        'key': INTEGER,
-                        'value': INTEGER,
-                        'segments': {
-                            'type': 'array',
-                            'items': {
-                                'type': 'object',
-                                'required': ['key', 'value'],
-                                'properties': {'key': INTEGER, 'value': INTEGER},
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-    'markdown': {
-        'type': 'object',
-        'required': REQUIRED,
-        'additionalProperties': False,
-        'properties': {**COMMON, 'data': {'type': 'array', 'items': {'type': 'string'}}},
-    },
-}
-TILE_SCHEMA = {
-    'type': 'object',
-    'additionalProperties': False,
-    'required': [
-        'id',
-        'type',
-        'title',
-        'short_description',
-        'description',
-        'tags',
-        'periods',
-        'default_period',
-    ],
-    'properties': {
-        'id': {'type': 'string'},
-        'type': {'enum': list(SCHEMAS)},
-        'title': {'type': 'string'},
-        'short_description': {'type': 'string'},
-        'description': {'type': 'string'},
-        'tags': {'type': 'array', 'items': {'type': 'string'}},
-        'periods': {'type': 'array', 'items': {'enum': list(PERIODS)}},
-        'default_period': {'enum': list(PERIODS)},
-    },
-}
+from tile_contract import HOSTILE, SCHEMAS, TILE_IDS, TILE_SCHEMA, checked, rendered
 
 
 @pytest.fixture
@@ -184,11 +22,6 @@ def relay(make_relay):
     """The limiter off, as in the benchmark's first run (the limiter's own tests are
     elsewhere): what is counted here are calls."""
     return make_relay(spycloud_rate_limit=0)
-
-
-def checked(schema, doc):
-    jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).validate(doc)
-    return doc
 
 
 def post(relay, path, body, **claims):
@@ -516,13 +349,6 @@ def test_an_aggregate_survives_its_json_form():
 # -- what SpyCloud sends is data, never markup or an error ----------------------------------
 
 SOURCE = 90_001
-HOSTILE = (
-    '![p](https://evil.example/t.png)',
-    '<img src=x onerror=alert(1)>',
-    '<script>alert(1)</script>',
-    '[t](javascript:alert(1))',
-    'https://evil.example/x',
-)
 PORTAL = 'https://portal.spycloud.com/breach/catalog/'
 
 
@@ -538,13 +364,6 @@ def watchlist_record(document_id, days_ago=1, **fields):
         'email': 'ana@example.org',
         **fields,
     }
-
-
-def rendered(lines):
-    """The markdown as a renderer that lets raw HTML through would show it."""
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt('commonmark', {'html': True}).enable('table').render('\n'.join(lines))
 
 
 def test_spycloud_strings_are_text_in_the_markdown_tiles(relay, spycloud):
