@@ -643,17 +643,25 @@ def test_a_breach_source_with_an_overlong_title_still_imports(spycloud, xdr, tmp
     assert all(len(e['title']) <= 1024 for e in xdr.entities('indicator'))
 
 
-def test_an_entity_xdr_refuses_is_logged_and_holds_the_checkpoint(spycloud, xdr, tmp_path, caplog):
-    refused = {
-        'type': 'sighting',
-        'original_id': 'transient:sighting-x',
-        'result': 'error',
-        'error': 'invalid',
-        'msg': 'count must be a positive integer',
-        'external_ids': [f'{PREFIX}-sighting-refused'],
+# XDR's answer to an import whose one sighting it refused (``result: error``).
+REFUSED_SIGHTING = json.dumps(
+    {
+        'results': [
+            {
+                'type': 'sighting',
+                'original_id': 'transient:sighting-x',
+                'result': 'error',
+                'error': 'invalid',
+                'msg': 'count must be a positive integer',
+                'external_ids': [f'{PREFIX}-sighting-refused'],
+            }
+        ]
     }
-    body = json.dumps({'results': [refused]}).encode()
-    xdr.add_fault(200, match='bundle/import', mode='raw', body=body, times=1)
+).encode()
+
+
+def test_an_entity_xdr_refuses_is_logged_and_holds_the_checkpoint(spycloud, xdr, tmp_path, caplog):
+    xdr.add_fault(200, match='bundle/import', mode='raw', body=REFUSED_SIGHTING, times=1)
     env = sync_env(spycloud, xdr, tmp_path)
     failed = command(env, '--once')
     assert failed.exit_code == 1, failed.output
@@ -671,19 +679,10 @@ def test_an_entity_xdr_refuses_is_logged_and_holds_the_checkpoint(spycloud, xdr,
 def test_the_command_logs_json_lines_at_its_log_level(spycloud, xdr, tmp_path):
     """The installed ``relay sync`` logs as the relay does: one JSON object a line on standard
     error, at LOG_LEVEL; its standard output ends with the summary."""
-    refused = {
-        'type': 'sighting',
-        'original_id': 'transient:sighting-x',
-        'result': 'error',
-        'error': 'invalid',
-        'msg': 'count must be a positive integer',
-        'external_ids': [f'{PREFIX}-sighting-refused'],
-    }
-    body = json.dumps({'results': [refused]}).encode()
     relay = Path(sys.executable).with_name('relay')  # the package's [project.scripts] entry
 
     def run(level):
-        xdr.add_fault(200, match='bundle/import', mode='raw', body=body, times=1)
+        xdr.add_fault(200, match='bundle/import', mode='raw', body=REFUSED_SIGHTING, times=1)
         env = {**os.environ, **sync_env(spycloud, xdr, tmp_path, LOG_LEVEL=level)}
         return subprocess.run(
             [str(relay), 'sync', '--once'], env=env, capture_output=True, text=True, timeout=120

@@ -11,14 +11,7 @@ from simulator import DEFAULT_API_KEY
 from spycloud_relay.spycloud.lookup import key_fingerprint
 from spycloud_relay.state import RedisLeases, RedisLink
 from support import period_windows, windowed_calls
-
-TILE_IDS = [
-    'spycloud-exposure-summary',
-    'spycloud-exposures-per-day',
-    'spycloud-exposures-by-severity',
-    'spycloud-most-exposed-accounts',
-    'spycloud-newest-breach-sources',
-]
+from tile_contract import TILE_IDS
 
 
 def watchlist_calls(spycloud):

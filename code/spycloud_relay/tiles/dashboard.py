@@ -19,6 +19,7 @@ from spycloud_relay.tiles.aggregate import (
     PERIODS,
     SEVERITY_CLASSES,
     Aggregate,
+    Period,
     severity_class,
 )
 
@@ -108,8 +109,15 @@ def tile_data(
     ttl_s: float,
 ) -> dict[str, Any]:
     """XDR's tile data: the period observed, how long it may be shown, and the tile's data."""
-    period = aggregate.period
-    doc: dict[str, Any] = {
+    doc = envelope(aggregate.period, computed_at, ttl_s)
+    doc.update(BUILDERS[tile_id](aggregate, catalogs, ui_url))
+    return doc
+
+
+def envelope(period: Period, computed_at: datetime, ttl_s: float) -> dict[str, Any]:
+    """What every tile's data starts with (the infected-devices tiles' too): the period
+    observed, how long it may be shown (until its cached picture expires), for the org."""
+    return {
         'observed_time': {'start_time': ctim_time(period.start), 'end_time': ctim_time(period.end)},
         'valid_time': {
             'start_time': ctim_time(computed_at),
@@ -117,8 +125,6 @@ def tile_data(
         },
         'cache_scope': 'org',
     }
-    doc.update(BUILDERS[tile_id](aggregate, catalogs, ui_url))
-    return doc
 
 
 def summary(aggregate: Aggregate, catalogs: Catalogs, ui_url: str) -> dict[str, Any]:

@@ -10,15 +10,14 @@ summary carries none). Without a Compass licence the tiles say so instead of fai
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from spycloud_relay.ctim.mapping import ctim_time
 from spycloud_relay.ctim.markdown import text
 from spycloud_relay.errors import RelayWarning
 from spycloud_relay.spycloud.compass_devices import DeviceSummary
 from spycloud_relay.tiles.aggregate import Period
-from spycloud_relay.tiles.dashboard import definition
+from spycloud_relay.tiles.dashboard import definition, envelope
 
 DEVICES_SUMMARY, NEWEST_DEVICES = 'spycloud-infected-devices-summary', 'spycloud-infected-devices'
 TAGS = ['SpyCloud', 'Compass', 'Infected devices']
@@ -106,15 +105,7 @@ def tile_data(
     tile_id: str, infected: Infected, computed_at: datetime, ttl_s: float
 ) -> dict[str, Any]:
     """XDR's tile data: the period observed, how long it may be shown, and the tile's data."""
-    period = infected.period
-    doc: dict[str, Any] = {
-        'observed_time': {'start_time': ctim_time(period.start), 'end_time': ctim_time(period.end)},
-        'valid_time': {
-            'start_time': ctim_time(computed_at),
-            'end_time': ctim_time(computed_at + timedelta(seconds=ttl_s)),
-        },
-        'cache_scope': 'org',
-    }
+    doc = envelope(infected.period, computed_at, ttl_s)
     doc.update(BUILDERS[tile_id](infected))
     return doc
 
