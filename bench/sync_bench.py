@@ -6,7 +6,12 @@ call) and the fake XDR (simulator/xdr.py, no latency). Three runs on one checkpo
 
 1. a first run over the last 90 days (SYNC_LOOKBACK_DAYS=90);
 2. an incremental run after the simulator publishes NEW_RECORDS new records (new accounts);
-3. a run with nothing new.
+3. a run with nothing new;
+
+then two first runs over a year (365 days, the longest look-back), each on a fresh checkpoint and
+a fresh fake XDR: with the default windows (SYNC_WINDOW_DAYS 30, SYNC_WINDOW_PAGES 10) and as
+one window (SYNC_WINDOW_DAYS 365, SYNC_WINDOW_PAGES 100, how the sync pulled before windows):
+what the windows bound of the run's memory, and what they cost in calls.
 
 Each reports the records read, SpyCloud calls (the simulator's log, by endpoint), XDR requests
 (the fake XDR's log: token and imports), entities created / existing, incidents, wall seconds of
@@ -49,9 +54,9 @@ main()
 """
 
 
-def sync_env(spycloud, xdr, checkpoint_file):
+def sync_env(spycloud, xdr, checkpoint_file, lookback_days=LOOKBACK_DAYS, **extra):
     """The command's environment: this process's without the relay's settings, the two
-    simulators, the 90-day look-back and a checkpoint file of the run's."""
+    simulators, the look-back (90 days), a checkpoint file of the run's, and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(CLEARED)}
     client_id, client_password = DEFAULT_XDR_CLIENT
     env.update(
@@ -60,9 +65,10 @@ def sync_env(spycloud, xdr, checkpoint_file):
         XDR_API_URL=xdr.url,
         XDR_CLIENT_ID=client_id,
         XDR_CLIENT_PASSWORD=client_password,
-        SYNC_LOOKBACK_DAYS=str(LOOKBACK_DAYS),
+        SYNC_LOOKBACK_DAYS=str(lookback_days),
         SYNC_CHECKPOINT_FILE=str(checkpoint_file),
         LOG_LEVEL='WARNING',
+        **extra,
     )
     return env
 
@@ -160,9 +166,27 @@ def sync_scenario(spycloud):
         nothing = measured(spycloud, xdr, env, directory)
         stored = {kind: len(xdr.entities(kind)) for kind in ('incident', 'sighting')}
     runs = {'first_90_days': first, 'incremental_20_new': incremental, 'nothing_new': nothing}
+    runs.update(year_runs(spycloud))
     for run in runs.values():
         run['peak_rss_over_nothing_new_mib'] = run['peak_rss_mib'] - nothing['peak_rss_mib']
     return {'latency_ms': spycloud.latency * 1000, 'runs': runs, 'xdr_holds': stored}
+
+
+YEAR_RUNS = {
+    'first_365_days': {},  # the default windows
+    'first_365_one_window': {'SYNC_WINDOW_DAYS': '365', 'SYNC_WINDOW_PAGES': '100'},
+}
+
+
+def year_runs(spycloud):
+    """A first run over 365 days with the default windows, and as one window."""
+    rows = {}
+    for name, extra in YEAR_RUNS.items():
+        with XdrSimulator() as xdr, tempfile.TemporaryDirectory(prefix='bench-sync-') as directory:
+            env = sync_env(spycloud, xdr, Path(directory) / 'sync.json', 365, **extra)
+            print(f'sync: {name} ...', flush=True)
+            rows[name] = measured(spycloud, xdr, env, directory)
+    return rows
 
 
 def report(sync):
