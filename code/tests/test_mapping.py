@@ -133,9 +133,26 @@ def test_the_password_type_is_shown_not_masked():
     assert row['password'] == 'h*****2 (sha1, 8 chars)'
 
 
-def test_data_table_shows_secrets_when_asked():
-    doc = mapping.data_table(record(), mapping.MappingOptions(show_passwords=True))
-    assert 'hunter22' in doc['rows'][0]
+def test_data_table_shows_passwords_when_asked_and_never_the_numbers():
+    """``custom_show_passwords`` shows passwords, hashes and salts; a card, bank or identity
+    number stays masked, and a cookie withheld."""
+    numbers = {
+        'cc_number': '4111111111111111',
+        'cc_code': '737',
+        'bank_number': 'DE89370400440532013000',
+        'ssn': '078-05-1120',
+        'drivers_license_number': 'D1234567',
+    }
+    doc = mapping.data_table(
+        record(cookie_value='sess-secret-value', **numbers),
+        mapping.MappingOptions(show_passwords=True),
+    )
+    row = dict(zip([c['name'] for c in doc['columns']], doc['rows'][0], strict=True))
+    assert row['password'] == row['password_plaintext'] == 'hunter22'
+    assert row['salt'] == 'pepper-salt'
+    for name, value in numbers.items():
+        assert value not in str(row) and row[name].endswith('chars)'), name
+    assert row['cookie_value'] == '(withheld)'
 
 
 def test_data_table_cells():
@@ -257,7 +274,11 @@ SPEC_FIELDS = {
         'document_id source_id spycloud_publish_date severity email_domain email_username domain '
         'sighting infected_machine_id'
     ),
-    'masked': 'password password_plaintext salt cc_number',
+    'masked': (
+        'password password_plaintext salt cc_number cc_code cc_bin cc_expiration cc_last_four '
+        'bank_number account_number ssn ssn_last_four taxid drivers_license_number '
+        'passport_number national_id'
+    ),
     'withheld': 'cookie_name cookie_value',
     'clear': (
         'email username target_domain target_subdomain log_id infected_path infected_time '

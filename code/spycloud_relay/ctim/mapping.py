@@ -16,7 +16,14 @@ from uuid import NAMESPACE_X500, uuid5
 
 from spycloud_relay.ctim import devices, facts
 from spycloud_relay.ctim.facts import PasswordPolicy
-from spycloud_relay.ctim.withhold import WITHHELD, hidden, is_secret, is_session_secret, mask
+from spycloud_relay.ctim.withhold import (
+    WITHHELD,
+    hidden,
+    is_password,
+    is_secret,
+    is_session_secret,
+    mask,
+)
 from spycloud_relay.spycloud import batching
 from spycloud_relay.spycloud.models import BreachRecord, Catalog, Exposure, Observable
 
@@ -125,7 +132,7 @@ def shown(name: str, record: BreachRecord, options: MappingOptions) -> str:
         return WITHHELD
     if not is_secret(name):
         return cell(hidden(name, value))
-    if options.show_passwords:
+    if options.show_passwords and is_password(name):
         return cell(value)
     kind = SECRET_KINDS.get(name, None)
     if name == 'password':

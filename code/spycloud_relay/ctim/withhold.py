@@ -1,8 +1,10 @@
 """What a record's field may show of its value: in clear, masked, or withheld. Pure.
 
-Credentials (passwords, their salts, card and bank numbers) are masked: enough to compare
-with a known value (``t*****3 (plaintext, 7 chars)``), not to use it, and shown in clear only
-when the module asks (``custom_show_passwords``). Session secrets (a cookie's name and value,
+Credentials (passwords, their salts) and payment and identity numbers (card, bank, tax,
+driver's licence, passport) are masked: enough to compare
+with a known value (``t*****3 (plaintext, 7 chars)``), not to use it; passwords, hashes and
+salts are shown in clear only when the module asks (``custom_show_passwords``), the numbers
+never. Session secrets (a cookie's name and value,
 session ids, tokens) are withheld whatever the module says: a stolen cookie logs in without
 the password, and even its name tells an attacker which cookie to plant. A URL shows its host
 only: its user part and query can carry a password or a token. Nested objects get the same
@@ -15,13 +17,17 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-# Values an analyst must not see by default: credentials, their salts, and the card and bank
-# numbers SpyCloud carries as PII.
+# Values an analyst must not see by default: credentials, their salts, and the payment and
+# identity numbers SpyCloud carries as PII: every card (``cc_number``, ``cc_code``,
+# ``cc_expiration``, ``cc_bin``, ``cc_last_four``...) and bank field, and the identity documents.
 SECRET_FIELD = re.compile(
-    r'(passw|passwd|pwd|salt|secret|token|cookie|session|cc_number|cc_code|cvv'
-    r'|bank_number|account_number|ssn|social_security|national_id|passport|pin_code)',
+    r'(passw|passwd|pwd|salt|secret|token|cookie|session|^cc_|cvv|^bank_|account_number'
+    r'|ssn|social_security|national_id|passport|pin_code|tax_?id|drivers?_license)',
     re.IGNORECASE,
 )
+# Of those, what ``custom_show_passwords`` shows in clear: passwords, their hashes and salts (a
+# card, bank or identity number stays masked: the field does not name them).
+PASSWORD_FIELD = re.compile(r'(passw|pwd|salt)', re.IGNORECASE)
 # Of those, what no setting shows: cookies (their name and value), sessions, tokens.
 SESSION_FIELD = re.compile(
     r'(cookie|session|token|jwt|bearer|csrf|xsrf|api_?key|authorization)', re.IGNORECASE
@@ -37,6 +43,11 @@ WITHHELD = '(withheld)'
 
 def is_secret(name: str) -> bool:
     return name not in NOT_SECRET and bool(SECRET_FIELD.search(name))
+
+
+def is_password(name: str) -> bool:
+    """A secret that ``custom_show_passwords`` may show in clear."""
+    return is_secret(name) and bool(PASSWORD_FIELD.search(name))
 
 
 def is_session_secret(name: str) -> bool:
