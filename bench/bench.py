@@ -330,28 +330,11 @@ def tiles_table(url, token, spycloud, repeat):
     client = Client(url, token)
     before = worker_rss_kib(url)
     spycloud.reset_stats()
-    started = time.perf_counter()
-    response = client.session.post(
-        url + '/tiles/tile-data',
-        timeout=60,
-        json={'tile_id': TILE_IDS[0], 'period': 'last_90_days'},
-    )
-    cold = time.perf_counter() - started
+    response, cold = timed_tile(client, url, TILE_IDS[0])
     assert response.status_code == 200 and 'errors' not in response.json(), response.text
     cold_calls = spycloud.stats()['by_endpoint']
     grown = worker_rss_kib(url) - before
-    warm, warm_calls = [], 0
-    for _ in range(repeat):
-        for tile_id in TILE_IDS:
-            spycloud.reset_stats()
-            started = time.perf_counter()
-            client.session.post(
-                url + '/tiles/tile-data',
-                timeout=60,
-                json={'tile_id': tile_id, 'period': 'last_90_days'},
-            )
-            warm.append(time.perf_counter() - started)
-            warm_calls += spycloud.stats()['requests']
+    warm, warm_calls = warm_tiles(client, url, spycloud, TILE_IDS, repeat)
     records = response.json()['data']['data'][1]['value']
     return {
         'records': records,
@@ -368,32 +351,35 @@ def tiles_table(url, token, spycloud, repeat):
 DEVICE_TILE_IDS = ('spycloud-infected-devices-summary', 'spycloud-infected-devices')
 
 
+def timed_tile(client, url, tile_id, period='last_90_days'):
+    """One tile's data: the response and its seconds."""
+    started = time.perf_counter()
+    response = client.session.post(
+        url + '/tiles/tile-data', timeout=60, json={'tile_id': tile_id, 'period': period}
+    )
+    return response, time.perf_counter() - started
+
+
+def warm_tiles(client, url, spycloud, tile_ids, repeat):
+    """Each tile asked again ``repeat`` times: the seconds of each, and the SpyCloud calls."""
+    warm, calls = [], 0
+    for _ in range(repeat):
+        for tile_id in tile_ids:
+            spycloud.reset_stats()
+            warm.append(timed_tile(client, url, tile_id)[1])
+            calls += spycloud.stats()['requests']
+    return warm, calls
+
+
 def device_tiles_table(url, token, spycloud, repeat):
     """The infected-devices tiles (SpyCloud Compass), last_90_days: cold, the period's device
     list gathered (its compass/devices calls); warm, each tile again from the cache."""
     client = Client(url, token)
     spycloud.reset_stats()
-    started = time.perf_counter()
-    response = client.session.post(
-        url + '/tiles/tile-data',
-        timeout=60,
-        json={'tile_id': DEVICE_TILE_IDS[0], 'period': 'last_90_days'},
-    )
-    cold = time.perf_counter() - started
+    response, cold = timed_tile(client, url, DEVICE_TILE_IDS[0])
     assert response.status_code == 200 and 'errors' not in response.json(), response.text
     cold_calls = spycloud.stats()['requests']
-    warm, warm_calls = [], 0
-    for _ in range(repeat):
-        for tile_id in DEVICE_TILE_IDS:
-            spycloud.reset_stats()
-            started = time.perf_counter()
-            client.session.post(
-                url + '/tiles/tile-data',
-                timeout=60,
-                json={'tile_id': tile_id, 'period': 'last_90_days'},
-            )
-            warm.append(time.perf_counter() - started)
-            warm_calls += spycloud.stats()['requests']
+    warm, warm_calls = warm_tiles(client, url, spycloud, DEVICE_TILE_IDS, repeat)
     return {
         'devices': response.json()['data']['data'][0]['value'],
         'cold_ms': cold * 1000,

@@ -125,7 +125,8 @@ class Settings:
     records_cache_size: int = 10000
     records_cache_ttl_s: float = 300.0
     # Observe asks SpyCloud Compass for the infected machines of infostealer records
-    # (spycloud/compass.py); false: no Compass call at all.
+    # (spycloud/compass.py); false: observe makes no Compass call (the infected-devices tiles
+    # ask Compass apart, for a dashboard that shows them).
     compass_pivot: bool = True
     tile_cache_size: int = 1000
     tile_cache_ttl_s: float = 900.0
