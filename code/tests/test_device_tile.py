@@ -219,6 +219,11 @@ def test_a_period_beyond_the_page_bound_counts_its_first_pages_and_says_so(relay
     assert len(device_calls(spycloud)) == MAX_PAGES
     counts = {m['label']: m['value'] for m in body['data']['data']}
     assert counts['Infected devices'] == 5 * MAX_PAGES  # the newest published: all in the period
+    spycloud.reset_stats()
+    again = tile_data(relay, NEWEST, 'last_90_days')  # kept: the same pages would stop again
+    assert device_calls(spycloud) == []
+    assert [e['code'] for e in again['errors']] == ['too many records']
+    assert again['data']['data'][0].startswith(f'**{5 * MAX_PAGES} infected device(s)**')
 
 
 def test_no_secret_in_the_device_tiles(relay, spycloud):

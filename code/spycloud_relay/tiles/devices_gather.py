@@ -6,8 +6,8 @@ compass_devices.py), within the lookup's deadline, the rate limiter and the clie
 transport. The picture is cached per API key and period as the dashboard's aggregate
 (TILE_CACHE_TTL_S), under a lease of its own key (tiles/single.py): the two tiles of a
 period asked at once cost one gathering. A key without Compass (403) is a picture that says
-so, cached as long; a picture some pages of which did not arrive is shown, not kept; a
-period of which nothing arrived is the error that stopped it.
+so, cached as long, and so is one cut at the page bound; a picture some pages of which did
+not arrive is shown, not kept; a period of which nothing arrived is the error that stopped it.
 """
 
 from collections.abc import Mapping
@@ -21,6 +21,7 @@ from spycloud_relay.deadline import DeadlineReached
 from spycloud_relay.errors import InvalidArgumentError, RelayError
 from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.client import SpyCloudClient
+from spycloud_relay.spycloud.compass_devices import TOO_MANY
 from spycloud_relay.spycloud.failures import BadRequest, Refused
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.state import MISSING
@@ -71,7 +72,7 @@ class DeviceTiles:
         period = Period.ending(period_name, now)
         infected = self._infected(lookup, period)
         gathered = GatheredDevices(infected, now)
-        if not infected.warnings or not infected.licensed:  # a partial picture is not kept
+        if _keepable(infected):
             self._cache.set(key, _packed(gathered), secret=lookup.api_key)
         return gathered
 
@@ -90,6 +91,15 @@ class DeviceTiles:
         if listed.stopped is not None:
             infected.warnings.append(listed.stopped)
         return infected
+
+
+def _keepable(infected: Infected) -> bool:
+    """A whole picture, a key without Compass, or one cut at the page bound (a reload would
+    ask the same pages and stop at the same bound) is kept; a picture some page of which
+    failed or came too late is not: the next asking may get it whole."""
+    if not infected.licensed:
+        return True
+    return all(warning.code == TOO_MANY.code for warning in infected.warnings)
 
 
 def _nothing_in_time(lookup: Lookup) -> RelayError:
