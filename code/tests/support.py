@@ -5,6 +5,8 @@ them from here, never from conftest (which holds only fixtures)."""
 import datetime
 import json
 import math
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -644,3 +646,38 @@ def metric(text, name, **labels):
         if line.startswith(name + ('{' + wanted + '}' if labels else ' ')):
             return float(line.rsplit(' ', 1)[1])
     return 0.0
+
+
+CODE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _read_line(stream, timeout):
+    """The stream's next line, or None when none comes within ``timeout`` seconds."""
+    lines = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return lines[0] if lines else None
+
+
+@contextmanager
+def simulator_process(*args):
+    """``python -m simulator ARGS`` running: the process and the JSON line it prints first
+    (its URLs and credentials); killed at the end if the test left it running."""
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'simulator', *args],
+        cwd=CODE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _read_line(proc.stdout, 10)
+        assert line, f'simulator printed nothing: {proc.poll()}'
+        yield proc, json.loads(line)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()

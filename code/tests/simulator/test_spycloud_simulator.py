@@ -4,10 +4,7 @@ import copy
 import datetime
 import http.client
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,10 +21,10 @@ from simulator import (
     mint_token_from_state,
     tenant,
 )
+from support import simulator_process
 
 TIMEOUT = 5
 KEY = {'X-API-Key': DEFAULT_API_KEY}
-CODE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CURSOR_NOT_FOUND = {
     'errorType': 'BadRequest',
     'errorMessage': "[BadRequest] Invalid parameter: 'cursor'. Cursor not found.",
@@ -716,26 +713,8 @@ def test_https_with_a_ca_issued_certificate():
 # -- command line -------------------------------------------------------------------------------
 
 
-def _read_line(stream, timeout):
-    lines = []
-    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return lines[0] if lines else None
-
-
 def test_command_line_runs_until_sigterm(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, '-m', 'simulator', '--page-size', '5', '--state-dir', str(tmp_path)],
-        cwd=CODE_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = _read_line(proc.stdout, 10)
-        assert line, f'simulator printed nothing: {proc.poll()}'
-        info = json.loads(line)
+    with simulator_process('--page-size', '5', '--state-dir', str(tmp_path)) as (proc, info):
         assert set(info) == {'spycloud_url', 'jwks_host', 'ca_pem_path', 'api_key', 'state_dir'}
         assert info['api_key'] == DEFAULT_API_KEY
         assert info['state_dir'] == str(tmp_path)
@@ -761,12 +740,6 @@ def test_command_line_runs_until_sigterm(tmp_path):
         assert claims['jwks_host'] == info['jwks_host']
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def test_reset_returns_every_knob_to_its_start(sim):

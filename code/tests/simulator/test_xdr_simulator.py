@@ -1,10 +1,6 @@
 """XdrSimulator answers as IROH's token endpoint and CTIA's bundle import do, over real sockets."""
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -13,10 +9,10 @@ import requests
 
 from simulator import DEFAULT_XDR_CLIENT
 from simulator.xdr import IMPORT_PATH, TOKEN_PATH
+from support import simulator_process
 
 TIMEOUT = 5
 PREFIX = 'spycloud-relay'
-CODE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def token(xdr, client=DEFAULT_XDR_CLIENT, grant='client_credentials'):
@@ -484,26 +480,8 @@ def test_concurrent_imports_of_one_bundle_store_each_entity_once_per_request(xdr
 # -- command line ----------------------------------------------------------------------------
 
 
-def _read_line(stream, timeout):
-    lines = []
-    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return lines[0] if lines else None
-
-
 def test_the_command_line_serves_the_fake_xdr_with_xdr_port(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, '-m', 'simulator', '--xdr-port', '0', '--state-dir', str(tmp_path)],
-        cwd=CODE_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = _read_line(proc.stdout, 10)
-        assert line, f'simulator printed nothing: {proc.poll()}'
-        info = json.loads(line)
+    with simulator_process('--xdr-port', '0', '--state-dir', str(tmp_path)) as (proc, info):
         client = (info['xdr_client_id'], info['xdr_client_password'])
         assert client == DEFAULT_XDR_CLIENT
         response = requests.post(
@@ -515,9 +493,3 @@ def test_the_command_line_serves_the_fake_xdr_with_xdr_port(tmp_path):
         assert response.status_code == 200 and response.json()['expires_in'] == 600
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=5)
-        proc.stdout.close()
-        proc.stderr.close()
