@@ -551,16 +551,15 @@ def test_a_long_lookback_is_imported_window_by_window_each_checkpointed(spycloud
     spycloud.reset_stats()
     resumed = once(env)
     assert resumed.complete, resumed
-    starts = [
-        moment(c['query']['since_modification_date'][0])
+    asked = [
+        tuple(moment(c['query'][f'{end}_modification_date'][0]) for end in ('since', 'until'))
         for c in watchlist_calls(spycloud)
         if 'cursor' not in c['query']
     ]
-    assert starts[0] == first_end and len(starts) == resumed.windows >= 2
-    ends_of = [moment(c['query']['until_modification_date'][0]) for c in watchlist_calls(spycloud)]
-    assert all(
-        end - start <= timedelta(days=7) for start, end in zip(starts, ends_of, strict=False)
-    )
+    assert len(asked) == resumed.windows >= 2
+    assert asked[0][0] == first_end and asked[-1][1] == moment(resumed.checkpoint)
+    for (start, end), (following, _) in zip(asked, asked[1:] + [(asked[-1][1], None)], strict=True):
+        assert timedelta(0) < end - start <= timedelta(days=7) and following == end
     records = tenant_records(since, moment(resumed.checkpoint))
     assert stored_counts(xdr) == expected_counts(records)
     assert_each_external_id_once(xdr)
