@@ -14,7 +14,14 @@ from spycloud_relay.errors import RelayWarning
 from spycloud_relay.spycloud.failures import GatewayTimeout
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.transport import Transport
-from spycloud_relay.sync.pull import MIN_WINDOW, PAGE_BOUND, PulledWindow, pull_changed, spans
+from spycloud_relay.sync.pull import (
+    MIN_WINDOW,
+    PAGE_BOUND,
+    STALE_PAGES,
+    PulledWindow,
+    pull_changed,
+    spans,
+)
 
 STAMP = '%Y-%m-%dT%H:%M:%SZ'
 SEVERITIES = (20, 25, 26, 30)
@@ -361,3 +368,34 @@ def test_spans_are_the_fewest_near_equal_windows_sharing_their_ends(seconds, lon
 
     made = spans(at(0), at(seconds), datetime.timedelta(seconds=longest))
     assert made == [(at(a), at(b)) for a, b in expected]
+
+
+def test_a_cursor_that_goes_round_stops_after_pages_with_nothing_new(
+    spycloud, transport, lookup, caplog
+):
+    """A window too short to split has no page bound: a SpyCloud whose cursor keeps coming
+    back with records already read would page until the run's hour-long deadline."""
+    until = now()
+    spycloud.watchlist_records = hourly(until, 0.1, 0.2)
+    spycloud.page_size = 1
+    again = {'cursor': 'round', 'hits': 2, 'results': hourly(until, 0.1)}
+    spycloud.add_fault(200, match='cursor=', body=again)
+    since = until - MIN_WINDOW
+    with caplog.at_level('WARNING', logger='spycloud_relay.sync.pull'):
+        (window,) = pull_changed(transport, lookup, since, until, SEVERITIES, page_bound=1)
+    assert [r.document_id for r in window.records] == ['r0']
+    assert len(watchlist_calls(spycloud)) == 1 + STALE_PAGES
+    assert any('round: stopped after page 4' in r.getMessage() for r in caplog.records)
+
+
+def test_a_page_of_repeats_between_new_ones_does_not_stop_the_window(spycloud, transport, lookup):
+    """Repeats alone do not end paging: records a, a, b, c one a page all arrive."""
+    until = now()
+    records = hourly(until, 0.05, 0.1, 0.15)
+    spycloud.watchlist_records = [records[0], records[0], records[1], records[2]]
+    spycloud.page_size = 1
+    (window,) = pull_changed(
+        transport, lookup, until - MIN_WINDOW, until, SEVERITIES, page_bound=1_000
+    )
+    assert sorted(r.document_id for r in window.records) == ['r0', 'r1', 'r2']
+    assert len(watchlist_calls(spycloud)) == 4

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from spycloud_relay.errors import RelayWarning
 from spycloud_relay.spycloud import warnings
@@ -29,6 +30,9 @@ from spycloud_relay.spycloud.watchlist_records import WATCHLIST_RECORDS
 MIN_WINDOW = timedelta(minutes=15)
 WINDOW = timedelta(days=30)  # SYNC_WINDOW_DAYS' default
 PAGE_BOUND = 10  # SYNC_WINDOW_PAGES' default: 10,000 records, about 110 MiB of a run's memory
+# Pages in a row that bring no record not already read, their cursor still going: SpyCloud's
+# paging is going round (a window too short to split has no page bound to stop it).
+STALE_PAGES = 3
 STAMP = '%Y-%m-%dT%H:%M:%SZ'
 
 log = logging.getLogger(__name__)
@@ -149,7 +153,7 @@ def _pages(
     """Every page of one query, each record once (the first copy of a repeated one)."""
     found: dict[str, BreachRecord] = {}
     cursor: dict[str, str] = {}
-    pages = 0
+    pages = stale = 0
     while True:
         try:
             page = transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor}, final=(504,))
@@ -158,17 +162,27 @@ def _pages(
                 raise _CursorLost(str(error), pages) from None
             raise _refused(str(error), 0, what) from None
         pages += 1
-        records, skipped = page_items(page, BreachRecord.from_api)
-        if skipped:
-            log.warning('SpyCloud sent %d malformed record(s) in %s', skipped, what)
-        for record in records:
-            found.setdefault(record.document_id, record)
+        stale = 0 if _kept(page, found, what) else stale + 1
         following = page.get('cursor')
         if not isinstance(following, str) or not following.strip():
+            return list(found.values())
+        if stale >= STALE_PAGES:  # going round: a window too short to split has no page bound
+            log.warning('SpyCloud paged %s round: stopped after page %d', what, pages)
             return list(found.values())
         if page_bound is not None and pages >= page_bound:
             raise _TooManyPages
         cursor = {'cursor': following}
+
+
+def _kept(page: Mapping[str, Any], found: dict[str, BreachRecord], what: str) -> bool:
+    """The page's records into ``found``, each document once; whether one was new."""
+    records, skipped = page_items(page, BreachRecord.from_api)
+    if skipped:
+        log.warning('SpyCloud sent %d malformed record(s) in %s', skipped, what)
+    before = len(found)
+    for record in records:
+        found.setdefault(record.document_id, record)
+    return len(found) > before
 
 
 def _refused(detail: str, pages: int, what: str) -> RelayWarning:
