@@ -8,7 +8,10 @@ short or trickling, and answers that are not JSON; test_spycloud_errors.py has t
 import time
 
 import pytest
+import requests
 
+from simulator import DEFAULT_API_KEY
+from spycloud_relay.spycloud.records import STALE_PAGES
 from support import email, single_error, wait_until
 
 DEADLINE = 2.0
@@ -250,4 +253,29 @@ def test_a_failing_later_page_keeps_the_pages_before_it(relay, spycloud, fault):
         'SpyCloud failed on page 2 of the records of r3c2@paged.example ('
     )
     assert warning['message'].endswith('the 1 record(s) of the first 1 page(s) are shown.')
+    then_healthy(relay, spycloud)
+
+
+@pytest.mark.parametrize('again', ['nothing', 'the first page'])
+def test_a_cursor_that_goes_round_is_stopped_after_pages_with_nothing_new(relay, spycloud, again):
+    """A cursor that keeps coming back with nothing new would be followed until the deadline,
+    call after call: three such pages in a row stop it, the records read are shown."""
+    spycloud.page_size = 1
+    (value,) = (o['value'] for o in PAGED)
+    first = requests.get(
+        f'{spycloud.url}breach/data/emails/{value}',
+        headers={'X-API-Key': DEFAULT_API_KEY},
+        timeout=10,
+    ).json()
+    results = first['results'] if again == 'the first page' else []
+    round_page = {'cursor': 'round', 'hits': first['hits'], 'results': results}
+    spycloud.add_fault(200, match='cursor=', body=round_page)
+    spycloud.reset_stats()
+    body = observe_in_time(relay, PAGED)
+    pages = [e for e in spycloud.request_log if 'cursor' in e['query']]
+    assert len(pages) == STALE_PAGES  # then no more: the first page and three going round
+    assert body['data']['sightings']['count'] == 1
+    (warning,) = body['errors']
+    assert warning['type'] == 'warning' and warning['code'] == 'incomplete', warning
+    assert 'brought no new record' in warning['message'] and value in warning['message']
     then_healthy(relay, spycloud)

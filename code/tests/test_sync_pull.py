@@ -13,15 +13,9 @@ from spycloud_relay.deadline import Deadline
 from spycloud_relay.errors import RelayWarning
 from spycloud_relay.spycloud.failures import GatewayTimeout
 from spycloud_relay.spycloud.lookup import Lookup
+from spycloud_relay.spycloud.records import STALE_PAGES
 from spycloud_relay.spycloud.transport import Transport
-from spycloud_relay.sync.pull import (
-    MIN_WINDOW,
-    PAGE_BOUND,
-    STALE_PAGES,
-    PulledWindow,
-    pull_changed,
-    spans,
-)
+from spycloud_relay.sync.pull import MIN_WINDOW, PAGE_BOUND, PulledWindow, pull_changed, spans
 
 STAMP = '%Y-%m-%dT%H:%M:%SZ'
 SEVERITIES = (20, 25, 26, 30)

@@ -27,6 +27,9 @@ PAGE_ENDPOINTS = {
     'user': 'breach/data/usernames/',
 }
 CURSOR_EXPIRED = 'cursor'  # SpyCloud's 400 for a stale cursor names the parameter
+# Pages in a row that bring no record not already read while their cursor still goes on:
+# SpyCloud's paging is going round, and would be followed until the deadline.
+STALE_PAGES = 3
 
 # (records, hits, warnings): the newest records, SpyCloud's count, and what cut them short.
 Found = tuple[list[BreachRecord], int, list[RelayWarning]]
@@ -60,6 +63,7 @@ class Pages:
         self.count, self.hits, self.done = 0, 0, False
         self.cursor: dict[str, str] = {}
         self._seen: set[str] = set()
+        self._stale = 0
         self._skipped = 0
         self._warnings: list[RelayWarning] = []
 
@@ -68,14 +72,18 @@ class Pages:
         self.hits = max(self.hits, _count(page.get('hits')))
         records, skipped = page_items(page, BreachRecord.from_api)
         self._skipped += skipped
+        before = len(self.records)
         for record in records:
             if record.document_id not in self._seen:
                 self._seen.add(record.document_id)
                 self.records.append(record)
+        self._stale = self._stale + 1 if len(self.records) == before else 0
         cursor = page.get('cursor')
         # The filters go along with the cursor: some SpyCloud clients rely on it.
         self.cursor = {'cursor': cursor} if isinstance(cursor, str) and cursor.strip() else {}
         self.done = len(self.records) >= self.limit or not self.cursor
+        if not self.done and self._stale >= STALE_PAGES:
+            self.stop(warnings.paging_round(self.observable, self.count))
 
     def stop(self, warning: RelayWarning | None = None) -> None:
         if warning is not None:

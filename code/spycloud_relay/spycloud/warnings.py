@@ -47,6 +47,15 @@ def cursor_expired(observable: Observable, pages: int) -> RelayWarning:
     )
 
 
+def paging_round(observable: Observable, pages: int) -> RelayWarning:
+    return RelayWarning(
+        'incomplete',
+        f"SpyCloud's paging of the records of {observable.value} brought no new record in its "
+        f'last pages and went on; it was stopped after {pages} page(s) and the records read '
+        'are shown.',
+    )
+
+
 def filter_refused(observable: Observable, name: str, message: str) -> RelayWarning:
     # Not "no data": the module's filter was refused, so nothing was searched.
     return RelayWarning(

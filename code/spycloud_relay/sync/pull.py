@@ -22,6 +22,7 @@ from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.failures import BadRequest, GatewayTimeout
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import BreachRecord, page_items
+from spycloud_relay.spycloud.records import STALE_PAGES
 from spycloud_relay.spycloud.transport import Transport
 from spycloud_relay.spycloud.watchlist_records import WATCHLIST_RECORDS
 
@@ -30,9 +31,6 @@ from spycloud_relay.spycloud.watchlist_records import WATCHLIST_RECORDS
 MIN_WINDOW = timedelta(minutes=15)
 WINDOW = timedelta(days=30)  # SYNC_WINDOW_DAYS' default
 PAGE_BOUND = 10  # SYNC_WINDOW_PAGES' default: 10,000 records, about 110 MiB of a run's memory
-# Pages in a row that bring no record not already read, their cursor still going: SpyCloud's
-# paging is going round (a window too short to split has no page bound to stop it).
-STALE_PAGES = 3
 STAMP = '%Y-%m-%dT%H:%M:%SZ'
 
 log = logging.getLogger(__name__)
