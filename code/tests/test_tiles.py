@@ -12,6 +12,7 @@ from html import escape
 import pytest
 
 from simulator import tenant
+from spycloud_relay.spycloud.records import STALE_PAGES
 from spycloud_relay.tiles.aggregate import PERIODS
 from support import period_windows, single_error, windowed_calls
 from tile_contract import HOSTILE, SCHEMAS, TILE_IDS, TILE_SCHEMA, checked, rendered
@@ -240,6 +241,30 @@ def test_a_day_that_fails_gives_a_partial_dashboard_that_says_so(relay, spycloud
     assert 'The records of 1 of 8 days of the period did not arrive' in warning['message']
     assert body['data']['data'][-1].startswith('*Partial: the records of 1 of 8 days')
     assert first_pages(spycloud).count(asked(first, first)) == 4  # a day's 504: 3 retries
+    spycloud.clear_faults()
+    again = tile_data(relay, 'spycloud-most-exposed-accounts', 'last_7_days')
+    assert 'errors' not in again  # the partial picture was not kept
+
+
+def test_a_day_whose_paging_goes_round_is_stopped_and_says_so(relay, spycloud):
+    """Days are read whole (no page bound): a day whose cursor keeps coming back with nothing
+    new is stopped after STALE_PAGES such pages, and is a missing day, not a deadline."""
+    spycloud.watchlist_max_days = 1  # every window of the week splits down to its days
+    spycloud.page_size = 1
+    day = today() - datetime.timedelta(days=3)
+    round_page = {'cursor': 'round', 'hits': 2, 'results': []}
+    spycloud.add_fault(200, match=f'(?=.*since={day.isoformat()})(?=.*cursor=)', body=round_page)
+    body = tile_data(relay, 'spycloud-most-exposed-accounts', 'last_7_days')
+    (warning,) = body['errors']
+    assert warning['type'] == 'warning' and warning['code'] == 'incomplete', warning
+    assert 'The records of 1 of 8 days of the period did not arrive' in warning['message']
+    assert f'watchlist records of {day.isoformat()} brought no new record' in warning['message']
+    round_pages = [
+        c
+        for c in watchlist_calls(spycloud)
+        if 'cursor' in c['query'] and c['query']['since'] == [day.isoformat()]
+    ]
+    assert len(round_pages) == STALE_PAGES
     spycloud.clear_faults()
     again = tile_data(relay, 'spycloud-most-exposed-accounts', 'last_7_days')
     assert 'errors' not in again  # the partial picture was not kept

@@ -56,6 +56,16 @@ def paging_round(observable: Observable, pages: int) -> RelayWarning:
     )
 
 
+def day_paging_round(day: object, pages: int) -> RelayWarning:
+    """A day of the watchlist whose paging brought nothing new and went on: its records so far
+    are counted, the day is not whole."""
+    return RelayWarning(
+        'incomplete',
+        f"SpyCloud's paging of the watchlist records of {day} brought no new record in its "
+        f'last pages and went on; it was stopped after {pages} page(s).',
+    )
+
+
 def filter_refused(observable: Observable, name: str, message: str) -> RelayWarning:
     # Not "no data": the module's filter was refused, so nothing was searched.
     return RelayWarning(

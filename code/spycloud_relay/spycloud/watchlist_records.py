@@ -18,6 +18,7 @@ from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.failures import BadRequest
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import BreachRecord, page_items
+from spycloud_relay.spycloud.records import STALE_PAGES
 from spycloud_relay.spycloud.transport import Transport
 
 WATCHLIST_RECORDS = 'breach/data/watchlist'
@@ -50,7 +51,8 @@ def watchlist_day(
     params = {'since': day.isoformat(), 'until': (day + timedelta(days=1)).isoformat()}
     cursor: dict[str, str] = {}
     seen: set[str] = set()
-    for pages in itertools.count():
+    stale = 0
+    for pages in itertools.count(1):
         try:
             page = transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor})
         except BadRequest as error:
@@ -58,11 +60,16 @@ def watchlist_day(
             log.warning(
                 'SpyCloud refused the watchlist records of %s', day, extra={'detail': detail}
             )
-            raise warnings.day_refused(detail, pages) from None
+            raise warnings.day_refused(detail, pages - 1) from None
+        before = len(seen)
         _hand_over(page, day, seen, sink)
+        stale = stale + 1 if len(seen) == before else 0
         following = page.get('cursor')
         if not isinstance(following, str) or not following.strip():
             break
+        if stale >= STALE_PAGES:  # going round: it would be followed until the deadline
+            log.warning('SpyCloud paged the watchlist records of %s round: stopped', day)
+            raise warnings.day_paging_round(day, pages)
         cursor = {'cursor': following}
     return len(seen)
 
