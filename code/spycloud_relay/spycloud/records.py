@@ -83,7 +83,7 @@ class Pages:
         self.cursor = {'cursor': cursor} if isinstance(cursor, str) and cursor.strip() else {}
         self.done = len(self.records) >= self.limit or not self.cursor
         if not self.done and self._stale >= STALE_PAGES:
-            self.stop(warnings.paging_round(self.observable, self.count))
+            self.stop(warnings.paging_round(f'the records of {self.observable.value}', self.count))
 
     def stop(self, warning: RelayWarning | None = None) -> None:
         if warning is not None:

@@ -47,22 +47,13 @@ def cursor_expired(observable: Observable, pages: int) -> RelayWarning:
     )
 
 
-def paging_round(observable: Observable, pages: int) -> RelayWarning:
+def paging_round(what: str, pages: int) -> RelayWarning:
+    """Paging that brought nothing new and went on (``what``: the records of an observable, or
+    of a day of the watchlist): stopped, what it read is kept, it is not whole."""
     return RelayWarning(
         'incomplete',
-        f"SpyCloud's paging of the records of {observable.value} brought no new record in its "
-        f'last pages and went on; it was stopped after {pages} page(s) and the records read '
-        'are shown.',
-    )
-
-
-def day_paging_round(day: object, pages: int) -> RelayWarning:
-    """A day of the watchlist whose paging brought nothing new and went on: its records so far
-    are counted, the day is not whole."""
-    return RelayWarning(
-        'incomplete',
-        f"SpyCloud's paging of the watchlist records of {day} brought no new record in its "
-        f'last pages and went on; it was stopped after {pages} page(s).',
+        f"SpyCloud's paging of {what} brought no new record in its last pages and went on; it "
+        f'was stopped after {pages} page(s) and the records read are kept.',
     )
 
 

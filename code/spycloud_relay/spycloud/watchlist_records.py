@@ -69,7 +69,7 @@ def watchlist_day(
             break
         if stale >= STALE_PAGES:  # going round: it would be followed until the deadline
             log.warning('SpyCloud paged the watchlist records of %s round: stopped', day)
-            raise warnings.day_paging_round(day, pages)
+            raise warnings.paging_round(f'the watchlist records of {day}', pages)
         cursor = {'cursor': following}
     return len(seen)
 
