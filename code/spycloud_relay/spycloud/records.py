@@ -36,6 +36,21 @@ Found = tuple[list[BreachRecord], int, list[RelayWarning]]
 Answer = TypeVar('Answer')
 
 
+class GoingRound:
+    """Whether a query's paging goes round: STALE_PAGES pages in a row that added no record
+    (a cursor that keeps coming back with nothing new would be followed until the deadline).
+    Observe's pages, the dashboard's days and the sync's windows each keep one."""
+
+    def __init__(self) -> None:
+        self._kept = self._stale = 0
+
+    def after(self, kept: int) -> bool:
+        """``kept``: the records kept after a page; True once STALE_PAGES added none."""
+        self._stale = self._stale + 1 if kept == self._kept else 0
+        self._kept = kept
+        return self._stale >= STALE_PAGES
+
+
 def records_path(observable: Observable) -> str:
     """The records endpoint of an observable, its value a single path step."""
     return PAGE_ENDPOINTS[observable.type] + quote(observable.value, safe='@')
@@ -63,7 +78,7 @@ class Pages:
         self.count, self.hits, self.done = 0, 0, False
         self.cursor: dict[str, str] = {}
         self._seen: set[str] = set()
-        self._stale = 0
+        self._round = GoingRound()
         self._skipped = 0
         self._warnings: list[RelayWarning] = []
 
@@ -72,17 +87,16 @@ class Pages:
         self.hits = max(self.hits, _count(page.get('hits')))
         records, skipped = page_items(page, BreachRecord.from_api)
         self._skipped += skipped
-        before = len(self.records)
         for record in records:
             if record.document_id not in self._seen:
                 self._seen.add(record.document_id)
                 self.records.append(record)
-        self._stale = self._stale + 1 if len(self.records) == before else 0
+        going_round = self._round.after(len(self.records))
         cursor = page.get('cursor')
         # The filters go along with the cursor: some SpyCloud clients rely on it.
         self.cursor = {'cursor': cursor} if isinstance(cursor, str) and cursor.strip() else {}
         self.done = len(self.records) >= self.limit or not self.cursor
-        if not self.done and self._stale >= STALE_PAGES:
+        if not self.done and going_round:
             self.stop(warnings.paging_round(f'the records of {self.observable.value}', self.count))
 
     def stop(self, warning: RelayWarning | None = None) -> None:

@@ -18,7 +18,7 @@ from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.failures import BadRequest
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import BreachRecord, page_items
-from spycloud_relay.spycloud.records import STALE_PAGES
+from spycloud_relay.spycloud.records import GoingRound
 from spycloud_relay.spycloud.transport import Transport
 
 WATCHLIST_RECORDS = 'breach/data/watchlist'
@@ -51,7 +51,7 @@ def watchlist_day(
     params = {'since': day.isoformat(), 'until': (day + timedelta(days=1)).isoformat()}
     cursor: dict[str, str] = {}
     seen: set[str] = set()
-    stale = 0
+    paging = GoingRound()
     for pages in itertools.count(1):
         try:
             page = transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor})
@@ -61,13 +61,12 @@ def watchlist_day(
                 'SpyCloud refused the watchlist records of %s', day, extra={'detail': detail}
             )
             raise warnings.day_refused(detail, pages - 1) from None
-        before = len(seen)
         _hand_over(page, day, seen, sink)
-        stale = stale + 1 if len(seen) == before else 0
+        going_round = paging.after(len(seen))
         following = page.get('cursor')
         if not isinstance(following, str) or not following.strip():
             break
-        if stale >= STALE_PAGES:  # going round: it would be followed until the deadline
+        if going_round:
             log.warning('SpyCloud paged the watchlist records of %s round: stopped', day)
             raise warnings.paging_round(f'the watchlist records of {day}', pages)
         cursor = {'cursor': following}

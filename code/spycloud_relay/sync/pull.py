@@ -22,7 +22,7 @@ from spycloud_relay.spycloud import warnings
 from spycloud_relay.spycloud.failures import BadRequest, GatewayTimeout
 from spycloud_relay.spycloud.lookup import Lookup
 from spycloud_relay.spycloud.models import BreachRecord, page_items
-from spycloud_relay.spycloud.records import STALE_PAGES
+from spycloud_relay.spycloud.records import GoingRound
 from spycloud_relay.spycloud.transport import Transport
 from spycloud_relay.spycloud.watchlist_records import WATCHLIST_RECORDS
 
@@ -151,7 +151,8 @@ def _pages(
     """Every page of one query, each record once (the first copy of a repeated one)."""
     found: dict[str, BreachRecord] = {}
     cursor: dict[str, str] = {}
-    pages = stale = 0
+    pages = 0
+    paging = GoingRound()
     while True:
         try:
             page = transport.get(lookup, WATCHLIST_RECORDS, {**params, **cursor}, final=(504,))
@@ -160,11 +161,12 @@ def _pages(
                 raise _CursorLost(str(error), pages) from None
             raise _refused(str(error), 0, what) from None
         pages += 1
-        stale = 0 if _kept(page, found, what) else stale + 1
+        _keep(page, found, what)
+        going_round = paging.after(len(found))
         following = page.get('cursor')
         if not isinstance(following, str) or not following.strip():
             return list(found.values())
-        if stale >= STALE_PAGES:  # going round: a window too short to split has no page bound
+        if going_round:  # a window too short to split has no page bound to stop it
             log.warning('SpyCloud paged %s round: stopped after page %d', what, pages)
             return list(found.values())
         if page_bound is not None and pages >= page_bound:
@@ -172,15 +174,13 @@ def _pages(
         cursor = {'cursor': following}
 
 
-def _kept(page: Mapping[str, Any], found: dict[str, BreachRecord], what: str) -> bool:
-    """The page's records into ``found``, each document once; whether one was new."""
+def _keep(page: Mapping[str, Any], found: dict[str, BreachRecord], what: str) -> None:
+    """The page's records into ``found``, each document once (the first copy)."""
     records, skipped = page_items(page, BreachRecord.from_api)
     if skipped:
         log.warning('SpyCloud sent %d malformed record(s) in %s', skipped, what)
-    before = len(found)
     for record in records:
         found.setdefault(record.document_id, record)
-    return len(found) > before
 
 
 def _refused(detail: str, pages: int, what: str) -> RelayWarning:
