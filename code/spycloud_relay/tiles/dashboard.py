@@ -130,10 +130,10 @@ def envelope(period: Period, computed_at: datetime, ttl_s: float) -> dict[str, A
 def summary(aggregate: Aggregate, catalogs: Catalogs, ui_url: str) -> dict[str, Any]:
     return {
         'data': [
-            _metric('user', 'Exposed accounts', len(aggregate.accounts)),
-            _metric('bulleted-list', 'New exposure records', aggregate.records),
-            _metric('device-type', 'Infostealer infections', len(aggregate.machines)),
-            _metric('warning', 'Plaintext passwords exposed', aggregate.plaintext),
+            metric('user', 'Exposed accounts', len(aggregate.accounts)),
+            metric('bulleted-list', 'New exposure records', aggregate.records),
+            metric('device-type', 'Infostealer infections', len(aggregate.machines)),
+            metric('warning', 'Plaintext passwords exposed', aggregate.plaintext),
         ]
     }
 
@@ -225,7 +225,8 @@ BUILDERS: dict[str, Callable[[Aggregate, Catalogs, str], dict[str, Any]]] = {
 }
 
 
-def _metric(icon: str, label: str, value: int) -> dict[str, Any]:
+def metric(icon: str, label: str, value: int) -> dict[str, Any]:
+    """One value of a ``metric_group`` tile (the infected-devices summary's too)."""
     return {'icon': icon, 'label': label, 'value': value, 'value_unit': 'integer'}
 
 

@@ -17,7 +17,7 @@ from spycloud_relay.ctim.markdown import text
 from spycloud_relay.errors import RelayWarning
 from spycloud_relay.spycloud.compass_devices import DeviceSummary
 from spycloud_relay.tiles.aggregate import Period
-from spycloud_relay.tiles.dashboard import definition, envelope
+from spycloud_relay.tiles.dashboard import definition, envelope, metric
 
 DEVICES_SUMMARY, NEWEST_DEVICES = 'spycloud-infected-devices-summary', 'spycloud-infected-devices'
 TAGS = ['SpyCloud', 'Compass', 'Infected devices']
@@ -115,9 +115,9 @@ def summary(infected: Infected) -> dict[str, Any]:
         return {'data': []}
     return {
         'data': [
-            _metric('device-type', 'Infected devices', infected.devices),
-            _metric('bulleted-list', 'Applications exposed', infected.applications),
-            _metric('critical-stop', 'Infected within the period', infected.infected_within),
+            metric('device-type', 'Infected devices', infected.devices),
+            metric('bulleted-list', 'Applications exposed', infected.applications),
+            metric('critical-stop', 'Infected within the period', infected.infected_within),
         ]
     }
 
@@ -152,10 +152,6 @@ BUILDERS: dict[str, Callable[[Infected], dict[str, Any]]] = {
     DEVICES_SUMMARY: summary,
     NEWEST_DEVICES: newest_devices,
 }
-
-
-def _metric(icon: str, label: str, value: int) -> dict[str, Any]:
-    return {'icon': icon, 'label': label, 'value': value, 'value_unit': 'integer'}
 
 
 def _when(moment: datetime | None, date_only: bool = False) -> str:
